@@ -1,0 +1,327 @@
+"""The array backend: NumPy on the CPU, CuPy on NVIDIA GPUs.
+
+Nothing here knows about tensors.  Everything above this module asks it three
+questions: *which array module does this array belong to* (:func:`xp_of`),
+*on which device does it live* (:func:`device_of`), and *move it there*
+(:func:`to_device`).
+
+GPU detection never crashes: CuPy missing, CuPy installed without a driver, or
+a driver with no GPU (CuPy imports, then raises ``CUDARuntimeError`` on first
+use) all mean "CPU only".
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+
+from .errors import DeviceError, DTypeError
+
+# --------------------------------------------------------------------------
+# dtypes: plain NumPy dtype objects, so ``t.dtype == np.float32`` just works.
+# --------------------------------------------------------------------------
+float16 = np.dtype("float16")
+float32 = np.dtype("float32")
+float64 = np.dtype("float64")
+int8 = np.dtype("int8")
+uint8 = np.dtype("uint8")
+int16 = np.dtype("int16")
+int32 = np.dtype("int32")
+int64 = np.dtype("int64")
+bool_ = np.dtype("bool")
+half, double, long = float16, float64, int64
+
+_DTYPE_NAMES = {
+    "float16": float16, "half": float16, "float32": float32, "float": float32,
+    "float64": float64, "double": float64, "int8": int8, "uint8": uint8,
+    "int16": int16, "int32": int32, "int": int32, "int64": int64, "long": int64,
+    "bool": bool_,
+}
+_default_float = float32
+
+
+def as_dtype(dtype) -> np.dtype:
+    """Normalise anything dtype-like (``gg.float32``, ``"float32"``, ``np.int64``,
+    ``float``) to a NumPy dtype, with a typed error for nonsense."""
+    if dtype is None:
+        return None
+    if isinstance(dtype, np.dtype):
+        return dtype
+    if isinstance(dtype, str) and dtype in _DTYPE_NAMES:
+        return _DTYPE_NAMES[dtype]
+    if dtype is float:
+        return _default_float
+    if dtype is int:
+        return int64
+    if dtype is bool:
+        return bool_
+    try:
+        return np.dtype(dtype)
+    except TypeError:
+        raise DTypeError(f"dtype: {dtype!r} is not a dtype; use one of gg.float16, "
+                         "gg.float32, gg.float64, gg.int32, gg.int64, gg.bool") from None
+
+
+def get_default_dtype() -> np.dtype:
+    """The dtype of new floating tensors (float32 unless changed)."""
+    return _default_float
+
+
+def set_default_dtype(dtype) -> None:
+    """Change the dtype of new floating tensors (float16, float32 or float64)."""
+    global _default_float
+    dtype = as_dtype(dtype)
+    if dtype.kind != "f":
+        raise DTypeError(f"set_default_dtype: {dtype} is not a floating dtype; "
+                         "use gg.float32 or gg.float64")
+    _default_float = dtype
+
+
+def is_floating(dtype) -> bool:
+    return dtype.kind == "f"
+
+
+# --------------------------------------------------------------------------
+# CuPy, guarded.
+# --------------------------------------------------------------------------
+_cupy = None
+_cupy_checked = False
+_cuda_count = 0
+
+
+def _probe_cupy():
+    """Import CuPy and count GPUs once; any failure means "no GPU"."""
+    global _cupy, _cupy_checked, _cuda_count
+    if _cupy_checked:
+        return
+    _cupy_checked = True
+    if os.environ.get("GPUGRAD_DISABLE_CUDA", "") not in ("", "0"):
+        return
+    try:
+        import cupy  # noqa: PLC0415 - optional dependency, imported lazily on purpose
+        count = cupy.cuda.runtime.getDeviceCount()
+        if count > 0:
+            # A driver can report devices yet fail on first allocation (e.g. no
+            # permission); touch one to be sure before promising CUDA.
+            cupy.zeros(1)
+            _cupy, _cuda_count = cupy, count
+    except Exception:  # noqa: BLE001 - ImportError, CUDARuntimeError, driver errors...
+        _cupy, _cuda_count = None, 0
+
+
+def cupy_module():
+    """The ``cupy`` module when a usable GPU is present, else ``None``."""
+    _probe_cupy()
+    return _cupy
+
+
+def cuda_is_available() -> bool:
+    _probe_cupy()
+    return _cupy is not None
+
+
+def cuda_device_count() -> int:
+    _probe_cupy()
+    return _cuda_count
+
+
+def cuda_synchronize() -> None:
+    if cuda_is_available():
+        _cupy.cuda.Device().synchronize()
+
+
+# --------------------------------------------------------------------------
+# Devices.
+# --------------------------------------------------------------------------
+class Device:
+    """Where a tensor lives: ``Device("cpu")`` or ``Device("cuda:0")``.
+
+    Examples
+    --------
+    >>> Device("cuda:1").index, str(Device("cpu"))
+    (1, 'cpu')
+    """
+
+    __slots__ = ("type", "index")
+
+    def __init__(self, spec="cpu", index=None):
+        if isinstance(spec, Device):
+            self.type, self.index = spec.type, spec.index
+            return
+        if not isinstance(spec, str):
+            raise DeviceError(f"device: {spec!r} is not a device; use 'cpu', 'cuda' or 'cuda:N'")
+        kind, _, number = spec.partition(":")
+        if kind not in ("cpu", "cuda"):
+            raise DeviceError(f"device: unknown device {spec!r}; use 'cpu', 'cuda' or 'cuda:N'")
+        self.type = kind
+        if kind == "cpu":
+            self.index = None
+        else:
+            self.index = int(number) if number else (index if index is not None else 0)
+
+    def __repr__(self):
+        return f"device(type='{self.type}'" + ("" if self.index is None else f", index={self.index}") + ")"
+
+    def __str__(self):
+        return "cpu" if self.type == "cpu" else f"cuda:{self.index}"
+
+    def __eq__(self, other):
+        if isinstance(other, str):
+            try:
+                other = Device(other)
+            except DeviceError:
+                return False
+        return isinstance(other, Device) and self.type == other.type and self.index == other.index
+
+    def __hash__(self):
+        return hash((self.type, self.index))
+
+    @property
+    def xp(self):
+        """The array module (numpy or cupy) for this device."""
+        if self.type == "cpu":
+            return np
+        return require_cuda(self)
+
+
+CPU = Device("cpu")
+
+
+def require_cuda(device=None):
+    """Return cupy, or raise a DeviceError explaining why CUDA is unusable."""
+    cp = cupy_module()
+    if cp is None:
+        raise DeviceError(
+            f"device {device or 'cuda'}: CUDA is not available (no CuPy, no driver or no GPU); "
+            "install gpugrad[cuda12] or gpugrad[cuda13] on a machine with an NVIDIA GPU, "
+            "or use device='cpu'")
+    if device is not None and device.index is not None and device.index >= _cuda_count:
+        raise DeviceError(f"device {device}: only {_cuda_count} CUDA device(s) present; "
+                          f"use an index below {_cuda_count}")
+    return cp
+
+
+def as_device(device) -> Device:
+    """Normalise ``None`` (default device), strings and Device objects."""
+    if device is None:
+        return get_default_device()
+    if isinstance(device, Device):
+        return device
+    if isinstance(device, int):
+        return Device("cuda", device)
+    return Device(device)
+
+
+_local = threading.local()
+_default_device = None
+
+
+def _device_from_environment() -> Device:
+    wanted = os.environ.get("GPUGRAD_DEVICE", "").strip().lower()
+    if wanted in ("", "auto"):
+        return Device("cuda:0") if cuda_is_available() else CPU
+    device = Device(wanted)
+    if device.type == "cuda" and not cuda_is_available():
+        # Asking for CUDA where there is none must not crash the import;
+        # tests skip CUDA cleanly and scripts fall back to the CPU.
+        return CPU
+    return device
+
+
+def get_default_device() -> Device:
+    """Device for new tensors: ``set_default_device`` > ``GPUGRAD_DEVICE`` > cuda if present > cpu."""
+    global _default_device
+    if _default_device is None:
+        _default_device = _device_from_environment()
+    return _default_device
+
+
+def set_default_device(device) -> None:
+    global _default_device
+    device = as_device(device)
+    if device.type == "cuda":
+        require_cuda(device)
+    _default_device = device
+
+
+# --------------------------------------------------------------------------
+# Arrays.
+# --------------------------------------------------------------------------
+def xp_of(array):
+    """NumPy or CuPy, whichever owns ``array`` (NumPy for scalars)."""
+    if isinstance(array, np.ndarray) or _cupy is None:
+        return np
+    if isinstance(array, _cupy.ndarray):
+        return _cupy
+    return np
+
+
+def device_of(array) -> Device:
+    if isinstance(array, np.ndarray) or _cupy is None or not isinstance(array, _cupy.ndarray):
+        return CPU
+    return Device("cuda", array.device.id)
+
+
+def is_gpu_array(array) -> bool:
+    return _cupy is not None and isinstance(array, _cupy.ndarray)
+
+
+def to_device(array, device: Device):
+    """Copy ``array`` to ``device`` (no copy if it is already there)."""
+    if device.type == "cpu":
+        if is_gpu_array(array):
+            return _cupy.asnumpy(array)
+        return np.asarray(array)
+    cp = require_cuda(device)
+    if isinstance(array, cp.ndarray) and array.device.id == device.index:
+        return array
+    with cp.cuda.Device(device.index):
+        return cp.asarray(array)
+
+
+def to_numpy(array) -> np.ndarray:
+    return _cupy.asnumpy(array) if is_gpu_array(array) else np.asarray(array)
+
+
+# --------------------------------------------------------------------------
+# Random numbers: one generator per device, all reseeded by manual_seed.
+# --------------------------------------------------------------------------
+_generators = {}
+_seed = None
+
+
+def manual_seed(seed: int) -> None:
+    """Reseed every random op on every device (reproducible runs)."""
+    global _seed
+    _seed = int(seed)
+    _generators.clear()
+
+
+def generator(device: Device):
+    """The random generator for ``device`` (NumPy Generator or CuPy Generator)."""
+    gen = _generators.get(device)
+    if gen is None:
+        if device.type == "cpu":
+            gen = np.random.default_rng(_seed)
+        else:
+            cp = require_cuda(device)
+            seed = _seed if _seed is not None else int(np.random.SeedSequence().generate_state(1)[0])
+            with cp.cuda.Device(device.index):
+                gen = cp.random.default_rng(seed + 7919 * device.index)
+        _generators[device] = gen
+    return gen
+
+
+def get_rng_state() -> dict:
+    """Picklable-free snapshot of the CPU generator state (for checkpoints)."""
+    return {"seed": _seed, "cpu": generator(CPU).bit_generator.state}
+
+
+def set_rng_state(state: dict) -> None:
+    global _seed
+    _seed = state.get("seed")
+    _generators.clear()
+    gen = generator(CPU)
+    gen.bit_generator.state = state["cpu"]
