@@ -1,0 +1,148 @@
+"""Adam and AdamW (Kingma & Ba 2015; Loshchilov & Hutter 2019)."""
+
+from __future__ import annotations
+
+import math
+
+from .. import backend
+from .optimizer import Optimizer, _check_number, wrap_array
+
+__all__ = ["Adam", "AdamW"]
+
+
+def lerp_(start, end, weight):
+    """``start += weight * (end - start)`` in place, rounded as ``torch.lerp_`` does.
+
+    PyTorch switches formula at weight 0.5 to keep the result exact at both
+    ends; doing the same keeps our trajectories bit-close to PyTorch's.
+    """
+    if weight < 0.5:
+        start += weight * (end - start)
+    else:
+        start[...] = end - (end - start) * (1 - weight)
+
+
+class Adam(Optimizer):
+    r"""Adam, matching ``torch.optim.Adam`` step for step.
+
+    With ``t`` the step count and ``g`` the gradient (plus ``weight_decay * p``
+    unless decoupled)::
+
+        m = lerp(m, g, 1 - beta1);  v = beta2 * v + (1 - beta2) * g * g
+        v_hat = max(v_hat, v) if amsgrad else v
+        p = p - lr / (1 - beta1**t) * m / (sqrt(v_hat) / sqrt(1 - beta2**t) + eps)
+
+    Parameters
+    ----------
+    params : iterable of Tensor or of dict
+    lr : float, default 1e-3
+    betas : (float, float), default (0.9, 0.999)
+        Decay rates of the first and second moment estimates.
+    eps : float, default 1e-8
+        Added to the denominator for numerical stability.
+    weight_decay : float, default 0
+        L2 penalty added to the gradient (see :class:`AdamW` for the decoupled form).
+    amsgrad : bool, default False
+        Use the running maximum of the second moment (Reddi et al. 2018).
+    maximize : bool, default False
+    decoupled_weight_decay : bool, default False
+        Shrink the parameters directly (AdamW) instead of adding to the gradient.
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> w = gg.tensor([1.0, -1.0], requires_grad=True)
+    >>> w.grad = gg.tensor([2.0, -3.0])
+    >>> opt = gg.optim.Adam([w], lr=0.1)
+    >>> _ = opt.step()      # the first Adam step moves each weight by about lr
+    >>> [round(v, 4) for v in w.numpy().tolist()]
+    [0.9, -0.9]
+    """
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
+                 amsgrad=False, *, maximize=False, decoupled_weight_decay=False):
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                        maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
+        super().__init__(params, defaults)
+
+    def _check_group(self, group):
+        name = type(self).__name__
+        _check_number(name, "lr", group["lr"])
+        _check_number(name, "eps", group["eps"])
+        _check_number(name, "weight_decay", group["weight_decay"])
+        betas = group["betas"]
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"{name}: betas={betas!r} must be a pair (beta1, beta2), e.g. (0.9, 0.999)")
+        _check_number(name, "betas[0]", betas[0], 0.0, 1.0)
+        _check_number(name, "betas[1]", betas[1], 0.0, 1.0)
+        group["betas"] = tuple(betas)
+
+    def _update_group(self, group, params):
+        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+        weight_decay, amsgrad = group["weight_decay"], group["amsgrad"]
+        maximize, decoupled = group["maximize"], group["decoupled_weight_decay"]
+        for param in params:
+            values = param.data
+            xp = backend.xp_of(values)
+            grad = -param.grad.data if maximize else param.grad.data
+            state = self.state.setdefault_for(param)
+            if not state:
+                state["step"] = 0
+                state["exp_avg"] = wrap_array(xp.zeros_like(values))
+                state["exp_avg_sq"] = wrap_array(xp.zeros_like(values))
+                if amsgrad:
+                    state["max_exp_avg_sq"] = wrap_array(xp.zeros_like(values))
+            elif amsgrad and "max_exp_avg_sq" not in state:
+                # amsgrad switched on mid-training (e.g. by load_state_dict of a group).
+                state["max_exp_avg_sq"] = wrap_array(xp.zeros_like(values))
+            state["step"] += 1
+            step = state["step"]
+            exp_avg, exp_avg_sq = state["exp_avg"].data, state["exp_avg_sq"].data
+
+            if weight_decay != 0:
+                if decoupled:
+                    values *= 1 - lr * weight_decay
+                else:
+                    grad = grad + weight_decay * values
+            lerp_(exp_avg, grad, 1 - beta1)
+            exp_avg_sq *= beta2
+            exp_avg_sq += (1 - beta2) * (grad * grad)
+
+            bias_correction1 = 1 - beta1 ** step
+            bias_correction2_sqrt = math.sqrt(1 - beta2 ** step)
+            step_size = lr / bias_correction1
+            if amsgrad:
+                max_exp_avg_sq = state["max_exp_avg_sq"].data
+                xp.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
+                denom = xp.sqrt(max_exp_avg_sq) / bias_correction2_sqrt + eps
+            else:
+                denom = xp.sqrt(exp_avg_sq) / bias_correction2_sqrt + eps
+            values -= step_size * (exp_avg / denom)
+
+
+class AdamW(Adam):
+    r"""Adam with decoupled weight decay, matching ``torch.optim.AdamW``.
+
+    Each step first shrinks the parameters, ``p = p * (1 - lr * weight_decay)``,
+    then applies a plain Adam step; the decay never enters the moment estimates.
+
+    Parameters
+    ----------
+    params, lr, betas, eps, amsgrad, maximize
+        As for :class:`Adam`.
+    weight_decay : float, default 1e-2
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> w = gg.tensor([1.0], requires_grad=True)
+    >>> w.grad = gg.tensor([0.0])
+    >>> _ = gg.optim.AdamW([w], lr=0.1, weight_decay=0.5).step()   # only the decay acts
+    >>> round(w.numpy().tolist()[0], 6)
+    0.95
+    """
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
+                 amsgrad=False, *, maximize=False):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                         amsgrad=amsgrad, maximize=maximize, decoupled_weight_decay=True)

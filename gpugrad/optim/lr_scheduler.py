@@ -1,0 +1,533 @@
+"""Learning-rate schedules that rewrite ``group["lr"]`` of an optimizer.
+
+Each scheduler follows ``torch.optim.lr_scheduler`` formula for formula (the
+same *recursive* updates, not only the closed forms), so the learning-rate
+sequence equals PyTorch's to the last few bits.  Call ``scheduler.step()``
+after ``optimizer.step()``; ``get_last_lr()`` returns the rates now in force.
+
+Examples
+--------
+>>> import gpugrad as gg
+>>> w = gg.tensor([0.0], requires_grad=True)
+>>> opt = gg.optim.SGD([w], lr=1.0)
+>>> sched = gg.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+>>> rates = []
+>>> for epoch in range(5):
+...     rates.append(sched.get_last_lr()[0])
+...     opt.step(); sched.step()
+>>> rates
+[1.0, 1.0, 0.5, 0.5, 0.25]
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+from .optimizer import Optimizer
+
+__all__ = ["LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR",
+           "LinearLR", "OneCycleLR", "ReduceLROnPlateau"]
+
+
+def _check_optimizer(name, optimizer):
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"{name}: expected a gg.optim optimizer, got {type(optimizer).__name__}; "
+                        "build the optimizer first and pass it, e.g. StepLR(opt, step_size=10)")
+
+
+def _per_group(name, what, optimizer, value):
+    """One value per parameter group, from a scalar or a list/tuple."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != len(optimizer.param_groups):
+            raise ValueError(f"{name}: {what} has {len(value)} value(s) but the optimizer has "
+                             f"{len(optimizer.param_groups)} parameter group(s); give one per group or a single number")
+        return list(value)
+    return [value] * len(optimizer.param_groups)
+
+
+class LRScheduler:
+    """Base class: tracks ``last_epoch`` and writes ``get_lr()`` into the groups.
+
+    Parameters
+    ----------
+    optimizer : gg.optim.Optimizer
+    last_epoch : int, default -1
+        ``-1`` starts a fresh schedule (and records each group's ``initial_lr``);
+        resume from a checkpoint with :meth:`load_state_dict` instead.
+    """
+
+    def __init__(self, optimizer, last_epoch=-1):
+        name = type(self).__name__
+        _check_optimizer(name, optimizer)
+        self.optimizer = optimizer
+        if last_epoch == -1:
+            for group in optimizer.param_groups:
+                group.setdefault("initial_lr", group["lr"])
+        else:
+            for i, group in enumerate(optimizer.param_groups):
+                if "initial_lr" not in group:
+                    raise KeyError(f"{name}: param_groups[{i}] has no 'initial_lr', needed to resume with "
+                                   f"last_epoch={last_epoch}; load the optimizer's state_dict first, or use "
+                                   "last_epoch=-1 and load the scheduler's state_dict")
+        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
+        self.last_epoch = last_epoch
+        # The first step (made here) only records the starting rates; mirrors
+        # PyTorch's _initial_step so both sequences start at the same place.
+        self._step_count = 0
+        self._is_initial = True
+        try:
+            self.step()
+        finally:
+            self._is_initial = False
+
+    def get_lr(self):
+        """The rates for ``last_epoch`` (already advanced); subclasses implement it."""
+        raise NotImplementedError
+
+    def get_last_lr(self):
+        """The learning rates most recently written into the optimizer (one per group)."""
+        return list(self._last_lr)
+
+    def step(self):
+        """Advance the schedule by one step (call after ``optimizer.step()``)."""
+        self._step_count += 1
+        self.last_epoch += 1
+        values = self.get_lr()
+        for group, lr in zip(self.optimizer.param_groups, values):
+            group["lr"] = lr
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    def state_dict(self):
+        """Everything except the optimizer (save it with ``gg.save``)."""
+        return {key: value for key, value in self.__dict__.items() if key != "optimizer"}
+
+    def load_state_dict(self, state_dict):
+        """Restore a state from :meth:`state_dict`."""
+        unknown = sorted(set(state_dict) - set(self.__dict__))
+        if unknown:
+            raise ValueError(f"{type(self).__name__}.load_state_dict: unknown keys {unknown}; "
+                             "the state belongs to a different scheduler class")
+        self.__dict__.update(state_dict)
+
+    def _current_lrs(self):
+        return [group["lr"] for group in self.optimizer.param_groups]
+
+
+class StepLR(LRScheduler):
+    """Multiply the rate by ``gamma`` every ``step_size`` steps.
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> opt = gg.optim.SGD([gg.tensor([0.0], requires_grad=True)], lr=0.1)
+    >>> sched = gg.optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.1)
+    >>> for _ in range(3): sched.step()
+    >>> round(sched.get_last_lr()[0], 10)
+    0.01
+    """
+
+    def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
+        if isinstance(step_size, bool) or not isinstance(step_size, int) or step_size <= 0:
+            raise ValueError(f"StepLR: step_size={step_size!r} must be a positive integer")
+        self.step_size = step_size
+        self.gamma = gamma
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
+            return self._current_lrs()
+        return [lr * self.gamma for lr in self._current_lrs()]
+
+
+class MultiStepLR(LRScheduler):
+    """Multiply the rate by ``gamma`` at each milestone step.
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> opt = gg.optim.SGD([gg.tensor([0.0], requires_grad=True)], lr=1.0)
+    >>> sched = gg.optim.lr_scheduler.MultiStepLR(opt, milestones=[2, 4], gamma=0.5)
+    >>> rates = []
+    >>> for _ in range(5):
+    ...     sched.step(); rates.append(sched.get_last_lr()[0])
+    >>> rates
+    [1.0, 0.5, 0.5, 0.25, 0.25]
+    """
+
+    def __init__(self, optimizer, milestones, gamma=0.1, last_epoch=-1):
+        milestones = list(milestones)
+        if milestones != sorted(milestones):
+            raise ValueError(f"MultiStepLR: milestones {milestones} must be increasing")
+        # A Counter, as in PyTorch: a milestone listed twice decays twice.
+        self.milestones = Counter(milestones)
+        self.gamma = gamma
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        if self.last_epoch not in self.milestones:
+            return self._current_lrs()
+        return [lr * self.gamma ** self.milestones[self.last_epoch] for lr in self._current_lrs()]
+
+    def state_dict(self):
+        state = super().state_dict()
+        # Plain lists survive gg.save (dict keys there become strings).
+        state["milestones"] = sorted(self.milestones.elements())
+        return state
+
+    def load_state_dict(self, state_dict):
+        state = dict(state_dict)
+        milestones = state.get("milestones", [])
+        state["milestones"] = Counter(milestones if not isinstance(milestones, dict)
+                                      else {int(k): v for k, v in milestones.items()})
+        super().load_state_dict(state)
+
+
+class ExponentialLR(LRScheduler):
+    """Multiply the rate by ``gamma`` every step.
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> opt = gg.optim.SGD([gg.tensor([0.0], requires_grad=True)], lr=1.0)
+    >>> sched = gg.optim.lr_scheduler.ExponentialLR(opt, gamma=0.5)
+    >>> sched.step(); sched.step(); sched.get_last_lr()
+    [0.25]
+    """
+
+    def __init__(self, optimizer, gamma, last_epoch=-1):
+        self.gamma = gamma
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        if self._is_initial:
+            return self._current_lrs()
+        return [lr * self.gamma for lr in self._current_lrs()]
+
+
+class CosineAnnealingLR(LRScheduler):
+    r"""Cosine from the initial rate down to ``eta_min`` over ``T_max`` steps, then back up.
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> opt = gg.optim.SGD([gg.tensor([0.0], requires_grad=True)], lr=1.0)
+    >>> sched = gg.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=4)
+    >>> for _ in range(2): sched.step()
+    >>> round(sched.get_last_lr()[0], 10)     # half way: (1 + cos(pi / 2)) / 2
+    0.5
+    """
+
+    def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
+        if isinstance(T_max, bool) or not isinstance(T_max, int) or T_max <= 0:
+            raise ValueError(f"CosineAnnealingLR: T_max={T_max!r} must be a positive integer (steps per half cycle)")
+        self.T_max = T_max
+        self.eta_min = eta_min
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        # The recursive form (PyTorch's) composes with other changes to the rate.
+        t, period, low = self.last_epoch, self.T_max, self.eta_min
+        if self._is_initial:
+            return self._current_lrs()
+        if self._step_count == 1 and t > 0:
+            return [low + (base - low) * (1 + math.cos(t * math.pi / period)) / 2 for base in self.base_lrs]
+        if (t - 1 - period) % (2 * period) == 0:
+            return [lr + (base - low) * (1 - math.cos(math.pi / period)) / 2
+                    for base, lr in zip(self.base_lrs, self._current_lrs())]
+        return [(1 + math.cos(math.pi * t / period)) / (1 + math.cos(math.pi * (t - 1) / period)) * (lr - low) + low
+                for lr in self._current_lrs()]
+
+
+class LinearLR(LRScheduler):
+    """Scale the rate linearly from ``start_factor`` to ``end_factor`` over ``total_iters`` steps.
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> opt = gg.optim.SGD([gg.tensor([0.0], requires_grad=True)], lr=1.0)
+    >>> sched = gg.optim.lr_scheduler.LinearLR(opt, start_factor=0.5, total_iters=2)
+    >>> rates = [sched.get_last_lr()[0]]
+    >>> for _ in range(3):
+    ...     sched.step(); rates.append(round(sched.get_last_lr()[0], 10))
+    >>> rates
+    [0.5, 0.75, 1.0, 1.0]
+    """
+
+    def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5, last_epoch=-1):
+        if start_factor > 1.0 or start_factor <= 0:
+            raise ValueError(f"LinearLR: start_factor={start_factor!r} must lie in (0, 1]")
+        if end_factor > 1.0 or end_factor < 0:
+            raise ValueError(f"LinearLR: end_factor={end_factor!r} must lie in [0, 1]")
+        if isinstance(total_iters, bool) or not isinstance(total_iters, int) or total_iters <= 0:
+            raise ValueError(f"LinearLR: total_iters={total_iters!r} must be a positive integer")
+        self.start_factor = start_factor
+        self.end_factor = end_factor
+        self.total_iters = total_iters
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        if self.last_epoch == 0:
+            return [lr * self.start_factor for lr in self._current_lrs()]
+        if self._is_initial or self.last_epoch > self.total_iters:
+            return self._current_lrs()
+        change = self.end_factor - self.start_factor
+        factor = 1.0 + change / (self.total_iters * self.start_factor + (self.last_epoch - 1) * change)
+        return [lr * factor for lr in self._current_lrs()]
+
+
+class OneCycleLR(LRScheduler):
+    """The 1cycle policy (Smith & Topin 2018): warm up to ``max_lr``, then anneal far below.
+
+    The rate rises from ``max_lr / div_factor`` to ``max_lr`` over the first
+    ``pct_start`` of ``total_steps``, then falls to
+    ``max_lr / div_factor / final_div_factor`` (with ``three_phase`` it first
+    returns to the start rate, then falls).  Momentum (or Adam's beta1) cycles
+    the opposite way when ``cycle_momentum``.  Step it once per batch.
+
+    Parameters
+    ----------
+    optimizer : gg.optim.Optimizer
+    max_lr : float or list of float
+    total_steps : int, optional
+        Or give ``epochs`` and ``steps_per_epoch``.
+    epochs, steps_per_epoch : int, optional
+    pct_start : float, default 0.3
+    anneal_strategy : {"cos", "linear"}, default "cos"
+    cycle_momentum : bool, default True
+    base_momentum, max_momentum : float or list of float, default 0.85, 0.95
+    div_factor : float, default 25
+    final_div_factor : float, default 1e4
+    three_phase : bool, default False
+    last_epoch : int, default -1
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> opt = gg.optim.SGD([gg.tensor([0.0], requires_grad=True)], lr=0.1, momentum=0.9)
+    >>> sched = gg.optim.lr_scheduler.OneCycleLR(opt, max_lr=1.0, total_steps=10)
+    >>> sched.get_last_lr()          # starts at max_lr / div_factor
+    [0.04]
+    """
+
+    def __init__(self, optimizer, max_lr, total_steps=None, epochs=None, steps_per_epoch=None,
+                 pct_start=0.3, anneal_strategy="cos", cycle_momentum=True, base_momentum=0.85,
+                 max_momentum=0.95, div_factor=25.0, final_div_factor=1e4, three_phase=False,
+                 last_epoch=-1):
+        _check_optimizer("OneCycleLR", optimizer)
+        if total_steps is not None:
+            if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps <= 0:
+                raise ValueError(f"OneCycleLR: total_steps={total_steps!r} must be a positive integer")
+            self.total_steps = total_steps
+        elif epochs is not None and steps_per_epoch is not None:
+            for what, value in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch)):
+                if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                    raise ValueError(f"OneCycleLR: {what}={value!r} must be a positive integer")
+            self.total_steps = epochs * steps_per_epoch
+        else:
+            raise ValueError("OneCycleLR: give total_steps, or both epochs and steps_per_epoch")
+        if not isinstance(pct_start, float) or not 0 <= pct_start <= 1:
+            raise ValueError(f"OneCycleLR: pct_start={pct_start!r} must be a float in [0, 1]")
+        if anneal_strategy not in ("cos", "linear"):
+            raise ValueError(f"OneCycleLR: anneal_strategy={anneal_strategy!r} must be 'cos' or 'linear'")
+        self.anneal_strategy = anneal_strategy
+        if three_phase:
+            self._schedule_phases = [
+                {"end_step": float(pct_start * self.total_steps) - 1, "start_lr": "initial_lr",
+                 "end_lr": "max_lr", "start_momentum": "max_momentum", "end_momentum": "base_momentum"},
+                {"end_step": float(2 * pct_start * self.total_steps) - 2, "start_lr": "max_lr",
+                 "end_lr": "initial_lr", "start_momentum": "base_momentum", "end_momentum": "max_momentum"},
+                {"end_step": self.total_steps - 1, "start_lr": "initial_lr", "end_lr": "min_lr",
+                 "start_momentum": "max_momentum", "end_momentum": "max_momentum"},
+            ]
+        else:
+            self._schedule_phases = [
+                {"end_step": float(pct_start * self.total_steps) - 1, "start_lr": "initial_lr",
+                 "end_lr": "max_lr", "start_momentum": "max_momentum", "end_momentum": "base_momentum"},
+                {"end_step": self.total_steps - 1, "start_lr": "max_lr", "end_lr": "min_lr",
+                 "start_momentum": "base_momentum", "end_momentum": "max_momentum"},
+            ]
+        max_lrs = _per_group("OneCycleLR", "max_lr", optimizer, max_lr)
+        if last_epoch == -1:
+            for max_rate, group in zip(max_lrs, optimizer.param_groups):
+                group["initial_lr"] = max_rate / div_factor
+                group["max_lr"] = max_rate
+                group["min_lr"] = group["initial_lr"] / final_div_factor
+        self.cycle_momentum = cycle_momentum
+        if cycle_momentum:
+            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+                raise ValueError(f"OneCycleLR: cycle_momentum=True but {type(optimizer).__name__} has neither "
+                                 "'momentum' nor 'betas'; pass cycle_momentum=False")
+            self.use_beta1 = "betas" in optimizer.defaults
+            max_momentums = _per_group("OneCycleLR", "max_momentum", optimizer, max_momentum)
+            base_momentums = _per_group("OneCycleLR", "base_momentum", optimizer, base_momentum)
+            if last_epoch == -1:
+                for top, bottom, group in zip(max_momentums, base_momentums, optimizer.param_groups):
+                    if self.use_beta1:
+                        group["betas"] = (top, *group["betas"][1:])
+                    else:
+                        group["momentum"] = top
+                    group["max_momentum"] = top
+                    group["base_momentum"] = bottom
+        super().__init__(optimizer, last_epoch)
+
+    def _anneal(self, start, end, pct):
+        if self.anneal_strategy == "cos":
+            return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+        return (end - start) * pct + start
+
+    def get_lr(self):
+        step_num = self.last_epoch
+        if step_num > self.total_steps:
+            raise ValueError(f"OneCycleLR: stepped {step_num} times but total_steps={self.total_steps}; "
+                             "make total_steps (or epochs * steps_per_epoch) cover every optimizer step")
+        rates = []
+        for group in self.optimizer.param_groups:
+            start_step = 0.0
+            for i, phase in enumerate(self._schedule_phases):
+                end_step = phase["end_step"]
+                if step_num <= end_step or i == len(self._schedule_phases) - 1:
+                    pct = (step_num - start_step) / (end_step - start_step)
+                    rate = self._anneal(group[phase["start_lr"]], group[phase["end_lr"]], pct)
+                    if self.cycle_momentum:
+                        momentum = self._anneal(group[phase["start_momentum"]], group[phase["end_momentum"]], pct)
+                    break
+                start_step = phase["end_step"]
+            rates.append(rate)
+            if self.cycle_momentum:
+                if self.use_beta1:
+                    group["betas"] = (momentum, *group["betas"][1:])
+                else:
+                    group["momentum"] = momentum
+        return rates
+
+
+class ReduceLROnPlateau(LRScheduler):
+    """Cut the rate by ``factor`` when a metric stops improving for ``patience`` steps.
+
+    Parameters
+    ----------
+    optimizer : gg.optim.Optimizer
+    mode : {"min", "max"}, default "min"
+        Whether the metric should go down (a loss) or up (an accuracy).
+    factor : float, default 0.1
+        New rate = rate * factor (must be < 1).
+    patience : int, default 10
+        Steps without improvement tolerated before cutting.
+    threshold : float, default 1e-4
+        Minimum change that counts as an improvement.
+    threshold_mode : {"rel", "abs"}, default "rel"
+        ``rel``: better than ``best * (1 -/+ threshold)``; ``abs``: ``best -/+ threshold``.
+    cooldown : int, default 0
+        Steps to wait after a cut before counting bad steps again.
+    min_lr : float or list of float, default 0
+    eps : float, default 1e-8
+        Cuts smaller than this are skipped.
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> opt = gg.optim.SGD([gg.tensor([0.0], requires_grad=True)], lr=1.0)
+    >>> sched = gg.optim.lr_scheduler.ReduceLROnPlateau(opt, patience=1, factor=0.5)
+    >>> for loss in [1.0, 1.0, 1.0]:
+    ...     sched.step(loss)
+    >>> sched.get_last_lr()
+    [0.5]
+    """
+
+    # Driven by a metric rather than by the step count, so it sets itself up
+    # without LRScheduler.__init__ (which would take a first step).
+    def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4,  # noqa: PLR0913
+                 threshold_mode="rel", cooldown=0, min_lr=0, eps=1e-8):  # pylint: disable=super-init-not-called
+        _check_optimizer("ReduceLROnPlateau", optimizer)
+        if factor >= 1.0:
+            raise ValueError(f"ReduceLROnPlateau: factor={factor!r} must be < 1 (it multiplies the rate)")
+        self.optimizer = optimizer
+        self.factor = factor
+        if isinstance(min_lr, (list, tuple)):
+            self.default_min_lr = None
+            self.min_lrs = _per_group("ReduceLROnPlateau", "min_lr", optimizer, min_lr)
+        else:
+            self.default_min_lr = min_lr
+            self.min_lrs = [min_lr] * len(optimizer.param_groups)
+        self.patience = patience
+        self.cooldown = cooldown
+        self.eps = eps
+        self.last_epoch = 0
+        self._last_lr = [group["lr"] for group in optimizer.param_groups]
+        self._init_is_better(mode, threshold, threshold_mode)
+        self._reset()
+
+    def _init_is_better(self, mode, threshold, threshold_mode):
+        if mode not in ("min", "max"):
+            raise ValueError(f"ReduceLROnPlateau: mode={mode!r} must be 'min' or 'max'")
+        if threshold_mode not in ("rel", "abs"):
+            raise ValueError(f"ReduceLROnPlateau: threshold_mode={threshold_mode!r} must be 'rel' or 'abs'")
+        self.mode = mode
+        self.threshold = threshold
+        self.threshold_mode = threshold_mode
+        self.mode_worse = math.inf if mode == "min" else -math.inf
+
+    def _reset(self):
+        self.best = self.mode_worse
+        self.cooldown_counter = 0
+        self.num_bad_epochs = 0
+
+    @property
+    def in_cooldown(self):
+        return self.cooldown_counter > 0
+
+    def _is_better(self, value, best):
+        if self.mode == "min" and self.threshold_mode == "rel":
+            return value < best * (1.0 - self.threshold)
+        if self.mode == "min":
+            return value < best - self.threshold
+        if self.threshold_mode == "rel":
+            return value > best * (self.threshold + 1.0)
+        return value > best + self.threshold
+
+    def step(self, metrics):
+        """Record this step's metric (a number or a one-element tensor) and maybe cut the rate."""
+        if hasattr(metrics, "item"):
+            metrics = metrics.item()
+        current = float(metrics)
+        self.last_epoch += 1
+        if self._is_better(current, self.best):
+            self.best = current
+            self.num_bad_epochs = 0
+        else:
+            self.num_bad_epochs += 1
+        if self.in_cooldown:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0     # bad steps during cooldown do not count
+        if self.num_bad_epochs > self.patience:
+            self._reduce_lr()
+            self.cooldown_counter = self.cooldown
+            self.num_bad_epochs = 0
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    def _reduce_lr(self):
+        if len(self.optimizer.param_groups) != len(self.min_lrs):
+            if self.default_min_lr is None:
+                raise RuntimeError(f"ReduceLROnPlateau: the optimizer now has {len(self.optimizer.param_groups)} "
+                                   f"parameter groups but min_lr gave {len(self.min_lrs)}; set scheduler.min_lrs "
+                                   "to one value per group")
+            self.min_lrs = [self.default_min_lr] * len(self.optimizer.param_groups)
+        for group, min_rate in zip(self.optimizer.param_groups, self.min_lrs):
+            old = float(group["lr"])
+            new = max(old * self.factor, min_rate)
+            if old - new > self.eps:
+                group["lr"] = new
+
+    def get_last_lr(self):
+        """The learning rates now in force (one per group)."""
+        return list(self._last_lr)
+
+    def state_dict(self):
+        """Everything except the optimizer (counters, best value, settings)."""
+        return {key: value for key, value in self.__dict__.items() if key != "optimizer"}
+
+    def load_state_dict(self, state_dict):
+        """Restore a state from :meth:`state_dict`."""
+        self.__dict__.update(state_dict)
+        self._init_is_better(self.mode, self.threshold, self.threshold_mode)

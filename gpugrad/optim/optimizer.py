@@ -1,0 +1,416 @@
+"""The base class every gpugrad optimizer derives from.
+
+An optimizer owns *parameter groups* (lists of leaf tensors sharing options
+such as ``lr``) and per-parameter *state* (momentum buffers, running
+averages).  ``step()`` reads each parameter's ``.grad`` and updates
+``p.data`` **in place**, with plain NumPy/CuPy array arithmetic on the
+parameter's own device: no autograd graph is built, and graphs that saved
+the parameter are told through ``p._bump_version()``.
+
+The layout of :meth:`Optimizer.state_dict` follows PyTorch exactly, so
+checkpoints read the same way::
+
+    {"state": {0: {"step": 3, "exp_avg": Tensor, ...}, 1: {...}},
+     "param_groups": [{"lr": 0.001, ..., "params": [0, 1]}]}
+
+Parameters are numbered in the order they appear across the groups.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from .. import backend
+from ..errors import DeviceError, ShapeError
+
+__all__ = ["Optimizer", "required"]
+
+
+class _RequiredParameter:
+    """Marker for an option every parameter group must set (e.g. SGD's lr)."""
+
+    def __repr__(self):
+        return "<required parameter>"
+
+
+required = _RequiredParameter()
+
+
+def _tensor_class():
+    # Imported lazily: gpugrad/__init__ imports this package, and the core
+    # must be fully initialised before we look its classes up.
+    from ..tensor import Tensor
+    return Tensor
+
+
+def wrap_array(array):
+    """A Tensor around ``array`` on the array's own device (no graph)."""
+    import gpugrad
+    return gpugrad.tensor(array, dtype=array.dtype, device=backend.device_of(array))
+
+
+class _ParamState(dict):
+    """Per-parameter state keyed by the parameter *object* (identity).
+
+    Tensors overload ``==`` elementwise, so they cannot be ordinary dict keys;
+    this mapping hashes them by ``id`` and keeps a reference so the id stays
+    valid.  ``optimizer.state[p]`` works as in PyTorch.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._params = {}
+
+    def __getitem__(self, param):
+        return super().__getitem__(id(param))
+
+    def __setitem__(self, param, value):
+        self._params[id(param)] = param
+        super().__setitem__(id(param), value)
+
+    def __contains__(self, param):
+        return super().__contains__(id(param))
+
+    def __delitem__(self, param):
+        super().__delitem__(id(param))
+        del self._params[id(param)]
+
+    def get(self, param, default=None):
+        return super().get(id(param), default)
+
+    def setdefault_for(self, param):
+        """The state dict of ``param``, created empty on first use."""
+        if param not in self:
+            self[param] = {}
+        return self[param]
+
+    def clear(self):
+        super().clear()
+        self._params.clear()
+
+    def params(self):
+        return list(self._params.values())
+
+
+def _check_number(owner, name, value, low=0.0, high=None, low_inclusive=True, high_inclusive=False):
+    """Raise a ValueError naming ``owner``, ``name`` and the valid range."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{owner}: {name}={value!r} must be a real number")
+    if math.isnan(value):
+        raise ValueError(f"{owner}: {name} is NaN; pass a finite number")
+    bad_low = value < low if low_inclusive else value <= low
+    bad_high = high is not None and (value > high if high_inclusive else value >= high)
+    if bad_low or bad_high:
+        left = "[" if low_inclusive else "("
+        right = "]" if high_inclusive else ")"
+        upper = "inf" if high is None else repr(high)
+        raise ValueError(f"{owner}: invalid {name}={value!r}; it must lie in {left}{low!r}, {upper}{right}")
+
+
+class Optimizer:
+    """Base class: parameter groups, state, ``zero_grad`` and state dicts.
+
+    Subclasses set ``defaults`` through ``super().__init__(params, defaults)``,
+    implement :meth:`_check_group` (validate one group's options) and
+    :meth:`_update_group` (apply one step to the parameters of a group that
+    have gradients).
+
+    Parameters
+    ----------
+    params : iterable of Tensor or iterable of dict
+        Leaf tensors with ``requires_grad=True``, or parameter groups: dicts
+        holding ``"params"`` plus any option overriding ``defaults``.
+    defaults : dict
+        Option values for groups that do not set them.
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> w = gg.tensor([1.0, 2.0], requires_grad=True)
+    >>> b = gg.tensor([0.5], requires_grad=True)
+    >>> opt = gg.optim.SGD([{"params": [w]}, {"params": [b], "lr": 0.5}], lr=0.1)
+    >>> [g["lr"] for g in opt.param_groups]
+    [0.1, 0.5]
+    """
+
+    def __init__(self, params, defaults):
+        self.defaults = dict(defaults)
+        self.state = _ParamState()
+        self.param_groups = []
+        name = type(self).__name__
+        if params is None or _is_tensor(params) or isinstance(params, (set, frozenset)):
+            raise TypeError(
+                f"{name}: params must be a list of tensors or of parameter-group dicts, "
+                f"got {type(params).__name__}; pass model.parameters() or [tensor, ...] "
+                "(sets are rejected because their order, and so the state_dict numbering, changes between runs)")
+        groups = list(params)
+        if len(groups) == 0:
+            raise ValueError(f"{name}: got an empty parameter list; pass at least one tensor "
+                             "with requires_grad=True (did the model register its parameters?)")
+        if not isinstance(groups[0], Mapping):
+            groups = [{"params": groups}]
+        # Validate every group first: a bad group leaves the optimizer unbuilt
+        # rather than half-built.
+        prepared = []
+        seen = set()
+        for group in groups:
+            group = self._prepare_group(group, seen)
+            prepared.append(group)
+        self.param_groups.extend(prepared)
+
+    # ------------------------------------------------------------------
+    # Groups.
+    # ------------------------------------------------------------------
+    def _prepare_group(self, group, seen_ids):
+        name = type(self).__name__
+        if not isinstance(group, Mapping):
+            raise TypeError(f"{name}: a parameter group must be a dict with a 'params' key, "
+                            f"got {type(group).__name__}")
+        if "params" not in group:
+            raise ValueError(f"{name}: parameter group {sorted(group)} has no 'params' key; "
+                             "write {'params': [tensors...], 'lr': ...}")
+        group = dict(group)
+        params = group["params"]
+        if _is_tensor(params):
+            params = [params]
+        elif isinstance(params, (set, frozenset)):
+            raise TypeError(f"{name}: a group's 'params' must be an ordered list, not a set")
+        params = list(params)
+        if not params:
+            raise ValueError(f"{name}: a parameter group has an empty 'params' list; "
+                             "drop the group or give it at least one tensor")
+        for position, param in enumerate(params):
+            _check_parameter(name, position, param)
+            if id(param) in seen_ids:
+                raise ValueError(f"{name}: parameter #{position} (shape {tuple(param.shape)}) appears "
+                                 "more than once across the parameter groups; list each tensor once")
+        for param in params:
+            seen_ids.add(id(param))
+        group["params"] = params
+        for key, default in self.defaults.items():
+            if default is required and key not in group:
+                raise ValueError(f"{name}: parameter group does not set the required option {key!r} "
+                                 f"and no default was given; pass {key}=... to {name}(...)")
+            group.setdefault(key, default)
+        self._check_group(group)
+        return group
+
+    def add_param_group(self, param_group):
+        """Add a group of parameters (e.g. layers unfrozen while fine-tuning).
+
+        Parameters
+        ----------
+        param_group : dict
+            ``{"params": [...], **options}``; options not given take the
+            optimizer's defaults.  Raises ValueError (and changes nothing) if
+            a parameter already belongs to another group.
+        """
+        seen = {id(p) for group in self.param_groups for p in group["params"]}
+        self.param_groups.append(self._prepare_group(param_group, seen))
+
+    def _check_group(self, group):
+        """Validate one group's options; subclasses raise ValueError."""
+
+    def _numbered_params(self):
+        return [p for group in self.param_groups for p in group["params"]]
+
+    # ------------------------------------------------------------------
+    # Steps.
+    # ------------------------------------------------------------------
+    def zero_grad(self, set_to_none=True):
+        """Forget the gradients of every parameter.
+
+        Parameters
+        ----------
+        set_to_none : bool, default True
+            ``True`` drops ``.grad`` (saves memory, and ``step`` then skips
+            the parameter); ``False`` zeroes the gradient arrays in place.
+        """
+        for group in self.param_groups:
+            for param in group["params"]:
+                if param.grad is None:
+                    continue
+                if set_to_none:
+                    param.grad = None
+                else:
+                    param.grad.data[...] = 0
+
+    def step(self, closure=None):
+        """Update every parameter that has a gradient; return ``closure()``'s loss.
+
+        Parameters
+        ----------
+        closure : callable, optional
+            Re-evaluates the model and returns the loss (it runs with
+            gradients enabled, before the update).
+        """
+        loss = None
+        if closure is not None:
+            import gpugrad
+            enable_grad = getattr(gpugrad, "enable_grad", None)
+            if enable_grad is None:
+                loss = closure()
+            else:
+                with enable_grad():
+                    loss = closure()
+        # Check every gradient before touching anything, so an error leaves
+        # all parameters and all state exactly as they were.
+        work = []
+        for group in self.param_groups:
+            with_grad = []
+            for param in group["params"]:
+                if param.grad is None:
+                    continue
+                _check_gradient(type(self).__name__, param)
+                with_grad.append(param)
+            work.append((group, with_grad))
+        for group, with_grad in work:
+            if with_grad:
+                self._update_group(group, with_grad)
+                for param in with_grad:
+                    param._bump_version()
+        return loss
+
+    def _update_group(self, group, params):
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------
+    # State dicts.
+    # ------------------------------------------------------------------
+    def state_dict(self):
+        """The optimizer's state, in PyTorch's layout (see the module docstring).
+
+        State tensors are returned by reference, as in PyTorch; copy the dict
+        (or save it with ``gg.save``) before further steps if you need a
+        snapshot.
+        """
+        index_of = {}
+        packed_groups = []
+        for group in self.param_groups:
+            packed = {k: v for k, v in group.items() if k != "params"}
+            indices = []
+            for param in group["params"]:
+                index_of.setdefault(id(param), len(index_of))
+                indices.append(index_of[id(param)])
+            packed["params"] = indices
+            packed_groups.append(packed)
+        packed_state = {}
+        for param in self._numbered_params():
+            if param in self.state:
+                packed_state[index_of[id(param)]] = dict(self.state[param])
+        return {"state": packed_state, "param_groups": packed_groups}
+
+    def load_state_dict(self, state_dict):
+        """Restore state saved by :meth:`state_dict` (possibly via gg.save/gg.load).
+
+        State tensors are copied onto each parameter's device; floating ones
+        also take the parameter's dtype.  The saved groups must have the same
+        sizes as this optimizer's; otherwise ValueError, and nothing changes.
+        """
+        name = type(self).__name__
+        if not isinstance(state_dict, Mapping) or "param_groups" not in state_dict or "state" not in state_dict:
+            raise ValueError(f"{name}.load_state_dict: expected a dict with 'state' and 'param_groups' "
+                             "(from optimizer.state_dict()); got "
+                             f"{sorted(state_dict) if isinstance(state_dict, Mapping) else type(state_dict).__name__}")
+        saved_groups = list(state_dict["param_groups"])
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(f"{name}.load_state_dict: the saved state has {len(saved_groups)} parameter "
+                             f"group(s) but this optimizer has {len(self.param_groups)}; build the optimizer "
+                             "with the same groups as the one that was saved")
+        saved_sizes = [len(g["params"]) for g in saved_groups]
+        own_sizes = [len(g["params"]) for g in self.param_groups]
+        if saved_sizes != own_sizes:
+            raise ValueError(f"{name}.load_state_dict: the saved groups hold {saved_sizes} parameters but "
+                             f"this optimizer's hold {own_sizes}; the model or the grouping changed")
+        param_of = {}
+        for saved, own in zip(saved_groups, self.param_groups):
+            for index, param in zip(saved["params"], own["params"]):
+                param_of[_as_index(name, index)] = param
+        # Build everything first, then swap it in: a bad entry changes nothing.
+        new_state = _ParamState()
+        for raw_index, entries in state_dict["state"].items():
+            index = _as_index(name, raw_index)
+            if index not in param_of:
+                raise ValueError(f"{name}.load_state_dict: state for parameter {index}, but the saved "
+                                 f"groups only number parameters {sorted(param_of)}")
+            param = param_of[index]
+            new_state[param] = {key: _cast_state_value(name, index, key, value, param)
+                                for key, value in entries.items()}
+        new_groups = []
+        for saved, own in zip(saved_groups, self.param_groups):
+            group = {k: (tuple(v) if k == "betas" else v) for k, v in saved.items() if k != "params"}
+            group["params"] = own["params"]
+            new_groups.append(group)
+        self.state = new_state
+        self.param_groups = new_groups
+
+    def __repr__(self):
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            for key in sorted(group):
+                if key != "params":
+                    lines.append(f"    {key}: {group[key]}")
+        lines.append(")")
+        return "\n".join(lines)
+
+
+def _as_index(owner, index):
+    # Indices come back as strings from formats whose keys must be strings.
+    try:
+        return int(index)
+    except (TypeError, ValueError):
+        raise ValueError(f"{owner}.load_state_dict: parameter index {index!r} is not an integer") from None
+
+
+def _is_tensor(value):
+    return isinstance(value, _tensor_class())
+
+
+def _check_parameter(owner, position, param):
+    if not _is_tensor(param):
+        raise TypeError(f"{owner}: parameter #{position} is a {type(param).__name__}, not a gg.Tensor; "
+                        "pass model.parameters() or tensors made with requires_grad=True")
+    if not param.requires_grad:
+        raise ValueError(f"{owner}: parameter #{position} (shape {tuple(param.shape)}) has requires_grad=False, "
+                         "so it would never get a gradient; create it with requires_grad=True "
+                         "or call t.requires_grad_()")
+    if not param.is_leaf:
+        raise ValueError(f"{owner}: parameter #{position} (shape {tuple(param.shape)}) is not a leaf tensor "
+                         "(it was computed from other tensors, so its .grad is not kept and updating it "
+                         "would not change the model); optimize the leaf instead, or pass "
+                         "t.detach().requires_grad_()")
+
+
+def _check_gradient(owner, param):
+    grad = param.grad
+    if tuple(grad.shape) != tuple(param.shape):
+        raise ShapeError(f"{owner}.step: a parameter of shape {tuple(param.shape)} has a gradient of shape "
+                         f"{tuple(grad.shape)}; gradients must match their parameter's shape")
+    if backend.device_of(grad.data) != backend.device_of(param.data):
+        raise DeviceError(f"{owner}.step: a parameter on {backend.device_of(param.data)} has its gradient on "
+                          f"{backend.device_of(grad.data)}; move the gradient (or the parameter) so they match")
+
+
+def _cast_state_value(owner, index, key, value, param):
+    if key == "step":
+        # Steps are plain numbers here (PyTorch keeps 0-d tensors); accept both.
+        if _is_tensor(value) or hasattr(value, "dtype"):
+            value = backend.to_numpy(value.data if _is_tensor(value) else value).reshape(-1)[0].item()
+        return int(value) if float(value).is_integer() else float(value)
+    if not _is_tensor(value):
+        if hasattr(value, "dtype") and hasattr(value, "shape"):   # a raw numpy/cupy array
+            value = wrap_array(value)
+        else:
+            return value
+    if value.data.ndim and tuple(value.shape) != tuple(param.shape):
+        raise ShapeError(f"{owner}.load_state_dict: state {key!r} of parameter {index} has shape "
+                         f"{tuple(value.shape)} but the parameter has shape {tuple(param.shape)}; "
+                         "the checkpoint belongs to a different model")
+    array = backend.to_device(value.data, backend.device_of(param.data))
+    if array.dtype.kind == "f":
+        array = array.astype(param.data.dtype, copy=False)
+    if array is value.data:
+        array = array.copy()    # never alias the caller's state dict
+    return wrap_array(array)
