@@ -1,0 +1,330 @@
+"""Datasets and a batching, shuffling ``DataLoader`` (``gg.data``).
+
+The loader is deliberately simple: one process, no workers.  What it does
+carefully is *reproducibility* (the order of epoch ``e`` is a pure function
+of ``(seed, e)``, so ``set_epoch`` and ``state_dict`` resume exactly) and
+*speed on tensor data* (a :class:`TensorDataset` is batched by indexing the
+underlying NumPy/CuPy arrays with a whole batch of indices at once, not by
+a Python loop over items).
+
+Examples
+--------
+>>> import gpugrad as gg
+>>> xs = gg.tensor([[0.0], [1.0], [2.0], [3.0], [4.0]])
+>>> ys = gg.tensor([0, 1, 0, 1, 0])
+>>> loader = gg.data.DataLoader(gg.data.TensorDataset(xs, ys), batch_size=2)
+>>> len(loader)
+3
+>>> [y.numpy().tolist() for _, y in loader]
+[[0, 1], [0, 1], [0]]
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+import numbers
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from . import backend
+from .errors import DeviceError, ShapeError
+
+__all__ = ["Dataset", "TensorDataset", "DataLoader", "default_collate"]
+
+
+def _tensor_class():
+    from .tensor import Tensor  # lazy: gpugrad/__init__ imports this module
+    return Tensor
+
+
+def _wrap(array, device=None):
+    """A Tensor holding ``array`` (moved to ``device`` when one is given)."""
+    import gpugrad
+    if device is not None:
+        array = backend.to_device(array, device)
+    return gpugrad.tensor(array, dtype=array.dtype, device=backend.device_of(array))
+
+
+class Dataset(abc.ABC):
+    """A sized collection of samples: implement ``__getitem__`` and ``__len__``.
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> class Squares(gg.data.Dataset):
+    ...     def __len__(self):
+    ...         return 4
+    ...     def __getitem__(self, index):
+    ...         return float(index), float(index) ** 2
+    >>> next(iter(gg.data.DataLoader(Squares(), batch_size=4)))[1].numpy().tolist()
+    [0.0, 1.0, 4.0, 9.0]
+    """
+
+    @abc.abstractmethod
+    def __getitem__(self, index):
+        """Return sample ``index`` (``0 <= index < len(self)``)."""
+
+    @abc.abstractmethod
+    def __len__(self):
+        """Return the number of samples."""
+
+
+class TensorDataset(Dataset):
+    """Samples are the rows of one or more tensors with the same first dimension.
+
+    Sample ``i`` is the tuple ``(t0[i], t1[i], ...)``.
+
+    Parameters
+    ----------
+    *tensors : Tensor
+        At least one tensor, each with at least one dimension, all with the same
+        length along dimension 0.
+
+    Raises
+    ------
+    gpugrad.errors.ShapeError
+        If the first dimensions differ (the message lists every shape).
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> ds = gg.data.TensorDataset(gg.zeros(3, 2), gg.tensor([1, 2, 3]))
+    >>> len(ds), ds[2][1].item()
+    (3, 3)
+    """
+
+    def __init__(self, *tensors):
+        tensor_class = _tensor_class()
+        if not tensors:
+            raise ValueError("TensorDataset: needs at least one tensor, e.g. TensorDataset(inputs, targets)")
+        for position, tensor in enumerate(tensors):
+            if not isinstance(tensor, tensor_class):
+                raise TypeError(f"TensorDataset: argument {position} is a {type(tensor).__name__}, not a "
+                                "gg.Tensor; wrap arrays with gg.tensor(...) or gg.from_numpy(...)")
+            if len(tensor.shape) == 0:
+                raise ShapeError(f"TensorDataset: argument {position} is a 0-d tensor; samples are taken along "
+                                 "dimension 0, so every tensor needs at least one dimension")
+        lengths = [tensor.shape[0] for tensor in tensors]
+        if len(set(lengths)) != 1:
+            shapes = ", ".join(str(tuple(t.shape)) for t in tensors)
+            raise ShapeError(f"TensorDataset: tensors must have the same size along dimension 0 (one row per "
+                             f"sample), got shapes {shapes}; trim or fix the tensors so the first dimensions agree")
+        self.tensors = tuple(tensors)
+
+    def __getitem__(self, index):
+        return tuple(tensor[index] for tensor in self.tensors)
+
+    def __len__(self):
+        return self.tensors[0].shape[0]
+
+
+def default_collate(samples):
+    """Stack a list of samples into one batch, keeping the sample's structure.
+
+    Tensors and arrays are stacked along a new first dimension; Python
+    numbers become a 1-d tensor (``int64`` for ints, ``bool`` for bools,
+    the default float dtype for floats); strings stay a list; tuples,
+    lists and dicts are collated field by field.
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> batch = gg.data.default_collate([(gg.tensor([1.0, 2.0]), 0), (gg.tensor([3.0, 4.0]), 1)])
+    >>> batch[0].shape, batch[1].numpy().tolist()
+    ((2, 2), [0, 1])
+    """
+    tensor_class = _tensor_class()
+    first = samples[0]
+    if isinstance(first, tensor_class) or isinstance(first, np.ndarray) or backend.is_gpu_array(first):
+        arrays = [sample.data if isinstance(sample, tensor_class) else sample for sample in samples]
+        shapes = {tuple(array.shape) for array in arrays}
+        if len(shapes) != 1:
+            raise ShapeError(f"default_collate: samples in one batch have different shapes {sorted(shapes)}; "
+                             "pad them to one shape, or pass a collate_fn that does")
+        devices = {backend.device_of(array) for array in arrays}
+        if len(devices) != 1:
+            raise DeviceError(f"default_collate: samples in one batch live on different devices "
+                              f"{sorted(str(d) for d in devices)}; keep the dataset on one device")
+        return _wrap(backend.xp_of(arrays[0]).stack(arrays))
+    if isinstance(first, (bool, np.bool_)):
+        return _wrap(np.asarray(samples, dtype=np.bool_))
+    if isinstance(first, numbers.Integral):
+        return _wrap(np.asarray(samples, dtype=np.int64))
+    if isinstance(first, numbers.Real):
+        return _wrap(np.asarray(samples, dtype=backend.get_default_dtype()))
+    if isinstance(first, (str, bytes)):
+        return list(samples)
+    if isinstance(first, Mapping):
+        return {key: default_collate([sample[key] for sample in samples]) for key in first}
+    if isinstance(first, Sequence):
+        lengths = {len(sample) for sample in samples}
+        if len(lengths) != 1:
+            raise ShapeError(f"default_collate: samples have different numbers of fields {sorted(lengths)}; "
+                             "every sample must have the same structure")
+        fields = [default_collate(list(column)) for column in zip(*samples)]
+        return fields if isinstance(first, list) else tuple(fields)
+    raise TypeError(f"default_collate: cannot batch samples of type {type(first).__name__}; return tensors, "
+                    "arrays, numbers, strings, or tuples/lists/dicts of them, or pass collate_fn=")
+
+
+class DataLoader:
+    """Iterate over a dataset in (optionally shuffled) batches.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        Anything with ``__len__`` and ``__getitem__``.
+    batch_size : int, default 1
+    shuffle : bool, default False
+        Visit samples in a new random order every epoch.
+    drop_last : bool, default False
+        Skip the final batch when it is smaller than ``batch_size``.
+    seed : int, optional
+        Seed of the shuffle.  Epoch ``e`` uses ``numpy.random.default_rng([seed, e])``,
+        so every epoch differs yet any epoch can be replayed.  With ``None``
+        the seed is drawn once, at the first shuffled epoch, from gpugrad's CPU
+        generator, so ``gg.manual_seed`` makes the run reproducible.
+    device : str or gg.Device, optional
+        Move each batch there (e.g. ``"cuda"``); default: leave it where the
+        data is.
+    collate_fn : callable, optional
+        Turns a list of samples into a batch; default :func:`default_collate`.
+        (A :class:`TensorDataset` without ``collate_fn`` skips per-sample work:
+        its arrays are indexed with the whole batch of indices.)
+
+    Raises
+    ------
+    ValueError
+        An empty dataset, or a batch size that is not a positive integer.
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> ds = gg.data.TensorDataset(gg.tensor(list(range(6))))
+    >>> loader = gg.data.DataLoader(ds, batch_size=4, shuffle=True, seed=0, drop_last=True)
+    >>> epoch0 = [b[0].numpy().tolist() for b in loader]
+    >>> epoch1 = [b[0].numpy().tolist() for b in loader]
+    >>> len(epoch0), len(epoch0[0]), epoch0 != epoch1
+    (1, 4, True)
+    >>> loader.set_epoch(0)          # replay epoch 0
+    >>> [b[0].numpy().tolist() for b in loader] == epoch0
+    True
+    """
+
+    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None, device=None,
+                 collate_fn=None):
+        if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
+            raise TypeError(f"DataLoader: dataset must define __len__ and __getitem__, got "
+                            f"{type(dataset).__name__}; wrap tensors in gg.data.TensorDataset")
+        size = len(dataset)
+        if size == 0:
+            raise ValueError(f"DataLoader: the dataset ({type(dataset).__name__}) has length 0, so there is "
+                             "nothing to load; check the data path or the filtering that built it")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+            raise ValueError(f"DataLoader: batch_size={batch_size!r} must be a positive integer")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
+            raise ValueError(f"DataLoader: seed={seed!r} must be a non-negative integer or None")
+        if collate_fn is not None and not callable(collate_fn):
+            raise TypeError(f"DataLoader: collate_fn must be callable, got {type(collate_fn).__name__}")
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.shuffle = bool(shuffle)
+        self.drop_last = bool(drop_last)
+        self.seed = seed
+        self.device = None if device is None else backend.as_device(device)
+        self.collate_fn = collate_fn
+        self.epoch = 0                  # the epoch the next iteration will produce
+        self._drawn_seed = seed         # base seed actually in use (drawn lazily when seed is None)
+
+    def __len__(self):
+        size = len(self.dataset)
+        return size // self.batch_size if self.drop_last else math.ceil(size / self.batch_size)
+
+    def set_epoch(self, epoch):
+        """Make the next iteration produce epoch ``epoch``'s order (resume, or replay)."""
+        if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:
+            raise ValueError(f"DataLoader.set_epoch: epoch={epoch!r} must be a non-negative integer")
+        self.epoch = int(epoch)
+
+    def _base_seed(self):
+        if self._drawn_seed is None:
+            # Drawn from the global CPU generator so gg.manual_seed governs it.
+            self._drawn_seed = int(backend.generator(backend.CPU).integers(0, 2**63 - 1))
+        return self._drawn_seed
+
+    def order(self, epoch):
+        """The sample indices of ``epoch`` in visiting order (a NumPy int64 array)."""
+        size = len(self.dataset)
+        if not self.shuffle:
+            return np.arange(size, dtype=np.int64)
+        generator = np.random.default_rng([self._base_seed(), int(epoch)])
+        return generator.permutation(size).astype(np.int64, copy=False)
+
+    def __iter__(self):
+        # Fix the order now (not at the first next()) so the epoch counter is
+        # advanced as soon as an epoch starts, as state_dict documents.
+        epoch = self.epoch
+        self.epoch += 1
+        return self._batches(self.order(epoch))
+
+    def _batches(self, order):
+        size = len(order)
+        stop = size - size % self.batch_size if self.drop_last else size
+        for start in range(0, stop, self.batch_size):
+            indices = order[start:start + self.batch_size]
+            yield self._fetch(indices, contiguous=not self.shuffle)
+
+    def _fetch(self, indices, contiguous):
+        if isinstance(self.dataset, TensorDataset) and self.collate_fn is None:
+            return tuple(self._take(tensor.data, indices, contiguous) for tensor in self.dataset.tensors)
+        samples = [self.dataset[int(index)] for index in indices]
+        batch = (self.collate_fn or default_collate)(samples)
+        return batch if self.device is None else _move(batch, self.device)
+
+    def _take(self, array, indices, contiguous):
+        if contiguous:
+            rows = array[int(indices[0]):int(indices[-1]) + 1]     # a slice: no gather needed
+        else:
+            xp = backend.xp_of(array)
+            rows = array[indices if xp is np else xp.asarray(indices)]
+        return _wrap(rows, self.device)
+
+    def state_dict(self):
+        """``{"epoch", "seed", "shuffle", "batch_size"}``: enough to resume the exact order.
+
+        ``epoch`` is the epoch the next iteration will produce (an epoch in
+        progress counts as started), and ``seed`` the base seed of the
+        shuffle, which with the epoch fixes the order completely.
+        """
+        return {"epoch": self.epoch, "seed": self._base_seed() if self.shuffle else self._drawn_seed,
+                "shuffle": self.shuffle, "batch_size": self.batch_size}
+
+    def load_state_dict(self, state_dict):
+        """Resume from :meth:`state_dict`: the next iteration replays from that epoch."""
+        missing = {"epoch", "seed"} - set(state_dict)
+        if missing:
+            raise ValueError(f"DataLoader.load_state_dict: missing keys {sorted(missing)}; pass the dict "
+                             "returned by loader.state_dict()")
+        seed = state_dict["seed"]
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
+            raise ValueError(f"DataLoader.load_state_dict: seed={seed!r} must be a non-negative integer or None")
+        self.set_epoch(state_dict["epoch"])
+        self._drawn_seed = None if seed is None else int(seed)
+
+    def __repr__(self):
+        return (f"DataLoader({type(self.dataset).__name__} of {len(self.dataset)}, batch_size={self.batch_size}, "
+                f"shuffle={self.shuffle}, drop_last={self.drop_last}, batches={len(self)})")
+
+
+def _move(batch, device):
+    tensor_class = _tensor_class()
+    if isinstance(batch, tensor_class):
+        return _wrap(batch.data, device)
+    if isinstance(batch, Mapping):
+        return {key: _move(value, device) for key, value in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        moved = [_move(value, device) for value in batch]
+        return moved if isinstance(batch, list) else tuple(moved)
+    return batch
