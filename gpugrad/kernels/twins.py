@@ -1,0 +1,389 @@
+"""NumPy twins of the CUDA kernels in ``activation.cu``: the CPU path and the reference.
+
+Each function here computes exactly what its kernel computes: the same
+formula, the same order of operations (so the same roundings), the same
+branches for NaN, infinities and signed zeros.  float16 is widened to float32,
+computed, and rounded to float16 once on the store, as the kernels do.  The
+only differences left between the two paths are the last ulps of the math
+library (exp, expm1, log1p, tanh, erfc), which the tests bound.
+
+The stable forms used (and why):
+
+- ``sigmoid(z)``: one ``exp(-|z|)`` for either sign, so nothing overflows and
+  large negative ``z`` keeps its tiny value instead of ``1 - (1 - tiny)``.
+- ``softplus``: PyTorch's ``softplus(beta, threshold)``, linear above the
+  threshold, ``max(z, 0) + log1p(exp(-|z|))`` below it.
+- ``gelu`` (exact): ``0.5 x erfc(-x / sqrt 2)``, equal to ``0.5 x (1 + erf(x /
+  sqrt 2))`` without its cancellation for ``x << 0``.
+- ``gelu_tanh``: ``x sigmoid(2u)``, equal to ``0.5 x (1 + tanh(u))``, ``u =
+  sqrt(2/pi) (x + 0.044715 x^3)``, without the cancellation of ``1 + tanh(u)``.
+- ``mish``: ``x tanh(softplus(x))``; its derivative uses ``sech^2(s) =
+  4e / (1 + e)^2``, ``e = exp(-2s)``, not ``1 - tanh^2(s)``.
+
+Derivative conventions follow PyTorch: ``relu'(0) = 0``, ``leaky_relu'(0) =
+negative_slope``, ``elu'(x <= 0) = alpha exp(x)``; relu and elu pass the
+gradient through at NaN inputs as PyTorch does.  ``relu(-0.0)`` is ``+0.0`` and
+``relu(NaN)`` is NaN.
+
+Examples
+--------
+>>> import numpy as np
+>>> forward("softplus", np.array([0.0, 30.0], dtype=np.float32), 1.0, 20.0)
+array([ 0.6931472, 30.       ], dtype=float32)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+try:  # SciPy's erfc is vectorised; the fallback is correct but slow.
+    from scipy.special import erfc as _scipy_erfc
+except ImportError:  # pragma: no cover - depends on the environment
+    _scipy_erfc = None
+
+
+def compute_dtype(dtype):
+    """The dtype the math runs in: float32 for float16, else ``dtype`` itself.
+
+    Examples
+    --------
+    >>> compute_dtype(np.float16)
+    dtype('float32')
+    """
+    dtype = np.dtype(dtype)
+    return np.dtype(np.float32) if dtype == np.float16 else dtype
+
+
+def _widen(array):
+    """A C-ordered copy (or view) of ``array`` in its compute dtype, 0-d kept 0-d."""
+    return np.asarray(array, dtype=compute_dtype(array.dtype), order="C")
+
+
+def _erfc(values):
+    if _scipy_erfc is not None:
+        return _scipy_erfc(values).astype(values.dtype, copy=False)
+    flat = np.fromiter((math.erfc(v) for v in values.ravel().tolist()), dtype=np.float64,
+                       count=values.size)
+    return flat.reshape(values.shape).astype(values.dtype)
+
+
+class _Constants:
+    """The literals of the .cu, rounded to the compute dtype once, as C(literal) is."""
+
+    def __init__(self, dtype):
+        c = dtype.type
+        self.zero, self.one, self.two, self.three, self.four = c(0), c(1), c(2), c(3), c(4)
+        self.half, self.neg_half, self.neg_two, self.twenty = c(0.5), c(-0.5), c(-2), c(20)
+        self.neg_rsqrt2 = c(-0.70710678118654752440)
+        self.inv_sqrt_2pi = c(0.39894228040143267794)
+        self.sqrt_2_over_pi = c(0.79788456080286535588)
+        self.cubic = c(0.044715)
+
+
+_CONSTANTS = {}
+
+
+def _k(dtype):
+    constants = _CONSTANTS.get(dtype)
+    if constants is None:
+        constants = _CONSTANTS[dtype] = _Constants(dtype)
+    return constants
+
+
+# --------------------------------------------------------------------------
+# Shared numerics (gg_sigmoid, gg_softplus in the .cu).
+# --------------------------------------------------------------------------
+def _sigmoid(z, k):
+    e = np.exp(-np.abs(z))
+    d = k.one + e
+    return np.where(z >= k.zero, k.one / d, e / d)
+
+
+def _softplus(x, beta, threshold, k):
+    z = x * beta
+    positive = np.where(z > k.zero, z, k.zero)
+    below = (positive + np.log1p(np.exp(-np.abs(z)))) / beta
+    return np.where(z > threshold, x, below)
+
+
+# --------------------------------------------------------------------------
+# Per activation: forward(x, a, b, k) and derivative(saved, a, b, k), in the
+# compute dtype.  Same order of operations as the structs in activation.cu.
+# --------------------------------------------------------------------------
+def _relu(x, a, b, k):
+    return np.where(x > k.zero, x, np.where(x != x, x, k.zero))
+
+
+def _leaky_relu(x, slope, b, k):
+    return np.where(x > k.zero, x, x * slope)
+
+
+def _elu(x, alpha, b, k):
+    return np.where(x > k.zero, x, alpha * np.expm1(x))
+
+
+def _elu_derivative(x, alpha, b, k):
+    return np.where(x <= k.zero, alpha * np.exp(x), k.one)
+
+
+def _gelu(x, a, b, k):
+    return k.half * x * _erfc(x * k.neg_rsqrt2)
+
+
+def _gelu_derivative(x, a, b, k):
+    cdf = k.half * _erfc(x * k.neg_rsqrt2)
+    pdf = np.exp(k.neg_half * x * x) * k.inv_sqrt_2pi
+    return cdf + x * pdf
+
+
+def _gelu_tanh_inner(x, k):
+    x3 = x * x * x
+    return k.sqrt_2_over_pi * (x + k.cubic * x3)
+
+
+def _gelu_tanh(x, a, b, k):
+    s = _sigmoid(k.two * _gelu_tanh_inner(x, k), k)
+    return x * s
+
+
+def _gelu_tanh_derivative(x, a, b, k):
+    s = _sigmoid(k.two * _gelu_tanh_inner(x, k), k)
+    ds = k.two * s * (k.one - s)
+    du = k.sqrt_2_over_pi * (k.one + k.three * k.cubic * x * x)
+    t = x * ds
+    # Saturated sigmoid: the second term is exactly 0 (x * 0 * inf would be NaN).
+    return np.where(ds == k.zero, s, s + t * du)
+
+
+def _silu(x, a, b, k):
+    return x * _sigmoid(x, k)
+
+
+def _silu_derivative(x, a, b, k):
+    s = _sigmoid(x, k)
+    return s * (k.one + x * (k.one - s))
+
+
+def _sigmoid_forward(x, a, b, k):
+    return _sigmoid(x, k)
+
+
+def _sigmoid_derivative(y, a, b, k):
+    return y * (k.one - y)
+
+
+def _tanh(x, a, b, k):
+    return np.tanh(x)
+
+
+def _tanh_derivative(y, a, b, k):
+    return k.one - y * y
+
+
+def _softplus_forward(x, beta, threshold, k):
+    return _softplus(x, beta, threshold, k)
+
+
+def _softplus_derivative(x, beta, threshold, k):
+    z = x * beta
+    return np.where(z > threshold, k.one, _sigmoid(z, k))
+
+
+def _mish(x, a, b, k):
+    return x * np.tanh(_softplus(x, k.one, k.twenty, k))
+
+
+def _mish_derivative(x, a, b, k):
+    sp = _softplus(x, k.one, k.twenty, k)
+    t = np.tanh(sp)
+    e = np.exp(k.neg_two * sp)
+    d = k.one + e
+    sech2 = k.four * e / (d * d)
+    return t + x * _sigmoid(x, k) * sech2
+
+
+_FORWARD = {
+    "relu": _relu, "leaky_relu": _leaky_relu, "elu": _elu, "gelu": _gelu,
+    "gelu_tanh": _gelu_tanh, "silu": _silu, "sigmoid": _sigmoid_forward, "tanh": _tanh,
+    "softplus": _softplus_forward, "mish": _mish,
+}
+_DERIVATIVE = {
+    "elu": _elu_derivative, "gelu": _gelu_derivative, "gelu_tanh": _gelu_tanh_derivative,
+    "silu": _silu_derivative, "sigmoid": _sigmoid_derivative, "tanh": _tanh_derivative,
+    "softplus": _softplus_derivative, "mish": _mish_derivative,
+}
+# The bit each mask activation keeps: relu keeps "not x <= 0" (so NaN keeps its
+# gradient, as PyTorch's threshold_backward does), leaky_relu keeps x > 0.
+_MASK = {
+    "relu": lambda x, k: ~(x <= k.zero),
+    "leaky_relu": lambda x, k: x > k.zero,
+}
+
+
+# --------------------------------------------------------------------------
+# Entry points used by gpugrad.kernels.
+# --------------------------------------------------------------------------
+def forward(name, x, a, b, compute=False, out_dtype=None):
+    """Twin of ``gg_<name>_forward``.
+
+    Parameters
+    ----------
+    name : str
+        Activation name.
+    x : numpy.ndarray
+        Input in its storage dtype, or already in the compute dtype when
+        ``compute`` is true (as :func:`add_bias` returns it).
+    a, b : float
+        Kernel parameters (negative_slope; alpha; beta and threshold).
+    compute : bool
+        ``x`` is already widened.
+    out_dtype : dtype, optional
+        Storage dtype of the result; ``x.dtype`` by default.
+
+    Returns
+    -------
+    numpy.ndarray
+        C-contiguous, ``x``'s shape.
+
+    Examples
+    --------
+    >>> forward("relu", np.array([-0.0, np.nan, 2.0]), 0.0, 0.0)
+    array([ 0., nan,  2.])
+    """
+    out_dtype = np.dtype(out_dtype if out_dtype is not None else x.dtype)
+    xc = np.asarray(x, order="C") if compute else _widen(x)
+    k = _k(xc.dtype)
+    with np.errstate(all="ignore"):
+        y = _FORWARD[name](xc, xc.dtype.type(a), xc.dtype.type(b), k)
+    return np.asarray(y, dtype=out_dtype, order="C")
+
+
+def mask(name, x, a, b, compute=False):
+    """The boolean each mask activation keeps for backward (before packing).
+
+    Examples
+    --------
+    >>> mask("relu", np.array([-1.0, 0.0, np.nan, 1.0]), 0.0, 0.0)
+    array([False, False,  True,  True])
+    """
+    xc = np.asarray(x, order="C") if compute else _widen(x)
+    with np.errstate(invalid="ignore"):
+        return np.ascontiguousarray(_MASK[name](xc, _k(xc.dtype))).reshape(xc.shape)
+
+
+def backward(name, grad, saved, a, b, compute=False):
+    """Twin of ``gg_<name>_backward``: ``grad * f'(saved)`` for non-mask activations.
+
+    Parameters
+    ----------
+    name : str
+        Activation name (not relu or leaky_relu: see :func:`mask_backward`).
+    grad : numpy.ndarray
+        Gradient with respect to the output.
+    saved : numpy.ndarray
+        The input, or the output for sigmoid and tanh; in the compute dtype
+        when ``compute`` is true.
+    a, b : float
+        Kernel parameters.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``grad``'s dtype and shape, C-contiguous.
+
+    Examples
+    --------
+    >>> backward("tanh", np.ones(2), np.array([0.0, 0.5]), 0.0, 0.0)
+    array([1.  , 0.75])
+    """
+    gc = _widen(grad)
+    sc = np.asarray(saved, order="C") if compute else _widen(saved)
+    k = _k(gc.dtype)
+    with np.errstate(all="ignore"):
+        gx = gc * _DERIVATIVE[name](sc, gc.dtype.type(a), gc.dtype.type(b), k)
+    return np.asarray(gx, dtype=grad.dtype, order="C")
+
+
+def mask_backward(grad, kept, on, off):
+    """Twin of ``gg_mask_backward``: ``grad * on`` where kept, else ``grad * off``.
+
+    ``off == 0`` is a select, so an infinite gradient where not kept gives 0.
+
+    Examples
+    --------
+    >>> mask_backward(np.array([np.inf, 3.0]), np.array([False, True]), 2.0, 0.0)
+    array([0., 6.])
+    """
+    gc = _widen(grad)
+    k = _k(gc.dtype)
+    on_c, off_c = gc.dtype.type(on), gc.dtype.type(off)
+    with np.errstate(all="ignore"):
+        off_value = k.zero if off_c == k.zero else gc * off_c
+        gx = np.where(np.asarray(kept, dtype=bool).reshape(gc.shape), gc * on_c, off_value)
+    return np.asarray(gx, dtype=grad.dtype, order="C")
+
+
+def add_bias(x, bias):
+    """``x + bias`` over the last axis, in the compute dtype (not rounded back).
+
+    Examples
+    --------
+    >>> add_bias(np.ones((2, 2), np.float16), np.array([1, 2], np.float16)).dtype
+    dtype('float32')
+    """
+    return _widen(x) + _widen(bias)
+
+
+def dropout_forward(x, uniform, p, scale):
+    """Twin of ``gg_dropout_forward``: keep where ``uniform >= p`` (in float32).
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        Input.
+    uniform : numpy.ndarray of float32
+        One uniform draw in ``[0, 1)`` per element, C order.
+    p, scale : float
+        Drop probability and ``1 / (1 - p)`` (0 when ``p == 1``).
+
+    Returns
+    -------
+    y, mask_words : numpy.ndarray
+
+    Examples
+    --------
+    >>> dropout_forward(np.ones(3), np.array([0.1, 0.6, 0.9], np.float32), 0.5, 2.0)
+    (array([0., 2., 2.]), array([6], dtype=uint8))
+    """
+    xc = _widen(x)
+    keep = np.asarray(uniform, dtype=np.float32).reshape(xc.shape) >= np.float32(p)
+    with np.errstate(all="ignore"):
+        y = np.where(keep, xc * xc.dtype.type(scale), _k(xc.dtype).zero)
+    return np.asarray(y, dtype=x.dtype, order="C"), pack_mask(keep)
+
+
+def pack_mask(kept):
+    """``numpy.packbits`` of the C-order flattening, little bit order.
+
+    Examples
+    --------
+    >>> pack_mask(np.array([[True, False], [False, True]]))
+    array([9], dtype=uint8)
+    """
+    return np.packbits(np.asarray(kept, dtype=bool).ravel(order="C"), bitorder="little")
+
+
+def unpack_mask(words, shape):
+    """Inverse of :func:`pack_mask`.
+
+    Examples
+    --------
+    >>> unpack_mask(np.array([9], dtype=np.uint8), (4,))
+    array([ True, False, False,  True])
+    """
+    shape = tuple(shape)
+    n = int(np.prod(shape, dtype=np.int64))
+    bits = np.unpackbits(np.asarray(words, dtype=np.uint8), count=n, bitorder="little")
+    return bits.astype(bool).reshape(shape)
