@@ -149,14 +149,15 @@ def warm_up(participants: list[Participant], calls: int) -> dict[str, float]:
     Returns
     -------
     dict
-        The duration of each participant's last warm-up call, used to size
-        the timing blocks.
+        The shortest warm-up call of each participant, used to size the
+        timing blocks (the shortest, because the first calls include one-off
+        costs that would make blocks too small).
     """
-    last_duration = {}
+    shortest = {}
     for participant in participants:
-        for _ in range(max(1, calls)):
-            last_duration[participant.name] = _timed_call(participant)
-    return last_duration
+        durations = [_timed_call(participant) for _ in range(max(1, calls))]
+        shortest[participant.name] = min(durations)
+    return shortest
 
 
 def time_alternating(participants: list[Participant], plan: TimingPlan,

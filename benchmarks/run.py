@@ -1,0 +1,630 @@
+"""The benchmark suite's entry point: ``python -m benchmarks``.
+
+For every benchmark the suite builds the participants (the hand-written
+NumPy/CuPy baseline, gpugrad, and whichever peers are installed), runs each
+once from the same initial state and checks they agree, then times them in
+alternating blocks (:mod:`benchmarks.timing`) and reports ratios of medians
+measured in that same run, each against its target with PASS or MISS.
+
+Outputs, in ``--out`` (default ``benchmarks/out/``):
+
+* ``results-<device>.json``: everything, including per-participant times,
+  agreement checks, the reasons a participant was skipped, and the machine.
+* ``results-<device>.md``: the same as markdown tables (also printed).
+* ``ratios-<device>.png``: the ratios against their targets (when matplotlib
+  is installed).
+
+Examples
+--------
+``python -m benchmarks --device cpu --quick``
+    Every benchmark, fewer repetitions; under two minutes on two cores.
+``python -m benchmarks --device cuda --out /results``
+    The full run on a GPU, as the CUDA container does.
+``python -m benchmarks --smoke --only mlp_small``
+    A seconds-long check that the machinery works.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _datetime
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import baselines, cases, peers
+from .timing import Participant, TimingPlan, ratio, time_alternating, warm_up
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "out"
+
+# Repetition profiles.  "full" is what RESULTS.md quotes; "quick" keeps every
+# benchmark but spends ~10 s on each; "smoke" only proves the machinery works.
+PLANS = {
+    "full": TimingPlan(warmup=5, rounds=15, block_seconds=0.25, budget_seconds=60.0, min_rounds=3),
+    "quick": TimingPlan(warmup=2, rounds=6, block_seconds=0.06, budget_seconds=8.0, min_rounds=2),
+    "smoke": TimingPlan(warmup=1, rounds=2, block_seconds=0.01, budget_seconds=1.0, min_rounds=1),
+}
+
+# A participant whose state after one step differs from the baseline's by
+# more than this (relative to the largest baseline value) is not doing the
+# same work, and its ratio is reported INVALID rather than PASS or MISS.
+AGREEMENT_TOLERANCE = 1e-3
+
+PEER_NAMES = ("torch", "jax", "autograd")
+
+
+# --------------------------------------------------------------------------
+# Benchmark definitions
+# --------------------------------------------------------------------------
+
+@dataclass
+class Target:
+    """``candidate / reference`` must be at most ``limit``."""
+
+    candidate: str
+    reference: str
+    limit: float
+
+
+@dataclass
+class Benchmark:
+    """One benchmark: how to build its participants and what it must achieve.
+
+    ``factories`` maps a participant name to a zero-argument callable that
+    builds it (raising ``PeerUnavailable`` / ``GpugradUnavailable`` when it
+    cannot run here).
+    """
+
+    key: str
+    title: str
+    factories: dict
+    targets: list = field(default_factory=list)
+    unit: str = "step"
+
+
+def build_benchmarks(device: str, xp, smoke: bool = False) -> list[Benchmark]:
+    """All benchmarks for ``device``; ``xp`` is NumPy or CuPy for the baseline."""
+    baseline_name = "cupy" if device == "cuda" else "numpy"
+
+    # Per-op overhead.
+    chain_input = baselines.make_chain_input(8)
+    schedule = baselines.chain_schedule(baselines.CHAIN_LENGTH)
+    chain_input_on_device = xp.asarray(chain_input)
+    chain_state = {}
+
+    def numpy_chain():
+        def step():
+            chain_state["grad"] = baselines.chain_forward_backward(chain_input_on_device, schedule)[1]
+            return chain_state["grad"]
+        return Participant(baseline_name, step, _xp_sync(xp),
+                           lambda: {"grad": baselines.to_numpy(chain_state["grad"])})
+
+    chain = Benchmark(
+        "per_op_chain",
+        f"Per-op overhead: {baselines.CHAIN_LENGTH} elementwise ops (mul, add, every 10th tanh) "
+        "on shape (8,) float32, forward + backward to the input",
+        {baseline_name: numpy_chain,
+         "gpugrad": lambda: cases.gpugrad_chain(chain_input, schedule, device),
+         "torch": lambda: peers.torch_chain(chain_input, schedule, device),
+         "jax": lambda: peers.jax_chain(chain_input, schedule, device),
+         "autograd": lambda: peers.autograd_chain(chain_input, schedule, device)},
+        [Target("gpugrad", baseline_name, 3.0)], unit="chain")
+
+    def mlp_benchmark(key, title, sizes, batch, limit, samples=None, epoch_batch=None, reference=None):
+        problem = baselines.make_mlp_problem(sizes, batch, seed=0, samples=samples)
+
+        def numpy_mlp():
+            network = baselines.NumpyMLP(problem.weights, problem.biases, problem.inputs,
+                                         problem.labels, xp=xp)
+            step = network.step if epoch_batch is None else (lambda: network.epoch(epoch_batch))
+            return Participant(baseline_name, step, _xp_sync(xp), network.snapshot)
+
+        targets = [Target("gpugrad", reference or baseline_name, limit)] if limit else []
+        return Benchmark(key, title, {
+            baseline_name: numpy_mlp,
+            "gpugrad": lambda: cases.gpugrad_mlp(problem, device, epoch_batch),
+            "torch": lambda: peers.torch_mlp(problem, device, epoch_batch),
+            "jax": lambda: peers.jax_mlp(problem, device, epoch_batch),
+            "autograd": lambda: peers.autograd_mlp(problem, device, epoch_batch),
+        }, targets, unit="epoch" if epoch_batch else "step")
+
+    mlp_small = mlp_benchmark(
+        "mlp_small", "MLP training step, batch 32, 64-128-128-10 ReLU, softmax CE, SGD, float32",
+        (64, 128, 128, 10), 32, 1.5)
+    mlp_large = mlp_benchmark(
+        "mlp_large", "MLP training step, batch 256, 1024-2048-2048-10 ReLU, softmax CE, SGD, float32",
+        (1024, 2048, 2048, 10), 256, 1.10)
+
+    cnn_problem = baselines.make_cnn_problem(batch=32)
+
+    def numpy_cnn():
+        network = baselines.NumpyCNN(cnn_problem, xp=xp)
+        return Participant(baseline_name, network.step, _xp_sync(xp), network.snapshot)
+
+    cnn = Benchmark(
+        "cnn_small",
+        "Small CNN training step, batch 32, 1x28x28, conv3x3(8, pad 1), ReLU, max-pool 2, linear 10, SGD",
+        {baseline_name: numpy_cnn,
+         "gpugrad": lambda: cases.gpugrad_cnn(cnn_problem, device),
+         "torch": lambda: peers.torch_cnn(cnn_problem, device),
+         "jax": lambda: peers.jax_cnn(cnn_problem, device)},
+        [Target("gpugrad", "torch", 1.0)])
+
+    mnist1d = mlp_benchmark(
+        "mnist1d_epoch", "MNIST-1D-sized epoch: MLP 40-100-100-10 on 4000 random (40,) vectors, batch 100",
+        (40, 100, 100, 10), 100, None, samples=4000, epoch_batch=100)
+
+    benchmarks = [chain, mlp_small, mlp_large, cnn, mnist1d]
+    if device != "cpu":
+        # HIPS autograd is NumPy-only; leave it out rather than time it on another device.
+        for benchmark in benchmarks:
+            benchmark.factories.pop("autograd", None)
+    return benchmarks
+
+
+def _xp_sync(xp) -> Callable[[], None]:
+    if xp is np:
+        return lambda: None
+    return xp.cuda.Device().synchronize
+
+
+# --------------------------------------------------------------------------
+# Running one benchmark
+# --------------------------------------------------------------------------
+
+def _agreement(snapshot: dict, reference: dict) -> float:
+    """Largest absolute difference over all arrays, relative to the reference's scale."""
+    worst = 0.0
+    for name, expected in reference.items():
+        if name not in snapshot:
+            return float("inf")
+        actual = np.asarray(snapshot[name], dtype=np.float64)
+        expected = np.asarray(expected, dtype=np.float64)
+        if actual.shape != expected.shape:
+            return float("inf")
+        scale = max(float(np.max(np.abs(expected))), 1e-12)
+        worst = max(worst, float(np.max(np.abs(actual - expected))) / scale)
+    return worst
+
+
+def run_benchmark(benchmark: Benchmark, plan: TimingPlan, allowed: set, log) -> dict:
+    """Build, check and time one benchmark.  Never raises: failures are recorded."""
+    record = {"key": benchmark.key, "title": benchmark.title, "unit": benchmark.unit,
+              "participants": {}, "unavailable": {}, "comparisons": []}
+    participants = []
+    for name, factory in benchmark.factories.items():
+        if name not in allowed:
+            record["unavailable"][name] = "not selected (--peers)"
+            continue
+        try:
+            participants.append(factory())
+        except (peers.PeerUnavailable, cases.GpugradUnavailable) as reason:
+            record["unavailable"][name] = str(reason)
+        except Exception as error:  # noqa: BLE001 - a broken participant must not stop the suite
+            record["unavailable"][name] = f"setup failed: {type(error).__name__}: {error}"
+            log(traceback.format_exc(limit=3))
+
+    # First call from the shared initial state: also the check that everyone
+    # computes the same thing, then the rest of the warm-up.
+    snapshots = {}
+    working = []
+    for participant in participants:
+        try:
+            participant.step()
+            participant.sync()
+            snapshots[participant.name] = participant.snapshot() if participant.snapshot else None
+            working.append(participant)
+        except Exception as error:  # noqa: BLE001
+            record["unavailable"][participant.name] = f"first step failed: {type(error).__name__}: {error}"
+            log(traceback.format_exc(limit=3))
+    participants = working
+    baseline_name = next(iter(benchmark.factories))
+    if not participants or participants[0].name != baseline_name:
+        record["error"] = f"baseline {baseline_name!r} did not run"
+        return record
+
+    reference = snapshots[baseline_name]
+    agreement = {name: (_agreement(snapshot, reference) if snapshot is not None and reference is not None
+                        else None) for name, snapshot in snapshots.items()}
+    try:
+        # At least two more calls, so block sizing sees a call without first-call costs.
+        warmed = warm_up(participants, max(2, plan.warmup - 1))
+        timings = time_alternating(participants, plan, warmed_up=warmed)
+    except Exception as error:  # noqa: BLE001
+        record["error"] = f"timing failed: {type(error).__name__}: {error}"
+        log(traceback.format_exc(limit=5))
+        return record
+
+    for name, timing in timings.items():
+        record["participants"][name] = {**timing.summary(), "agreement": agreement.get(name)}
+
+    # Ratios: the targeted ones first, then every participant against the
+    # baseline, then gpugrad against each peer, for context.
+    pairs = [(t.candidate, t.reference, t.limit) for t in benchmark.targets]
+    pairs += [(name, baseline_name, None) for name in timings if name != baseline_name]
+    pairs += [("gpugrad", name, None) for name in timings if name in PEER_NAMES]
+    seen = set()
+    for candidate, reference_name, limit in pairs:
+        if (candidate, reference_name) in seen:
+            continue
+        seen.add((candidate, reference_name))
+        if candidate not in timings or reference_name not in timings:
+            if limit is not None:
+                missing = candidate if candidate not in timings else reference_name
+                record["comparisons"].append({
+                    "candidate": candidate, "reference": reference_name, "target": limit,
+                    "ratio": None, "status": "PENDING",
+                    "note": record["unavailable"].get(missing, f"{missing} not run")})
+            continue
+        figures = ratio(timings[candidate], timings[reference_name])
+        disagreement = max(agreement.get(candidate) or 0.0, agreement.get(reference_name) or 0.0)
+        if disagreement > AGREEMENT_TOLERANCE:
+            status = "INVALID"
+        elif limit is None:
+            status = "INFO"
+        else:
+            status = "PASS" if figures["ratio"] <= limit else "MISS"
+        record["comparisons"].append({"candidate": candidate, "reference": reference_name,
+                                      "target": limit, **figures, "status": status,
+                                      "note": (f"results differ by {disagreement:.1e} (relative)"
+                                               if status == "INVALID" else "")})
+    return record
+
+
+# --------------------------------------------------------------------------
+# CUDA-only measurements
+# --------------------------------------------------------------------------
+
+def _kernel_bandwidth(log) -> dict:
+    """Activation kernels' bandwidth against a device-to-device copy.
+
+    Delegates to ``benchmarks/kernel_bandwidth.py`` (written alongside the
+    kernels) when it exists; its result is recorded as it comes.
+    """
+    try:
+        from . import kernel_bandwidth  # noqa: PLC0415 - optional sibling module
+    except ImportError as error:
+        return {"status": "skipped", "reason": f"benchmarks.kernel_bandwidth not importable ({error})"}
+    for name in ("measure_bandwidth", "kernel_bandwidth", "run_bandwidth", "measure", "run", "main"):
+        function = getattr(kernel_bandwidth, name, None)
+        if callable(function):
+            try:
+                return {"status": "ok", "function": name, "result": _jsonable(function())}
+            except Exception as error:  # noqa: BLE001
+                log(traceback.format_exc(limit=3))
+                return {"status": "failed", "function": name, "reason": f"{type(error).__name__}: {error}"}
+    return {"status": "skipped", "reason": "benchmarks.kernel_bandwidth exposes no known entry point"}
+
+
+def _jsonable(value):
+    try:
+        json.dumps(value)
+        return value
+    except TypeError:
+        if isinstance(value, dict):
+            return {str(k): _jsonable(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [_jsonable(v) for v in value]
+        if hasattr(value, "__dict__"):
+            return _jsonable(vars(value))
+        return repr(value)
+
+
+def _peak_step_memory(benchmarks: list[Benchmark], log) -> list[dict]:
+    """Peak device memory of one training step, gpugrad against PyTorch.
+
+    gpugrad (through CuPy's default memory pool): free the pool's cached
+    blocks, note ``used_bytes()`` (parameters, data, kept gradients), run one
+    step, and take the pool's growth ``total_bytes() - used_before``: the pool
+    keeps every block the step freed, so its size afterwards is the step's
+    high-water mark (including any fragmentation).  PyTorch:
+    ``max_memory_allocated() - memory_allocated()`` around one step after
+    ``reset_peak_memory_stats()``.  Both after warm-up.
+    """
+    rows = []
+    try:
+        import cupy  # noqa: PLC0415 - CUDA only
+        import torch  # noqa: PLC0415
+    except ImportError as error:
+        return [{"status": "skipped", "reason": str(error)}]
+    if not torch.cuda.is_available():
+        return [{"status": "skipped", "reason": "torch has no CUDA device"}]
+    pool = cupy.get_default_memory_pool()
+    for benchmark in benchmarks:
+        if benchmark.unit != "step" or benchmark.key == "per_op_chain":
+            continue
+        try:
+            gpugrad_step = benchmark.factories["gpugrad"]()
+            torch_step = benchmark.factories["torch"]()
+            for _ in range(2):
+                gpugrad_step.step()
+                gpugrad_step.sync()
+                torch_step.step()
+                torch_step.sync()
+            pool.free_all_blocks()
+            used_before = pool.used_bytes()
+            gpugrad_step.step()
+            gpugrad_step.sync()
+            gpugrad_peak = pool.total_bytes() - used_before
+            torch.cuda.synchronize()
+            torch_before = torch.cuda.memory_allocated()
+            torch.cuda.reset_peak_memory_stats()
+            torch_step.step()
+            torch_step.sync()
+            torch_peak = torch.cuda.max_memory_allocated() - torch_before
+            rows.append({"key": benchmark.key, "gpugrad_bytes": int(gpugrad_peak),
+                         "torch_bytes": int(torch_peak),
+                         "ratio": gpugrad_peak / torch_peak if torch_peak else None})
+        except Exception as error:  # noqa: BLE001
+            log(traceback.format_exc(limit=3))
+            rows.append({"key": benchmark.key, "status": "failed", "reason": f"{type(error).__name__}: {error}"})
+    return rows
+
+
+# --------------------------------------------------------------------------
+# Machine description
+# --------------------------------------------------------------------------
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_description(device: str, xp) -> dict:
+    """Versions, CPU, GPU, thread settings: what a reader needs to trust a figure."""
+    description = {
+        "date_utc": _datetime.datetime.now(_datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": "python -m benchmarks " + " ".join(sys.argv[1:]),
+        "device": device,
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "numpy": np.__version__,
+        "gpugrad": cases.gpugrad_version(),
+        "torch": peers.torch_version(),
+        "jax": peers.jax_version(),
+        "autograd": peers.autograd_version(),
+        "threads_env": {name: os.environ[name] for name in
+                        ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_CORETYPE")
+                        if name in os.environ},
+    }
+    try:
+        import torch  # noqa: PLC0415
+
+        description["torch_threads"] = torch.get_num_threads()
+    except ImportError:
+        pass
+    if xp is not np:
+        description["cupy"] = xp.__version__
+        properties = xp.cuda.runtime.getDeviceProperties(0)
+        name = properties["name"]
+        description["gpu"] = name.decode() if isinstance(name, bytes) else str(name)
+        description["cuda_runtime"] = xp.cuda.runtime.runtimeGetVersion()
+    return description
+
+
+# --------------------------------------------------------------------------
+# Reporting
+# --------------------------------------------------------------------------
+
+def _format_ratio(comparison: dict) -> str:
+    if comparison.get("ratio") is None:
+        return "—"
+    low, high = comparison.get("ratio_low"), comparison.get("ratio_high")
+    spread = f" ({low:.2f}–{high:.2f})" if low is not None and high is not None else ""
+    return f"{comparison['ratio']:.2f}x{spread}"
+
+
+def format_markdown(results: dict) -> str:
+    """Markdown tables: ratios against targets, then absolute times."""
+    meta = results["meta"]
+    lines = [f"## gpugrad benchmarks, {meta['device']}, {meta['mode']} run",
+             "",
+             f"`{meta['command']}` on {meta['date_utc']}; {meta['cpu']} ({meta['cpu_count']} cores)"
+             + (f", {meta['gpu']}" if meta.get("gpu") else "")
+             + f"; Python {meta['python']}, NumPy {meta['numpy']}, gpugrad {meta['gpugrad'] or 'not importable'}"
+             + "".join(f", {peer} {meta[peer]}" for peer in PEER_NAMES if meta.get(peer)) + ".",
+             "",
+             "Ratios are median(candidate) / median(reference) from the same run, timed in alternating "
+             "blocks after warm-up (lower is better for the candidate); the range in brackets is the "
+             "smallest and largest per-round ratio.",
+             "",
+             "| benchmark | candidate / reference | ratio (per-round range) | target | status |",
+             "| --- | --- | --- | --- | --- |"]
+    for record in results["benchmarks"]:
+        for comparison in record["comparisons"]:
+            target = f"≤ {comparison['target']:.2f}x" if comparison.get("target") else "—"
+            status = comparison["status"] + (f": {comparison['note']}" if comparison.get("note") else "")
+            lines.append(f"| {record['key']} | {comparison['candidate']} / {comparison['reference']} | "
+                         f"{_format_ratio(comparison)} | {target} | {status} |")
+        if record.get("error"):
+            lines.append(f"| {record['key']} | — | — | — | ERROR: {record['error']} |")
+    lines += ["", "| benchmark | participant | median ms per unit | IQR ms | timed calls | agreement after 1 unit |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    for record in results["benchmarks"]:
+        for name, figures in record["participants"].items():
+            agreement = figures.get("agreement")
+            agreement_text = "—" if agreement is None else f"{agreement:.1e}"
+            lines.append(f"| {record['key']} ({record['unit']}) | {name} | {figures['median_ms']:.3f} | "
+                         f"{figures['q1_ms']:.3f}–{figures['q3_ms']:.3f} | {figures['calls']} | {agreement_text} |")
+    skipped = [(record["key"], name, reason) for record in results["benchmarks"]
+               for name, reason in record["unavailable"].items()]
+    if skipped:
+        lines += ["", "Not run:", ""]
+        lines += [f"- {key} / {name}: {reason}" for key, name, reason in skipped]
+    cuda = results.get("cuda")
+    if cuda:
+        lines += ["", "### CUDA", "", "| training step | gpugrad peak MiB | torch peak MiB | ratio |",
+                  "| --- | --- | --- | --- |"]
+        for row in cuda.get("peak_memory", []):
+            if "gpugrad_bytes" in row:
+                ratio_text = f"{row['ratio']:.2f}x" if row.get("ratio") is not None else "—"
+                lines.append(f"| {row['key']} | {row['gpugrad_bytes'] / 2**20:.2f} | "
+                             f"{row['torch_bytes'] / 2**20:.2f} | {ratio_text} |")
+            else:
+                lines.append(f"| {row.get('key', '—')} | — | — | {row.get('status')}: {row.get('reason')} |")
+        bandwidth = cuda.get("kernel_bandwidth", {})
+        lines += ["", f"Activation kernel bandwidth: {bandwidth.get('status')}"
+                  + (f" ({bandwidth['reason']})" if bandwidth.get("reason") else ""), ""]
+        if bandwidth.get("status") == "ok":
+            lines += ["```", json.dumps(bandwidth.get("result"), indent=2, default=str), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def plot_ratios(results: dict, path: Path) -> str | None:
+    """Horizontal bars of the ratios, targets drawn as red ticks; log scale.
+
+    Returns the path written, or ``None`` when matplotlib is missing or there
+    is nothing to plot.
+    """
+    try:
+        import matplotlib  # noqa: PLC0415 - optional
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # noqa: PLC0415
+    except ImportError:
+        return None
+    # Pending targets (candidate not importable yet) keep their row: a red
+    # tick with no bar shows what is still owed.
+    rows = [(f"{record['key']}: {c['candidate']} / {c['reference']}"
+             + ("" if c.get("ratio") else " (pending)"), c.get("ratio") or 0.0, c.get("target"), c["status"])
+            for record in results["benchmarks"] for c in record["comparisons"]
+            if c.get("ratio") or c.get("target")]
+    if not any(row[1] for row in rows):
+        return None
+    colours = {"PASS": "tab:green", "MISS": "tab:red", "INVALID": "black", "INFO": "tab:gray"}
+    figure, axes = plt.subplots(figsize=(9, 0.35 * len(rows) + 1.5))
+    positions = range(len(rows))
+    axes.barh(list(positions), [row[1] for row in rows], color=[colours.get(row[3], "tab:gray") for row in rows])
+    for position, (_, _, target, _) in zip(positions, rows):
+        if target:
+            axes.plot([target, target], [position - 0.4, position + 0.4], color="red", linewidth=2)
+    axes.axvline(1.0, color="black", linewidth=0.8, linestyle=":")
+    axes.set_yticks(list(positions))
+    axes.set_yticklabels([row[0] for row in rows], fontsize=8)
+    axes.invert_yaxis()
+    axes.set_xscale("log")
+    axes.set_xlabel("ratio of medians (lower is better for the candidate); red tick = target")
+    axes.set_title(f"gpugrad benchmarks ({results['meta']['device']}, {results['meta']['mode']})")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return str(path)
+
+
+# --------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------
+
+def parse_arguments(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="where every participant runs (default: cpu)")
+    speed = parser.add_mutually_exclusive_group()
+    speed.add_argument("--quick", action="store_true", help="fewer repetitions; < 2 minutes on 2 CPU cores")
+    speed.add_argument("--smoke", action="store_true",
+                       help="minimal repetitions and peers, only proves the suite runs (used by the tests)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
+    parser.add_argument("--only", default="", help="comma-separated benchmark keys to run (default: all)")
+    parser.add_argument("--peers", default=None,
+                        help="comma-separated peers to include, from torch,jax,autograd "
+                             "(default: all installed; 'none' for none; --smoke defaults to torch)")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when any target is missed or invalid")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    arguments = parse_arguments(argv)
+    mode = "smoke" if arguments.smoke else "quick" if arguments.quick else "full"
+    plan = PLANS[mode]
+
+    def log(message):
+        print(message, file=sys.stderr, flush=True)
+
+    if arguments.device == "cuda":
+        try:
+            import cupy as xp  # noqa: PLC0415 - CUDA only
+
+            xp.cuda.runtime.getDeviceCount()
+            xp.zeros(1)
+        except Exception as error:  # noqa: BLE001 - no CuPy, no driver, no GPU
+            log(f"--device cuda needs CuPy and a working GPU: {type(error).__name__}: {error}")
+            return 2
+    else:
+        xp = np
+
+    peer_text = arguments.peers if arguments.peers is not None else ("torch" if mode == "smoke" else "all")
+    selected_peers = set(PEER_NAMES) if peer_text == "all" else (
+        set() if peer_text == "none" else {name.strip() for name in peer_text.split(",") if name.strip()})
+    unknown = selected_peers - set(PEER_NAMES)
+    if unknown:
+        log(f"--peers: unknown peer(s) {sorted(unknown)}; choose from {', '.join(PEER_NAMES)}")
+        return 2
+    allowed = selected_peers | {"numpy", "cupy", "gpugrad"}
+
+    benchmarks = build_benchmarks(arguments.device, xp, smoke=arguments.smoke)
+    if arguments.only:
+        wanted = {key.strip() for key in arguments.only.split(",") if key.strip()}
+        unknown = wanted - {benchmark.key for benchmark in benchmarks}
+        if unknown:
+            log(f"--only: unknown benchmark(s) {sorted(unknown)}; choose from "
+                + ", ".join(benchmark.key for benchmark in benchmarks))
+            return 2
+        benchmarks = [benchmark for benchmark in benchmarks if benchmark.key in wanted]
+
+    started = time.perf_counter()
+    results = {"meta": {**machine_description(arguments.device, xp), "mode": mode,
+                        "plan": vars(plan)}, "benchmarks": []}
+    for benchmark in benchmarks:
+        log(f"[{time.perf_counter() - started:6.1f}s] {benchmark.key}: {benchmark.title}")
+        record = run_benchmark(benchmark, plan, allowed, log)
+        results["benchmarks"].append(record)
+        for name, reason in record["unavailable"].items():
+            log(f"    skipped {name}: {reason}")
+        if record.get("error"):
+            log(f"    ERROR: {record['error']}")
+        for comparison in record["comparisons"]:
+            target = f"target ≤ {comparison['target']:.2f}x" if comparison.get("target") else "no target"
+            print(f"  {benchmark.key:14s} {comparison['candidate'] + ' / ' + comparison['reference']:22s} "
+                  f"{_format_ratio(comparison):24s} {target:18s} {comparison['status']}"
+                  + (f" ({comparison['note']})" if comparison.get("note") else ""), flush=True)
+
+    if arguments.device == "cuda":
+        results["cuda"] = {"kernel_bandwidth": _kernel_bandwidth(log),
+                           "peak_memory": _peak_step_memory(benchmarks, log)}
+    results["meta"]["wall_seconds"] = round(time.perf_counter() - started, 1)
+
+    arguments.out.mkdir(parents=True, exist_ok=True)
+    stem = arguments.device
+    json_path = arguments.out / f"results-{stem}.json"
+    markdown_path = arguments.out / f"results-{stem}.md"
+    markdown = format_markdown(results)
+    plot_path = plot_ratios(results, arguments.out / f"ratios-{stem}.png")
+    results["meta"]["plot"] = plot_path
+    json_path.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
+    markdown_path.write_text(markdown, encoding="utf-8")
+    print()
+    print(markdown)
+    log(f"wrote {json_path}, {markdown_path}" + (f", {plot_path}" if plot_path else "")
+        + f" in {results['meta']['wall_seconds']} s")
+
+    statuses = [c["status"] for record in results["benchmarks"] for c in record["comparisons"]]
+    if arguments.strict and any(status in ("MISS", "INVALID", "PENDING") for status in statuses):
+        return 1
+    return 0
