@@ -230,7 +230,10 @@ class _Encoder:
             raise DTypeError(f"gg.save: the tensor at {_show(path)} has dtype {dtype}, which the safetensors "
                              f"layout cannot hold; convert it to one of "
                              f"{sorted(str(d) for d in _DTYPE_TO_NAME)} first")
-        host = np.ascontiguousarray(backend.to_numpy(array))
+        host = backend.to_numpy(array)
+        if not host.flags.c_contiguous:
+            # (not np.ascontiguousarray: it turns 0-d arrays into 1-d ones)
+            host = host.copy(order="C")
         if host.dtype.byteorder == ">" or (host.dtype.byteorder == "=" and not _LITTLE_ENDIAN_HOST):
             host = host.astype(host.dtype.newbyteorder("<"))
         name = ".".join(str(part) for part in path) or "tensor"
