@@ -24,12 +24,20 @@ class GpugradUnavailable(RuntimeError):
     """gpugrad (or the part of it a benchmark needs) cannot be imported yet."""
 
 
-def load_gpugrad():
+def load_gpugrad(with_nn: bool = True):
     """Import gpugrad and the public names the benchmarks use.
+
+    Parameters
+    ----------
+    with_nn : bool
+        Also require ``gpugrad.nn``, ``gpugrad.nn.functional`` and
+        ``gg.optim.SGD`` (the training benchmarks); the per-op chain needs
+        only tensors and autograd.
 
     Returns
     -------
     (gg, nn, F)
+        ``nn`` and ``F`` are ``None`` when ``with_nn`` is false.
 
     Raises
     ------
@@ -38,19 +46,27 @@ def load_gpugrad():
     """
     try:
         import gpugrad as gg  # noqa: PLC0415 - loaded lazily so the suite runs without it
-        from gpugrad import nn  # noqa: PLC0415
-        import gpugrad.nn.functional as F  # noqa: PLC0415, N812 - the conventional alias
     except Exception as error:  # noqa: BLE001 - ImportError, or a half-written module's own error
         raise GpugradUnavailable(f"cannot import gpugrad: {type(error).__name__}: {error}") from None
-    needed = {"gg": (gg, ["tensor", "no_grad", "optim"]), "nn": (nn, ["Linear", "Conv2d", "ReLU", "Sequential"]),
-              "F": (F, ["cross_entropy", "relu", "max_pool2d"])}
-    for label, (module, names) in needed.items():
-        for name in names:
-            if not hasattr(module, name):
-                raise GpugradUnavailable(f"gpugrad is not complete yet: {label}.{name} is missing")
-    if not hasattr(gg.optim, "SGD"):
-        raise GpugradUnavailable("gpugrad is not complete yet: gg.optim.SGD is missing")
+    _require(gg, "gg", ["tensor", "no_grad"])
+    if not with_nn:
+        return gg, None, None
+    try:
+        from gpugrad import nn  # noqa: PLC0415
+        import gpugrad.nn.functional as F  # noqa: PLC0415, N812 - the conventional alias
+        from gpugrad import optim  # noqa: PLC0415
+    except Exception as error:  # noqa: BLE001
+        raise GpugradUnavailable(f"cannot import gpugrad.nn/optim: {type(error).__name__}: {error}") from None
+    _require(nn, "nn", ["Linear", "Conv2d", "ReLU", "Sequential"])
+    _require(F, "F", ["cross_entropy", "relu", "max_pool2d"])
+    _require(optim, "gg.optim", ["SGD"])
     return gg, nn, F
+
+
+def _require(module, label, names):
+    for name in names:
+        if not hasattr(module, name):
+            raise GpugradUnavailable(f"gpugrad is not complete yet: {label}.{name} is missing")
 
 
 def gpugrad_version() -> str | None:
@@ -95,7 +111,7 @@ def _can_reset_grad(leaf) -> bool:
 
 def gpugrad_chain(inputs: np.ndarray, schedule, device: str = "cpu") -> Participant:
     """The per-op chain: Python-scalar ``*``/``+``, ``tanh()``, then ``sum().backward()``."""
-    gg, _, _ = load_gpugrad()
+    gg, _, _ = load_gpugrad(with_nn=False)
     state = {"leaf": gg.tensor(inputs, device=device, requires_grad=True)}
     # Clear the gradient between calls (as torch's ``leaf.grad = None``) so
     # repeated calls do not also time gradient accumulation; where the setter
