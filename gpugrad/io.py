@@ -318,7 +318,9 @@ def load(path, device=None):
             raise CheckpointError(f"gg.load: tensor {name!r} in {path!r} cannot be built ({error})") from None
         if begin % dtype.itemsize:
             array = array.copy()        # misaligned views are slow on the host and on transfer
-        arrays[name] = array.astype(dtype.newbyteorder("="), copy=False)
+        native = dtype.newbyteorder("=")
+        # A plain native dtype (repr 'int64', not '<i8'); a free view on little-endian hosts.
+        arrays[name] = array.view(np.dtype(native.name)) if np.little_endian else array.astype(native)
     make = _tensor_maker(target)
     if metadata is None or _STRUCTURE_KEY not in metadata:
         return {name: make(array) for name, array in arrays.items()}

@@ -306,8 +306,8 @@ class OneCycleLR(LRScheduler):
     >>> import gpugrad as gg
     >>> opt = gg.optim.SGD([gg.tensor([0.0], requires_grad=True)], lr=0.1, momentum=0.9)
     >>> sched = gg.optim.lr_scheduler.OneCycleLR(opt, max_lr=1.0, total_steps=10)
-    >>> sched.get_last_lr()          # starts at max_lr / div_factor
-    [0.04]
+    >>> round(sched.get_last_lr()[0], 12)          # starts at max_lr / div_factor
+    0.04
     """
 
     def __init__(self, optimizer, max_lr, total_steps=None, epochs=None, steps_per_epoch=None,
