@@ -187,10 +187,18 @@ def _jax(device: str):
     backend = jax.default_backend()
     if device == "cuda" and backend != "gpu":
         raise PeerUnavailable(f"jax runs on {backend!r} here, not on the GPU")
-    if device == "cpu" and backend != "cpu":
-        # Keep the comparison on the CPU even where jax found a GPU.
-        jax.config.update("jax_platform_name", "cpu")
     return jax, jnp
+
+
+def _jax_placer(jax, device: str):
+    """Put NumPy arrays on the benchmark's device.
+
+    Committed arrays make jitted and eager JAX computations run where their
+    inputs live, so a ``--device cpu`` run stays on the CPU even where JAX
+    found a GPU.
+    """
+    target = jax.devices("cpu" if device == "cpu" else "gpu")[0]
+    return lambda array: jax.device_put(array, target)
 
 
 def _jax_mlp_loss(jax, jnp, params, inputs, labels):
@@ -216,7 +224,7 @@ def _jax_sgd_step(jax, loss_fn, lr):
 def jax_chain(inputs: np.ndarray, schedule, device: str = "cpu") -> Participant:
     """The per-op chain through un-jitted ``jax.grad`` (per-op dispatch is the point)."""
     jax, jnp = _jax(device)
-    leaf = jnp.asarray(inputs)
+    leaf = _jax_placer(jax, device)(inputs)
 
     def chain_sum(values):
         for kind, constant in schedule:
@@ -242,9 +250,10 @@ def jax_mlp(problem: MLPProblem, device: str = "cpu", epoch_batch: int | None = 
             lr: float = LEARNING_RATE) -> Participant:
     """MLP training in JAX with a jitted step (value_and_grad + SGD)."""
     jax, jnp = _jax(device)
-    state = {"params": [(jnp.asarray(w), jnp.asarray(b)) for w, b in zip(problem.weights, problem.biases)]}
-    inputs = jnp.asarray(problem.inputs)
-    labels = jnp.asarray(problem.labels.astype(np.int32))  # jax defaults to 32-bit ints
+    place = _jax_placer(jax, device)
+    state = {"params": [(place(w), place(b)) for w, b in zip(problem.weights, problem.biases)]}
+    inputs = place(problem.inputs)
+    labels = place(problem.labels.astype(np.int32))  # jax defaults to 32-bit ints
     train_step = _jax_sgd_step(jax, lambda params, x, y: _jax_mlp_loss(jax, jnp, params, x, y), lr)
 
     if epoch_batch is None:
@@ -286,10 +295,11 @@ def jax_cnn(problem: CNNProblem, device: str = "cpu", lr: float = LEARNING_RATE)
         log_probs = jax.nn.log_softmax(logits)
         return -jnp.mean(jnp.take_along_axis(log_probs, labels[:, None], axis=1))
 
-    state = {"params": tuple(jnp.asarray(a) for a in (problem.conv_weight, problem.conv_bias,
-                                                        problem.fc_weight, problem.fc_bias))}
-    inputs = jnp.asarray(problem.inputs)
-    labels = jnp.asarray(problem.labels.astype(np.int32))
+    place = _jax_placer(jax, device)
+    state = {"params": tuple(place(a) for a in (problem.conv_weight, problem.conv_bias,
+                                                problem.fc_weight, problem.fc_bias))}
+    inputs = place(problem.inputs)
+    labels = place(problem.labels.astype(np.int32))
     train_step = _jax_sgd_step(jax, loss_fn, lr)
 
     def step():
