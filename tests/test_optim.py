@@ -120,6 +120,7 @@ def test_parameter_without_grad_keeps_its_value_and_gets_no_state(device):
     assert unused.numpy().tolist() == [3.0, 4.0]
     assert unused not in optimizer.state and used in optimizer.state
     assert optimizer.state[used]["step"] == 1
+    assert len(optimizer.state) == 1 and next(iter(optimizer.state)) is used    # keyed by the parameter itself
     assert not np.allclose(used.numpy(), [1.0, 2.0])
 
 

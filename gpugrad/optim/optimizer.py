@@ -19,7 +19,7 @@ Parameters are numbered in the order they appear across the groups.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 
 from .. import backend
 from ..errors import DeviceError, ShapeError
@@ -50,47 +50,49 @@ def wrap_array(array):
     return gpugrad.tensor(array, dtype=array.dtype, device=backend.device_of(array))
 
 
-class _ParamState(dict):
+class _ParamState(MutableMapping):
     """Per-parameter state keyed by the parameter *object* (identity).
 
     Tensors overload ``==`` elementwise, so they cannot be ordinary dict keys;
     this mapping hashes them by ``id`` and keeps a reference so the id stays
-    valid.  ``optimizer.state[p]`` works as in PyTorch.
+    valid.  ``optimizer.state[p]``, ``p in optimizer.state`` and iteration
+    over parameters work as in PyTorch.
     """
 
     def __init__(self):
-        super().__init__()
-        self._params = {}
+        self._entries = {}      # id(param) -> (param, state dict)
 
     def __getitem__(self, param):
-        return super().__getitem__(id(param))
+        try:
+            return self._entries[id(param)][1]
+        except KeyError:
+            raise KeyError(f"no optimizer state for this parameter (shape {tuple(getattr(param, 'shape', ()))}); "
+                           "state appears after its first step with a gradient") from None
 
     def __setitem__(self, param, value):
-        self._params[id(param)] = param
-        super().__setitem__(id(param), value)
-
-    def __contains__(self, param):
-        return super().__contains__(id(param))
+        self._entries[id(param)] = (param, value)
 
     def __delitem__(self, param):
-        super().__delitem__(id(param))
-        del self._params[id(param)]
+        del self._entries[id(param)]
 
-    def get(self, param, default=None):
-        return super().get(id(param), default)
+    def __contains__(self, param):
+        return id(param) in self._entries
+
+    def __iter__(self):
+        return (param for param, _ in self._entries.values())
+
+    def __len__(self):
+        return len(self._entries)
+
+    def __repr__(self):
+        return f"<optimizer state for {len(self)} parameter(s)>"
 
     def setdefault_for(self, param):
         """The state dict of ``param``, created empty on first use."""
-        if param not in self:
-            self[param] = {}
-        return self[param]
-
-    def clear(self):
-        super().clear()
-        self._params.clear()
-
-    def params(self):
-        return list(self._params.values())
+        entry = self._entries.get(id(param))
+        if entry is None:
+            entry = self._entries[id(param)] = (param, {})
+        return entry[1]
 
 
 def _check_number(owner, name, value, low=0.0, high=None, low_inclusive=True, high_inclusive=False):
