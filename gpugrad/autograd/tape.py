@@ -1,0 +1,545 @@
+"""The reverse-mode tape: graph nodes, grad mode, hooks and the backward engine.
+
+Every op applied to a tensor that requires grad records one :class:`Node`.  A
+node knows the op, the inputs it saved, and an *edge* ``(parent_node,
+output_index)`` per input, so the graph is a DAG of nodes, not of tensors: a
+tensor modified in place can point at a new node while old edges stay valid.
+Leaves that require grad are represented by an :class:`AccumulateGrad` node.
+
+The engine walks the graph in an iterative topological order (Kahn's
+algorithm, so a chain of 100,000 ops needs no recursion), calling each node's
+VJP once all of its consumers have contributed their gradients.
+
+Two gradient representations flow through the engine:
+
+* *raw mode* (the default): gradients are raw NumPy/CuPy arrays and each op's
+  VJP rule runs on raw arrays, which keeps the per-op overhead of a training
+  step close to hand-written NumPy;
+* *tensor mode* (``create_graph=True`` or forward-mode tangents active):
+  gradients are Tensors and the same VJP rules run as recorded ops, so the
+  backward pass is itself differentiable (higher-order derivatives, Hessians).
+
+The rules are written once, with operators and :mod:`gpugrad.ops` functions
+that accept either representation.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import traceback
+import weakref
+
+from .. import backend
+from ..errors import AnomalyError, AutogradError, ShapeError
+from ..tensor import Tensor
+
+
+# --------------------------------------------------------------------------
+# Grad mode.
+# --------------------------------------------------------------------------
+class _State(threading.local):
+    grad_enabled = True
+    anomaly = False
+    forward_levels = 0          # number of active gg.jvp levels
+    capture_sites = False       # record creation tracebacks (anomaly mode)
+
+
+state = _State()
+
+
+def is_grad_enabled() -> bool:
+    """Whether ops applied now are recorded for backward."""
+    return state.grad_enabled
+
+
+class _GradModeContext:
+    """Base of no_grad / enable_grad / set_grad_enabled: context manager and decorator."""
+
+    mode = True
+
+    def __enter__(self):
+        self._previous = state.grad_enabled
+        state.grad_enabled = self.mode
+        return self
+
+    def __exit__(self, *exc):
+        state.grad_enabled = self._previous
+        return False
+
+    def __call__(self, function):
+        mode = self.mode
+
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            previous = state.grad_enabled
+            state.grad_enabled = mode
+            try:
+                return function(*args, **kwargs)
+            finally:
+                state.grad_enabled = previous
+        return wrapper
+
+
+class no_grad(_GradModeContext):
+    """Context manager and decorator: ops inside are not recorded.
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> w = gg.ones(3, requires_grad=True)
+    >>> with gg.no_grad():
+    ...     y = w * 2
+    >>> y.requires_grad
+    False
+    """
+
+    mode = False
+
+
+class enable_grad(_GradModeContext):
+    """Context manager and decorator: re-enable recording inside ``no_grad``."""
+
+    mode = True
+
+
+class set_grad_enabled(_GradModeContext):
+    """``with gg.set_grad_enabled(flag):`` turns recording on or off."""
+
+    def __init__(self, mode: bool):
+        self.mode = bool(mode)
+        self._previous = state.grad_enabled
+        state.grad_enabled = self.mode   # like PyTorch, also works as a plain call
+
+    def __enter__(self):
+        return self
+
+    def __call__(self, function):
+        state.grad_enabled = self._previous   # decorating must not flip the mode now
+        return super().__call__(function)
+
+
+# --------------------------------------------------------------------------
+# Nodes.
+# --------------------------------------------------------------------------
+class Node:
+    """One recorded application of an op (the ``grad_fn`` of its outputs).
+
+    Subclasses implement :meth:`apply`, which maps the gradients of the node's
+    outputs to the gradients of its inputs.
+    """
+
+    __slots__ = ("next_edges", "pre_hooks", "released", "creation_site", "__weakref__")
+    name = "Node"
+    n_outputs = 1
+
+    def apply(self, grads, tensor_mode):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def release(self):
+        """Drop saved tensors (called after backward unless ``retain_graph``)."""
+
+    def where(self) -> str:
+        """Where in user code this node was created (anomaly mode only)."""
+        if not self.creation_site:
+            return ""
+        return "\n" + "".join(traceback.format_list(self.creation_site))
+
+    def __repr__(self):
+        return f"<{self.name}>"
+
+
+class AccumulateGrad(Node):
+    """The node of a leaf tensor: adds the incoming gradient into ``leaf.grad``."""
+
+    __slots__ = ("leaf",)
+    name = "AccumulateGrad"
+
+    def __init__(self, leaf):
+        self.leaf = leaf
+        self.next_edges = ()
+        self.pre_hooks = None
+        self.released = False
+        self.creation_site = None
+
+
+def edge_of(tensor):
+    """The graph edge a gradient for ``tensor`` must flow into, or ``None``."""
+    if tensor.grad_fn is not None:
+        return (tensor.grad_fn, tensor._output_nr)
+    if tensor.requires_grad:
+        accumulator = tensor._accumulator
+        if accumulator is None:
+            accumulator = tensor._accumulator = AccumulateGrad(tensor)
+        return (accumulator, 0)
+    return None
+
+
+# --------------------------------------------------------------------------
+# Hooks.
+# --------------------------------------------------------------------------
+class RemovableHandle:
+    """Returned by ``register_hook``; ``handle.remove()`` unregisters the hook."""
+
+    def __init__(self, hooks, hook):
+        self._hooks, self._hook = hooks, hook
+
+    def remove(self):
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
+
+def _hook_list(tensor):
+    edge = edge_of(tensor)
+    if edge is None:
+        raise AutogradError(
+            f"register_hook: the tensor (shape {tuple(tensor.shape)}) does not require grad, so no "
+            "gradient will ever reach a hook; call t.requires_grad_() first")
+    node, output_nr = edge
+    if node.pre_hooks is None:
+        node.pre_hooks = {}
+    return node.pre_hooks.setdefault(output_nr, [])
+
+
+def register_tensor_hook(tensor, hook):
+    hooks = _hook_list(tensor)
+    hooks.append(hook)
+    return RemovableHandle(hooks, hook)
+
+
+class _RetainGrad:
+    """Hook that stores the gradient on a non-leaf tensor (held weakly: no cycle)."""
+
+    def __init__(self, tensor):
+        self.tensor = weakref.ref(tensor)
+
+    def __call__(self, grad):
+        tensor = self.tensor()
+        if tensor is not None:
+            tensor.grad = grad if tensor.grad is None else tensor.grad + grad
+        return None
+
+
+def retain_grad(tensor):
+    if tensor.grad_fn is None:
+        if not tensor.requires_grad:
+            raise AutogradError("retain_grad: the tensor does not require grad; call requires_grad_() first")
+        return  # leaves keep their grad anyway
+    if tensor._retains_grad:
+        return
+    tensor._retains_grad = True
+    _hook_list(tensor).append(_RetainGrad(tensor))
+
+
+# --------------------------------------------------------------------------
+# The engine.
+# --------------------------------------------------------------------------
+def _topological_order(root_nodes):
+    """Nodes reachable from the roots, each after all of its consumers."""
+    consumers = {}
+    stack = list(root_nodes)
+    seen = set(stack)
+    while stack:
+        node = stack.pop()
+        for edge in node.next_edges:
+            if edge is None:
+                continue
+            parent = edge[0]
+            consumers[parent] = consumers.get(parent, 0) + 1
+            if parent not in seen:
+                seen.add(parent)
+                stack.append(parent)
+    ready = [node for node in dict.fromkeys(root_nodes) if node not in consumers]
+    order = []
+    while ready:
+        node = ready.pop()
+        order.append(node)
+        for edge in node.next_edges:
+            if edge is None:
+                continue
+            parent = edge[0]
+            remaining = consumers[parent] - 1
+            consumers[parent] = remaining
+            if remaining == 0:
+                ready.append(parent)
+    return order
+
+
+def _nodes_leading_to(order, targets):
+    """The subset of ``order`` from which some target node can be reached."""
+    needed = set(targets)
+    for node in reversed(order):  # parents come after their consumers in ``order``
+        if node in needed:
+            continue
+        for edge in node.next_edges:
+            if edge is not None and edge[0] in needed:
+                needed.add(node)
+                break
+    return needed
+
+
+def _as_tensor_grad(grad):
+    return grad if isinstance(grad, Tensor) else Tensor._make(grad)
+
+
+def _run_hooks(hooks, grad, tensor_mode):
+    for hook in list(hooks):
+        wrapped = grad if tensor_mode else Tensor._make(grad)
+        replacement = hook(wrapped)
+        if replacement is not None:
+            if not isinstance(replacement, Tensor):
+                replacement = Tensor._make(replacement)
+            if replacement.shape != wrapped.shape:
+                raise ShapeError(f"hook {getattr(hook, '__name__', hook)!r} returned a gradient of shape "
+                                 f"{tuple(replacement.shape)} for a tensor of shape {tuple(wrapped.shape)}; "
+                                 "a hook must return a gradient of the same shape (or None)")
+            grad = replacement if tensor_mode else replacement.data
+    return grad
+
+
+def _add(a, b):
+    return a + b
+
+
+def _root_gradient(tensor, gradient, tensor_mode):
+    if gradient is None:
+        if tensor.data.size != 1:
+            raise AutogradError(
+                f"backward: grad can be implicitly created only for one-element outputs, but the output "
+                f"has shape {tuple(tensor.shape)}; reduce it first (e.g. loss.sum() or loss.mean()) or pass "
+                "gradient=gg.ones_like(output)")
+        xp = backend.xp_of(tensor.data)
+        grad = xp.ones(tensor.shape, dtype=tensor.dtype)
+        return Tensor._make(grad) if tensor_mode else grad
+    if not isinstance(gradient, Tensor):
+        from ..ops.creation import as_tensor_like
+        gradient = as_tensor_like(gradient, tensor)
+    if gradient.shape != tensor.shape:
+        raise ShapeError(f"backward: gradient has shape {tuple(gradient.shape)} but the output has shape "
+                         f"{tuple(tensor.shape)}; pass a gradient of the output's shape")
+    if gradient.device != tensor.device:
+        from ..errors import DeviceError
+        raise DeviceError(f"backward: gradient is on {gradient.device} but the output is on {tensor.device}; "
+                          "move one of them with .to(device)")
+    return gradient if tensor_mode else gradient.data
+
+
+def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, accumulate=True,
+                 allow_unused=False):
+    """The engine behind ``Tensor.backward`` and ``gg.grad``.
+
+    Returns the gradients of ``inputs`` (a list, ``None`` where unused) when
+    ``accumulate`` is false; otherwise accumulates into the leaves' ``.grad``.
+    """
+    tensor_mode = create_graph or state.forward_levels > 0
+    if gradients is None:
+        gradients = [None] * len(outputs)
+    root_grads = {}
+    for tensor, gradient in zip(outputs, gradients):
+        edge = edge_of(tensor)
+        if edge is None:
+            raise AutogradError(
+                f"backward: element {len(root_grads)} of the outputs (shape {tuple(tensor.shape)}) does not "
+                "require grad and has no grad_fn; make sure a leaf it depends on has requires_grad=True "
+                "and that it was not computed under gg.no_grad()")
+        grad = _root_gradient(tensor, gradient, tensor_mode)
+        key = edge
+        root_grads[key] = grad if key not in root_grads else root_grads[key] + grad
+
+    order = _topological_order([edge[0] for edge in root_grads])
+
+    capture = None
+    if inputs is not None:
+        capture = {}
+        input_edges = []
+        for index, tensor in enumerate(inputs):
+            edge = edge_of(tensor)
+            if edge is None:
+                raise AutogradError(f"grad: input {index} (shape {tuple(tensor.shape)}) does not require grad; "
+                                    "call requires_grad_() on it before computing the outputs")
+            input_edges.append(edge)
+            capture[edge] = None
+        needed = _nodes_leading_to(order, [edge[0] for edge in input_edges])
+        order = [node for node in order if node in needed]
+    else:
+        input_edges = None
+
+    buffers = {}
+    for (node, output_nr), grad in root_grads.items():
+        buffers.setdefault(node, [None] * node.n_outputs)[output_nr] = grad
+
+    previous_mode = state.grad_enabled
+    state.grad_enabled = bool(create_graph)
+    try:
+        for node in order:
+            grads = buffers.pop(node, None)
+            if grads is None:
+                continue
+            if node.pre_hooks:
+                for output_nr, hooks in node.pre_hooks.items():
+                    if grads[output_nr] is not None:
+                        grads[output_nr] = _run_hooks(hooks, grads[output_nr], tensor_mode)
+            if capture is not None:
+                for output_nr, grad in enumerate(grads):
+                    if (node, output_nr) in capture and grad is not None:
+                        capture[(node, output_nr)] = grad
+                if type(node) is AccumulateGrad:
+                    continue
+            if type(node) is AccumulateGrad:
+                _accumulate(node.leaf, grads[0], tensor_mode)
+                continue
+            if node.released:
+                raise AutogradError(
+                    f"backward: trying to backward through the graph a second time (op '{node.name}'): its "
+                    "saved tensors were freed after the first backward. Pass retain_graph=True to the first "
+                    "backward (or gg.grad) if you need to backward twice.")
+            input_grads = node.apply(grads, tensor_mode)
+            if state.anomaly:
+                _check_anomaly_backward(node, input_grads)
+            if not retain_graph:
+                node.release()
+            for edge, grad in zip(node.next_edges, input_grads):
+                if edge is None or grad is None:
+                    continue
+                parent, output_nr = edge
+                slots = buffers.get(parent)
+                if slots is None:
+                    slots = buffers[parent] = [None] * parent.n_outputs
+                previous = slots[output_nr]
+                slots[output_nr] = grad if previous is None else previous + grad
+    finally:
+        state.grad_enabled = previous_mode
+
+    if capture is None:
+        return None
+    results = []
+    for index, edge in enumerate(input_edges):
+        grad = capture[edge]
+        if grad is None and not allow_unused:
+            raise AutogradError(
+                f"grad: input {index} (shape {tuple(inputs[index].shape)}) was not used to compute the outputs; "
+                "pass allow_unused=True to get None for it")
+        results.append(None if grad is None else _as_tensor_grad(grad))
+    return results
+
+
+def _accumulate(leaf, grad, tensor_mode):
+    if not tensor_mode:
+        grad = Tensor._make(grad)
+    if grad.dtype != leaf.dtype:
+        grad = Tensor._make(grad.data.astype(leaf.dtype)) if not tensor_mode else grad.to(leaf.dtype)
+    if leaf.grad is None:
+        leaf.grad = grad
+    elif tensor_mode:
+        leaf.grad = leaf.grad + grad
+    else:
+        # Out of place: ``grad`` may be shared with another leaf's .grad (add's VJP
+        # passes the same array to both inputs), so never write into it.
+        leaf.grad = Tensor._make(leaf.grad.data + grad.data)
+
+
+def backward(outputs, gradients=None, retain_graph=None, create_graph=False, inputs=None):
+    """Accumulate gradients of ``outputs`` into the leaves (``Tensor.backward``)."""
+    if retain_graph is None:
+        retain_graph = create_graph
+    if inputs is not None:
+        grads = run_backward(outputs, gradients, retain_graph, create_graph, inputs=list(inputs),
+                             allow_unused=True)
+        for tensor, grad in zip(inputs, grads):
+            if grad is not None:
+                _accumulate(tensor, grad if create_graph else grad.data, create_graph)
+        return
+    run_backward(outputs, gradients, retain_graph, create_graph)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=False):
+    """Gradients of ``outputs`` with respect to ``inputs``, returned as a tuple.
+
+    Unlike ``backward`` nothing is accumulated into ``.grad``.
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> x = gg.tensor(3.0, requires_grad=True)
+    >>> (dx,) = gg.grad(x ** 3, x, create_graph=True)
+    >>> (d2x,) = gg.grad(dx, x)
+    >>> float(dx), float(d2x)
+    (27.0, 18.0)
+    """
+    single_output = isinstance(outputs, Tensor)
+    outputs = [outputs] if single_output else list(outputs)
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    if grad_outputs is not None:
+        grad_outputs = [grad_outputs] if isinstance(grad_outputs, Tensor) else list(grad_outputs)
+        if len(grad_outputs) != len(outputs):
+            raise ShapeError(f"grad: {len(grad_outputs)} grad_outputs given for {len(outputs)} outputs; "
+                             "give one per output")
+    if retain_graph is None:
+        retain_graph = create_graph
+    results = run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=inputs,
+                           accumulate=False, allow_unused=allow_unused)
+    return tuple(results)
+
+
+# --------------------------------------------------------------------------
+# Anomaly detection.
+# --------------------------------------------------------------------------
+class detect_anomaly:
+    """Context manager: the first NaN/Inf produced in forward or backward raises.
+
+    The error names the op and the line of user code that created it (the
+    creation traceback of every node is recorded while this mode is on).
+    """
+
+    def __init__(self, check_nan=True):
+        self.check_nan = check_nan
+
+    def __enter__(self):
+        self._previous = (state.anomaly, state.capture_sites)
+        state.anomaly = self.check_nan
+        state.capture_sites = True
+        return self
+
+    def __exit__(self, *exc):
+        state.anomaly, state.capture_sites = self._previous
+        return False
+
+    def __call__(self, function):
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            with detect_anomaly(self.check_nan):
+                return function(*args, **kwargs)
+        return wrapper
+
+
+def user_frames():
+    """The stack without gpugrad's own frames: where the user called the op."""
+    frames = traceback.extract_stack()[:-1]
+    import os
+    package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return [frame for frame in frames if not os.path.abspath(frame.filename).startswith(package_dir)][-6:]
+
+
+def _has_non_finite(array):
+    xp = backend.xp_of(array)
+    if array.dtype.kind not in "fc":
+        return False
+    return not bool(xp.isfinite(array).all())
+
+
+def check_anomaly_forward(op_name, array):
+    if _has_non_finite(array):
+        site = "".join(traceback.format_list(user_frames()))
+        raise AnomalyError(f"detect_anomaly: op '{op_name}' produced NaN or Inf in its forward output "
+                           f"(shape {tuple(array.shape)}, {array.dtype}). It was called from:\n{site}")
+
+
+def _check_anomaly_backward(node, input_grads):
+    for index, grad in enumerate(input_grads):
+        if grad is None:
+            continue
+        array = grad.data if isinstance(grad, Tensor) else grad
+        if _has_non_finite(array):
+            raise AnomalyError(
+                f"detect_anomaly: the backward of op '{node.name}' produced NaN or Inf in the gradient of its "
+                f"input {index} (shape {tuple(array.shape)}). The op was created at:{node.where()}")

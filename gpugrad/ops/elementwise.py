@@ -1,0 +1,365 @@
+"""Elementwise arithmetic and math: forward, VJP and JVP of each op side by side.
+
+Rules use operators and the functions defined here, never Tensor methods, so
+the same rule runs on raw arrays (plain backward) and on Tensors
+(``create_graph=True``, forward mode).  Broadcasting is undone by the engine.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import backend
+from .registry import defop
+from .samples import Away, Distinct, Ints, Mask, Positive, Sample, Unit
+
+_BINARY_SAMPLES = [Sample((3, 4), (3, 4)), Sample((3, 1), (4,)), Sample((2, 3), 1.5),
+                   Sample(0.7, (2, 3)), Sample((), (2, 2))]
+
+
+def _xp(array):
+    return backend.xp_of(array)
+
+
+# --------------------------------------------------------------------------
+# dtype conversion
+# --------------------------------------------------------------------------
+def _cast_forward(x, dtype):
+    return x.astype(dtype, copy=False) if hasattr(x, "astype") else np.asarray(x, dtype=dtype)
+
+
+cast = defop(
+    "cast", _cast_forward,
+    # The engine casts every gradient back to its input's dtype.
+    vjp=(lambda g, out, x, dtype: g,),
+    jvp=lambda t, out, x, dtype: cast(t[0], dtype),
+    save=(), samples=[Sample((2, 3), dtype=np.dtype("float32"))],
+    # float32 output: central differences need a larger step and looser tolerance.
+    tolerance=dict(eps=1e-3, atol=1e-4, rtol=1e-3),
+    reference=lambda x, dtype: x.astype(dtype))
+
+# --------------------------------------------------------------------------
+# arithmetic
+# --------------------------------------------------------------------------
+add = defop(
+    "add", lambda a, b: a + b,
+    vjp=(lambda g, out, a, b: g,
+         lambda g, out, a, b: g),
+    jvp=lambda t, out, a, b: t[0] + t[1],
+    save=(), promote=True, samples=_BINARY_SAMPLES, reference=np.add)
+
+sub = defop(
+    "sub", lambda a, b: a - b,
+    vjp=(lambda g, out, a, b: g,
+         lambda g, out, a, b: -g),
+    jvp=lambda t, out, a, b: t[0] - t[1],
+    save=(), promote=True, samples=_BINARY_SAMPLES, reference=np.subtract)
+
+mul = defop(
+    "mul", lambda a, b: a * b,
+    vjp=(lambda g, out, a, b: g * b,
+         lambda g, out, a, b: g * a),
+    jvp=lambda t, out, a, b: t[0] * b + a * t[1],
+    promote=True, samples=_BINARY_SAMPLES, reference=np.multiply)
+
+div = defop(
+    "div", lambda a, b: a / b,
+    vjp=(lambda g, out, a, b: g / b,
+         lambda g, out, a, b: -g * a / (b * b)),
+    jvp=lambda t, out, a, b: (t[0] - a / b * t[1]) / b,
+    promote=True,
+    samples=[Sample((3, 4), Away((3, 4))), Sample((3, 1), Away((4,))), Sample((2, 3), 1.5),
+             Sample(0.7, Away((2, 3)))],
+    reference=np.divide)
+
+neg = defop(
+    "neg", lambda x: -x,
+    vjp=(lambda g, out, x: -g,),
+    jvp=lambda t, out, x: -t[0],
+    save=(), samples=[Sample((3, 4))], reference=np.negative)
+
+
+def _pow_vjp_base(g, out, a, b):
+    return g * b * power(a, b - 1)
+
+
+def _pow_vjp_exponent(g, out, a, b):
+    # d(a**b)/db = a**b * log(a); define it as 0 where a == 0 (PyTorch does the same).
+    safe_a = where(a == 0, 1.0, a)
+    return g * where(a == 0, 0.0, out * log(safe_a))
+
+
+def _pow_jvp(t, out, a, b):
+    tangent = t[0] * b * power(a, b - 1)
+    if not isinstance(t[1], float):  # the exponent has a tangent (a tensor exponent)
+        tangent = tangent + t[1] * where(a == 0, 0.0, out * log(where(a == 0, 1.0, a)))
+    return tangent
+
+
+power = defop(
+    "pow", lambda a, b: a ** b,
+    vjp=(_pow_vjp_base, _pow_vjp_exponent), jvp=_pow_jvp,
+    promote=True,
+    samples=[Sample(Positive((3, 4)), (3, 4)), Sample((3, 4), 2), Sample((2, 3), 3.0),
+             Sample(Positive((2, 3)), 0.5), Sample(1.7, (2, 3)), Sample(Positive((3, 1)), (4,))],
+    reference=np.power)
+
+
+def _floor_divide_forward(a, b):
+    return a // b
+
+
+floor_divide = defop("floor_divide", _floor_divide_forward, promote=True, differentiable=False,
+                     samples=[Sample(Ints((3,), 1, 9), Ints((3,), 1, 4))], reference=np.floor_divide)
+
+remainder = defop(
+    "remainder", lambda a, b: a % b,
+    vjp=(lambda g, out, a, b: g,
+         lambda g, out, a, b: -g * floor(a / b)),
+    jvp=lambda t, out, a, b: t[0] - t[1] * floor(a / b),
+    promote=True, samples=[Sample(Positive((3, 4)), 0.3)], reference=np.remainder)
+
+# --------------------------------------------------------------------------
+# unary math
+# --------------------------------------------------------------------------
+exp = defop(
+    "exp", lambda x: _xp(x).exp(x),
+    vjp=(lambda g, out, x: g * out,),
+    jvp=lambda t, out, x: t[0] * out,
+    save=(), save_output=True, samples=[Sample((3, 4))], reference=np.exp, method="exp")
+
+log = defop(
+    "log", lambda x: _xp(x).log(x),
+    vjp=(lambda g, out, x: g / x,),
+    jvp=lambda t, out, x: t[0] / x,
+    samples=[Sample(Positive((3, 4)))], reference=np.log, method="log")
+
+log1p = defop(
+    "log1p", lambda x: _xp(x).log1p(x),
+    vjp=(lambda g, out, x: g / (x + 1),),
+    jvp=lambda t, out, x: t[0] / (x + 1),
+    samples=[Sample(Positive((3, 4)))], reference=np.log1p, method="log1p")
+
+expm1 = defop(
+    "expm1", lambda x: _xp(x).expm1(x),
+    vjp=(lambda g, out, x: g * (out + 1),),
+    jvp=lambda t, out, x: t[0] * (out + 1),
+    save=(), save_output=True, samples=[Sample((3, 4))], reference=np.expm1, method="expm1")
+
+sqrt = defop(
+    "sqrt", lambda x: _xp(x).sqrt(x),
+    vjp=(lambda g, out, x: g / (out * 2),),
+    jvp=lambda t, out, x: t[0] / (out * 2),
+    save=(), save_output=True, samples=[Sample(Positive((3, 4)))], reference=np.sqrt, method="sqrt")
+
+sin = defop(
+    "sin", lambda x: _xp(x).sin(x),
+    vjp=(lambda g, out, x: g * cos(x),),
+    jvp=lambda t, out, x: t[0] * cos(x),
+    samples=[Sample((3, 4))], reference=np.sin, method="sin")
+
+cos = defop(
+    "cos", lambda x: _xp(x).cos(x),
+    vjp=(lambda g, out, x: -g * sin(x),),
+    jvp=lambda t, out, x: -t[0] * sin(x),
+    samples=[Sample((3, 4))], reference=np.cos, method="cos")
+
+tan = defop(
+    "tan", lambda x: _xp(x).tan(x),
+    vjp=(lambda g, out, x: g * (out * out + 1),),
+    jvp=lambda t, out, x: t[0] * (out * out + 1),
+    save=(), save_output=True, samples=[Sample(Unit((3, 4)))], reference=np.tan, method="tan")
+
+tanh = defop(
+    "tanh", lambda x: _xp(x).tanh(x),
+    # NOTE: written with the output, so backward keeps y and not x.
+    vjp=(lambda g, out, x: g * (1 - out * out),),
+    jvp=lambda t, out, x: t[0] * (1 - out * out),
+    save=(), save_output=True, samples=[Sample((3, 4))], reference=np.tanh, method="tanh")
+
+
+def _sigmoid_forward(x):
+    xp = _xp(x)
+    # NOTE: exp(-|x|) never overflows, so both halves are finite for |x| ~ 1e4.
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+sigmoid = defop(
+    "sigmoid", _sigmoid_forward,
+    vjp=(lambda g, out, x: g * out * (1 - out),),
+    jvp=lambda t, out, x: t[0] * out * (1 - out),
+    save=(), save_output=True, samples=[Sample((3, 4))],
+    reference=lambda x: 1 / (1 + np.exp(-x)), method="sigmoid")
+
+
+def _erf_forward(x):
+    return backend.erf(x)
+
+
+erf = defop(
+    "erf", _erf_forward,
+    vjp=(lambda g, out, x: g * (2 / math.sqrt(math.pi)) * exp(-(x * x)),),
+    jvp=lambda t, out, x: t[0] * (2 / math.sqrt(math.pi)) * exp(-(x * x)),
+    samples=[Sample((3, 4))], reference=lambda x: np.vectorize(math.erf)(x), method="erf")
+
+abs_ = defop(
+    "abs", lambda x: _xp(x).abs(x),
+    vjp=(lambda g, out, x: g * sign(x),),
+    jvp=lambda t, out, x: t[0] * sign(x),
+    samples=[Sample(Away((3, 4)))], reference=np.abs, method=("abs", "__abs__"))
+
+sign = defop("sign", lambda x: _xp(x).sign(x), differentiable=False,
+             samples=[Sample(Away((3, 4)))], reference=np.sign, method="sign")
+floor = defop("floor", lambda x: _xp(x).floor(x), differentiable=False,
+              samples=[Sample((3, 4))], reference=np.floor, method="floor")
+ceil = defop("ceil", lambda x: _xp(x).ceil(x), differentiable=False,
+             samples=[Sample((3, 4))], reference=np.ceil, method="ceil")
+round_ = defop("round", lambda x: _xp(x).round(x), differentiable=False,
+               samples=[Sample((3, 4))], reference=np.round, method="round")
+
+
+# --------------------------------------------------------------------------
+# selection: maximum, minimum, clamp, where
+# --------------------------------------------------------------------------
+def _share_ties(first_wins, ties):
+    # NOTE: on ties the gradient is split evenly, as PyTorch does for max/min.
+    return first_wins + ties * 0.5
+
+
+maximum = defop(
+    "maximum", lambda a, b: _xp(a if hasattr(a, "shape") else b).maximum(a, b),
+    vjp=(lambda g, out, a, b: g * _share_ties(a > b, a == b),
+         lambda g, out, a, b: g * _share_ties(b > a, a == b)),
+    jvp=lambda t, out, a, b: where(a > b, t[0], where(a < b, t[1], (t[0] + t[1]) * 0.5)),
+    promote=True,
+    samples=[Sample(Distinct((3, 4)), Distinct((3, 4))), Sample(Distinct((3, 1)), Distinct((4,))),
+             Sample(Distinct((2, 3)), 0.1)],
+    reference=np.maximum)
+
+minimum = defop(
+    "minimum", lambda a, b: _xp(a if hasattr(a, "shape") else b).minimum(a, b),
+    vjp=(lambda g, out, a, b: g * _share_ties(a < b, a == b),
+         lambda g, out, a, b: g * _share_ties(b < a, a == b)),
+    jvp=lambda t, out, a, b: where(a < b, t[0], where(a > b, t[1], (t[0] + t[1]) * 0.5)),
+    promote=True,
+    samples=[Sample(Distinct((3, 4)), Distinct((3, 4))), Sample(Distinct((3, 1)), Distinct((4,))),
+             Sample(Distinct((2, 3)), 0.1)],
+    reference=np.minimum)
+
+
+def _clamp_forward(x, min=None, max=None):
+    xp = _xp(x)
+    if min is not None:
+        x = xp.maximum(x, xp.asarray(min, dtype=x.dtype))
+    if max is not None:
+        x = xp.minimum(x, xp.asarray(max, dtype=x.dtype))
+    return x
+
+
+def _inside(x, low, high):
+    mask = None
+    if low is not None:
+        mask = x >= low
+    if high is not None:
+        mask = (x <= high) if mask is None else mask * (x <= high)
+    return mask
+
+
+def _clamp_vjp(g, out, x, min=None, max=None):
+    mask = _inside(x, min, max)
+    return g if mask is None else where(mask, g, 0.0)
+
+
+def _clamp_jvp(t, out, x, min=None, max=None):
+    mask = _inside(x, min, max)
+    return t[0] if mask is None else where(mask, t[0], 0.0)
+
+
+def _check_clamp(x, min=None, max=None):
+    if min is not None and max is not None and min > max:
+        raise ValueError(f"clamp: min={min} is larger than max={max}; swap them")
+
+
+clamp = defop(
+    "clamp", _clamp_forward, vjp=(_clamp_vjp,), jvp=_clamp_jvp, check=_check_clamp,
+    samples=[Sample(Distinct((3, 4)), min=-0.5, max=0.6), Sample(Distinct((3, 4)), min=0.05),
+             Sample(Distinct((3, 4)), max=0.05)],
+    reference=lambda x, min=None, max=None: np.clip(x, min, max))
+
+
+def _where_forward(condition, a, b):
+    xp = backend.xp_of(condition)
+    return xp.where(condition, a, b)
+
+
+where = defop(
+    "where", _where_forward,
+    vjp=(None,
+         lambda g, out, c, a, b: where(c, g, 0.0),
+         lambda g, out, c, a, b: where(c, 0.0, g)),
+    jvp=lambda t, out, c, a, b: where(c, t[1], t[2]),
+    save=(0,), promote=False,
+    samples=[Sample(Mask((3, 4)), (3, 4), (3, 4)), Sample(Mask((3, 4)), (4,), 0.5),
+             Sample(Mask((3, 1)), 1.5, (4,))],
+    reference=np.where)
+
+# --------------------------------------------------------------------------
+# comparisons and logic (no gradient)
+# --------------------------------------------------------------------------
+_COMPARE_SAMPLES = [Sample((3, 4), (3, 4)), Sample((3, 1), 0.0)]
+eq = defop("eq", lambda a, b: a == b, promote=True, differentiable=False,
+           samples=[Sample(Ints((3, 4), 0, 3), Ints((3, 4), 0, 3))], reference=np.equal)
+ne = defop("ne", lambda a, b: a != b, promote=True, differentiable=False,
+           samples=[Sample(Ints((3, 4), 0, 3), Ints((3, 4), 0, 3))], reference=np.not_equal)
+lt = defop("lt", lambda a, b: a < b, promote=True, differentiable=False,
+           samples=_COMPARE_SAMPLES, reference=np.less)
+le = defop("le", lambda a, b: a <= b, promote=True, differentiable=False,
+           samples=_COMPARE_SAMPLES, reference=np.less_equal)
+gt = defop("gt", lambda a, b: a > b, promote=True, differentiable=False,
+           samples=_COMPARE_SAMPLES, reference=np.greater)
+ge = defop("ge", lambda a, b: a >= b, promote=True, differentiable=False,
+           samples=_COMPARE_SAMPLES, reference=np.greater_equal)
+logical_not = defop("logical_not", lambda x: _xp(x).logical_not(x), differentiable=False,
+                    samples=[Sample(Mask((3,)))], reference=np.logical_not, method="logical_not")
+logical_and = defop("logical_and", lambda a, b: _xp(a).logical_and(a, b), differentiable=False,
+                    samples=[Sample(Mask((3,)), Mask((3,)))], reference=np.logical_and)
+logical_or = defop("logical_or", lambda a, b: _xp(a).logical_or(a, b), differentiable=False,
+                   samples=[Sample(Mask((3,)), Mask((3,)))], reference=np.logical_or)
+logical_xor = defop("logical_xor", lambda a, b: _xp(a).logical_xor(a, b), differentiable=False,
+                    samples=[Sample(Mask((3,)), Mask((3,)))], reference=np.logical_xor)
+isnan = defop("isnan", lambda x: _xp(x).isnan(x), differentiable=False,
+              samples=[Sample((3,))], reference=np.isnan, method="isnan")
+isinf = defop("isinf", lambda x: _xp(x).isinf(x), differentiable=False,
+              samples=[Sample((3,))], reference=np.isinf, method="isinf")
+isfinite = defop("isfinite", lambda x: _xp(x).isfinite(x), differentiable=False,
+                 samples=[Sample((3,))], reference=np.isfinite, method="isfinite")
+
+
+# --------------------------------------------------------------------------
+# compositions (no rule needed: built from the primitives above)
+# --------------------------------------------------------------------------
+def square(x):
+    """``x * x``."""
+    return mul(x, x)
+
+
+def reciprocal(x):
+    """``1 / x``."""
+    return div(1.0, x)
+
+
+def rsqrt(x):
+    """``1 / sqrt(x)``."""
+    return div(1.0, sqrt(x))
+
+
+def clamp_tensor(x, min=None, max=None):
+    """clamp with tensor bounds, as ``minimum(maximum(x, min), max)``."""
+    if min is not None:
+        x = maximum(x, min)
+    if max is not None:
+        x = minimum(x, max)
+    return x

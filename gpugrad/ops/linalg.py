@@ -1,0 +1,165 @@
+"""Linear algebra: matmul (batched, broadcast, 1-D cases), einsum, outer, dot."""
+
+from __future__ import annotations
+
+import string
+
+import numpy as np
+
+from .. import backend
+from ..errors import ShapeError
+from .registry import defop
+from .samples import Sample
+from .shape import squeeze, swapaxes, unsqueeze
+
+
+def _xp(array):
+    return backend.xp_of(array)
+
+
+def _check_matmul(a, b):
+    if a.ndim == 0 or b.ndim == 0:
+        raise ShapeError(f"matmul: both operands need at least one dimension, got shapes {tuple(a.shape)} and "
+                         f"{tuple(b.shape)}; use * for scaling")
+    inner_a = a.shape[-1]
+    inner_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
+    if inner_a != inner_b:
+        raise ShapeError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} do not fit: the last dimension of "
+                         f"the first ({inner_a}) must equal the {'first' if b.ndim == 1 else 'second-to-last'} "
+                         f"dimension of the second ({inner_b}); transpose or reshape one operand")
+
+
+def _matmul_forward(a, b):
+    return _xp(a).matmul(a, b)
+
+
+def _matmul_vjp_a(g, out, a, b):
+    if b.ndim == 1:                       # out = a @ v drops a's last dim
+        return unsqueeze(g, axis=-1) * b
+    if a.ndim == 1:                       # out = v @ B drops a's only dim
+        return squeeze(matmul(b, unsqueeze(g, axis=-1)), axis=(-1,))
+    return matmul(g, swapaxes(b, -1, -2))
+
+
+def _matmul_vjp_b(g, out, a, b):
+    if b.ndim == 1:
+        if a.ndim == 1:
+            return g * a
+        return squeeze(matmul(swapaxes(a, -1, -2), unsqueeze(g, axis=-1)), axis=(-1,))
+    if a.ndim == 1:
+        return unsqueeze(a, axis=-1) * unsqueeze(g, axis=-2)
+    return matmul(swapaxes(a, -1, -2), g)
+
+
+matmul = defop(
+    "matmul", _matmul_forward,
+    vjp=(_matmul_vjp_a, _matmul_vjp_b),
+    jvp=lambda t, out, a, b: matmul(t[0], b) + matmul(a, t[1]),
+    promote=True, check=_check_matmul,
+    samples=[Sample((3, 4), (4, 5)), Sample((2, 3, 4), (4, 2)), Sample((2, 1, 3, 4), (3, 4, 2)),
+             Sample((4,), (4, 3)), Sample((3, 4), (4,)), Sample((4,), (4,)), Sample((2, 3, 4), (4,))],
+    reference=np.matmul)
+
+
+# --------------------------------------------------------------------------
+# einsum
+# --------------------------------------------------------------------------
+def parse_einsum(equation, shapes):
+    """Split ``equation`` into input and output subscripts, expanding ``...``
+    into explicit letters so every rule below deals with plain letters."""
+    equation = equation.replace(" ", "")
+    inputs, arrow, output = equation.partition("->")
+    terms = inputs.split(",")
+    if len(terms) != len(shapes):
+        raise ShapeError(f"einsum: equation {equation!r} has {len(terms)} operands but {len(shapes)} tensors were given")
+    used = set(equation) - set(".,->")
+    spare = [c for c in string.ascii_letters if c not in used]
+    ellipsis_rank = max([len(shape) - (len(term) - 3) for term, shape in zip(terms, shapes) if "..." in term] or [0])
+    ellipsis_letters = "".join(spare[:ellipsis_rank])
+    expanded = []
+    for term, shape in zip(terms, shapes):
+        if "..." in term:
+            rank = len(shape) - (len(term) - 3)
+            term = term.replace("...", ellipsis_letters[ellipsis_rank - rank:])
+        if len(term) != len(shape):
+            raise ShapeError(f"einsum: subscripts {term!r} do not match an operand of shape {tuple(shape)}")
+        expanded.append(term)
+    if arrow:
+        output = output.replace("...", ellipsis_letters)
+    else:
+        counts = {}
+        for term in expanded:
+            for c in term:
+                counts[c] = counts.get(c, 0) + 1
+        output = ellipsis_letters + "".join(sorted(c for c, n in counts.items() if n == 1 and c not in ellipsis_letters))
+    sizes = {}
+    for term, shape in zip(expanded, shapes):
+        for c, n in zip(term, shape):
+            if sizes.setdefault(c, n) != n and n != 1 and sizes[c] != 1:
+                raise ShapeError(f"einsum: index {c!r} has sizes {sizes[c]} and {n} in {equation!r}")
+            sizes[c] = max(sizes[c], n)
+    return expanded, output, sizes
+
+
+def _einsum_forward(*operands, equation):
+    terms, output, _ = parse_einsum(equation, [o.shape for o in operands])
+    return _xp(operands[0]).einsum(",".join(terms) + "->" + output, *operands)
+
+
+def _einsum_vjp(g, out, *operands, equation):
+    terms, output, sizes = parse_einsum(equation, [o.shape for o in operands])
+    grads = []
+    for i, term in enumerate(terms):
+        if len(set(term)) != len(term):
+            raise ShapeError(f"einsum: the gradient of an operand with a repeated index ({term!r}) is not "
+                             "supported; take the diagonal explicitly first")
+        others = [t for j, t in enumerate(terms) if j != i]
+        other_ops = [o for j, o in enumerate(operands) if j != i]
+        present = set(output).union(*others) if others else set(output)
+        # Letters summed away inside this operand alone reappear by broadcasting.
+        missing = [c for c in term if c not in present]
+        reduced_term = "".join(c for c in term if c in present)
+        grad = einsum(",".join([output] + others) + "->" + reduced_term, g, *other_ops)
+        if missing:
+            from .shape import broadcast_to, reshape
+            kept = tuple(sizes[c] if c in present else 1 for c in term)
+            grad = reshape(grad, shape=kept)   # reduced_term keeps term's order: only 1s are inserted
+            grad = broadcast_to(grad, shape=tuple(sizes[c] for c in term))
+        grads.append(grad)
+    return grads
+
+
+einsum = defop(
+    "einsum", _einsum_forward, vjp=_einsum_vjp,
+    jvp=lambda t, out, *operands, equation: _einsum_jvp(t, operands, equation),
+    samples=[Sample((3, 4), (4, 5), equation="ij,jk->ik"), Sample((2, 3, 4), (2, 4, 5), equation="bij,bjk->bik"),
+             Sample((3, 4), equation="ij->"), Sample((3, 4), (3, 4), equation="ij,ij->i"),
+             Sample((2, 3, 4), equation="...j->..."), Sample((3,), (4,), equation="i,j->ij")],
+    reference=lambda *operands, equation: np.einsum(equation, *operands))
+
+
+def _einsum_jvp(tangents, operands, equation):
+    total = None
+    for i in range(len(operands)):
+        replaced = list(operands)
+        replaced[i] = tangents[i]
+        if isinstance(tangents[i], float):
+            continue
+        term = einsum(*replaced, equation=equation)
+        total = term if total is None else total + term
+    return total
+
+
+def outer(a, b):
+    """Outer product of two vectors: ``out[i, j] = a[i] * b[j]``."""
+    if a.ndim != 1 or b.ndim != 1:
+        raise ShapeError(f"outer: expects two 1-D tensors, got shapes {tuple(a.shape)} and {tuple(b.shape)}")
+    return unsqueeze(a, axis=1) * unsqueeze(b, axis=0)
+
+
+def dot(a, b):
+    """Dot product of two 1-D tensors of equal length."""
+    if a.ndim != 1 or b.ndim != 1 or a.shape != b.shape:
+        raise ShapeError(f"dot: expects two 1-D tensors of equal length, got shapes {tuple(a.shape)} and "
+                         f"{tuple(b.shape)}")
+    return matmul(a, b)

@@ -1,0 +1,770 @@
+"""The public face of the ops: PyTorch-style functions and Tensor methods.
+
+The primitives in the sibling modules take NumPy-style keyword parameters
+(``axis=``, ``keepdims=``, ``shape=``).  Here they get PyTorch's spellings too
+(``dim=``, ``keepdim=``, shapes as separate integers), Python operators, the
+in-place methods, and device / dtype conversion.
+"""
+
+from __future__ import annotations
+
+import builtins
+import collections
+
+import numpy as np
+
+from .. import backend
+from ..autograd import tape
+from ..errors import AutogradError, DTypeError, ShapeError
+from ..tensor import Tensor
+from . import elementwise as ew
+from . import index as ix
+from . import linalg as la
+from . import reduce as rd
+from . import shape as sh
+from .creation import normalize_shape
+from .registry import defop
+from .samples import Sample
+
+# --------------------------------------------------------------------------
+# argument helpers
+# --------------------------------------------------------------------------
+_NOTHING = object()
+
+
+def _axis(dim, axis, default=None):
+    """PyTorch's ``dim`` or NumPy's ``axis`` (one of them)."""
+    if dim is not _NOTHING and axis is not _NOTHING and dim is not None and axis is not None:
+        raise TypeError("give either dim= or axis=, not both")
+    if dim is not _NOTHING:
+        return dim
+    if axis is not _NOTHING:
+        return axis
+    return default
+
+
+def _keep(keepdim, keepdims):
+    return bool(keepdim or keepdims)
+
+
+def _as_tensor(value, like=None):
+    if isinstance(value, Tensor):
+        return value
+    if like is not None and isinstance(value, (int, float, bool)):
+        return value
+    return Tensor(value, device=like.device if like is not None else None)
+
+
+def _dims(dims):
+    if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+        return tuple(dims[0])
+    return tuple(dims)
+
+
+# --------------------------------------------------------------------------
+# device and dtype transfer (differentiable)
+# --------------------------------------------------------------------------
+def _source_device(x):
+    return x.device if isinstance(x, Tensor) else backend.device_of(x)
+
+
+transfer = defop(
+    "to_device", lambda x, device: backend.to_device(x, device),
+    vjp=(lambda g, out, x, device: transfer(g, device=_source_device(x)),),
+    jvp=lambda t, out, x, device: transfer(t[0], device=device),
+    samples=[Sample((2, 3), device=backend.CPU)], reference=lambda x, device: x)
+
+clone = defop(
+    "clone", lambda x: x.copy(),
+    vjp=(lambda g, out, x: g,),
+    jvp=lambda t, out, x: clone(t[0]),
+    save=(), samples=[Sample((2, 3))], reference=np.copy)
+
+
+def to(self, *args, **kwargs):
+    """Move and/or convert: ``t.to("cuda")``, ``t.to(gg.float64)``, ``t.to(other)``,
+    ``t.to(device, dtype)``.  Returns ``self`` when nothing changes."""
+    device = kwargs.pop("device", None)
+    dtype = kwargs.pop("dtype", None)
+    kwargs.pop("non_blocking", None)
+    copy = kwargs.pop("copy", False)
+    if kwargs:
+        raise TypeError(f"to: unexpected arguments {sorted(kwargs)}")
+    for arg in args:
+        if isinstance(arg, Tensor):
+            device, dtype = arg.device, arg.dtype
+        elif isinstance(arg, (backend.Device,)) or (isinstance(arg, str) and arg.split(":")[0] in ("cpu", "cuda")):
+            device = arg
+        elif isinstance(arg, int) and not isinstance(arg, bool):
+            device = backend.Device("cuda", arg)
+        else:
+            dtype = arg
+    result = self
+    if device is not None:
+        device = backend.as_device(device)
+        if device.type == "cuda":
+            backend.require_cuda(device)
+        if device != self.device:
+            result = transfer(result, device=device)
+    if dtype is not None:
+        dtype = backend.as_dtype(dtype)
+        if dtype != result.dtype:
+            if result.requires_grad and dtype.kind != "f":
+                result = result.detach()
+            result = ew.cast(result, dtype)
+    if copy and result is self:
+        result = clone(self)
+    return result
+
+
+def cuda(self, device=None):
+    return to(self, "cuda" if device is None else backend.Device("cuda", device if isinstance(device, int) else None)
+              if not isinstance(device, (str, backend.Device)) else device)
+
+
+def cpu(self):
+    return to(self, backend.CPU)
+
+
+Tensor.to = to
+Tensor.cuda = cuda
+Tensor.cpu = cpu
+Tensor.clone = lambda self: clone(self)
+Tensor.float = lambda self: to(self, backend.float32)
+Tensor.double = lambda self: to(self, backend.float64)
+Tensor.half = lambda self: to(self, backend.float16)
+Tensor.long = lambda self: to(self, backend.int64)
+Tensor.int = lambda self: to(self, backend.int32)
+Tensor.bool = lambda self: to(self, backend.bool_)
+Tensor.type_as = lambda self, other: to(self, other.dtype)
+Tensor.is_floating_point = lambda self: self.dtype.kind == "f"
+
+
+def contiguous(self):
+    data = self.data
+    return self if data.flags.c_contiguous else clone(self)
+
+
+Tensor.contiguous = contiguous
+Tensor.is_contiguous = lambda self: bool(self.data.flags.c_contiguous)
+
+# --------------------------------------------------------------------------
+# operators
+# --------------------------------------------------------------------------
+def _binary(function, swap=False):
+    def method(self, other):
+        if not isinstance(other, (Tensor, int, float, bool)):
+            if isinstance(other, (np.ndarray, np.generic, list, tuple)) or backend.is_gpu_array(other):
+                other = Tensor(other, device=self.device)
+            else:
+                return NotImplemented
+        return function(other, self) if swap else function(self, other)
+    return method
+
+
+for _name, _function in [("add", ew.add), ("sub", ew.sub), ("mul", ew.mul), ("truediv", ew.div),
+                         ("floordiv", ew.floor_divide), ("mod", ew.remainder), ("pow", ew.power),
+                         ("matmul", la.matmul)]:
+    setattr(Tensor, f"__{_name}__", _binary(_function))
+    setattr(Tensor, f"__r{_name}__", _binary(_function, swap=True))
+for _name, _function in [("eq", ew.eq), ("ne", ew.ne), ("lt", ew.lt), ("le", ew.le), ("gt", ew.gt), ("ge", ew.ge),
+                         ("and", ew.logical_and), ("or", ew.logical_or), ("xor", ew.logical_xor)]:
+    setattr(Tensor, f"__{_name}__", _binary(_function))
+Tensor.__rand__ = _binary(ew.logical_and, swap=True)
+Tensor.__ror__ = _binary(ew.logical_or, swap=True)
+Tensor.__neg__ = lambda self: ew.neg(self)
+Tensor.__pos__ = lambda self: self
+Tensor.__invert__ = lambda self: ew.logical_not(self)
+Tensor.__hash__ = lambda self: id(self)   # __eq__ is elementwise, so hash by identity like PyTorch
+
+Tensor.add = lambda self, other, alpha=1: ew.add(self, other if alpha == 1 else ew.mul(other, alpha))
+Tensor.sub = lambda self, other, alpha=1: ew.sub(self, other if alpha == 1 else ew.mul(other, alpha))
+Tensor.mul = _binary(ew.mul)
+Tensor.div = _binary(ew.div)
+Tensor.true_divide = _binary(ew.div)
+Tensor.pow = _binary(ew.power)
+Tensor.matmul = _binary(la.matmul)
+Tensor.neg = Tensor.__neg__
+Tensor.square = lambda self: ew.square(self)
+Tensor.reciprocal = lambda self: ew.reciprocal(self)
+Tensor.rsqrt = lambda self: ew.rsqrt(self)
+Tensor.maximum = _binary(ew.maximum)
+Tensor.minimum = _binary(ew.minimum)
+for _name, _function in [("eq", ew.eq), ("ne", ew.ne), ("lt", ew.lt), ("le", ew.le), ("gt", ew.gt), ("ge", ew.ge)]:
+    setattr(Tensor, _name, _binary(_function))
+
+
+def clamp(input, min=None, max=None):
+    """Limit values to ``[min, max]`` (either bound may be None or a tensor)."""
+    if isinstance(min, Tensor) or isinstance(max, Tensor):
+        return ew.clamp_tensor(input, min, max)
+    if min is None and max is None:
+        raise ValueError("clamp: give at least one of min= or max=")
+    return ew.clamp(input, min=min, max=max)
+
+
+Tensor.clamp = clamp
+Tensor.clip = clamp
+
+
+def where(condition, input, other):
+    """``input`` where ``condition`` holds, else ``other`` (broadcast)."""
+    condition = _as_tensor(condition)
+    if condition.dtype != backend.bool_:
+        condition = to(condition, backend.bool_)
+    if isinstance(input, Tensor) and isinstance(other, Tensor) and input.dtype != other.dtype:
+        from .registry import result_dtype
+        dtype = result_dtype(input.dtype, other.dtype)
+        input, other = to(input, dtype), to(other, dtype)
+    return ew.where(condition, input, other)
+
+
+Tensor.where = lambda self, condition, other: where(condition, self, other)
+
+
+# --------------------------------------------------------------------------
+# reductions
+# --------------------------------------------------------------------------
+def _reduction(primitive):
+    def method(self, dim=_NOTHING, keepdim=False, *, axis=_NOTHING, keepdims=False, dtype=None):
+        if dtype is not None:
+            self = to(self, dtype)
+        elif primitive in (rd.sum_, rd.prod) and self.dtype.kind in "biu":
+            self = to(self, backend.int64)
+        elif primitive is rd.mean and self.dtype.kind != "f":
+            raise DTypeError(f"mean: needs a floating tensor, got {self.dtype} (shape {tuple(self.shape)}); "
+                             "convert with t.float() or pass dtype=gg.float32")
+        return primitive(self, axis=_axis(dim, axis), keepdims=_keep(keepdim, keepdims))
+    method.__name__ = primitive.__name__
+    return method
+
+
+sum = _reduction(rd.sum_)  # noqa: A001 - PyTorch's name
+mean = _reduction(rd.mean)
+prod = _reduction(rd.prod)
+amax = _reduction(rd.amax)
+amin = _reduction(rd.amin)
+logsumexp = _reduction(rd.logsumexp)
+Tensor.sum, Tensor.mean, Tensor.prod = sum, mean, prod
+Tensor.amax, Tensor.amin, Tensor.logsumexp = amax, amin, logsumexp
+
+
+def var(input, dim=_NOTHING, unbiased=None, keepdim=False, *, axis=_NOTHING, correction=None, keepdims=False, ddof=None):
+    """Variance; ``correction=1`` (Bessel) by default like PyTorch, ``ddof`` accepted too."""
+    if correction is None:
+        correction = ddof if ddof is not None else (0 if unbiased is False else 1)
+    return rd.var(input, axis=_axis(dim, axis), correction=correction, keepdims=_keep(keepdim, keepdims))
+
+
+def std(input, dim=_NOTHING, unbiased=None, keepdim=False, *, axis=_NOTHING, correction=None, keepdims=False, ddof=None):
+    """Standard deviation; same arguments as :func:`var`."""
+    return ew.sqrt(var(input, dim, unbiased, keepdim, axis=axis, correction=correction, keepdims=keepdims, ddof=ddof))
+
+
+Tensor.var, Tensor.std = var, std
+
+MaxResult = collections.namedtuple("MaxResult", ["values", "indices"])
+
+
+def _max_or_min(name, extreme, arg_extreme, elementwise):
+    def method(self, dim=_NOTHING, keepdim=False, *, axis=_NOTHING, keepdims=False):
+        if isinstance(dim, Tensor):
+            return elementwise(self, dim)
+        axis_value = _axis(dim, axis)
+        keep = _keep(keepdim, keepdims)
+        if axis_value is None:
+            return extreme(self, axis=None, keepdims=keep)
+        values = extreme(self, axis=axis_value, keepdims=keep)
+        indices = arg_extreme(self, axis=axis_value, keepdims=keep)
+        return MaxResult(values, indices)
+    method.__name__ = name
+    return method
+
+
+max = _max_or_min("max", rd.amax, rd.argmax, ew.maximum)  # noqa: A001 - PyTorch's name
+min = _max_or_min("min", rd.amin, rd.argmin, ew.minimum)  # noqa: A001
+Tensor.max, Tensor.min = max, min
+
+
+def argmax(input, dim=_NOTHING, keepdim=False, *, axis=_NOTHING, keepdims=False):
+    return rd.argmax(input, axis=_axis(dim, axis), keepdims=_keep(keepdim, keepdims))
+
+
+def argmin(input, dim=_NOTHING, keepdim=False, *, axis=_NOTHING, keepdims=False):
+    return rd.argmin(input, axis=_axis(dim, axis), keepdims=_keep(keepdim, keepdims))
+
+
+Tensor.argmax, Tensor.argmin = argmax, argmin
+
+
+def norm(input, p=2, dim=_NOTHING, keepdim=False, *, axis=_NOTHING, keepdims=False, ord=None):
+    """Vector p-norm over ``dim`` (all elements by default); ``p="fro"`` means 2."""
+    order = ord if ord is not None else p
+    if order == "fro":
+        order = 2
+    return rd.norm(input, ord=order, axis=_axis(dim, axis), keepdims=_keep(keepdim, keepdims))
+
+
+def cumsum(input, dim=_NOTHING, *, axis=_NOTHING):
+    """Cumulative sum along ``dim``."""
+    axis_value = _axis(dim, axis)
+    if axis_value is None:
+        raise ShapeError("cumsum: give the dimension to accumulate along, e.g. t.cumsum(dim=0)")
+    return rd.cumsum(input, axis=axis_value % builtins.max(input.ndim, 1))
+
+
+def all_(input, dim=_NOTHING, keepdim=False):
+    xp = backend.xp_of(input.data)
+    return Tensor._make(xp.all(input.data, axis=_axis(dim, _NOTHING), keepdims=keepdim))
+
+
+def any_(input, dim=_NOTHING, keepdim=False):
+    xp = backend.xp_of(input.data)
+    return Tensor._make(xp.any(input.data, axis=_axis(dim, _NOTHING), keepdims=keepdim))
+
+
+Tensor.norm, Tensor.cumsum, Tensor.all, Tensor.any = norm, cumsum, all_, any_
+
+
+def softmax(input, dim=_NOTHING, *, axis=_NOTHING):
+    """Softmax along ``dim`` (last by default)."""
+    return rd.softmax(input, axis=_axis(dim, axis, -1))
+
+
+def log_softmax(input, dim=_NOTHING, *, axis=_NOTHING):
+    """Log-softmax along ``dim`` (last by default)."""
+    return rd.log_softmax(input, axis=_axis(dim, axis, -1))
+
+
+Tensor.softmax, Tensor.log_softmax = softmax, log_softmax
+
+
+# --------------------------------------------------------------------------
+# shape
+# --------------------------------------------------------------------------
+def reshape(input, *shape):
+    """Reshape: ``t.reshape(2, 3)`` or ``t.reshape((2, 3))``; one size may be -1."""
+    shape = _dims(shape)
+    return sh.reshape(input, shape=tuple(int(n) for n in shape))
+
+
+def view(self, *shape):
+    """Like reshape; views need no contiguity here (NumPy copies when it must)."""
+    if len(shape) == 1 and not isinstance(shape[0], (tuple, list, int)):
+        return to(self, shape[0])  # t.view(dtype) spelling: reinterpretation is not supported, convert
+    return reshape(self, *shape)
+
+
+def flatten(input, start_dim=0, end_dim=-1):
+    """Merge dimensions ``start_dim..end_dim`` into one."""
+    ndim = input.ndim
+    if ndim == 0:
+        return reshape(input, 1)
+    start, end = start_dim % ndim, end_dim % ndim
+    if start > end:
+        raise ShapeError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for shape {tuple(input.shape)}")
+    shape = input.shape
+    merged = 1
+    for n in shape[start:end + 1]:
+        merged *= n
+    return reshape(input, shape[:start] + (merged,) + shape[end + 1:])
+
+
+def unflatten(input, dim, sizes):
+    dim = dim % input.ndim
+    return reshape(input, input.shape[:dim] + tuple(sizes) + input.shape[dim + 1:])
+
+
+def permute(input, *dims):
+    """Reorder dimensions: ``t.permute(2, 0, 1)``."""
+    return sh.permute(input, axes=_dims(dims))
+
+
+def transpose(input, dim0=0, dim1=1):
+    """Swap two dimensions (PyTorch's ``transpose(dim0, dim1)``)."""
+    ndim = input.ndim
+    for d in (dim0, dim1):
+        if not -builtins.max(ndim, 1) <= d < builtins.max(ndim, 1):
+            raise ShapeError(f"transpose: dim {d} is out of range for shape {tuple(input.shape)}")
+    if ndim < 2:
+        return input
+    return sh.swapaxes(input, dim0 % ndim, dim1 % ndim)
+
+
+def squeeze(input, dim=_NOTHING, *, axis=_NOTHING):
+    """Remove size-1 dimensions (all of them, or those in ``dim``)."""
+    chosen = _axis(dim, axis)
+    if chosen is None:
+        chosen = tuple(i for i, n in enumerate(input.shape) if n == 1)
+    elif isinstance(chosen, int):
+        chosen = (chosen,)
+    return sh.squeeze(input, axis=tuple(chosen))
+
+
+def unsqueeze(input, dim=_NOTHING, *, axis=_NOTHING):
+    """Insert a size-1 dimension at ``dim``."""
+    return sh.unsqueeze(input, axis=_axis(dim, axis))
+
+
+def expand(input, *sizes):
+    """Broadcast to ``sizes`` without copying; -1 keeps a dimension."""
+    sizes = _dims(sizes)
+    lead = len(sizes) - input.ndim
+    if lead < 0:
+        raise ShapeError(f"expand: the number of sizes ({len(sizes)}) must be at least the tensor's number of "
+                         f"dimensions ({input.ndim}) for shape {tuple(input.shape)}")
+    shape = tuple(input.shape[i - lead] if n == -1 and i >= lead else n for i, n in enumerate(sizes))
+    return sh.broadcast_to(input, shape=shape)
+
+
+def broadcast_to(input, *shape):
+    return sh.broadcast_to(input, shape=_dims(shape))
+
+
+def repeat(input, *repeats):
+    """Tile the tensor: ``t.repeat(2, 1)`` (PyTorch's repeat, NumPy's tile)."""
+    return sh.tile(input, reps=_dims(repeats))
+
+
+def flip(input, *dims):
+    dims = _dims(dims)
+    return sh.flip(input, axis=tuple(d % builtins.max(input.ndim, 1) for d in dims))
+
+
+def split(input, split_size_or_sections, dim=0):
+    """Split into pieces of ``split_size`` (last may be smaller) or of the given sizes."""
+    size = input.shape[dim]
+    if isinstance(split_size_or_sections, int):
+        if split_size_or_sections <= 0:
+            raise ShapeError(f"split: split_size must be positive, got {split_size_or_sections}")
+        sizes = [split_size_or_sections] * (size // split_size_or_sections)
+        if size % split_size_or_sections:
+            sizes.append(size % split_size_or_sections)
+    else:
+        sizes = list(split_size_or_sections)
+        if builtins.sum(sizes) != size:
+            raise ShapeError(f"split: sizes {sizes} add up to {builtins.sum(sizes)}, but dim {dim} has size {size}")
+    pieces = []
+    start = 0
+    for n in sizes:
+        index = [slice(None)] * input.ndim
+        index[dim] = slice(start, start + n)
+        pieces.append(ix.getitem(input, index=tuple(index)))
+        start += n
+    return tuple(pieces)
+
+
+def chunk(input, chunks, dim=0):
+    """Split into ``chunks`` pieces of (nearly) equal size."""
+    if chunks <= 0:
+        raise ShapeError(f"chunk: chunks must be positive, got {chunks}")
+    size = input.shape[dim]
+    return split(input, -(-size // chunks) if size else 1, dim)
+
+
+def pad(input, pad, mode="constant", value=0.0):
+    """Pad with PyTorch's convention: ``pad=(left, right, top, bottom, ...)`` from the last dim."""
+    if mode != "constant":
+        raise ValueError(f"pad: mode {mode!r} is not supported; use mode='constant'")
+    return sh.pad_constant(input, pad_width=sh.torch_pad_to_width(input.ndim, pad), value=value)
+
+
+for _name, _function in [("reshape", reshape), ("view", view), ("flatten", flatten), ("unflatten", unflatten),
+                         ("permute", permute), ("transpose", transpose), ("squeeze", squeeze),
+                         ("unsqueeze", unsqueeze), ("expand", expand), ("broadcast_to", broadcast_to),
+                         ("repeat", repeat), ("flip", flip), ("split", split), ("chunk", chunk)]:
+    setattr(Tensor, _name, _function)
+Tensor.swapaxes = lambda self, axis0, axis1: transpose(self, axis0, axis1)
+Tensor.swapdims = Tensor.swapaxes
+Tensor.T = property(lambda self: permute(self, tuple(reversed(range(self.ndim)))))
+Tensor.mT = property(lambda self: transpose(self, -2, -1))
+Tensor.expand_as = lambda self, other: expand(self, other.shape)
+Tensor.reshape_as = lambda self, other: reshape(self, other.shape)
+Tensor.view_as = Tensor.reshape_as
+
+
+def cat(tensors, dim=0, *, axis=_NOTHING):
+    """Concatenate along an existing dimension."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ShapeError("cat: expected a non-empty list of tensors")
+    chosen = _axis(dim if dim != 0 else _NOTHING, axis, 0)
+    tensors = _common_dtype(tensors)
+    return sh.concatenate(*tensors, axis=chosen)
+
+
+def stack(tensors, dim=0, *, axis=_NOTHING):
+    """Stack equal-shape tensors along a new dimension."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ShapeError("stack: expected a non-empty list of tensors")
+    chosen = _axis(dim if dim != 0 else _NOTHING, axis, 0)
+    chosen = chosen % (tensors[0].ndim + 1)
+    return sh.stack(*_common_dtype(tensors), axis=chosen)
+
+
+def _common_dtype(tensors):
+    from .registry import result_dtype
+    dtype = tensors[0].dtype
+    for t in tensors[1:]:
+        dtype = result_dtype(dtype, t.dtype)
+    return [t if t.dtype == dtype else to(t, dtype) for t in tensors]
+
+
+# --------------------------------------------------------------------------
+# indexing
+# --------------------------------------------------------------------------
+def _normalize_index(index):
+    """Tensors and lists inside an index become raw arrays; bool masks become
+    integer arrays (one per masked dimension), so backward can scatter-add."""
+    items = index if isinstance(index, tuple) else (index,)
+    result = []
+    for item in items:
+        if isinstance(item, Tensor):
+            item = item.data
+        elif isinstance(item, list):
+            item = np.asarray(item)
+        if hasattr(item, "dtype") and getattr(item, "ndim", 0) >= 0 and not isinstance(item, (int, np.integer)):
+            if item.dtype == np.bool_:
+                result.extend(item.nonzero())
+                continue
+            if item.dtype.kind not in "iu":
+                raise IndexError(f"index: tensors used as indices must be integer or bool, got {item.dtype}")
+        result.append(item)
+    return tuple(result)
+
+
+def _index_to_device(index, device):
+    return tuple(backend.to_device(item, device) if hasattr(item, "dtype") and hasattr(item, "shape") else item
+                 for item in index)
+
+
+def getitem(self, index):
+    index = _normalize_index(index)
+    if ix.is_basic_index(index):
+        _check_basic_index(self, index)
+        return ix.getitem(self, index=index)
+    return ix.take(self, index=_index_to_device(index, self.device))
+
+
+def _check_basic_index(tensor, index):
+    dim = 0
+    for item in index:
+        if item is Ellipsis:
+            dim = tensor.ndim - builtins.sum(1 for i in index if i is not None and i is not Ellipsis) + dim
+            continue
+        if item is None:
+            continue
+        if dim >= tensor.ndim:
+            raise IndexError(f"index: too many indices for a tensor of shape {tuple(tensor.shape)}")
+        if isinstance(item, (int, np.integer)):
+            size = tensor.shape[dim]
+            if not -size <= item < size:
+                raise IndexError(f"index: {item} is out of range for dim {dim} of size {size} "
+                                 f"(tensor shape {tuple(tensor.shape)})")
+        dim += 1
+
+
+Tensor.__getitem__ = getitem
+
+
+def gather(input, dim, index):
+    """``out[i][j] = input[i][index[i][j]]`` along ``dim`` (PyTorch's gather)."""
+    return ix.gather(input, _as_tensor(index), axis=dim % builtins.max(input.ndim, 1))
+
+
+def take_along_dim(input, indices, dim=None):
+    """Pick values along ``dim`` (flattened when ``dim`` is None), broadcasting the indices."""
+    indices = _as_tensor(indices)
+    if dim is None:
+        return ix.gather(reshape(input, -1), reshape(indices, -1), axis=0)
+    dim = dim % input.ndim
+    shape = list(np.broadcast_shapes(tuple(n for i, n in enumerate(input.shape) if i != dim),
+                                     tuple(n for i, n in enumerate(indices.shape) if i != dim)))
+    input_shape = shape[:dim] + [input.shape[dim]] + shape[dim:]
+    index_shape = shape[:dim] + [indices.shape[dim]] + shape[dim:]
+    if tuple(input.shape) != tuple(input_shape):
+        input = expand(input, input_shape)
+    if tuple(indices.shape) != tuple(index_shape):
+        indices = Tensor._make(backend.xp_of(indices.data).broadcast_to(indices.data, index_shape))
+    return ix.gather(input, indices, axis=dim)
+
+
+def index_select(input, dim, index):
+    return ix.index_select(input, _as_tensor(index), axis=dim % builtins.max(input.ndim, 1))
+
+
+def index_add(input, dim, index, source, alpha=1):
+    """``input`` with ``alpha * source`` added at ``index`` along ``dim`` (out of place)."""
+    return ix.index_add(input, _as_tensor(index), source, axis=dim % builtins.max(input.ndim, 1), alpha=alpha)
+
+
+def scatter_add(input, dim, index, src):
+    """``input`` with ``src`` added at ``index`` along ``dim`` (out of place, PyTorch's scatter_add)."""
+    return ix.scatter_add(input, _as_tensor(index), src, axis=dim % builtins.max(input.ndim, 1))
+
+
+Tensor.gather = gather
+Tensor.take_along_dim = take_along_dim
+Tensor.index_select = index_select
+Tensor.index_add = index_add
+Tensor.scatter_add = scatter_add
+
+
+# --------------------------------------------------------------------------
+# in place
+# --------------------------------------------------------------------------
+def _check_inplace(tensor, name, others=()):
+    if not tape.state.grad_enabled:
+        return False
+    if tensor.requires_grad and tensor.grad_fn is None:
+        raise AutogradError(
+            f"{name}: a leaf tensor that requires grad (shape {tuple(tensor.shape)}) is being changed in place "
+            "while the graph is recorded; do it under `with gg.no_grad():` (as optimizers and init do) or "
+            "change a clone()")
+    base = tensor._base
+    if base is not None and base.requires_grad and base.grad_fn is None:
+        raise AutogradError(
+            f"{name}: this tensor is a view of a leaf that requires grad (shape {tuple(base.shape)}); changing "
+            "it in place would change the leaf behind the graph's back. Use `with gg.no_grad():` or clone()")
+    return tensor.requires_grad or builtins.any(isinstance(o, Tensor) and o.requires_grad for o in others)
+
+
+def _write(tensor, values, name):
+    """Copy ``values`` into ``tensor.data`` in place (views of it see the change)."""
+    data = tensor.data
+    if values.shape != data.shape:
+        try:
+            values = backend.xp_of(data).broadcast_to(values, data.shape)
+        except ValueError:
+            raise ShapeError(f"{name}: the result has shape {tuple(values.shape)} but the tensor changed in place "
+                             f"has shape {tuple(data.shape)}; in-place results must keep the tensor's shape") from None
+    if values.dtype.kind == "f" and data.dtype.kind != "f":
+        raise DTypeError(f"{name}: the result is {values.dtype} but the tensor is {data.dtype}; an integer tensor "
+                         "cannot hold floats in place. Use the out-of-place op instead")
+    try:
+        data[...] = values
+    except ValueError as error:
+        raise AutogradError(f"{name}: cannot write into this tensor ({error}); it is an expanded/broadcast view. "
+                            "Call .clone() (or .contiguous()) first") from None
+
+
+def _snapshot(tensor):
+    """A copy standing in for ``tensor`` in the graph of an in-place op: same
+    graph edge, its own data, so the op's saved input is not overwritten."""
+    alias = Tensor._make(tensor.data.copy(), tensor.grad_fn, tensor._output_nr)
+    alias.requires_grad = tensor.requires_grad
+    if tensor.grad_fn is None and tensor.requires_grad:
+        alias._accumulator = tape.edge_of(tensor)[0]
+    alias._tangents = tensor._tangents
+    return alias
+
+
+def inplace(tensor, compute, name, others=()):
+    """Apply ``compute(current_value) -> new tensor`` to ``tensor`` in place.
+
+    Outside the graph this is a plain write.  Inside it, the new value's node
+    becomes the tensor's ``grad_fn`` (gradients flow through the change), and
+    the version counter moves on so nodes that saved the old value refuse to
+    run backward with the new one.
+    """
+    record = _check_inplace(tensor, name, others)
+    if not record:
+        with tape.no_grad():
+            result = compute(tensor)
+        _write(tensor, result.data, name)
+        tensor._bump_version()
+        return tensor
+    result = compute(_snapshot(tensor))
+    _write(tensor, result.data, name)
+    tensor._bump_version()
+    tensor.grad_fn, tensor._output_nr = result.grad_fn, result._output_nr
+    tensor.requires_grad = result.requires_grad
+    tensor._tangents = result._tangents
+    return tensor
+
+
+def _inplace_binary(function, name):
+    def method(self, other, **kwargs):
+        alpha = kwargs.pop("alpha", 1)
+        value = other if alpha == 1 else ew.mul(other, alpha)
+        return inplace(self, lambda current: function(current, value), name, (other,))
+    method.__name__ = name
+    return method
+
+
+Tensor.add_ = _inplace_binary(ew.add, "add_")
+Tensor.sub_ = _inplace_binary(ew.sub, "sub_")
+Tensor.mul_ = _inplace_binary(ew.mul, "mul_")
+Tensor.div_ = _inplace_binary(ew.div, "div_")
+Tensor.pow_ = _inplace_binary(ew.power, "pow_")
+Tensor.__iadd__ = Tensor.add_
+Tensor.__isub__ = Tensor.sub_
+Tensor.__imul__ = Tensor.mul_
+Tensor.__itruediv__ = Tensor.div_
+Tensor.__ipow__ = Tensor.pow_
+Tensor.clamp_ = lambda self, min=None, max=None: inplace(self, lambda c: clamp(c, min, max), "clamp_")
+Tensor.exp_ = lambda self: inplace(self, ew.exp, "exp_")
+Tensor.neg_ = lambda self: inplace(self, ew.neg, "neg_")
+
+
+def _constant_fill(tensor, value_maker, name):
+    _check_inplace(tensor, name)
+    data = tensor.data
+    value = value_maker(backend.xp_of(data), data.shape, data.dtype)
+    _write(tensor, value, name)
+    tensor._bump_version()
+    if tape.state.grad_enabled and tensor.grad_fn is not None:
+        tensor.grad_fn = None   # a constant now: no gradient flows to what it was
+        tensor.requires_grad = False
+    return tensor
+
+
+Tensor.zero_ = lambda self: _constant_fill(self, lambda xp, s, d: xp.zeros(s, d), "zero_")
+Tensor.fill_ = lambda self, value: _constant_fill(self, lambda xp, s, d: xp.full(s, float(value) if d.kind == "f" else value, d), "fill_")
+
+
+def uniform_(self, a=0.0, b=1.0):
+    generator = backend.generator(self.device)
+    return _constant_fill(self, lambda xp, s, d: (generator.random(s) * (b - a) + a).astype(d), "uniform_")
+
+
+def normal_(self, mean=0.0, std=1.0):
+    generator = backend.generator(self.device)
+    return _constant_fill(self, lambda xp, s, d: (generator.standard_normal(s) * std + mean).astype(d), "normal_")
+
+
+Tensor.uniform_ = uniform_
+Tensor.normal_ = normal_
+
+
+def copy_(self, source):
+    """Copy ``source``'s values into this tensor (broadcast, any device)."""
+    source = Tensor(source, dtype=self.dtype, device=self.device) if not isinstance(source, Tensor) else source
+    if source.device != self.device:
+        source = to(source, self.device)
+
+    def compute(current):
+        # The old value is overwritten, so no gradient flows to it: only to source.
+        return to(expand(source, self.shape), self.dtype)
+    return inplace(self, compute, "copy_", (source,))
+
+
+Tensor.copy_ = copy_
+
+
+def setitem(self, index, value):
+    index = _normalize_index(index)
+    if not ix.is_basic_index(index):
+        index = _index_to_device(index, self.device)
+    if isinstance(value, Tensor) and value.device != self.device:
+        value = to(value, self.device)
+    record = _check_inplace(self, "__setitem__", (value,))
+    if not record:
+        self.data[index] = value.data if isinstance(value, Tensor) else value
+        self._bump_version()
+        return
+    inplace(self, lambda current: ix.index_put(current, value, index=index), "__setitem__", (value,))
+
+
+Tensor.__setitem__ = setitem

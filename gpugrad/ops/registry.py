@@ -1,0 +1,453 @@
+"""How an op is declared, applied and differentiated.
+
+An op is declared once, with its forward, VJP and JVP side by side::
+
+    mul = defop(
+        "mul",
+        forward=lambda a, b: a * b,                    # raw arrays in, raw array out
+        vjp=(lambda g, out, a, b: g * b,               # one rule per input ...
+             lambda g, out, a, b: g * a),
+        jvp=lambda t, out, a, b: t[0] * b + a * t[1],  # tangents ``t`` aligned with inputs
+        promote=True, method="mul", samples=[...])
+
+``defop`` returns a *polymorphic* function: called with Tensors it records the
+op on the tape (and carries forward-mode tangents); called with raw NumPy/CuPy
+arrays only, it just runs the forward.  VJP and JVP rules are written with
+operators and these functions, so the same rule runs
+
+* on raw arrays during an ordinary ``backward()`` (fast: no Tensor wrappers), and
+* on Tensors under ``create_graph=True`` or forward mode, where it is recorded
+  and can be differentiated again (higher-order derivatives).
+
+The engine handles broadcasting once for every op: a VJP may return a
+gradient in the broadcast shape of the output and the engine sums it back to
+the input's shape (:func:`sum_to`), and casts it to the input's dtype.
+
+``vjp`` is either a tuple with one rule per input (rules for inputs that need
+no gradient are never called) or one function returning a tuple.  Rules get
+``(g, out, *inputs, **params)``: the output's gradient, the output, the inputs
+(saved tensors, or :class:`InputMeta` with ``shape``/``dtype`` for inputs the
+op declared it does not need), and the op's keyword parameters.
+"""
+
+from __future__ import annotations
+
+from .. import backend
+from ..autograd import tape
+from ..autograd.tape import Node, edge_of, state
+from ..errors import AutogradError, DeviceError, GpugradError, ShapeError, describe
+from ..tensor import Tensor
+
+OPS: dict = {}
+"""Every registered op by name; the test battery iterates over it."""
+
+
+class Op:
+    """A primitive: forward on raw arrays, VJP and JVP rules, test samples."""
+
+    __slots__ = ("name", "forward", "vjp", "jvp", "vjp_per_input", "save", "save_output", "view",
+                 "promote", "differentiable", "samples", "reference", "check", "doc", "function",
+                 "tolerance", "second_order")
+
+    def __repr__(self):
+        return f"Op({self.name!r})"
+
+
+class InputMeta:
+    """Stands in for an input the op does not save: only its shape and dtype."""
+
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, shape, dtype):
+        self.shape, self.dtype = shape, dtype
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+
+def defop(name, forward, vjp=None, jvp=None, *, save=True, save_output=False, view=False,
+          promote=False, differentiable=True, samples=(), reference=None, check=None, method=None,
+          tolerance=None, second_order=True):
+    """Register an op and return its polymorphic function.
+
+    Parameters
+    ----------
+    name : str
+        Op name, shown in errors, ``grad_fn`` and graph pictures.
+    forward : callable
+        ``forward(*arrays, **params) -> array``, written with the array module
+        of its inputs (:func:`gpugrad.backend.xp_of`).
+    vjp : tuple of callables or callable
+        Reverse-mode rules (see module docstring).
+    jvp : callable
+        ``jvp(tangents, out, *inputs, **params)`` -> tangent of the output.
+    save : bool or tuple of int
+        Which inputs the rules need (``True``: all; a tuple: those indices).
+        Unsaved inputs reach the rules as :class:`InputMeta`, and changing
+        them in place after the op does not invalidate the graph.
+    save_output : bool
+        Whether the rules use ``out``.
+    view : bool
+        The output shares memory with input 0 (reshape, transpose, slicing):
+        it shares its version counter, so in-place changes through either
+        are seen by graphs that saved the other.
+    promote : bool
+        Apply PyTorch's type promotion to the inputs first (binary arithmetic).
+    differentiable : bool
+        ``False`` for ops with no gradient (comparisons, argmax).
+    samples : sequence
+        Example inputs for the op battery (see :mod:`gpugrad.ops.samples`).
+    reference : callable
+        Independent NumPy implementation the battery compares the forward with.
+    check : callable
+        ``check(*inputs, **params)`` raising a clear error for bad input before
+        anything runs.
+    method : str or tuple of str
+        Names under which the op becomes a ``Tensor`` method.
+    """
+    op = Op()
+    op.name = name
+    op.forward = forward
+    op.vjp_per_input = isinstance(vjp, tuple)
+    op.vjp = vjp
+    op.jvp = jvp
+    op.save = save
+    op.save_output = save_output
+    op.view = view
+    op.promote = promote
+    op.differentiable = differentiable and vjp is not None
+    op.samples = tuple(samples)
+    op.reference = reference
+    op.check = check
+    op.tolerance = tolerance
+    op.second_order = second_order
+    op.doc = forward.__doc__
+    if name in OPS:
+        raise GpugradError(f"defop: an op named {name!r} is already registered")
+    OPS[name] = op
+
+    def function(*args, **params):
+        for arg in args:
+            if isinstance(arg, Tensor):
+                return apply_op(op, args, params)
+        return forward(*args, **params)
+
+    function.__name__ = name
+    function.__qualname__ = name
+    function.op = op
+    op.function = function
+    if method:
+        for method_name in (method,) if isinstance(method, str) else method:
+            setattr(Tensor, method_name, function)
+    return function
+
+
+# --------------------------------------------------------------------------
+# Applying an op.
+# --------------------------------------------------------------------------
+def apply_op(op, args, params):
+    """Run ``op`` on Tensor arguments: forward, then record a node if needed."""
+    if op.promote:
+        args = promote_arguments(op, args)
+    requires_grad = False
+    has_tangents = False
+    datas = []
+    for arg in args:
+        if isinstance(arg, Tensor):
+            datas.append(arg.data)
+            if arg.requires_grad:
+                requires_grad = True
+            if arg._tangents is not None:
+                has_tangents = True
+        else:
+            datas.append(arg)
+    if has_tangents and state.forward_levels:
+        return _apply_with_tangents(op, args, params)
+    if backend._cupy is not None:
+        _check_one_device(op, args)
+    if op.check is not None:
+        op.check(*args, **params)
+    try:
+        out = op.forward(*datas, **params)
+    except GpugradError:
+        raise
+    except (ValueError, IndexError, TypeError) as error:
+        raise _explain_failure(op, args, params, error) from error
+    result = Tensor._make(out)
+    if op.view:
+        source = args[0]
+        result._version_box = source._shared_version_box()
+        result._base = source if source._base is None else source._base
+    if requires_grad and state.grad_enabled and op.differentiable:
+        result.grad_fn = OpNode(op, args, params, result)
+        result.requires_grad = True
+    if state.anomaly:
+        tape.check_anomaly_forward(op.name, out)
+    return result
+
+
+def _check_one_device(op, args):
+    devices = {arg.device for arg in args if isinstance(arg, Tensor)}
+    for arg in args:
+        if not isinstance(arg, Tensor) and hasattr(arg, "__array_priority__") and hasattr(arg, "shape"):
+            devices.add(backend.device_of(arg))
+    if len(devices) > 1:
+        raise DeviceError(
+            f"{op.name}: expected all tensors on one device, got {describe([a for a in args if hasattr(a, 'shape')])}; "
+            "move them with .to(device), .cuda() or .cpu()")
+
+
+def _explain_failure(op, args, params, error):
+    """Turn a NumPy/CuPy error inside a forward into a gpugrad error naming the op."""
+    shapes = describe([a for a in args if hasattr(a, "shape")])
+    extra = f" with {params}" if params else ""
+    text = str(error)
+    if isinstance(error, ValueError) and ("broadcast" in text or "shape" in text or "dimension" in text
+                                          or "size" in text or "axis" in text):
+        return ShapeError(f"{op.name}: inputs {shapes}{extra} do not fit: {text}. Check the shapes "
+                          "(broadcasting aligns trailing dimensions; reshape or unsqueeze to line them up)")
+    if isinstance(error, IndexError):
+        return IndexError(f"{op.name}: index out of range for inputs {shapes}{extra}: {text}")
+    if isinstance(error, TypeError):
+        from ..errors import DTypeError
+        return DTypeError(f"{op.name}: cannot apply to inputs {shapes}{extra}: {text}")
+    return ShapeError(f"{op.name}: inputs {shapes}{extra} are invalid: {text}")
+
+
+# --------------------------------------------------------------------------
+# Type promotion (PyTorch's rules, which differ from NumPy's for int+float).
+# --------------------------------------------------------------------------
+def result_dtype(a, b):
+    """Dtype of ``a op b`` for two tensor dtypes, following PyTorch."""
+    if a == b:
+        return a
+    a_float, b_float = a.kind == "f", b.kind == "f"
+    if a_float and not b_float:
+        return a
+    if b_float and not a_float:
+        return b
+    if a.kind == "b":
+        return b
+    if b.kind == "b":
+        return a
+    import numpy as np
+    return np.promote_types(a, b)
+
+
+def promote_arguments(op, args):
+    """Cast Tensor arguments to a common dtype; Python scalars never upcast a float tensor."""
+    dtype = None
+    scalar_kind = None
+    for arg in args:
+        if isinstance(arg, Tensor):
+            dtype = arg.dtype if dtype is None else result_dtype(dtype, arg.dtype)
+        elif isinstance(arg, bool):
+            scalar_kind = scalar_kind or "b"
+        elif isinstance(arg, int):
+            scalar_kind = "i" if scalar_kind in (None, "b") else scalar_kind
+        elif isinstance(arg, float):
+            scalar_kind = "f"
+    if dtype is None:
+        return args
+    if scalar_kind == "f" and dtype.kind != "f":
+        dtype = backend.get_default_dtype()
+    elif scalar_kind == "i" and dtype.kind == "b":
+        dtype = backend.int64
+    if all(not isinstance(arg, Tensor) or arg.dtype == dtype for arg in args):
+        return args
+    from .elementwise import cast
+    return tuple(cast(arg, dtype) if isinstance(arg, Tensor) and arg.dtype != dtype else arg
+                 for arg in args)
+
+
+# --------------------------------------------------------------------------
+# The node an op application leaves on the tape.
+# --------------------------------------------------------------------------
+class OpNode(Node):
+    """Records one op application: saved inputs, their versions, the output."""
+
+    __slots__ = ("op", "params", "saved", "saved_versions", "input_meta", "out_data", "out_box",
+                 "out_tangents", "needs_input_grad")
+
+    def __init__(self, op, args, params, result):
+        self.op = op
+        self.params = params
+        self.pre_hooks = None
+        self.released = False
+        self.out_tangents = None
+        self.creation_site = tape.user_frames() if state.capture_sites else None
+        edges = []
+        needs = []
+        metas = []
+        for arg in args:
+            if isinstance(arg, Tensor):
+                edge = edge_of(arg)
+                edges.append(edge)
+                needs.append(edge is not None)
+                metas.append(InputMeta(arg.data.shape, arg.data.dtype))
+            else:
+                edges.append(None)
+                needs.append(False)
+                metas.append(None)
+        self.next_edges = tuple(edges)
+        self.needs_input_grad = tuple(needs)
+        self.input_meta = tuple(metas)
+        save = op.save
+        if save is True:
+            saved = args
+        elif save:
+            saved = tuple(arg if (index in save or meta is None) else meta
+                          for index, (arg, meta) in enumerate(zip(args, metas)))
+        else:
+            saved = tuple(meta if meta is not None else arg for arg, meta in zip(args, metas))
+        self.saved = saved
+        self.saved_versions = tuple(arg._shared_version_box()[0] if isinstance(arg, Tensor) else None
+                                    for arg in saved)
+        if op.save_output:
+            self.out_data = result.data
+            self.out_box = result._shared_version_box()
+        else:
+            self.out_data = None
+            self.out_box = None
+
+    @property
+    def name(self):
+        return self.op.name
+
+    def release(self):
+        self.saved = None
+        self.out_data = None
+        self.out_tangents = None
+        self.released = True
+
+    def _check_versions(self):
+        for index, (arg, version) in enumerate(zip(self.saved, self.saved_versions)):
+            if version is not None and arg._version_box[0] != version:
+                raise AutogradError(
+                    f"backward: input {index} of op '{self.op.name}' (shape {tuple(arg.shape)}, {arg.dtype}) was "
+                    f"modified in place after the op saved it (version {version} -> {arg._version_box[0]}), "
+                    "so its gradient cannot be computed. Fix: change a copy (t.clone()) instead, or do the "
+                    f"in-place change after backward.{self.where()}")
+        if self.out_box is not None and self.out_box[0] != 0:
+            raise AutogradError(
+                f"backward: the output of op '{self.op.name}' was modified in place after the op saved it, "
+                "so its gradient cannot be computed. Fix: change a copy (t.clone()) instead, or do the "
+                f"in-place change after backward.{self.where()}")
+
+    def saved_output(self, tensor_mode):
+        if not tensor_mode:
+            return self.out_data
+        if self.out_data is None:
+            return None
+        out = Tensor._make(self.out_data, self, 0)
+        out._version_box = self.out_box
+        out._tangents = self.out_tangents
+        return out
+
+    def apply(self, grads, tensor_mode):
+        grad = grads[0]
+        self._check_versions()
+        op = self.op
+        out = self.saved_output(tensor_mode)
+        if tensor_mode:
+            inputs = self.saved
+        else:
+            inputs = [arg.data if isinstance(arg, Tensor) else arg for arg in self.saved]
+        needs = self.needs_input_grad
+        params = self.params
+        if op.vjp_per_input:
+            results = [rule(grad, out, *inputs, **params) if need else None
+                       for rule, need in zip(op.vjp, needs)]
+        else:
+            results = op.vjp(grad, out, *inputs, **params)
+        fixed = []
+        for result, need, meta in zip(results, needs, self.input_meta):
+            if result is None or not need:
+                fixed.append(None)
+                continue
+            if result.shape != meta.shape:
+                result = sum_to(result, meta.shape)
+            if result.dtype != meta.dtype:
+                result = _cast(result, meta.dtype)
+            fixed.append(result)
+        return fixed
+
+
+def _cast(value, dtype):
+    from .elementwise import cast
+    return cast(value, dtype)
+
+
+def sum_to(value, shape):
+    """Sum ``value`` over broadcast dimensions so it has ``shape`` (the one un-broadcast)."""
+    from .reduce import sum_to as _sum_to
+    return _sum_to(value, shape)
+
+
+# --------------------------------------------------------------------------
+# Forward mode: nested dual numbers, one level per active gg.jvp.
+# --------------------------------------------------------------------------
+def strip_level(tensor, level):
+    """An alias of ``tensor`` without its level-``level`` tangent (same graph edge)."""
+    tangents = tensor._tangents
+    if tangents is None or level not in tangents:
+        return tensor
+    alias = Tensor._make(tensor.data, tensor.grad_fn, tensor._output_nr)
+    alias.requires_grad = tensor.requires_grad
+    if tensor.grad_fn is None and tensor.requires_grad:
+        alias._accumulator = edge_of(tensor)[0]
+    alias._version_box = tensor._shared_version_box()
+    alias._base = tensor._base
+    rest = {key: value for key, value in tangents.items() if key != level}
+    alias._tangents = rest or None
+    return alias
+
+
+def _tangent_at(arg, level):
+    """The level-``level`` tangent of an argument (zeros, or 0.0 for a scalar, when it has none)."""
+    if not isinstance(arg, Tensor):
+        return 0.0
+    tangent = arg._tangents.get(level) if arg._tangents else None
+    return tangent if tangent is not None else _zero_tangent(arg)
+
+
+def _zero_tangent(arg):
+    if isinstance(arg, Tensor):
+        xp = backend.xp_of(arg.data)
+        return Tensor._make(xp.zeros_like(arg.data))
+    return 0.0
+
+
+def _apply_with_tangents(op, args, params):
+    level = max(max(arg._tangents) for arg in args if isinstance(arg, Tensor) and arg._tangents)
+    stripped = tuple(strip_level(arg, level) if isinstance(arg, Tensor) else arg for arg in args)
+    result = apply_op(op, stripped, params)
+    node = result.grad_fn
+    if isinstance(node, OpNode) and node.op is op and node.saved is not None:
+        # The node saved the stripped aliases; give it the originals so that a
+        # backward pass run inside this forward level (forward-over-reverse,
+        # e.g. hessian) differentiates through the saved inputs too.
+        node.saved = tuple(original if isinstance(saved, Tensor) else saved
+                           for original, saved in zip(args, node.saved))
+    if not op.differentiable:
+        return result
+    if op.jvp is None:
+        raise AutogradError(f"jvp: op '{op.name}' has no forward-mode (JVP) rule; use reverse mode "
+                            "(gg.vjp / gg.jacrev) for functions that use it")
+    tangents_in = tuple(_tangent_at(arg, level) for arg in args)
+    tangent = op.jvp(tangents_in, result, *stripped, **params)
+    if not isinstance(tangent, Tensor):
+        tangent = Tensor._make(backend.xp_of(result.data).broadcast_to(
+            backend.xp_of(result.data).asarray(tangent, dtype=result.dtype), result.shape).copy())
+    if tangent.shape != result.shape:
+        from .shape import broadcast_to
+        tangent = broadcast_to(tangent, result.shape)
+    if tangent.dtype != result.dtype:
+        tangent = _cast(tangent, result.dtype)
+    tangents = dict(result._tangents) if result._tangents else {}
+    tangents[level] = tangent
+    result._tangents = tangents
+    if isinstance(node, OpNode) and node.op is op:
+        node.out_tangents = tangents
+    return result

@@ -1,0 +1,332 @@
+"""The Tensor: an array (NumPy or CuPy) plus what autograd needs to know about it.
+
+A Tensor is deliberately thin.  It holds
+
+* ``data``: the raw ``numpy.ndarray`` or ``cupy.ndarray``;
+* ``grad_fn``/``_output_nr``: the graph node that produced it (``None`` for leaves);
+* ``requires_grad`` and ``grad`` for leaves;
+* ``_version_box``: a one-element list shared by a tensor and its views, bumped
+  by every in-place change, so the backward pass can tell when a tensor it
+  saved has been modified;
+* ``_tangents``: forward-mode tangents, ``{level: Tensor}``, or ``None``.
+
+Every operation lives in :mod:`gpugrad.ops`, which attaches the methods and
+operators (``t.exp()``, ``a @ b``) to this class from the same declaration that
+defines the op's forward, VJP and JVP.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import backend
+from .errors import AutogradError, DTypeError
+
+
+class Tensor:
+    """An n-dimensional array on the CPU (NumPy) or a GPU (CuPy) that can record
+    the operations applied to it for automatic differentiation.
+
+    Create tensors with :func:`gpugrad.tensor`, :func:`gpugrad.zeros`, ... rather
+    than calling this class directly.
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> x = gg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    >>> (x * x).sum().backward()
+    >>> x.grad
+    tensor([2., 4., 6.])
+    """
+
+    __slots__ = ("data", "requires_grad", "grad", "grad_fn", "_output_nr", "_version_box",
+                 "_accumulator", "_tangents", "_retains_grad", "_base", "name", "__weakref__")
+
+    # NumPy must not treat a Tensor as a scalar or sequence in ``ndarray * tensor``;
+    # this makes NumPy defer to Tensor.__rmul__ and friends.
+    __array_priority__ = 1000
+
+    def __init__(self, data, dtype=None, device=None, requires_grad=False):
+        array = _to_array(data, dtype, device)
+        _init(self, array)
+        if requires_grad:
+            self.requires_grad_(True)
+
+    # ------------------------------------------------------------------ make
+    @staticmethod
+    def _make(array, grad_fn=None, output_nr=0):
+        """Wrap a raw array without copying (the hot path of every op)."""
+        tensor = object.__new__(Tensor)
+        tensor.data = array
+        tensor.requires_grad = grad_fn is not None
+        tensor.grad = None
+        tensor.grad_fn = grad_fn
+        tensor._output_nr = output_nr
+        tensor._version_box = None
+        tensor._accumulator = None
+        tensor._tangents = None
+        tensor._retains_grad = False
+        tensor._base = None
+        tensor.name = None
+        return tensor
+
+    # ------------------------------------------------------------ properties
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def ndim(self):
+        return self.data.ndim
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def device(self) -> backend.Device:
+        return backend.device_of(self.data)
+
+    @property
+    def is_cuda(self) -> bool:
+        return backend.is_gpu_array(self.data)
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.grad_fn is None
+
+    @property
+    def _version(self) -> int:
+        return 0 if self._version_box is None else self._version_box[0]
+
+    def _shared_version_box(self):
+        """The version counter, created on first need (most tensors never need one)."""
+        box = self._version_box
+        if box is None:
+            box = self._version_box = [0]
+        return box
+
+    def _bump_version(self):
+        """Record an in-place change of ``data`` (graphs that saved this tensor notice)."""
+        self._shared_version_box()[0] += 1
+
+    def numel(self) -> int:
+        return int(self.data.size)
+
+    def size(self, dim=None):
+        return self.shape if dim is None else self.shape[dim]
+
+    def dim(self) -> int:
+        return self.data.ndim
+
+    def element_size(self) -> int:
+        return self.data.dtype.itemsize
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.data.nbytes)
+
+    def __len__(self):
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.data.shape[0]
+
+    # ------------------------------------------------------------- autograd
+    def requires_grad_(self, requires_grad=True):
+        """Set ``requires_grad`` on a leaf in place; returns ``self``."""
+        if self.grad_fn is not None:
+            if not requires_grad:
+                raise AutogradError(
+                    "requires_grad_: only leaf tensors can stop requiring grad; "
+                    "use t.detach() to get a tensor outside the graph")
+            return self
+        if requires_grad and self.data.dtype.kind not in "fc":
+            raise DTypeError(
+                f"requires_grad_: only floating tensors can require gradients, got {self.data.dtype} "
+                f"(shape {tuple(self.shape)}); convert first with t.float() or t.to(gg.float64)")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    def retain_grad(self):
+        """Keep ``.grad`` for this non-leaf tensor after backward."""
+        from .autograd.tape import retain_grad
+        retain_grad(self)
+        return self
+
+    def register_hook(self, hook):
+        """Call ``hook(grad)`` when the gradient of this tensor is computed.
+
+        The hook may return a replacement gradient.  Returns a handle whose
+        ``remove()`` unregisters the hook.
+        """
+        from .autograd.tape import register_tensor_hook
+        return register_tensor_hook(self, hook)
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        """Accumulate the gradient of this tensor into the ``.grad`` of every leaf.
+
+        Parameters
+        ----------
+        gradient : Tensor, optional
+            Gradient of some scalar with respect to this tensor; required unless
+            this tensor has a single element.
+        retain_graph : bool, optional
+            Keep the graph's saved tensors so backward can run again (defaults
+            to ``create_graph``).
+        create_graph : bool
+            Record the backward pass too, for higher-order derivatives.
+        inputs : sequence of Tensor, optional
+            Accumulate only into these leaves.
+        """
+        from .autograd.tape import backward
+        backward([self], None if gradient is None else [gradient], retain_graph=retain_graph,
+                 create_graph=create_graph, inputs=inputs)
+
+    def detach(self):
+        """A tensor sharing this one's data (and version counter) but outside the graph."""
+        out = Tensor._make(self.data)
+        out._version_box = self._shared_version_box()
+        out._base = self if self._base is None else self._base
+        return out
+
+    def detach_(self):
+        if self._base is not None and self.grad_fn is not None:
+            raise AutogradError("detach_: cannot detach a view in place; use t.detach()")
+        self.grad_fn = None
+        self.requires_grad = False
+        return self
+
+    # ------------------------------------------------------------ transfers
+    def numpy(self) -> np.ndarray:
+        """The values as a NumPy array (copied from the GPU; shared on the CPU)."""
+        return backend.to_numpy(self.data)
+
+    def __array__(self, dtype=None, copy=None):
+        if backend.is_gpu_array(self.data):
+            raise TypeError(
+                "np.asarray(tensor) on a cuda tensor: NumPy cannot read GPU memory implicitly; "
+                "call t.numpy() or t.cpu() first")
+        return self.data if dtype is None else self.data.astype(dtype, copy=False)
+
+    def __dlpack__(self, *args, **kwargs):
+        return self.data.__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self):
+        return self.data.__dlpack_device__()
+
+    def item(self):
+        if self.data.size != 1:
+            from .errors import ShapeError
+            raise ShapeError(f"item: only one-element tensors can be converted to a Python number, "
+                             f"got shape {tuple(self.shape)}; index or reduce first")
+        return self.data.reshape(()).item() if not backend.is_gpu_array(self.data) else self.data.item()
+
+    def tolist(self):
+        return backend.to_numpy(self.data).tolist()
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __index__(self):
+        if self.data.dtype.kind not in "iub":
+            raise TypeError(f"only integer tensors can be used as an index, got {self.dtype}")
+        return int(self.item())
+
+    def __bool__(self):
+        if self.data.size != 1:
+            raise ValueError(f"the truth value of a tensor with {self.data.size} elements is "
+                             "ambiguous; use t.any() or t.all()")
+        return bool(self.item())
+
+    def __hash__(self):
+        return id(self)
+
+    def __iter__(self):
+        if self.data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.data.shape[0]))
+
+    def __repr__(self):
+        values = np.array2string(backend.to_numpy(self.data), separator=", ", precision=4,
+                                 prefix="tensor(", threshold=200, edgeitems=3)
+        extras = []
+        if self.data.dtype not in (backend.get_default_dtype(), backend.int64, backend.bool_):
+            extras.append(f"dtype={self.data.dtype}")
+        if backend.is_gpu_array(self.data):
+            extras.append(f"device='{self.device}'")
+        if self.grad_fn is not None:
+            extras.append(f"grad_fn=<{self.grad_fn.name}>")
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        return "tensor(" + values + "".join(", " + e for e in extras) + ")"
+
+    # Comparisons make elementwise tensors, so Tensors cannot be dict keys by
+    # value; identity hashing above matches PyTorch.
+    __str__ = __repr__
+
+
+def _init(tensor, array):
+    tensor.data = array
+    tensor.requires_grad = False
+    tensor.grad = None
+    tensor.grad_fn = None
+    tensor._output_nr = 0
+    tensor._version_box = None
+    tensor._accumulator = None
+    tensor._tangents = None
+    tensor._retains_grad = False
+    tensor._base = None
+    tensor.name = None
+
+
+def _to_array(data, dtype=None, device=None):
+    """Turn Python data / NumPy / CuPy / Tensor into an array on the device."""
+    dtype = backend.as_dtype(dtype)
+    device = backend.as_device(device) if device is not None else None
+    if isinstance(data, Tensor):
+        data = data.data
+    if backend.is_gpu_array(data):
+        if device is None:
+            device = backend.device_of(data)
+        array = backend.to_device(data, device)
+        return array if dtype is None else array.astype(dtype, copy=False)
+    if isinstance(data, (list, tuple)) and any(isinstance(item, Tensor) for item in _flatten(data)):
+        data = _nested_to_numpy(data)
+    array = np.asarray(data)
+    if dtype is None:
+        if not isinstance(data, (np.ndarray, np.generic)):
+            # Python numbers follow PyTorch: floats become the default float
+            # dtype (float32), integers int64.  NumPy input keeps its dtype.
+            if array.dtype.kind == "f":
+                array = array.astype(backend.get_default_dtype())
+            elif array.dtype.kind in "iu":
+                array = array.astype(backend.int64)
+        if array.dtype.kind not in "fiub":
+            raise DTypeError(f"tensor: cannot make a tensor from data of dtype {array.dtype}; "
+                             "give numbers, nested lists of numbers or a numeric array")
+    else:
+        array = array.astype(dtype, copy=False)
+    if device is None:
+        device = backend.get_default_device()
+    if device.type == "cuda":
+        return backend.to_device(array, device)
+    return array
+
+
+def _flatten(data):
+    for item in data:
+        if isinstance(item, (list, tuple)):
+            yield from _flatten(item)
+        else:
+            yield item
+
+
+def _nested_to_numpy(data):
+    if isinstance(data, Tensor):
+        return backend.to_numpy(data.data)
+    if isinstance(data, (list, tuple)):
+        return [_nested_to_numpy(item) for item in data]
+    return data
