@@ -40,11 +40,15 @@ def _tensor_class():
 
 
 def _wrap(array, device=None):
-    """A Tensor holding ``array`` (moved to ``device`` when one is given)."""
+    """A Tensor sharing ``array`` (moved to ``device`` when one is given).
+
+    Only for arrays the loader made itself (gathers, stacks, transfers), so
+    sharing instead of copying is safe.
+    """
     import gpugrad
     if device is not None:
         array = backend.to_device(array, device)
-    return gpugrad.tensor(array, dtype=array.dtype, device=backend.device_of(array))
+    return gpugrad.as_tensor(array, device=backend.device_of(array))
 
 
 class Dataset(abc.ABC):
@@ -285,7 +289,10 @@ class DataLoader:
 
     def _take(self, array, indices, contiguous):
         if contiguous:
-            rows = array[int(indices[0]):int(indices[-1]) + 1]     # a slice: no gather needed
+            # A slice instead of a gather; copied, since a view would let
+            # in-place changes to the batch write into the dataset.
+            rows = array[int(indices[0]):int(indices[-1]) + 1]
+            rows = rows.copy() if self.device is None or backend.device_of(rows) == self.device else rows
         else:
             xp = backend.xp_of(array)
             rows = array[indices if xp is np else xp.asarray(indices)]
@@ -321,7 +328,7 @@ class DataLoader:
 def _move(batch, device):
     tensor_class = _tensor_class()
     if isinstance(batch, tensor_class):
-        return _wrap(batch.data, device)
+        return batch if batch.device == device else _wrap(batch.data, device)
     if isinstance(batch, Mapping):
         return {key: _move(value, device) for key, value in batch.items()}
     if isinstance(batch, (list, tuple)):

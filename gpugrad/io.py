@@ -298,32 +298,16 @@ def load(path, device=None):
         file_size = os.fstat(handle.fileno()).st_size
         header, data_start = _read_header(handle, file_size, path)
         entries, metadata = _validate_header(header, file_size - data_start, path)
-        # Everything is consistent; read the data section (bounded by the file size).
+        # Everything is consistent.  Read each tensor into its own array, in
+        # file order: the total allocated is the data section, bounded by the
+        # file's size, and no tensor keeps a shared buffer alive.
         handle.seek(data_start)
-        data = bytearray(file_size - data_start)
-        view = memoryview(data)
-        filled = 0
-        while filled < len(data):
-            count = handle.readinto(view[filled:])
-            if not count:
-                raise CheckpointError(f"gg.load: {path!r} shrank while being read "
-                                      f"({filled} of {len(data)} data bytes); is another process writing it?")
-            filled += count
-    arrays = {}
-    for name, (dtype, shape, begin, end) in entries.items():
-        try:
-            array = np.frombuffer(data, dtype=dtype, count=(end - begin) // dtype.itemsize, offset=begin)
-            array = array.reshape(shape)
-        except (ValueError, MemoryError, OverflowError) as error:
-            raise CheckpointError(f"gg.load: tensor {name!r} in {path!r} cannot be built ({error})") from None
-        if begin % dtype.itemsize:
-            array = array.copy()        # misaligned views are slow on the host and on transfer
-        native = dtype.newbyteorder("=")
-        # A plain native dtype (repr 'int64', not '<i8'); a free view on little-endian hosts.
-        arrays[name] = array.view(np.dtype(native.name)) if np.little_endian else array.astype(native)
+        arrays = {}
+        for name, (dtype, shape, begin, end) in sorted(entries.items(), key=lambda item: item[1][2]):
+            arrays[name] = _read_array(handle, name, dtype, shape, end - begin, path)
     make = _tensor_maker(target)
     if metadata is None or _STRUCTURE_KEY not in metadata:
-        return {name: make(array) for name, array in arrays.items()}
+        return {name: make(arrays[name]) for name in entries}     # header order
     try:
         structure = json.loads(metadata[_STRUCTURE_KEY], parse_constant=_reject_constant)
     except (ValueError, RecursionError) as error:
@@ -333,6 +317,27 @@ def load(path, device=None):
         return decoder.decode(structure)
     except RecursionError:
         raise CheckpointError(f"gg.load: the structure in {path!r} is nested too deeply") from None
+
+
+def _read_array(handle, name, dtype, shape, size, path):
+    native = np.dtype(dtype.newbyteorder("=").name)     # plain 'int64', not '<i8'
+    try:
+        array = np.empty(size // dtype.itemsize, dtype=native)
+        raw = array.view(np.uint8)
+        filled = 0
+        while filled < size:
+            count = handle.readinto(raw[filled:])
+            if not count:
+                raise CheckpointError(f"gg.load: {path!r} shrank while being read (tensor {name!r}); "
+                                      "is another process writing it?")
+            filled += count
+        if not np.little_endian:
+            array = array.view(dtype).astype(native)
+        if native == np.bool_:
+            array = array.view(np.uint8) != 0       # only 0/1 bytes are valid booleans
+        return array.reshape(shape)
+    except (ValueError, MemoryError, OverflowError) as error:
+        raise CheckpointError(f"gg.load: tensor {name!r} in {path!r} cannot be built ({error})") from None
 
 
 def _reject_constant(token):
@@ -441,8 +446,11 @@ def _tensor_maker(device):
     import gpugrad
 
     def make(array, requires_grad=False):
-        placed = backend.to_device(array, device)
-        return gpugrad.tensor(placed, dtype=placed.dtype, device=device, requires_grad=requires_grad)
+        # as_tensor: the freshly read array is ours alone, so share it instead of copying.
+        tensor = gpugrad.as_tensor(backend.to_device(array, device), device=device)
+        if requires_grad:
+            tensor.requires_grad_(True)
+        return tensor
     return make
 
 

@@ -341,6 +341,22 @@ def test_random_byte_flips_never_escape_as_other_errors(tmp_path):
             pass
 
 
+def test_boolean_bytes_other_than_0_and_1_load_as_true(tmp_path):
+    path = _craft(tmp_path / "b.safetensors", {"m": _entry(dtype="BOOL", shape=(3,), offsets=(0, 3))},
+                  data=bytes([0, 1, 7]))
+    loaded = gg.load(path)["m"]
+    assert loaded.dtype == np.bool_ and loaded.numpy().tolist() == [False, True, True]
+    assert loaded.numpy().view(np.uint8).tolist() == [0, 1, 1]
+
+
+def test_loaded_tensors_do_not_share_memory(tmp_path):
+    gg.save({"a": gg.tensor([1.0, 2.0]), "b": gg.tensor([3.0, 4.0])}, tmp_path / "s.safetensors")
+    loaded = gg.load(tmp_path / "s.safetensors")
+    loaded["a"].data[...] = 0
+    assert loaded["b"].numpy().tolist() == [3.0, 4.0]
+    assert not np.shares_memory(loaded["a"].numpy(), loaded["b"].numpy())
+
+
 def test_empty_and_tiny_files(tmp_path):
     for content in (b"", b"\x00" * 7, struct.pack("<Q", 0), struct.pack("<Q", 1) + b"{"):
         (tmp_path / "tiny").write_bytes(content)

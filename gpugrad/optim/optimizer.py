@@ -45,9 +45,12 @@ def _tensor_class():
 
 
 def wrap_array(array):
-    """A Tensor around ``array`` on the array's own device (no graph)."""
+    """A Tensor sharing ``array`` (no copy, no graph) on the array's own device.
+
+    Only for arrays the optimizer itself created: the tensor aliases them.
+    """
     import gpugrad
-    return gpugrad.tensor(array, dtype=array.dtype, device=backend.device_of(array))
+    return gpugrad.as_tensor(array, device=backend.device_of(array))
 
 
 class _ParamState(MutableMapping):
