@@ -350,6 +350,19 @@ def test_load_state_dict_with_other_groups_changes_nothing():
         single.load_state_dict({"param_groups": []})
 
 
+def test_load_state_dict_validates_options_and_fills_missing_ones():
+    w = gg.tensor([1.0], requires_grad=True)
+    optimizer = gg.optim.Adam([w], lr=0.1)
+    state = optimizer.state_dict()
+    bad = {"state": {}, "param_groups": [dict(state["param_groups"][0], lr=-1.0)]}
+    with pytest.raises(ValueError, match="lr"):
+        optimizer.load_state_dict(bad)
+    assert optimizer.param_groups[0]["lr"] == 0.1
+    old = {"state": {}, "param_groups": [{k: v for k, v in state["param_groups"][0].items() if k != "maximize"}]}
+    optimizer.load_state_dict(old)
+    assert optimizer.param_groups[0]["maximize"] is False
+
+
 def test_load_state_dict_copies_instead_of_aliasing():
     w = gg.tensor([1.0], requires_grad=True)
     optimizer = gg.optim.SGD([w], lr=0.1, momentum=0.9)

@@ -346,6 +346,11 @@ class Optimizer:
         for saved, own in zip(saved_groups, self.param_groups):
             group = {k: (tuple(v) if k == "betas" else v) for k, v in saved.items() if k != "params"}
             group["params"] = own["params"]
+            # Options added since the checkpoint was written take their defaults;
+            # the result must pass the same checks as a group given to __init__.
+            for key, default in self.defaults.items():
+                group.setdefault(key, own.get(key, default))
+            self._check_group(group)
             new_groups.append(group)
         self.state = new_state
         self.param_groups = new_groups
