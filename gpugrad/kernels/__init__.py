@@ -531,7 +531,8 @@ def _sum_leading(grad_x):
     # float16 sums in float32: thousands of rows would otherwise lose the bias
     # gradient to rounding.
     flat = grad_x.reshape(-1, grad_x.shape[-1])
-    return flat.sum(axis=0, dtype=twins.compute_dtype(grad_x.dtype)).astype(grad_x.dtype)
+    with np.errstate(over="ignore"):
+        return flat.sum(axis=0, dtype=twins.compute_dtype(grad_x.dtype)).astype(grad_x.dtype)
 
 
 def dropout_forward(x, p, generator):

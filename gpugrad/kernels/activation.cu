@@ -71,6 +71,17 @@ template <typename C> __device__ __forceinline__ C gg_sigmoid(C z) {
     return z >= C(0) ? C(1) / d : e / d;
 }
 
+// sigmoid(z) and its complement 1 - sigmoid(z) = sigmoid(-z), from one exp: the
+// complement computed as 1 - s would cancel for large z.
+template <typename C> __device__ __forceinline__ void gg_sigmoid_pair(C z, C& s, C& complement) {
+    C e = gg_exp(-gg_fabs(z));
+    C d = C(1) + e;
+    C large = C(1) / d, small = e / d;
+    bool nonnegative = z >= C(0);
+    s = nonnegative ? large : small;
+    complement = nonnegative ? small : large;
+}
+
 // PyTorch's softplus(beta, threshold): linear above the threshold; below it the
 // stable max(z, 0) + log1p(exp(-|z|)), which cannot overflow.
 template <typename C> __device__ __forceinline__ C gg_softplus(C x, C beta, C threshold) {
@@ -139,8 +150,9 @@ struct gg_gelu_tanh_op {
         return x * s;
     }
     template <typename C> __device__ static C derivative(C x, C, C) {
-        C s = gg_sigmoid(C(2) * inner(x));
-        C ds = C(2) * s * (C(1) - s);
+        C s, complement;
+        gg_sigmoid_pair(C(2) * inner(x), s, complement);
+        C ds = C(2) * s * complement;
         C du = C(0.79788456080286535588) * (C(1) + C(3) * C(0.044715) * x * x);
         // Once the sigmoid saturates the second term is exactly 0; without this
         // test x * 0 * inf (x*x overflowed) would turn the derivative into NaN.
@@ -153,8 +165,9 @@ struct gg_gelu_tanh_op {
 struct gg_silu_op {
     template <typename C> __device__ static C forward(C x, C, C) { return x * gg_sigmoid(x); }
     template <typename C> __device__ static C derivative(C x, C, C) {
-        C s = gg_sigmoid(x);
-        return s * (C(1) + x * (C(1) - s));
+        C s, complement;
+        gg_sigmoid_pair(x, s, complement);
+        return s * (C(1) + x * complement);
     }
 };
 

@@ -10,7 +10,9 @@ library (exp, expm1, log1p, tanh, erfc), which the tests bound.
 The stable forms used (and why):
 
 - ``sigmoid(z)``: one ``exp(-|z|)`` for either sign, so nothing overflows and
-  large negative ``z`` keeps its tiny value instead of ``1 - (1 - tiny)``.
+  large negative ``z`` keeps its tiny value instead of ``1 - (1 - tiny)``; the
+  derivatives of silu and gelu_tanh take ``1 - sigmoid(z)`` from the same
+  exp (``e / (1 + e)``), not by subtraction.
 - ``softplus``: PyTorch's ``softplus(beta, threshold)``, linear above the
   threshold, ``max(z, 0) + log1p(exp(-|z|))`` below it.
 - ``gelu`` (exact): ``0.5 x erfc(-x / sqrt 2)``, equal to ``0.5 x (1 + erf(x /
@@ -40,8 +42,9 @@ import numpy as np
 
 try:  # SciPy's erfc is vectorised; the fallback is correct but slow.
     from scipy.special import erfc as _scipy_erfc
+    from scipy.special import erfcx as _scipy_erfcx
 except ImportError:  # pragma: no cover - depends on the environment
-    _scipy_erfc = None
+    _scipy_erfc = _scipy_erfcx = None
 
 
 def compute_dtype(dtype):
@@ -63,10 +66,30 @@ def _widen(array):
 
 def _erfc(values):
     if _scipy_erfc is not None:
+        if values.dtype == np.float64:
+            return _erfc_float64(values)
         return _scipy_erfc(values).astype(values.dtype, copy=False)
     flat = np.fromiter((math.erfc(v) for v in values.ravel().tolist()), dtype=np.float64,
                        count=values.size)
     return flat.reshape(values.shape).astype(values.dtype)
+
+
+def _erfc_float64(t):
+    """erfc to a few ulps in float64, tail included.
+
+    SciPy's float64 erfc loses up to ~150 ulps for t > 10 (it rounds t*t before
+    exp); glibc and CUDA do not.  erfcx(t) = exp(t^2) erfc(t) is accurate, and
+    exp(-t^2) is computed from an exact split t = hi + lo (hi has 24 bits, so
+    hi*hi is exact in float64): exp(-t^2) = exp(-hi^2) exp(-lo (t + hi)).
+    """
+    out = _scipy_erfc(t)
+    tail = (t > 0.5) & (t < 27.0)  # erfc(27) underflows to a subnormal anyway
+    if tail.any():
+        tt = t[tail]
+        hi = tt.astype(np.float32).astype(np.float64)
+        lo = tt - hi
+        out[tail] = _scipy_erfcx(tt) * (np.exp(-hi * hi) * np.exp(-lo * (tt + hi)))
+    return out
 
 
 class _Constants:
@@ -99,6 +122,15 @@ def _sigmoid(z, k):
     e = np.exp(-np.abs(z))
     d = k.one + e
     return np.where(z >= k.zero, k.one / d, e / d)
+
+
+def _sigmoid_pair(z, k):
+    """sigmoid(z) and 1 - sigmoid(z), the complement without cancellation."""
+    e = np.exp(-np.abs(z))
+    d = k.one + e
+    large, small = k.one / d, e / d
+    nonnegative = z >= k.zero
+    return np.where(nonnegative, large, small), np.where(nonnegative, small, large)
 
 
 def _softplus(x, beta, threshold, k):
@@ -149,8 +181,8 @@ def _gelu_tanh(x, a, b, k):
 
 
 def _gelu_tanh_derivative(x, a, b, k):
-    s = _sigmoid(k.two * _gelu_tanh_inner(x, k), k)
-    ds = k.two * s * (k.one - s)
+    s, complement = _sigmoid_pair(k.two * _gelu_tanh_inner(x, k), k)
+    ds = k.two * s * complement
     du = k.sqrt_2_over_pi * (k.one + k.three * k.cubic * x * x)
     t = x * ds
     # Saturated sigmoid: the second term is exactly 0 (x * 0 * inf would be NaN).
@@ -162,8 +194,8 @@ def _silu(x, a, b, k):
 
 
 def _silu_derivative(x, a, b, k):
-    s = _sigmoid(x, k)
-    return s * (k.one + x * (k.one - s))
+    s, complement = _sigmoid_pair(x, k)
+    return s * (k.one + x * complement)
 
 
 def _sigmoid_forward(x, a, b, k):
@@ -257,7 +289,8 @@ def forward(name, x, a, b, compute=False, out_dtype=None):
     k = _k(xc.dtype)
     with np.errstate(all="ignore"):
         y = _FORWARD[name](xc, xc.dtype.type(a), xc.dtype.type(b), k)
-    return np.asarray(y, dtype=out_dtype, order="C")
+        # float16 results beyond 65504 become inf on the store, silently, as on the GPU.
+        return np.asarray(y, dtype=out_dtype, order="C")
 
 
 def mask(name, x, a, b, compute=False):
@@ -303,7 +336,7 @@ def backward(name, grad, saved, a, b, compute=False):
     k = _k(gc.dtype)
     with np.errstate(all="ignore"):
         gx = gc * _DERIVATIVE[name](sc, gc.dtype.type(a), gc.dtype.type(b), k)
-    return np.asarray(gx, dtype=grad.dtype, order="C")
+        return np.asarray(gx, dtype=grad.dtype, order="C")
 
 
 def mask_backward(grad, kept, on, off):
@@ -322,7 +355,7 @@ def mask_backward(grad, kept, on, off):
     with np.errstate(all="ignore"):
         off_value = k.zero if off_c == k.zero else gc * off_c
         gx = np.where(np.asarray(kept, dtype=bool).reshape(gc.shape), gc * on_c, off_value)
-    return np.asarray(gx, dtype=grad.dtype, order="C")
+        return np.asarray(gx, dtype=grad.dtype, order="C")
 
 
 def add_bias(x, bias):
@@ -360,8 +393,9 @@ def dropout_forward(x, uniform, p, scale):
     xc = _widen(x)
     keep = np.asarray(uniform, dtype=np.float32).reshape(xc.shape) >= np.float32(p)
     with np.errstate(all="ignore"):
-        y = np.where(keep, xc * xc.dtype.type(scale), _k(xc.dtype).zero)
-    return np.asarray(y, dtype=x.dtype, order="C"), pack_mask(keep)
+        y = np.asarray(np.where(keep, xc * xc.dtype.type(scale), _k(xc.dtype).zero),
+                       dtype=x.dtype, order="C")
+    return y, pack_mask(keep)
 
 
 def pack_mask(kept):

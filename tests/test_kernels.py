@@ -1,0 +1,681 @@
+"""Activation kernels: compiled, run on the CPU through the shim, and checked
+against their NumPy twins, independent references, PyTorch, and (on a GPU) CuPy.
+
+What each group catches:
+
+- compile: a .cu that NVCC/NVRTC rejects for sm_80 or sm_90, or a kernel in the
+  Python table that the source lacks (every instantiation is named explicitly).
+- shim: a kernel whose math differs from its twin (wrong formula, wrong branch
+  for NaN/inf/-0, broken grid-stride loop, wrong bit order), by running the
+  very same source as C++ on random and extreme inputs.
+- twin: twins that disagree with high-precision references (mpmath) or with
+  torch.nn.functional, in values and gradients.
+- cuda: the RawModule path against the twin, skipped without a GPU.
+
+Compilers and the harness are built once per session in a temporary folder.
+"""
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+import shutil
+import site
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from gpugrad import backend
+from gpugrad import kernels as K
+from gpugrad.kernels import twins
+
+KERNEL_DIR = os.path.dirname(K.SOURCE_PATH)
+DTYPES = (np.float16, np.float32, np.float64)
+SUFFIX = {np.dtype(np.float16): "f16", np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
+# Parameter sets: defaults, and non-default values so a kernel that ignores its
+# parameter fails.
+PARAMS = {
+    "leaky_relu": ({}, {"negative_slope": 0.2}),
+    "elu": ({}, {"alpha": 1.5}),
+    "softplus": ({}, {"beta": 2.0, "threshold": 10.0}),
+}
+CASES = [(name, params) for name in K.ACTIVATIONS for params in PARAMS.get(name, ({},))]
+CASE_IDS = [name + "".join(f"-{k}={v}" for k, v in params.items()) for name, params in CASES]
+
+EXTREMES = [
+    0.0, -0.0, np.inf, -np.inf, np.nan, 5e-324, -5e-324, 1e-300, 1.4e-45, -1.4e-45, 1e-38, -1e-38,
+    6e-8, -6e-8, 1e-8, -1e-8, 0.5, -0.5, 1.0, -1.0, 9.999, 10.0, 10.001, 19.999, 20.0, 20.001,
+    -20.0, 40.0, -40.0, 88.7, 89.0, -88.7, -104.0, -200.0, 710.0, -710.0, 1e4, -1e4, 65504.0,
+    65519.0, 65520.0, 1e5, -1e5, 1e19, 1e20, -1e20, 3e38, -3e38, 1e300, -1e300, 1.7e308,
+]
+
+# Tolerances: rtol of a few ulps of the compute type, atol for results that
+# underflow to subnormals, and for gradients an absolute slack proportional to
+# |grad| (a derivative that crosses zero, e.g. silu' near x = -1.28, is a sum of
+# O(1) terms, so its absolute error is O(eps) however small its value).
+RTOL = {np.dtype(np.float16): 1e-3, np.dtype(np.float32): 1e-6, np.dtype(np.float64): 1e-14}
+ATOL = {np.dtype(np.float16): 6e-8, np.dtype(np.float32): 1e-37, np.dtype(np.float64): 1e-300}
+GRAD_SLACK = {np.dtype(np.float16): 1e-3, np.dtype(np.float32): 1e-6, np.dtype(np.float64): 1e-14}
+
+
+def sample(dtype, rng, n=1200):
+    """Random values at several scales plus every extreme, in ``dtype``."""
+    with np.errstate(over="ignore"):
+        values = np.concatenate([
+            rng.standard_normal(n // 3) * 3,
+            rng.uniform(-30, 30, n // 3),
+            np.exp(rng.uniform(-20, 6, n // 3)) * rng.choice([-1, 1], n // 3),
+            np.array(EXTREMES),
+        ])
+        return values.astype(dtype)
+
+
+def assert_matches(actual, expected, dtype, grad=None, rtol=None, what=""):
+    """Elementwise: NaN where NaN, same infinities, else within rtol/atol."""
+    dtype = np.dtype(dtype)
+    assert actual.dtype == expected.dtype == dtype, (actual.dtype, expected.dtype, dtype)
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    a = np.asarray(actual, dtype=np.float64).ravel()
+    e = np.asarray(expected, dtype=np.float64).ravel()
+    rtol = RTOL[dtype] if rtol is None else rtol
+    with np.errstate(invalid="ignore"):
+        tolerance = rtol * np.maximum(np.abs(a), np.abs(e)) + ATOL[dtype]
+        if grad is not None:
+            tolerance = tolerance + GRAD_SLACK[dtype] * np.abs(np.asarray(grad, dtype=np.float64).ravel())
+        ok = (a == e) | (np.isnan(a) & np.isnan(e)) | (np.abs(a - e) <= tolerance)
+    if not ok.all():
+        bad = np.flatnonzero(~ok)[:8]
+        raise AssertionError(f"{what}: {int((~ok).sum())} of {a.size} differ; first at "
+                             f"{bad.tolist()}: got {a[bad].tolist()}, expected {e[bad].tolist()}")
+
+
+# --------------------------------------------------------------------------
+# Compilers.
+# --------------------------------------------------------------------------
+def _instantiation_source():
+    """activation.cu plus one explicit instantiation per (kernel, dtype)."""
+    lines = [f'#include "{K.SOURCE_PATH}"']
+    for kernel, family in K.KERNELS.items():
+        for ctype in ("gg_half", "float", "double"):
+            signature = K.FAMILIES[family].replace("T*", ctype + "*")
+            lines.append(f"template __global__ void {kernel}<{ctype}>({signature});")
+    return "\n".join(lines) + "\n"
+
+
+def _find_nvrtc():
+    candidates = []
+    for root in site.getsitepackages() + [site.getusersitepackages()]:
+        candidates += sorted(glob.glob(os.path.join(root, "nvidia", "*", "lib", "libnvrtc.so*")))
+        candidates += sorted(glob.glob(os.path.join(root, "nvidia", "cuda_nvrtc", "lib", "libnvrtc.so*")))
+    cuda_home = os.environ.get("CUDA_PATH") or os.environ.get("CUDA_HOME") or "/usr/local/cuda"
+    candidates += sorted(glob.glob(os.path.join(cuda_home, "lib64", "libnvrtc.so*")))
+    for path in candidates:
+        if "builtins" in os.path.basename(path):
+            continue
+        try:
+            return ctypes.CDLL(path)
+        except OSError:
+            continue
+    return None
+
+
+def _nvrtc_compile(nvrtc, arch):
+    """Compile activation.cu as RawModule does (NVRTC + name expressions).
+
+    Returns the lowered (mangled) names of every name expression.
+    """
+    with open(K.SOURCE_PATH, "rb") as handle:
+        source = handle.read()
+    program = ctypes.c_void_p()
+
+    def check(status, step):
+        if status != 0:
+            raise AssertionError(f"NVRTC {step} failed with status {status}")
+
+    check(nvrtc.nvrtcCreateProgram(ctypes.byref(program), source, b"activation.cu", 0, None, None),
+          "create")
+    try:
+        expressions = K.name_expressions() + list(K.PLAIN_KERNELS)
+        for expression in expressions:
+            check(nvrtc.nvrtcAddNameExpression(program, expression.encode()), "add name expression")
+        options = [f"--gpu-architecture={arch}".encode(), b"--std=c++14", b"--fmad=false"]
+        status = nvrtc.nvrtcCompileProgram(program, len(options), (ctypes.c_char_p * len(options))(*options))
+        size = ctypes.c_size_t()
+        nvrtc.nvrtcGetProgramLogSize(program, ctypes.byref(size))
+        log = ctypes.create_string_buffer(size.value)
+        nvrtc.nvrtcGetProgramLog(program, log)
+        assert status == 0, f"NVRTC could not compile activation.cu for {arch}:\n{log.value.decode()}"
+        lowered = {}
+        for expression in expressions:
+            name = ctypes.c_char_p()
+            check(nvrtc.nvrtcGetLoweredName(program, expression.encode(), ctypes.byref(name)),
+                  f"lowered name of {expression}")
+            lowered[expression] = name.value.decode()
+        cubin_size = ctypes.c_size_t()
+        check(nvrtc.nvrtcGetCUBINSize(program, ctypes.byref(cubin_size)), "cubin size")
+        assert cubin_size.value > 0
+        return lowered
+    finally:
+        nvrtc.nvrtcDestroyProgram(ctypes.byref(program))
+
+
+@pytest.fixture(scope="session")
+def build_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("gg_kernels")
+
+
+@pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
+def test_cuda_source_compiles(arch, build_dir):
+    """Every kernel x dtype compiles and assembles for the architecture."""
+    expected_entries = 3 * len(K.KERNELS) + len(K.PLAIN_KERNELS)
+    nvcc = shutil.which("nvcc")
+    if nvcc is not None:
+        source = build_dir / "instantiate.cu"
+        source.write_text(_instantiation_source())
+        ptx = build_dir / f"activation_{arch}.ptx"
+        run = subprocess.run([nvcc, f"-arch={arch}", "--ptx", "--fmad=false", "-std=c++14",
+                              str(source), "-o", str(ptx)], capture_output=True, text=True)
+        assert run.returncode == 0, f"nvcc failed for {arch}:\n{run.stderr}"
+        entries = [line for line in ptx.read_text().splitlines() if ".entry " in line]
+        assert len(entries) == expected_entries, (len(entries), expected_entries)
+        ptxas = os.path.join(os.path.dirname(os.path.realpath(nvcc)), "ptxas")
+        if os.path.exists(ptxas):
+            run = subprocess.run([ptxas, f"-arch={arch}", str(ptx), "-o", str(build_dir / f"{arch}.cubin")],
+                                 capture_output=True, text=True)
+            assert run.returncode == 0, f"ptxas failed for {arch}:\n{run.stderr}"
+        return
+    nvrtc = _find_nvrtc()
+    if nvrtc is None:
+        pytest.skip("neither nvcc nor NVRTC (pip install 'cuda-toolkit[nvrtc]') is available")
+    assert len(_nvrtc_compile(nvrtc, arch)) == expected_entries
+
+
+@pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
+def test_nvrtc_name_expressions(arch):
+    """The exact RawModule path: NVRTC resolves every name expression."""
+    nvrtc = _find_nvrtc()
+    if nvrtc is None:
+        pytest.skip("NVRTC not installed (pip install 'cuda-toolkit[nvrtc]')")
+    lowered = _nvrtc_compile(nvrtc, arch)
+    assert set(lowered) == set(K.name_expressions()) | set(K.PLAIN_KERNELS)
+    # Templates get mangled names that still carry the kernel's name (profilers).
+    assert all(expression.split("<")[0] in name for expression, name in lowered.items())
+
+
+# --------------------------------------------------------------------------
+# The CPU shim: activation.cu compiled as C++ and run thread by thread.
+# --------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def shim(build_dir):
+    compiler = shutil.which("g++") or shutil.which("c++")
+    if compiler is None:
+        pytest.skip("no C++ compiler for the CPU shim")
+    library = build_dir / "libgg_harness.so"
+    if not library.exists():
+        run = subprocess.run([compiler, "-std=c++17", "-O2", "-ffp-contract=off", "-fno-fast-math",
+                              "-shared", "-fPIC", "-I", KERNEL_DIR,
+                              os.path.join(KERNEL_DIR, "harness.cpp"), "-o", str(library)],
+                             capture_output=True, text=True)
+        assert run.returncode == 0, f"the CPU shim build failed:\n{run.stderr}"
+    return Shim(ctypes.CDLL(str(library)))
+
+
+class Shim:
+    """Calls h_<kernel>_<dtype> in the harness with NumPy arrays."""
+
+    # A grid much smaller than the data, so every grid-stride loop loops.
+    GRID, BLOCK = 3, 32
+
+    def __init__(self, library):
+        self.library = library
+
+    def __call__(self, kernel, dtype, arrays, n, c=1, a=0.0, b=0.0):
+        name = f"h_{kernel}" if dtype is None else f"h_{kernel}_{SUFFIX[np.dtype(dtype)]}"
+        function = getattr(self.library, name)
+        function.restype = None
+        function.argtypes = [ctypes.c_int, ctypes.c_int] + [ctypes.c_void_p] * 4 + [
+            ctypes.c_longlong, ctypes.c_longlong, ctypes.c_double, ctypes.c_double]
+        for array in arrays:
+            assert array.flags.c_contiguous
+        pointers = [array.ctypes.data for array in arrays] + [None] * (4 - len(arrays))
+        function(self.GRID, self.BLOCK, *pointers, n, c, a, b)
+
+
+def _kernel_params(name, params):
+    return K._params(name, params)
+
+
+def test_shim_exports_every_kernel(shim):
+    for kernel in K.KERNELS:
+        for suffix in SUFFIX.values():
+            assert hasattr(shim.library, f"h_{kernel}_{suffix}"), kernel
+    for kernel in K.PLAIN_KERNELS:
+        assert hasattr(shim.library, f"h_{kernel}")
+
+
+def test_shim_half_conversion_matches_numpy(shim, rng):
+    """The shim's float16 rounding is NumPy's: nearest even, overflow to inf."""
+    with np.errstate(over="ignore"):
+        values = np.concatenate([
+            rng.standard_normal(20000).astype(np.float32) * np.float32(2.0) ** rng.integers(-30, 18, 20000),
+            np.array(EXTREMES).astype(np.float32),
+            # Ties and near-ties at the float16 rounding points, normal and subnormal.
+            (np.arange(-2000, 2000, dtype=np.float32) + np.float32(0.5)) * np.float32(2.0 ** -24),
+            np.float32(65504) + np.arange(-40, 40, dtype=np.float32),
+        ]).astype(np.float32)
+    bits = np.empty(values.shape, dtype=np.uint16)
+    shim.library.h_float_to_half.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_longlong]
+    shim.library.h_float_to_half(values.ctypes.data, bits.ctypes.data, values.size)
+    with np.errstate(over="ignore"):
+        expected = values.astype(np.float16)
+    got = bits.view(np.float16)
+    same = (got.view(np.uint16) == expected.view(np.uint16)) | (np.isnan(got) & np.isnan(expected))
+    assert same.all(), values[~same][:10]
+    every_half = np.arange(65536, dtype=np.uint16)
+    back = np.empty(65536, dtype=np.float32)
+    shim.library.h_half_to_float.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_longlong]
+    shim.library.h_half_to_float(every_half.ctypes.data, back.ctypes.data, 65536)
+    expected_back = every_half.view(np.float16).astype(np.float32)
+    assert ((back == expected_back) | (np.isnan(back) & np.isnan(expected_back))).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("name,params", CASES, ids=CASE_IDS)
+def test_shim_forward_backward_match_twin(shim, name, params, dtype, rng):
+    x = sample(dtype, rng)
+    n = x.size
+    a, b = _kernel_params(name, params)
+    grad = rng.standard_normal(n).astype(dtype)
+
+    y = np.empty_like(x)
+    shim(f"gg_{name}_forward", dtype, [x, y], n, a=a, b=b)
+    expected_y, saved = K.activation_forward_saving(name, x, **params)
+    assert_matches(y, expected_y, dtype, what=f"{name} forward")
+
+    grad_x = np.empty_like(x)
+    if name in K.SAVES_MASK:
+        y_masked = np.empty_like(x)
+        words = np.empty(K._mask_size(n), dtype=np.uint8)
+        shim(f"gg_{name}_forward_mask", dtype, [x, y_masked, words], n, a=a, b=b)
+        assert_matches(y_masked, expected_y, dtype, rtol=0.0, what=f"{name} forward_mask")
+        np.testing.assert_array_equal(words, saved, err_msg=f"{name} mask bits")
+        shim(f"gg_{name}_backward", dtype, [grad, saved, grad_x], n, a=a, b=b)
+        exact = 0.0
+    else:
+        shim(f"gg_{name}_backward", dtype, [grad, np.ascontiguousarray(saved), grad_x], n, a=a, b=b)
+        exact = None
+    expected_gx = K.activation_backward(name, grad, saved, **params)
+    assert_matches(grad_x, expected_gx, dtype, grad=grad, rtol=exact, what=f"{name} backward")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("name,params", CASES, ids=CASE_IDS)
+def test_shim_bias_kernels_match_twin(shim, name, params, dtype, rng):
+    rows, columns = 61, 7  # 427 elements: not a multiple of 8, 32 or the grid
+    x = rng.permuted(sample(dtype, rng, n=rows * columns))[: rows * columns].reshape(rows, columns)
+    bias = (rng.standard_normal(columns) * 2).astype(dtype)
+    grad = rng.standard_normal((rows, columns)).astype(dtype)
+    a, b = _kernel_params(name, params)
+    n = x.size
+
+    expected_y, saved = K.bias_activation_forward(name, x, bias, **params)
+    expected_gx, expected_gb = K.bias_activation_backward(name, grad, saved, **params)
+    y = np.empty_like(x)
+    if name in K.SAVES_MASK:
+        words = np.empty(K._mask_size(n), dtype=np.uint8)
+        shim(f"gg_{name}_bias_forward_mask", dtype, [x, bias, y, words], n, c=columns, a=a, b=b)
+        np.testing.assert_array_equal(words, saved, err_msg=f"{name} bias mask bits")
+    else:
+        shim(f"gg_{name}_bias_forward", dtype, [x, bias, y], n, c=columns, a=a, b=b)
+    assert_matches(y, expected_y, dtype, what=f"{name} bias forward")
+
+    if name in K.SAVES_INPUT:
+        grad_x = np.empty_like(x)
+        shim(f"gg_{name}_bias_backward", dtype, [grad, x, bias, grad_x], n, c=columns, a=a, b=b)
+        assert_matches(grad_x, expected_gx, dtype, grad=grad, what=f"{name} bias backward")
+    # Bias gradient is the column sum of grad_x (rounding bounded by the sum of |terms|).
+    terms = expected_gx.astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        error = np.abs(expected_gb.astype(np.float64) - terms.sum(axis=0))
+        bound = 4 * rows * np.finfo(twins.compute_dtype(dtype)).eps * np.abs(terms).sum(axis=0) \
+            + np.finfo(dtype).eps * np.abs(terms.sum(axis=0))
+    finite = np.isfinite(bound)
+    assert (error[finite] <= bound[finite]).all(), (error, bound)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("p", [0.0, 0.3, 1.0])
+def test_shim_dropout_matches_twin(shim, dtype, p, rng):
+    x = sample(dtype, rng, n=600)
+    n = x.size
+    uniform = rng.random(n, dtype=np.float32)
+    uniform[:5] = [0.0, np.float32(0.3), np.nextafter(np.float32(0.3), np.float32(0)), 0.999, 0.5]
+    scale = K._dropout_scale(p)
+    y = np.empty_like(x)
+    words = np.empty(K._mask_size(n), dtype=np.uint8)
+    shim("gg_dropout_forward", dtype, [x, uniform, y, words], n, a=p, b=scale)
+    expected_y, expected_words = twins.dropout_forward(x, uniform, p, scale)
+    np.testing.assert_array_equal(words, expected_words)
+    assert_matches(y, expected_y, dtype, rtol=0.0, what="dropout forward")
+    assert np.count_nonzero(np.unpackbits(words, count=n, bitorder="little")) == np.count_nonzero(uniform >= np.float32(p))
+
+    grad = rng.standard_normal(n).astype(dtype)
+    grad_x = np.empty_like(x)
+    shim("gg_dropout_backward", dtype, [grad, words, grad_x], n, a=scale, b=0.0)
+    assert_matches(grad_x, K.dropout_backward(grad, words, p), dtype, rtol=0.0, what="dropout backward")
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 100, 1001])
+def test_shim_pack_unpack_match_numpy(shim, n, rng):
+    flags = rng.random(n) < 0.4
+    words = np.zeros(K._mask_size(n), dtype=np.uint8)
+    as_bytes = flags.view(np.uint8)
+    shim("gg_pack_mask", None, [as_bytes, words], n)
+    np.testing.assert_array_equal(words, np.packbits(flags, bitorder="little"))
+    back = np.zeros(n, dtype=np.uint8)
+    shim("gg_unpack_mask", None, [words, back], n)
+    np.testing.assert_array_equal(back.astype(bool), flags)
+
+
+# --------------------------------------------------------------------------
+# The twins against independent references.
+# --------------------------------------------------------------------------
+def _mp_reference(name, params):
+    """Each activation's definition in mpmath at 40 digits.
+
+    gelu and gelu_tanh use erfc and 1/(1 + exp(-2u)) (identities of the
+    textbook forms) because 1 + erf and 1 + tanh cancel to 0 even at 40 digits
+    for x << 0.
+    """
+    mpmath = pytest.importorskip("mpmath")
+    slope = params.get("negative_slope", 0.01)
+    alpha = params.get("alpha", 1.0)
+    beta = params.get("beta", 1.0)
+    threshold = params.get("threshold", 20.0)
+
+    def softplus(x, beta=1, threshold=20):
+        return x if beta * x > threshold else mpmath.log(1 + mpmath.exp(beta * x)) / beta
+
+    functions = {
+        "relu": lambda x: x if x > 0 else 0 * x,
+        "leaky_relu": lambda x: x if x > 0 else slope * x,
+        "elu": lambda x: x if x > 0 else alpha * (mpmath.exp(x) - 1),
+        "gelu": lambda x: x / 2 * mpmath.erfc(-x / mpmath.sqrt(2)),
+        "gelu_tanh": lambda x: x / (1 + mpmath.exp(-2 * mpmath.sqrt(2 / mpmath.pi) * (x + mpmath.mpf("0.044715") * x ** 3))),
+        "silu": lambda x: x / (1 + mpmath.exp(-x)),
+        "sigmoid": lambda x: 1 / (1 + mpmath.exp(-x)),
+        "tanh": mpmath.tanh,
+        "softplus": lambda x: softplus(x, beta, threshold),
+        "mish": lambda x: x * mpmath.tanh(softplus(x)),
+    }
+    return mpmath, functions[name]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("name,params", CASES, ids=CASE_IDS)
+def test_twin_matches_high_precision_reference(name, params, dtype, rng):
+    mpmath, f = _mp_reference(name, params)
+    mpmath.mp.dps = 40
+    x = np.concatenate([rng.uniform(-12, 12, 60), rng.uniform(-1, 1, 20), [-30.0, -15.0, 15.0, 30.0]]).astype(dtype)
+    # Stay away from kinks and the softplus threshold, where the derivative is a convention.
+    x = x[(np.abs(x) > 1e-3) & (np.abs(x * params.get("beta", 1.0) - params.get("threshold", 20.0)) > 1e-3)]
+    a, b = _kernel_params(name, params)
+    exact = [mpmath.mpf(float(v)) for v in x]
+    value = np.array([float(f(v)) for v in exact])
+    slope = np.array([float(mpmath.diff(f, v)) for v in exact])
+    curvature = np.array([float(mpmath.diff(f, v, 2)) for v in exact])
+    eps = np.finfo(dtype).eps
+    # Backward-error criterion: the twin rounds intermediates (x/sqrt2 before
+    # erfc, u before sigmoid), so it may be off by what an input perturbation
+    # of a few ulps gives, |x f'(x)| eps, on top of a few ulps of the result.
+    got = twins.forward(name, x, a, b).astype(np.float64)
+    bound = 16 * eps * (np.abs(value) + np.abs(x * slope)) + ATOL[np.dtype(dtype)]
+    assert (np.abs(got - value) <= bound).all(), (x[np.abs(got - value) > bound], got[np.abs(got - value) > bound])
+
+    if name in K.SAVES_MASK:
+        derivative = np.where(twins.mask(name, x, a, b), 1.0, a if name == "leaky_relu" else 0.0)
+    else:
+        saved = twins.forward(name, x, a, b) if name in K.SAVES_OUTPUT else x
+        derivative = twins.backward(name, np.ones_like(x), saved, a, b).astype(np.float64)
+    # Derivatives are sums of O(1) terms, hence the absolute 16 eps.
+    bound = 16 * eps * (1 + np.abs(slope) + np.abs(x * curvature))
+    wrong = np.abs(derivative - slope) > bound
+    assert not wrong.any(), (x[wrong], derivative[wrong], slope[wrong])
+
+
+def test_derivative_conventions_match_pytorch():
+    """relu'(0) = 0, leaky_relu'(0) = slope, elu'(0) = alpha; relu(-0) = +0; NaN propagates."""
+    x = np.array([0.0, -0.0, np.nan], dtype=np.float32)
+    ones = np.ones_like(x)
+    y, mask = K.activation_forward_saving("relu", x)
+    assert not np.signbit(y[:2]).any() and np.isnan(y[2])
+    np.testing.assert_array_equal(K.activation_backward("relu", ones, mask), [0.0, 0.0, 1.0])
+    _, mask = K.activation_forward_saving("leaky_relu", x, negative_slope=0.25)
+    np.testing.assert_array_equal(K.activation_backward("leaky_relu", ones, mask, negative_slope=0.25),
+                                  [0.25, 0.25, 0.25])
+    np.testing.assert_array_equal(K.activation_backward("elu", ones[:2], x[:2], alpha=2.0), [2.0, 2.0])
+    for name in K.ACTIVATIONS:
+        assert np.isnan(K.activation_forward(name, np.array([np.nan], np.float32)))[0], name
+
+
+# Values where the torch comparison is by formula (not exact), with NaN/inf handled alike.
+TORCH_SPECIAL = [0.0, -0.0, np.inf, -np.inf, np.nan, 25.0, -25.0, 1e-30, -1e-30]
+
+
+def _torch_function(torch, name, params):
+    F = torch.nn.functional
+    return {
+        "relu": F.relu,
+        "leaky_relu": lambda t: F.leaky_relu(t, params.get("negative_slope", 0.01)),
+        "elu": lambda t: F.elu(t, params.get("alpha", 1.0)),
+        "gelu": lambda t: F.gelu(t, approximate="none"),
+        "gelu_tanh": lambda t: F.gelu(t, approximate="tanh"),
+        "silu": F.silu,
+        "sigmoid": torch.sigmoid,
+        "tanh": torch.tanh,
+        "softplus": lambda t: F.softplus(t, params.get("beta", 1.0), params.get("threshold", 20.0)),
+        "mish": F.mish,
+    }[name]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("name,params", CASES, ids=CASE_IDS)
+def test_twin_matches_torch(name, params, dtype, rng):
+    torch = pytest.importorskip("torch")
+    x = np.concatenate([rng.uniform(-8, 8, 400), rng.standard_normal(100), TORCH_SPECIAL]).astype(dtype)
+    grad = rng.standard_normal(x.size).astype(dtype)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = _torch_function(torch, name, params)(xt)
+    (gxt,) = torch.autograd.grad(yt, xt, torch.tensor(grad))
+    y, saved = K.activation_forward_saving(name, x, **params)
+    grad_x = K.activation_backward(name, grad, saved, **params)
+    # PyTorch uses the textbook forms (1 + erf, 1 + tanh, 1 - tanh^2): they lose
+    # digits where the twins do not, so this is a formula check, not an ulp check.
+    tol = {np.dtype(np.float32): 2e-5, np.dtype(np.float64): 1e-12}[np.dtype(dtype)]
+    finite = np.isfinite(x)
+    expected_y = yt.detach().numpy()
+    np.testing.assert_allclose(y[finite], expected_y[finite], rtol=tol, atol=tol, err_msg=f"{name} value")
+    np.testing.assert_allclose(grad_x[finite], gxt.numpy()[finite], rtol=tol, atol=tol * 10,
+                               err_msg=f"{name} gradient")
+    # NaN in, NaN out; infinities go where PyTorch sends them.  (Reference in
+    # float64: PyTorch's vectorised float32 CPU gelu returns NaN for +inf.)
+    special = ~finite
+    reference = _torch_function(torch, name, params)(torch.tensor(x[special].astype(np.float64)))
+    np.testing.assert_array_equal(y[special], reference.numpy().astype(dtype), err_msg=f"{name} at inf/nan")
+
+
+# --------------------------------------------------------------------------
+# Behaviour of the public functions (NumPy path; the CUDA test reuses them).
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 1000])
+def test_pack_unpack_round_trip(n, rng):
+    flags = rng.random((n, 3)) < 0.5
+    words = K.pack_mask(flags)
+    assert words.dtype == np.uint8 and words.shape == ((3 * n + 7) // 8,)
+    np.testing.assert_array_equal(words, np.packbits(flags.ravel(), bitorder="little"))
+    np.testing.assert_array_equal(K.unpack_mask(words, flags.shape), flags)
+
+
+def test_saved_bytes_per_element():
+    assert K.saved_bytes_per_element("relu", np.float32) == 0.125
+    assert K.saved_bytes_per_element("leaky_relu", np.float16) == 0.125
+    assert K.saved_bytes_per_element("dropout", np.float64) == 0.125
+    assert K.saved_bytes_per_element("sigmoid", np.float32) == 4
+    assert K.saved_bytes_per_element("gelu", np.float64) == 8
+    x = np.zeros((64, 64), np.float32)
+    _, saved = K.activation_forward_saving("relu", x)
+    assert saved.nbytes == x.size * K.saved_bytes_per_element("relu", x.dtype)
+    _, saved = K.activation_forward_saving("tanh", x)
+    assert saved.nbytes == x.size * K.saved_bytes_per_element("tanh", x.dtype)
+    with pytest.raises(ValueError, match="unknown activation"):
+        K.saved_bytes_per_element("swish", np.float32)
+
+
+def test_bad_arguments_raise_typed_errors():
+    from gpugrad.errors import DTypeError, ShapeError
+    with pytest.raises(ValueError, match="unknown activation 'gelu2'"):
+        K.activation_forward("gelu2", np.zeros(2))
+    with pytest.raises(TypeError, match="negative_slope"):
+        K.activation_forward("relu", np.zeros(2), negative_slope=0.1)
+    with pytest.raises(DTypeError, match="int64"):
+        K.activation_forward("relu", np.zeros(2, np.int64))
+    with pytest.raises(ShapeError, match="mask"):
+        K.activation_backward("relu", np.zeros(9), np.zeros(1, np.uint8))
+    with pytest.raises(ShapeError, match="shape"):
+        K.activation_backward("gelu", np.zeros(3), np.zeros(4))
+    with pytest.raises(ShapeError, match="bias"):
+        K.bias_activation_forward("relu", np.zeros((2, 3)), np.zeros(2))
+    with pytest.raises(ValueError, match="outside"):
+        K.dropout_forward(np.zeros(2), 1.5, np.random.default_rng(0))
+
+
+def _on(xp, array):
+    return array if xp is np else xp.asarray(array)
+
+
+def _host(array):
+    return backend.to_numpy(array)
+
+
+def _run_public_api(xp, name, params, dtype, rng):
+    """Every entry point for one activation on xp (numpy or cupy): outputs as NumPy."""
+    base = sample(dtype, rng, n=900)
+    base = np.concatenate([base, np.zeros(1024 - base.size, dtype)]).reshape(32, 32)
+    x = _on(xp, base)[:, ::2].T  # non-contiguous
+    grad = _on(xp, rng.standard_normal((16, 32)).astype(dtype))
+    bias = _on(xp, rng.standard_normal(32).astype(dtype))
+    y, saved = K.activation_forward_saving(name, x, **params)
+    y_plain = K.activation_forward(name, x, **params)
+    grad_x = K.activation_backward(name, grad, saved, **params)
+    yb, saved_b = K.bias_activation_forward(name, x, bias, **params)
+    gxb, gbias = K.bias_activation_backward(name, grad, saved_b, **params)
+    out = {"x": x, "y": y, "y_plain": y_plain, "grad_x": grad_x, "yb": yb, "gxb": gxb, "gbias": gbias}
+    if name in K.SAVES_MASK:
+        out["mask"] = saved
+        out["mask_b"] = saved_b
+    return out, _host(grad)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("name,params", CASES, ids=CASE_IDS)
+def test_public_api_shapes_and_layouts(name, params, dtype, rng):
+    out, _ = _run_public_api(np, name, params, dtype, rng)
+    for key in ("y", "y_plain", "grad_x", "yb", "gxb"):
+        assert out[key].shape == (16, 32) and out[key].dtype == dtype, key
+        assert out[key].flags.c_contiguous, key
+    assert out["gbias"].shape == (32,) and out["gbias"].dtype == dtype
+    np.testing.assert_array_equal(out["y"], out["y_plain"])
+    np.testing.assert_array_equal(out["y"], twins.forward(name, np.ascontiguousarray(out["x"]),
+                                                          *_kernel_params(name, params)))
+    # Empty and 0-d inputs.
+    empty = np.zeros((0, 5), dtype)
+    y, saved = K.activation_forward_saving(name, empty, **params)
+    assert y.shape == (0, 5) and K.activation_backward(name, empty, saved, **params).shape == (0, 5)
+    scalar = np.asarray(0.5, dtype)
+    y, saved = K.activation_forward_saving(name, scalar, **params)
+    assert y.shape == () and K.activation_backward(name, np.ones((), dtype), saved, **params).shape == ()
+
+
+def test_float16_overflow_and_compute_in_float32():
+    # 300 * 300 overflows float16, but the math runs in float32: gelu_tanh(300) = 300 exactly.
+    x = np.array([300.0, 60000.0, -300.0], np.float16)
+    np.testing.assert_array_equal(K.activation_forward("gelu_tanh", x), np.array([300.0, 60000.0, -0.0], np.float16))
+    np.testing.assert_array_equal(K.activation_forward("softplus", x), x.astype(np.float32).clip(0).astype(np.float16))
+    # A float32 result beyond float16's range rounds to inf on the store.
+    y, _ = K.bias_activation_forward("relu", np.array([[65504.0]], np.float16), np.array([32.0], np.float16))
+    assert np.isinf(y).all()
+
+
+def test_dropout_statistics_and_reproducibility():
+    x = np.ones(100000, np.float32)
+    y, words = K.dropout_forward(x, 0.25, np.random.default_rng(5))
+    kept = K.unpack_mask(words, x.shape)
+    assert abs(kept.mean() - 0.75) < 0.01
+    np.testing.assert_array_equal(y, np.where(kept, np.float32(1 / 0.75), 0).astype(np.float32))
+    y2, words2 = K.dropout_forward(x, 0.25, np.random.default_rng(5))
+    np.testing.assert_array_equal(words, words2)
+    zeros, _ = K.dropout_forward(x[:10], 1.0, np.random.default_rng(0))
+    assert not zeros.any()
+    same, words = K.dropout_forward(x[:10], 0.0, np.random.default_rng(0))
+    np.testing.assert_array_equal(same, x[:10])
+    np.testing.assert_array_equal(K.dropout_backward(x[:10] * 3, words, 0.0), x[:10] * 3)
+
+
+# --------------------------------------------------------------------------
+# CUDA: the RawModule kernels against the twins (skipped without a GPU).
+# --------------------------------------------------------------------------
+# CUDA's libm is documented at up to 4 ulp (erfcf) where glibc/SciPy are ~1 ulp.
+GPU_RTOL = {np.dtype(np.float16): 1e-3, np.dtype(np.float32): 2e-6, np.dtype(np.float64): 1e-13}
+
+
+@pytest.fixture
+def cupy_module():
+    """CuPy, or a clean skip where CUDA is unavailable (no CuPy, driver or GPU)."""
+    if not backend.cuda_is_available():
+        pytest.skip("CUDA not available (no CuPy or no GPU)")
+    return backend.cupy_module()
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("name,params", CASES, ids=CASE_IDS)
+def test_cuda_matches_twin(cupy_module, name, params, dtype):
+    cp = cupy_module
+    gpu, grad = _run_public_api(cp, name, params, dtype, np.random.default_rng(1))
+    cpu, _ = _run_public_api(np, name, params, dtype, np.random.default_rng(1))
+    for key in ("y", "y_plain", "yb"):
+        assert gpu[key].flags.c_contiguous
+        assert_matches(_host(gpu[key]), cpu[key], dtype, rtol=GPU_RTOL[np.dtype(dtype)], what=f"{name} {key}")
+    for key in ("grad_x", "gxb"):
+        assert_matches(_host(gpu[key]), cpu[key], dtype, grad=grad, rtol=GPU_RTOL[np.dtype(dtype)],
+                       what=f"{name} {key}")
+    for key in ("mask", "mask_b"):
+        if key in gpu:
+            np.testing.assert_array_equal(_host(gpu[key]), cpu[key], err_msg=f"{name} {key}")
+    np.testing.assert_allclose(_host(gpu["gbias"]).astype(np.float64), cpu["gbias"].astype(np.float64),
+                               rtol=1e-2 if dtype == np.float16 else 1e-5, atol=1e-5)
+    empty = cp.zeros((0, 3), dtype)
+    y, saved = K.activation_forward_saving(name, empty, **params)
+    assert y.shape == (0, 3) and K.activation_backward(name, empty, saved, **params).shape == (0, 3)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_cuda_dropout_and_masks(cupy_module, dtype):
+    cp = cupy_module
+    x = cp.asarray(np.random.default_rng(0).standard_normal((301, 5)).astype(dtype))[:, ::2]
+    y, words = K.dropout_forward(x, 0.4, backend.generator(backend.Device("cuda:0")))
+    kept = K.unpack_mask(words, x.shape)
+    expected = twins.mask_backward(_host(x), _host(kept), K._dropout_scale(0.4), 0.0)
+    assert_matches(_host(y), expected, dtype, rtol=0.0, what="cuda dropout")
+    assert abs(float(kept.mean()) - 0.6) < 0.05
+    grad = cp.ones_like(y)
+    np.testing.assert_array_equal(_host(K.dropout_backward(grad, words, 0.4)),
+                                  K.dropout_backward(_host(grad), _host(words), 0.4))
+    flags = cp.asarray(np.random.default_rng(1).random(1001) < 0.5)
+    np.testing.assert_array_equal(_host(K.pack_mask(flags)), np.packbits(_host(flags), bitorder="little"))
+    np.testing.assert_array_equal(_host(K.unpack_mask(K.pack_mask(flags), (1001,))), _host(flags))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(pytest.main([__file__, "-q"]))
