@@ -385,7 +385,8 @@ def _check_parameter(owner, position, param):
     if not param.requires_grad:
         raise ValueError(f"{owner}: parameter #{position} (shape {tuple(param.shape)}) has requires_grad=False, "
                          "so it would never get a gradient; create it with requires_grad=True "
-                         "or call t.requires_grad_()")
+                         "or call t.requires_grad_(), or, for frozen layers, pass only the trainable ones: "
+                         "[p for p in model.parameters() if p.requires_grad]")
     if not param.is_leaf:
         raise ValueError(f"{owner}: parameter #{position} (shape {tuple(param.shape)}) is not a leaf tensor "
                          "(it was computed from other tensors, so its .grad is not kept and updating it "
