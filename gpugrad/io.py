@@ -14,10 +14,13 @@ rest of the object (dicts, lists, tuples, numbers, strings, ``None``,
 booleans) is kept as a JSON string in ``__metadata__["gpugrad.structure"]``
 where each tensor is a reference ``{"__tensor__": "<name>"}``.
 
-Reading never executes anything from the file and never allocates more than
-the file's size: the header is validated in full (lengths, dtypes, shapes
-against byte counts, overlaps, duplicate names) before any tensor is built,
-and every violation raises :class:`gpugrad.errors.CheckpointError`.
+Reading never executes anything from the file, and no size the file claims
+is trusted: the header is validated in full (lengths, dtypes, shapes against
+byte counts, overlaps, duplicate names) before any tensor is built, tensor
+memory never exceeds the file's data section, and every violation raises
+:class:`gpugrad.errors.CheckpointError`.  (Parsing the JSON header itself
+builds Python objects a small constant factor larger than the header, which
+is capped at 100 MB as in the safetensors library.)
 
 Examples
 --------
