@@ -93,20 +93,24 @@ def test_same_seed_same_orders_and_set_epoch_replays():
 
 
 def test_seed_none_follows_manual_seed():
+    def two_epochs():
+        loader = DataLoader(_dataset(30), batch_size=5, shuffle=True)
+        return [_labels(loader), _labels(loader)]
+
     gg.manual_seed(123)
-    first = [_labels(DataLoader(_dataset(30), batch_size=5, shuffle=True)) for _ in range(1)]
+    first = two_epochs()
     gg.manual_seed(123)
-    again = [_labels(DataLoader(_dataset(30), batch_size=5, shuffle=True)) for _ in range(1)]
+    again = two_epochs()
     gg.manual_seed(124)
-    different = [_labels(DataLoader(_dataset(30), batch_size=5, shuffle=True)) for _ in range(1)]
+    different = two_epochs()
     assert first == again
+    assert first[0] != first[1]
     assert first != different
 
 
 def test_state_dict_resumes_the_exact_order():
     straight = DataLoader(_dataset(25), batch_size=4, shuffle=True)
     expected = [_labels(straight) for _ in range(4)]
-    state = None
     interrupted = DataLoader(_dataset(25), batch_size=4, shuffle=True,
                              seed=straight.state_dict()["seed"])
     for _ in range(2):
