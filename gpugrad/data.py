@@ -281,7 +281,11 @@ class DataLoader:
             yield self._fetch(indices, contiguous=not self.shuffle)
 
     def _fetch(self, indices, contiguous):
-        if isinstance(self.dataset, TensorDataset) and self.collate_fn is None:
+        # The gather shortcut only when __getitem__ is TensorDataset's own: a
+        # subclass that transforms samples must see every index.
+        dataset_type = type(self.dataset)
+        if (isinstance(self.dataset, TensorDataset) and dataset_type.__getitem__ is TensorDataset.__getitem__
+                and self.collate_fn is None):
             return tuple(self._take(tensor.data, indices, contiguous) for tensor in self.dataset.tensors)
         samples = [self.dataset[int(index)] for index in indices]
         batch = (self.collate_fn or default_collate)(samples)

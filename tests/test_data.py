@@ -164,6 +164,15 @@ def test_tensor_dataset_batches_without_per_item_calls(monkeypatch):
     assert _labels(DataLoader(_dataset(9), batch_size=4, shuffle=True, seed=0))[0] != []
 
 
+def test_tensor_dataset_subclass_with_its_own_getitem_is_honoured():
+    class Doubled(TensorDataset):
+        def __getitem__(self, index):
+            features, labels = super().__getitem__(index)
+            return features, labels * 2
+
+    assert _labels(DataLoader(Doubled(*_dataset(4).tensors), batch_size=4)) == [[0, 2, 4, 6]]
+
+
 def test_custom_dataset_is_collated(device):
     class Samples(Dataset):
         def __len__(self):
