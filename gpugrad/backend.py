@@ -325,3 +325,20 @@ def set_rng_state(state: dict) -> None:
     _generators.clear()
     gen = generator(CPU)
     gen.bit_generator.state = state["cpu"]
+
+
+# --------------------------------------------------------------------------
+# Special functions NumPy lacks.
+# --------------------------------------------------------------------------
+def erf(array):
+    """The error function on NumPy or CuPy arrays, keeping the dtype."""
+    if is_gpu_array(array):
+        import cupyx.scipy.special  # noqa: PLC0415 - only present with CuPy
+        return cupyx.scipy.special.erf(array)
+    try:
+        from scipy.special import erf as scipy_erf  # noqa: PLC0415 - optional, fast path
+        return scipy_erf(array).astype(array.dtype, copy=False)
+    except ImportError:
+        import math  # noqa: PLC0415
+        # NOTE: exact but slow (a Python call per element); install scipy for speed.
+        return np.vectorize(math.erf, otypes=[array.dtype])(array)

@@ -39,8 +39,18 @@ class Tensor:
     tensor([2., 4., 6.])
     """
 
-    __slots__ = ("data", "requires_grad", "grad", "grad_fn", "_output_nr", "_version_box",
-                 "_accumulator", "_tangents", "_retains_grad", "_base", "name", "__weakref__")
+    # Defaults live on the class, so making a tensor stores only what differs:
+    # the hot path of every op (``_make``) sets one or two attributes, not eleven.
+    requires_grad = False
+    grad = None
+    grad_fn = None
+    _output_nr = 0
+    _version_box = None
+    _accumulator = None
+    _tangents = None
+    _retains_grad = False
+    _base = None
+    name = None
 
     # NumPy must not treat a Tensor as a scalar or sequence in ``ndarray * tensor``;
     # this makes NumPy defer to Tensor.__rmul__ and friends.
@@ -58,16 +68,10 @@ class Tensor:
         """Wrap a raw array without copying (the hot path of every op)."""
         tensor = object.__new__(Tensor)
         tensor.data = array
-        tensor.requires_grad = grad_fn is not None
-        tensor.grad = None
-        tensor.grad_fn = grad_fn
-        tensor._output_nr = output_nr
-        tensor._version_box = None
-        tensor._accumulator = None
-        tensor._tangents = None
-        tensor._retains_grad = False
-        tensor._base = None
-        tensor.name = None
+        if grad_fn is not None:
+            tensor.grad_fn = grad_fn
+            tensor._output_nr = output_nr
+            tensor.requires_grad = True
         return tensor
 
     # ------------------------------------------------------------ properties
@@ -270,16 +274,6 @@ class Tensor:
 
 def _init(tensor, array):
     tensor.data = array
-    tensor.requires_grad = False
-    tensor.grad = None
-    tensor.grad_fn = None
-    tensor._output_nr = 0
-    tensor._version_box = None
-    tensor._accumulator = None
-    tensor._tangents = None
-    tensor._retains_grad = False
-    tensor._base = None
-    tensor.name = None
 
 
 def _to_array(data, dtype=None, device=None):

@@ -218,3 +218,48 @@ def test_chain_peers_agree_with_the_numpy_baseline(factory):
     schedule = baselines.chain_schedule()
     _, grad = baselines.chain_forward_backward(inputs, schedule)
     _agree(factory, {"grad": grad}, inputs, schedule, "cpu")
+
+
+# --------------------------------------------------------------------------
+# Timing and thread machinery
+# --------------------------------------------------------------------------
+
+def test_alternating_blocks_time_every_participant_in_every_round():
+    import time
+
+    from benchmarks.timing import Participant, TimingPlan, ratio, time_alternating
+
+    calls = []
+    fast = Participant("fast", lambda: calls.append("fast"))
+    slow = Participant("slow", lambda: (calls.append("slow"), time.sleep(0.002)))
+    timings = time_alternating([fast, slow], TimingPlan(warmup=1, rounds=3, block_seconds=0.004,
+                                                        budget_seconds=10.0, min_rounds=3))
+    assert len(timings["fast"].round_medians) == len(timings["slow"].round_medians) == 3
+    figures = ratio(timings["slow"], timings["fast"])
+    assert figures["ratio"] > 1 and figures["ratio_low"] <= figures["ratio"] * 1.5
+    # Blocks alternate: after warm-up, the names change at least once per round.
+    timed = calls[2:]
+    assert sum(1 for a, b in zip(timed, timed[1:]) if a != b) >= 3
+
+
+def test_threads_flag_is_read_before_numpy_loads():
+    from benchmarks.threads import DEFAULT_THREADS, threads_from_argv
+
+    assert threads_from_argv([]) == DEFAULT_THREADS
+    assert threads_from_argv(["--quick", "--threads", "2"]) == 2
+    assert threads_from_argv(["--threads=0"]) == 0
+
+
+def test_limit_threads_sets_every_library_variable(monkeypatch):
+    from benchmarks import threads
+
+    for name in threads.THREAD_VARIABLES + ("XLA_FLAGS",):
+        monkeypatch.delenv(name, raising=False)
+    threads.limit_threads(1)
+    import os
+
+    assert all(os.environ[name] == "1" for name in threads.THREAD_VARIABLES)
+    assert "--xla_cpu_multi_thread_eigen=false" in os.environ["XLA_FLAGS"]
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    threads.limit_threads(0)  # 0 leaves the environment alone
+    assert os.environ["OMP_NUM_THREADS"] == "7"

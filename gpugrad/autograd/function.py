@@ -75,13 +75,10 @@ class FunctionCtx:
 class FunctionNode(Node):
     """The graph node of a :class:`Function` application."""
 
-    __slots__ = ("function_class", "ctx", "n_outputs", "input_meta", "output_meta")
-
     def __init__(self, function_class, ctx, args, outputs):
         self.function_class = function_class
         self.ctx = ctx
-        self.pre_hooks = None
-        self.released = False
+        self.sequence = tape.next_sequence()
         self.creation_site = tape.user_frames() if state.capture_sites else None
         self.next_edges = tuple(edge_of(a) if isinstance(a, Tensor) else None for a in args)
         self.input_meta = tuple((a.shape, a.dtype) if isinstance(a, Tensor) else None for a in args)

@@ -26,7 +26,8 @@ that accept either representation.
 from __future__ import annotations
 
 import functools
-import threading
+import heapq
+import itertools
 import traceback
 import weakref
 
@@ -38,7 +39,9 @@ from ..tensor import Tensor
 # --------------------------------------------------------------------------
 # Grad mode.
 # --------------------------------------------------------------------------
-class _State(threading.local):
+class _State:
+    """Process-wide autograd switches (a plain object: read on every op, so kept cheap)."""
+
     grad_enabled = True
     anomaly = False
     forward_levels = 0          # number of active gg.jvp levels
@@ -129,9 +132,14 @@ class Node:
     outputs to the gradients of its inputs.
     """
 
-    __slots__ = ("next_edges", "pre_hooks", "released", "creation_site", "__weakref__")
+    # Defaults on the class: a new node stores only what differs (hot path).
     name = "Node"
     n_outputs = 1
+    pre_hooks = None
+    released = False
+    creation_site = None
+    next_edges = ()
+    sequence = 0
 
     def apply(self, grads, tensor_mode):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -152,15 +160,18 @@ class Node:
 class AccumulateGrad(Node):
     """The node of a leaf tensor: adds the incoming gradient into ``leaf.grad``."""
 
-    __slots__ = ("leaf",)
     name = "AccumulateGrad"
 
     def __init__(self, leaf):
         self.leaf = leaf
-        self.next_edges = ()
-        self.pre_hooks = None
-        self.released = False
-        self.creation_site = None
+        # Leaves come first in any graph: created before every op that uses them
+        # in program order, so the lowest priority in the engine's heap.
+        self.sequence = -1
+
+
+_sequence = itertools.count(1)
+next_sequence = _sequence.__next__
+"""Creation order of nodes: a node's consumers are always created after it."""
 
 
 def edge_of(tensor):
@@ -234,41 +245,24 @@ def retain_grad(tensor):
 # --------------------------------------------------------------------------
 # The engine.
 # --------------------------------------------------------------------------
-def _topological_order(root_nodes):
-    """Nodes reachable from the roots, each after all of its consumers."""
-    consumers = {}
+def _graph_nodes(root_nodes):
+    """Every node reachable from the roots."""
     stack = list(root_nodes)
     seen = set(stack)
     while stack:
         node = stack.pop()
         for edge in node.next_edges:
-            if edge is None:
-                continue
-            parent = edge[0]
-            consumers[parent] = consumers.get(parent, 0) + 1
-            if parent not in seen:
-                seen.add(parent)
-                stack.append(parent)
-    ready = [node for node in dict.fromkeys(root_nodes) if node not in consumers]
-    order = []
-    while ready:
-        node = ready.pop()
-        order.append(node)
-        for edge in node.next_edges:
-            if edge is None:
-                continue
-            parent = edge[0]
-            remaining = consumers[parent] - 1
-            consumers[parent] = remaining
-            if remaining == 0:
-                ready.append(parent)
-    return order
+            if edge is not None and edge[0] not in seen:
+                seen.add(edge[0])
+                stack.append(edge[0])
+    return seen
 
 
-def _nodes_leading_to(order, targets):
-    """The subset of ``order`` from which some target node can be reached."""
+def _nodes_leading_to(root_nodes, targets):
+    """The nodes from which some target node can be reached (gg.grad prunes the rest)."""
+    nodes = sorted(_graph_nodes(root_nodes), key=lambda node: node.sequence)
     needed = set(targets)
-    for node in reversed(order):  # parents come after their consumers in ``order``
+    for node in nodes:  # ascending creation order: parents are decided before their consumers
         if node in needed:
             continue
         for edge in node.next_edges:
@@ -297,10 +291,6 @@ def _run_hooks(hooks, grad, tensor_mode):
     return grad
 
 
-def _add(a, b):
-    return a + b
-
-
 def _root_gradient(tensor, gradient, tensor_mode):
     if gradient is None:
         if tensor.data.size != 1:
@@ -324,31 +314,47 @@ def _root_gradient(tensor, gradient, tensor_mode):
     return gradient if tensor_mode else gradient.data
 
 
+def _second_backward_error(node):
+    return AutogradError(
+        f"backward: trying to backward through the graph a second time (op '{node.name}'): its saved tensors "
+        "were freed after the first backward. Pass retain_graph=True to the first backward (or gg.grad) if "
+        "you need to backward twice.")
+
+
 def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, accumulate=True,
                  allow_unused=False):
     """The engine behind ``Tensor.backward`` and ``gg.grad``.
 
+    Nodes run in decreasing creation order (a max-heap on ``node.sequence``):
+    every consumer of a node was created after it, so by the time a node is
+    popped all the gradients flowing into it have arrived.  No recursion and
+    no separate dependency-counting pass.
+
     Returns the gradients of ``inputs`` (a list, ``None`` where unused) when
-    ``accumulate`` is false; otherwise accumulates into the leaves' ``.grad``.
+    ``inputs`` is given; otherwise accumulates into the leaves' ``.grad``.
     """
     tensor_mode = create_graph or state.forward_levels > 0
     if gradients is None:
         gradients = [None] * len(outputs)
-    root_grads = {}
-    for tensor, gradient in zip(outputs, gradients):
+    buffers = {}
+    heap = []
+    for position, (tensor, gradient) in enumerate(zip(outputs, gradients)):
         edge = edge_of(tensor)
         if edge is None:
             raise AutogradError(
-                f"backward: element {len(root_grads)} of the outputs (shape {tuple(tensor.shape)}) does not "
-                "require grad and has no grad_fn; make sure a leaf it depends on has requires_grad=True "
-                "and that it was not computed under gg.no_grad()")
+                f"backward: element {position} of the outputs (shape {tuple(tensor.shape)}) does not require grad "
+                "and has no grad_fn; make sure a leaf it depends on has requires_grad=True and that it was not "
+                "computed under gg.no_grad()")
         grad = _root_gradient(tensor, gradient, tensor_mode)
-        key = edge
-        root_grads[key] = grad if key not in root_grads else root_grads[key] + grad
-
-    order = _topological_order([edge[0] for edge in root_grads])
+        node, output_nr = edge
+        slots = buffers.get(node)
+        if slots is None:
+            slots = buffers[node] = [None] * node.n_outputs
+            heapq.heappush(heap, (-node.sequence, id(node), node))
+        slots[output_nr] = grad if slots[output_nr] is None else slots[output_nr] + grad
 
     capture = None
+    needed = None
     if inputs is not None:
         capture = {}
         input_edges = []
@@ -359,54 +365,49 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, ac
                                     "call requires_grad_() on it before computing the outputs")
             input_edges.append(edge)
             capture[edge] = None
-        needed = _nodes_leading_to(order, [edge[0] for edge in input_edges])
-        order = [node for node in order if node in needed]
-    else:
-        input_edges = None
+        needed = _nodes_leading_to([entry[2] for entry in heap], [edge[0] for edge in input_edges])
 
-    buffers = {}
-    for (node, output_nr), grad in root_grads.items():
-        buffers.setdefault(node, [None] * node.n_outputs)[output_nr] = grad
-
+    anomaly = state.anomaly
     previous_mode = state.grad_enabled
     state.grad_enabled = bool(create_graph)
     try:
-        for node in order:
-            grads = buffers.pop(node, None)
-            if grads is None:
-                continue
+        while heap:
+            node = heapq.heappop(heap)[2]
+            grads = buffers.pop(node)
             if node.pre_hooks:
                 for output_nr, hooks in node.pre_hooks.items():
                     if grads[output_nr] is not None:
                         grads[output_nr] = _run_hooks(hooks, grads[output_nr], tensor_mode)
             if capture is not None:
                 for output_nr, grad in enumerate(grads):
-                    if (node, output_nr) in capture and grad is not None:
+                    if grad is not None and (node, output_nr) in capture:
                         capture[(node, output_nr)] = grad
                 if type(node) is AccumulateGrad:
                     continue
-            if type(node) is AccumulateGrad:
+            elif type(node) is AccumulateGrad:
                 _accumulate(node.leaf, grads[0], tensor_mode)
                 continue
             if node.released:
-                raise AutogradError(
-                    f"backward: trying to backward through the graph a second time (op '{node.name}'): its "
-                    "saved tensors were freed after the first backward. Pass retain_graph=True to the first "
-                    "backward (or gg.grad) if you need to backward twice.")
+                raise _second_backward_error(node)
             input_grads = node.apply(grads, tensor_mode)
-            if state.anomaly:
+            if anomaly:
                 _check_anomaly_backward(node, input_grads)
             if not retain_graph:
                 node.release()
             for edge, grad in zip(node.next_edges, input_grads):
-                if edge is None or grad is None:
+                if grad is None or edge is None:
                     continue
                 parent, output_nr = edge
+                if needed is not None and parent not in needed:
+                    continue
                 slots = buffers.get(parent)
                 if slots is None:
                     slots = buffers[parent] = [None] * parent.n_outputs
-                previous = slots[output_nr]
-                slots[output_nr] = grad if previous is None else previous + grad
+                    heapq.heappush(heap, (-parent.sequence, id(parent), parent))
+                    slots[output_nr] = grad
+                else:
+                    previous = slots[output_nr]
+                    slots[output_nr] = grad if previous is None else previous + grad
     finally:
         state.grad_enabled = previous_mode
 

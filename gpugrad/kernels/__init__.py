@@ -42,7 +42,7 @@ import threading
 import numpy as np
 
 from .. import backend
-from ..errors import DTypeError, ShapeError
+from ..errors import DeviceError, DTypeError, ShapeError
 from . import twins
 
 __all__ = [
@@ -163,6 +163,12 @@ def _check_float(op, *arrays):
                              "take float16, float32 or float64 (convert with .float())")
 
 
+def _check_device(op, first, second, what):
+    if backend.is_gpu_array(first) != backend.is_gpu_array(second):
+        raise DeviceError(f"{op}: {backend.device_of(first)} array but {what} on "
+                          f"{backend.device_of(second)}; move both to one device")
+
+
 def _check_same(op, first, second, what):
     if tuple(first.shape) != tuple(second.shape):
         raise ShapeError(f"{op}: {what} has shape {tuple(second.shape)} but the gradient has "
@@ -170,10 +176,7 @@ def _check_same(op, first, second, what):
     if first.dtype != second.dtype:
         raise DTypeError(f"{op}: {what} is {second.dtype} but the gradient is {first.dtype}; "
                          "they must match")
-    if backend.is_gpu_array(first) != backend.is_gpu_array(second):
-        from ..errors import DeviceError  # noqa: PLC0415 - only on the error path
-        raise DeviceError(f"{op}: gradient on {backend.device_of(first)} but {what} on "
-                          f"{backend.device_of(second)}; move both to one device")
+    _check_device(op, first, second, what)
 
 
 def _mask_size(n):
@@ -251,8 +254,9 @@ def _launch(cp, kernel, dtype, work_items, args):
     _function(cp, kernel, dtype)((grid,), (block,), args)
 
 
-def _contiguous(cp, array):
-    return cp.ascontiguousarray(array)
+def _contiguous(array):
+    # Not ascontiguousarray: that turns 0-d arrays into 1-d ones.
+    return array if array.flags.c_contiguous else array.copy(order="C")
 
 
 def _gpu_scalars(*values):
@@ -291,7 +295,7 @@ def activation_forward(name, x, **params):
     if not backend.is_gpu_array(x):
         return twins.forward(name, x, a, b)
     cp = backend.cupy_module()
-    x = _contiguous(cp, x)
+    x = _contiguous(x)
     y = cp.empty_like(x)
     if x.size:
         _launch(cp, f"gg_{name}_forward", x.dtype, x.size, (x, y, np.int64(x.size), *_gpu_scalars(a, b)))
@@ -335,7 +339,7 @@ def activation_forward_saving(name, x, **params):
     if not backend.is_gpu_array(x):
         return twins.forward(name, x, a, b), twins.pack_mask(twins.mask(name, x, a, b))
     cp = backend.cupy_module()
-    x = _contiguous(cp, x)
+    x = _contiguous(x)
     y = cp.empty_like(x)
     words = cp.empty(_mask_size(x.size), dtype=cp.uint8)
     if x.size:
@@ -380,8 +384,7 @@ def activation_backward(name, grad, saved, **params):
     op = f"{name} backward"
     if name in SAVES_MASK:
         _check_mask(op, saved, grad.size)
-        if backend.is_gpu_array(grad) != backend.is_gpu_array(saved):
-            _check_same(op, grad, grad, "mask")  # shape/dtype fine; report the device
+        _check_device(op, grad, saved, "the mask")
     else:
         _check_same(op, grad, saved, "the saved " + ("output" if name in SAVES_OUTPUT else "input"))
     if not backend.is_gpu_array(grad):
@@ -390,15 +393,13 @@ def activation_backward(name, grad, saved, **params):
                                        a if name == "leaky_relu" else 0.0)
         return twins.backward(name, grad, saved, a, b)
     cp = backend.cupy_module()
-    grad = _contiguous(cp, grad)
+    grad = _contiguous(grad)
     grad_x = cp.empty_like(grad)
     if grad.size:
-        if name in SAVES_MASK:
-            _launch(cp, f"gg_{name}_backward", grad.dtype, _mask_size(grad.size),
-                    (grad, _contiguous(cp, saved), grad_x, np.int64(grad.size), *_gpu_scalars(a, b)))
-        else:
-            _launch(cp, f"gg_{name}_backward", grad.dtype, grad.size,
-                    (grad, _contiguous(cp, saved), grad_x, np.int64(grad.size), *_gpu_scalars(a, b)))
+        # Mask kernels give each thread one mask byte, i.e. 8 elements.
+        work_items = _mask_size(grad.size) if name in SAVES_MASK else grad.size
+        _launch(cp, f"gg_{name}_backward", grad.dtype, work_items,
+                (grad, _contiguous(saved), grad_x, np.int64(grad.size), *_gpu_scalars(a, b)))
     return grad_x
 
 
@@ -410,10 +411,7 @@ def _check_bias(op, x, bias):
                          f"= {x.shape[-1] if x.ndim else '?'} elements")
     if x.dtype != bias.dtype:
         raise DTypeError(f"{op}: input is {x.dtype} but bias is {bias.dtype}; they must match")
-    if backend.is_gpu_array(x) != backend.is_gpu_array(bias):
-        from ..errors import DeviceError  # noqa: PLC0415 - only on the error path
-        raise DeviceError(f"{op}: input on {backend.device_of(x)} but bias on "
-                          f"{backend.device_of(bias)}; move both to one device")
+    _check_device(op, x, bias, "the bias")
 
 
 def bias_activation_forward(name, x, bias, **params):
@@ -460,7 +458,7 @@ def bias_activation_forward(name, x, bias, **params):
             return y, twins.pack_mask(twins.mask(name, z, a, b, compute=True))
         return y, (y if name in SAVES_OUTPUT else (x, bias))
     cp = backend.cupy_module()
-    x, bias = _contiguous(cp, x), _contiguous(cp, bias)
+    x, bias = _contiguous(x), _contiguous(bias)
     y = cp.empty_like(x)
     n, c = np.int64(x.size), np.int64(bias.size)
     if name in SAVES_MASK:
@@ -512,7 +510,7 @@ def bias_activation_backward(name, grad, saved, **params):
         _check_same(f"{name} with bias backward", grad, x, "the saved input")
         if backend.is_gpu_array(grad):
             cp = backend.cupy_module()
-            grad, x, bias = _contiguous(cp, grad), _contiguous(cp, x), _contiguous(cp, bias)
+            grad, x, bias = _contiguous(grad), _contiguous(x), _contiguous(bias)
             grad_x = cp.empty_like(grad)
             if grad.size:
                 _launch(cp, f"gg_{name}_bias_backward", grad.dtype, grad.size,
@@ -527,7 +525,6 @@ def bias_activation_backward(name, grad, saved, **params):
 
 
 def _sum_leading(grad_x):
-    xp = backend.xp_of(grad_x)
     # float16 sums in float32: thousands of rows would otherwise lose the bias
     # gradient to rounding.
     flat = grad_x.reshape(-1, grad_x.shape[-1])
@@ -569,7 +566,7 @@ def dropout_forward(x, p, generator):
         uniform = generator.random(x.size, dtype=np.float32)
         return twins.dropout_forward(x, uniform.reshape(x.shape), p, scale)
     cp = backend.cupy_module()
-    x = _contiguous(cp, x)
+    x = _contiguous(x)
     y = cp.empty_like(x)
     words = cp.empty(_mask_size(x.size), dtype=cp.uint8)
     if x.size:
@@ -608,11 +605,11 @@ def dropout_backward(grad, mask_words, p):
     if not backend.is_gpu_array(grad):
         return twins.mask_backward(grad, twins.unpack_mask(mask_words, grad.shape), scale, 0.0)
     cp = backend.cupy_module()
-    grad = _contiguous(cp, grad)
+    grad = _contiguous(grad)
     grad_x = cp.empty_like(grad)
     if grad.size:
         _launch(cp, "gg_dropout_backward", grad.dtype, _mask_size(grad.size),
-                (grad, _contiguous(cp, mask_words), grad_x, np.int64(grad.size),
+                (grad, _contiguous(mask_words), grad_x, np.int64(grad.size),
                  np.float64(scale), np.float64(0.0)))
     return grad_x
 
@@ -652,7 +649,7 @@ def pack_mask(bool_array):
     if not backend.is_gpu_array(bool_array):
         return twins.pack_mask(np.asarray(bool_array, dtype=bool))
     cp = backend.cupy_module()
-    flags = cp.ascontiguousarray(bool_array, dtype=cp.bool_).view(cp.uint8).ravel()
+    flags = _contiguous(bool_array.astype(cp.bool_, copy=False)).view(cp.uint8).ravel()
     words = cp.empty(_mask_size(flags.size), dtype=cp.uint8)
     if flags.size:
         _launch(cp, "gg_pack_mask", None, words.size, (flags, words, np.int64(flags.size)))
@@ -689,7 +686,7 @@ def unpack_mask(words, shape):
     flags = cp.empty(shape, dtype=cp.bool_)
     if n:
         _launch(cp, "gg_unpack_mask", None, n,
-                (cp.ascontiguousarray(words), flags.view(cp.uint8), np.int64(n)))
+                (_contiguous(words), flags.view(cp.uint8), np.int64(n)))
     return flags
 
 

@@ -101,7 +101,7 @@ def _pow_jvp(t, out, a, b):
 power = defop(
     "pow", lambda a, b: a ** b,
     vjp=(_pow_vjp_base, _pow_vjp_exponent), jvp=_pow_jvp,
-    promote=True,
+    promote=True, save_output=True,
     samples=[Sample(Positive((3, 4)), (3, 4)), Sample((3, 4), 2), Sample((2, 3), 3.0),
              Sample(Positive((2, 3)), 0.5), Sample(1.7, (2, 3)), Sample(Positive((3, 1)), (4,))],
     reference=np.power)

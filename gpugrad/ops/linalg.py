@@ -119,7 +119,7 @@ def _einsum_vjp(g, out, *operands, equation):
         # Letters summed away inside this operand alone reappear by broadcasting.
         missing = [c for c in term if c not in present]
         reduced_term = "".join(c for c in term if c in present)
-        grad = einsum(",".join([output] + others) + "->" + reduced_term, g, *other_ops)
+        grad = einsum(g, *other_ops, equation=",".join([output] + others) + "->" + reduced_term)
         if missing:
             from .shape import broadcast_to, reshape
             kept = tuple(sizes[c] if c in present else 1 for c in term)

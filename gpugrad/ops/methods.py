@@ -23,7 +23,7 @@ from . import linalg as la
 from . import reduce as rd
 from . import shape as sh
 from .creation import normalize_shape
-from .registry import defop
+from .registry import apply_op, defop
 from .samples import Sample
 
 # --------------------------------------------------------------------------
@@ -151,14 +151,22 @@ Tensor.is_contiguous = lambda self: bool(self.data.flags.c_contiguous)
 # --------------------------------------------------------------------------
 # operators
 # --------------------------------------------------------------------------
+_NO_PARAMS = {}
+
+
 def _binary(function, swap=False):
+    """A Tensor operator method for a binary op (``a * b``, ``2 - a``, ``a @ b``)."""
+    op = function.op
+
     def method(self, other):
-        if not isinstance(other, (Tensor, int, float, bool)):
+        # NOTE: straight to apply_op, skipping the polymorphic wrapper (hot path).
+        if other.__class__ is not Tensor and not isinstance(other, (Tensor, int, float, bool)):
             if isinstance(other, (np.ndarray, np.generic, list, tuple)) or backend.is_gpu_array(other):
                 other = Tensor(other, device=self.device)
             else:
                 return NotImplemented
-        return function(other, self) if swap else function(self, other)
+        return apply_op(op, (other, self) if swap else (self, other), _NO_PARAMS)
+    method.__name__ = function.__name__
     return method
 
 

@@ -32,9 +32,11 @@ op declared it does not need), and the op's keyword parameters.
 
 from __future__ import annotations
 
+import numpy as np
+
 from .. import backend
 from ..autograd import tape
-from ..autograd.tape import Node, edge_of, state
+from ..autograd.tape import Node, edge_of, next_sequence, state
 from ..errors import AutogradError, DeviceError, GpugradError, ShapeError, describe
 from ..tensor import Tensor
 
@@ -138,8 +140,12 @@ def defop(name, forward, vjp=None, jvp=None, *, save=True, save_output=False, vi
     function.op = op
     op.function = function
     if method:
+        def bound(self, **params):
+            return apply_op(op, (self,), params)   # self is a Tensor: no dispatch needed
+        bound.__name__ = name
+        bound.__doc__ = forward.__doc__
         for method_name in (method,) if isinstance(method, str) else method:
-            setattr(Tensor, method_name, function)
+            setattr(Tensor, method_name, bound)
     return function
 
 
@@ -148,6 +154,7 @@ def defop(name, forward, vjp=None, jvp=None, *, save=True, save_output=False, vi
 # --------------------------------------------------------------------------
 def apply_op(op, args, params):
     """Run ``op`` on Tensor arguments: forward, then record a node if needed."""
+    # NOTE: this is the hot path of every op; keep it free of avoidable calls.
     if op.promote:
         args = promote_arguments(op, args)
     requires_grad = False
@@ -235,8 +242,41 @@ def result_dtype(a, b):
     return np.promote_types(a, b)
 
 
+_SCALARS = {}
+
+
+def scalar_array(value, dtype):
+    """A cached read-only 0-d NumPy array holding ``value`` as ``dtype``."""
+    key = (value, dtype)
+    array = _SCALARS.get(key)
+    if array is None:
+        if len(_SCALARS) > 4096:   # bounded: learning rates and the like vary per step
+            _SCALARS.clear()
+        array = np.array(value, dtype=dtype)
+        array.flags.writeable = False
+        _SCALARS[key] = array
+    return array
+
+
 def promote_arguments(op, args):
     """Cast Tensor arguments to a common dtype; Python scalars never upcast a float tensor."""
+    if len(args) == 2:
+        # Fast exits for the common cases: equal dtypes, or a float tensor and a Python number.
+        first, second = args
+        first_is_tensor, second_is_tensor = isinstance(first, Tensor), isinstance(second, Tensor)
+        if first_is_tensor and second_is_tensor:
+            if first.data.dtype == second.data.dtype:
+                return args
+        elif first_is_tensor or second_is_tensor:
+            tensor, other = (first, second) if first_is_tensor else (second, first)
+            data = tensor.data
+            if data.dtype.kind == "f" and type(other) in (float, int):
+                if type(data) is not np.ndarray:
+                    return args       # CuPy takes Python scalars natively
+                # NOTE: NumPy multiplies by a 0-d array of the same dtype about twice as
+                # fast as by a Python float, in forward and again in backward.
+                constant = scalar_array(other, data.dtype)
+                return (tensor, constant) if first_is_tensor else (constant, tensor)
     dtype = None
     scalar_kind = None
     for arg in args:
@@ -265,55 +305,49 @@ def promote_arguments(op, args):
 # The node an op application leaves on the tape.
 # --------------------------------------------------------------------------
 class OpNode(Node):
-    """Records one op application: saved inputs, their versions, the output."""
+    """Records one op application: saved inputs, their versions, the output.
 
-    __slots__ = ("op", "params", "saved", "saved_versions", "input_meta", "out_data", "out_box",
-                 "out_tangents", "needs_input_grad")
+    For inputs the op does not save, only ``(shape, dtype)`` is kept, so an
+    ``add`` does not keep its (possibly large) operands alive.
+    """
+
+    out_data = None
+    out_box = None
+    out_version = 0
+    out_tangents = None
 
     def __init__(self, op, args, params, result):
         self.op = op
         self.params = params
-        self.pre_hooks = None
-        self.released = False
-        self.out_tangents = None
-        self.creation_site = tape.user_frames() if state.capture_sites else None
-        edges = []
-        needs = []
-        metas = []
-        for arg in args:
-            if isinstance(arg, Tensor):
-                edge = edge_of(arg)
-                edges.append(edge)
-                needs.append(edge is not None)
-                metas.append(InputMeta(arg.data.shape, arg.data.dtype))
-            else:
-                edges.append(None)
-                needs.append(False)
-                metas.append(None)
-        self.next_edges = tuple(edges)
-        self.needs_input_grad = tuple(needs)
-        self.input_meta = tuple(metas)
+        self.sequence = next_sequence()
+        if state.capture_sites:
+            self.creation_site = tape.user_frames()
+        self.next_edges = [
+            ((arg.grad_fn, arg._output_nr) if arg.grad_fn is not None else edge_of(arg))
+            if isinstance(arg, Tensor) else None
+            for arg in args]
+        self.input_meta = metas = [(arg.data.shape, arg.data.dtype) if isinstance(arg, Tensor) else None
+                                   for arg in args]
         save = op.save
         if save is True:
             saved = args
-        elif save:
-            saved = tuple(arg if (index in save or meta is None) else meta
-                          for index, (arg, meta) in enumerate(zip(args, metas)))
         else:
-            saved = tuple(meta if meta is not None else arg for arg, meta in zip(args, metas))
+            saved = [arg if meta is None or (save and index in save) else None
+                     for index, (arg, meta) in enumerate(zip(args, metas))]
         self.saved = saved
-        self.saved_versions = tuple(arg._shared_version_box()[0] if isinstance(arg, Tensor) else None
-                                    for arg in saved)
+        self.saved_versions = [_version_of(arg) if isinstance(arg, Tensor) else None for arg in saved]
         if op.save_output:
             self.out_data = result.data
             self.out_box = result._shared_version_box()
-        else:
-            self.out_data = None
-            self.out_box = None
+            self.out_version = self.out_box[0]
 
     @property
     def name(self):
         return self.op.name
+
+    @property
+    def needs_input_grad(self):
+        return tuple(edge is not None for edge in self.next_edges)
 
     def release(self):
         self.saved = None
@@ -329,7 +363,7 @@ class OpNode(Node):
                     f"modified in place after the op saved it (version {version} -> {arg._version_box[0]}), "
                     "so its gradient cannot be computed. Fix: change a copy (t.clone()) instead, or do the "
                     f"in-place change after backward.{self.where()}")
-        if self.out_box is not None and self.out_box[0] != 0:
+        if self.out_box is not None and self.out_box[0] != self.out_version:
             raise AutogradError(
                 f"backward: the output of op '{self.op.name}' was modified in place after the op saved it, "
                 "so its gradient cannot be computed. Fix: change a copy (t.clone()) instead, or do the "
@@ -345,33 +379,45 @@ class OpNode(Node):
         out._tangents = self.out_tangents
         return out
 
+    def rule_inputs(self, tensor_mode):
+        """Saved inputs as the rules see them: tensors, raw arrays, or InputMeta."""
+        if tensor_mode:
+            return [InputMeta(*meta) if arg is None else arg for arg, meta in zip(self.saved, self.input_meta)]
+        return [arg.data if isinstance(arg, Tensor) else (InputMeta(*meta) if arg is None else arg)
+                for arg, meta in zip(self.saved, self.input_meta)]
+
     def apply(self, grads, tensor_mode):
         grad = grads[0]
         self._check_versions()
         op = self.op
         out = self.saved_output(tensor_mode)
-        if tensor_mode:
-            inputs = self.saved
-        else:
-            inputs = [arg.data if isinstance(arg, Tensor) else arg for arg in self.saved]
-        needs = self.needs_input_grad
+        inputs = self.rule_inputs(tensor_mode)
         params = self.params
+        edges = self.next_edges
         if op.vjp_per_input:
-            results = [rule(grad, out, *inputs, **params) if need else None
-                       for rule, need in zip(op.vjp, needs)]
+            results = [rule(grad, out, *inputs, **params) if edge is not None else None
+                       for rule, edge in zip(op.vjp, edges)]
         else:
             results = op.vjp(grad, out, *inputs, **params)
         fixed = []
-        for result, need, meta in zip(results, needs, self.input_meta):
-            if result is None or not need:
+        for result, edge, meta in zip(results, edges, self.input_meta):
+            if result is None or edge is None:
                 fixed.append(None)
                 continue
-            if result.shape != meta.shape:
-                result = sum_to(result, meta.shape)
-            if result.dtype != meta.dtype:
-                result = _cast(result, meta.dtype)
+            shape, dtype = meta
+            if result.shape != shape:
+                result = sum_to(result, shape)
+            if result.dtype != dtype:
+                result = _cast(result, dtype)
             fixed.append(result)
         return fixed
+
+
+def _version_of(tensor):
+    box = tensor._version_box
+    if box is None:
+        box = tensor._version_box = [0]
+    return box[0]
 
 
 def _cast(value, dtype):
