@@ -41,6 +41,7 @@ from typing import Callable
 import numpy as np
 
 from . import baselines, cases, peers
+from .threads import DEFAULT_THREADS, apply_to_loaded_libraries, limit_threads
 from .timing import Participant, TimingPlan, ratio, time_alternating, warm_up
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
@@ -195,8 +196,13 @@ def _agreement(snapshot: dict, reference: dict) -> float:
     return worst
 
 
-def run_benchmark(benchmark: Benchmark, plan: TimingPlan, allowed: set, log) -> dict:
-    """Build, check and time one benchmark.  Never raises: failures are recorded."""
+def run_benchmark(benchmark: Benchmark, plan: TimingPlan, allowed: set, log, aa_check: bool = False) -> dict:
+    """Build, check and time one benchmark.  Never raises: failures are recorded.
+
+    With ``aa_check``, a second, independent copy of the baseline takes part
+    too; its ratio to the baseline should be 1.00x, and how far it strays is
+    the noise floor of every other ratio in the same benchmark.
+    """
     record = {"key": benchmark.key, "title": benchmark.title, "unit": benchmark.unit,
               "participants": {}, "unavailable": {}, "comparisons": []}
     participants = []
@@ -214,6 +220,12 @@ def run_benchmark(benchmark: Benchmark, plan: TimingPlan, allowed: set, log) -> 
 
     # First call from the shared initial state: also the check that everyone
     # computes the same thing, then the rest of the warm-up.
+    baseline_name = next(iter(benchmark.factories))
+    if aa_check and participants and participants[0].name == baseline_name:
+        twin = benchmark.factories[baseline_name]()
+        twin.name = f"{baseline_name}-again"
+        participants.append(twin)
+
     snapshots = {}
     working = []
     for participant in participants:
@@ -226,7 +238,6 @@ def run_benchmark(benchmark: Benchmark, plan: TimingPlan, allowed: set, log) -> 
             record["unavailable"][participant.name] = f"first step failed: {type(error).__name__}: {error}"
             log(traceback.format_exc(limit=3))
     participants = working
-    baseline_name = next(iter(benchmark.factories))
     if not participants or participants[0].name != baseline_name:
         record["error"] = f"baseline {baseline_name!r} did not run"
         return record
@@ -384,11 +395,11 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def machine_description(device: str, xp) -> dict:
+def machine_description(device: str, xp, argv=None) -> dict:
     """Versions, CPU, GPU, thread settings: what a reader needs to trust a figure."""
     description = {
         "date_utc": _datetime.datetime.now(_datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": "python -m benchmarks " + " ".join(sys.argv[1:]),
+        "command": " ".join(["python -m benchmarks", *(sys.argv[1:] if argv is None else argv)]),
         "device": device,
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
@@ -430,12 +441,20 @@ def _format_ratio(comparison: dict) -> str:
     return f"{comparison['ratio']:.2f}x{spread}"
 
 
+def _threads_text(threads: dict) -> str:
+    requested = threads.get("requested")
+    if not requested:
+        return "library default threads"
+    return f"{requested} thread{'s' if requested != 1 else ''} per library"
+
+
 def format_markdown(results: dict) -> str:
     """Markdown tables: ratios against targets, then absolute times."""
     meta = results["meta"]
     lines = [f"## gpugrad benchmarks, {meta['device']}, {meta['mode']} run",
              "",
-             f"`{meta['command']}` on {meta['date_utc']}; {meta['cpu']} ({meta['cpu_count']} cores)"
+             f"`{meta['command']}` on {meta['date_utc']}; {meta['cpu']} ({meta['cpu_count']} cores, "
+             f"{_threads_text(meta.get('threads', {}))})"
              + (f", {meta['gpu']}" if meta.get("gpu") else "")
              + f"; Python {meta['python']}, NumPy {meta['numpy']}, gpugrad {meta['gpugrad'] or 'not importable'}"
              + "".join(f", {peer} {meta[peer]}" for peer in PEER_NAMES if meta.get(peer)) + ".",
@@ -545,12 +564,21 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--peers", default=None,
                         help="comma-separated peers to include, from torch,jax,autograd "
                              "(default: all installed; 'none' for none; --smoke defaults to torch)")
+    parser.add_argument("--aa-check", action=argparse.BooleanOptionalAction, default=None,
+                        help="also time a second copy of each baseline against itself, to show the noise "
+                             "floor (default: on for full runs, off for --quick and --smoke)")
+    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS,
+                        help="threads per math library (NumPy's BLAS, PyTorch, JAX); 0 keeps their defaults "
+                             f"(default: {DEFAULT_THREADS}, see benchmarks/threads.py for why)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when any target is missed or invalid")
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     arguments = parse_arguments(argv)
+    # Reaches the libraries still to be imported (the peers load lazily);
+    # ``python -m benchmarks`` has already done this before NumPy loaded.
+    limit_threads(arguments.threads)
     mode = "smoke" if arguments.smoke else "quick" if arguments.quick else "full"
     plan = PLANS[mode]
 
@@ -589,11 +617,13 @@ def main(argv=None) -> int:
         benchmarks = [benchmark for benchmark in benchmarks if benchmark.key in wanted]
 
     started = time.perf_counter()
-    results = {"meta": {**machine_description(arguments.device, xp), "mode": mode,
-                        "plan": vars(plan)}, "benchmarks": []}
+    threads = apply_to_loaded_libraries(arguments.threads)
+    results = {"meta": {**machine_description(arguments.device, xp, argv), "mode": mode,
+                        "threads": threads, "plan": vars(plan)}, "benchmarks": []}
     for benchmark in benchmarks:
         log(f"[{time.perf_counter() - started:6.1f}s] {benchmark.key}: {benchmark.title}")
-        record = run_benchmark(benchmark, plan, allowed, log)
+        aa_check = arguments.aa_check if arguments.aa_check is not None else mode == "full"
+        record = run_benchmark(benchmark, plan, allowed, log, aa_check=aa_check)
         results["benchmarks"].append(record)
         for name, reason in record["unavailable"].items():
             log(f"    skipped {name}: {reason}")
