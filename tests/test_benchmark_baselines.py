@@ -67,7 +67,7 @@ def _torch_mlp_gradients(torch, problem):
                                              torch.from_numpy(problem.labels))
     loss.backward()
     linears = [module for module in model if hasattr(module, "weight")]
-    return (float(loss), [linear.weight.grad.numpy() for linear in linears],
+    return (float(loss.detach()), [linear.weight.grad.numpy() for linear in linears],
             [linear.bias.grad.numpy() for linear in linears])
 
 
