@@ -9,6 +9,7 @@ tensor([ 5.4366, 22.1672])
 """
 
 from . import backend
+from . import cuda  # noqa: F401 - gg.cuda.is_available() and friends
 from .backend import (Device, bool_ as bool, double, float16, float32, float64, get_default_device,  # noqa: A004
                       get_default_dtype, half, int8, int16, int32, int64, long, set_default_device,
                       set_default_dtype, uint8)
@@ -70,12 +71,7 @@ def detach(t):
     return t.detach()
 
 
-class cuda:  # noqa: N801 - PyTorch's spelling: gg.cuda.is_available()
-    """CUDA queries: ``gg.cuda.is_available()``, ``device_count()``, ``synchronize()``."""
-
-    is_available = staticmethod(backend.cuda_is_available)
-    device_count = staticmethod(backend.cuda_device_count)
-    synchronize = staticmethod(backend.cuda_synchronize)
-
+from . import data, optim  # noqa: E402
+from .io import load, save  # noqa: E402
 
 __version__ = "0.1.0"
