@@ -91,7 +91,7 @@ class Benchmark:
     unit: str = "step"
 
 
-def build_benchmarks(device: str, xp, smoke: bool = False) -> list[Benchmark]:
+def build_benchmarks(device: str, xp) -> list[Benchmark]:
     """All benchmarks for ``device``; ``xp`` is NumPy or CuPy for the baseline."""
     baseline_name = "cupy" if device == "cuda" else "numpy"
 
@@ -606,7 +606,7 @@ def main(argv=None) -> int:
         return 2
     allowed = selected_peers | {"numpy", "cupy", "gpugrad"}
 
-    benchmarks = build_benchmarks(arguments.device, xp, smoke=arguments.smoke)
+    benchmarks = build_benchmarks(arguments.device, xp)
     if arguments.only:
         wanted = {key.strip() for key in arguments.only.split(",") if key.strip()}
         unknown = wanted - {benchmark.key for benchmark in benchmarks}
