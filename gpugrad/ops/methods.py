@@ -695,8 +695,11 @@ def inplace(tensor, compute, name, others=()):
 def _inplace_binary(function, name):
     def method(self, other, **kwargs):
         alpha = kwargs.pop("alpha", 1)
-        value = other if alpha == 1 else ew.mul(other, alpha)
-        return inplace(self, lambda current: function(current, value), name, (other,))
+        def compute(current):
+            # ``x.mul_(x)``: the operand is the old value too, not the tensor being overwritten.
+            operand = current if other is self else other
+            return function(current, operand if alpha == 1 else ew.mul(operand, alpha))
+        return inplace(self, compute, name, (other,))
     method.__name__ = name
     return method
 

@@ -277,6 +277,9 @@ def promote_arguments(op, args):
                 # fast as by a Python float, in forward and again in backward.
                 constant = scalar_array(other, data.dtype)
                 return (tensor, constant) if first_is_tensor else (constant, tensor)
+    if any(isinstance(arg, np.generic) for arg in args):
+        # NumPy scalars act like Python numbers (PyTorch's rule), not like float64 arrays.
+        args = tuple(arg.item() if isinstance(arg, np.generic) else arg for arg in args)
     dtype = None
     scalar_kind = None
     for arg in args:
