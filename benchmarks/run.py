@@ -294,25 +294,41 @@ def run_benchmark(benchmark: Benchmark, plan: TimingPlan, allowed: set, log, aa_
 # CUDA-only measurements
 # --------------------------------------------------------------------------
 
-def _kernel_bandwidth(log) -> dict:
+def kernel_bandwidth(out: Path, mode: str, log, device: str = "cuda") -> dict:
     """Activation kernels' bandwidth against a device-to-device copy.
 
-    Delegates to ``benchmarks/kernel_bandwidth.py`` (written alongside the
-    kernels) when it exists; its result is recorded as it comes.
+    Runs ``benchmarks/kernel_bandwidth.py`` (written alongside the kernels;
+    skipped when it is absent) through its ``main(argv)``, which writes
+    ``kernel_bandwidth.json`` into ``out``, and returns that file's content
+    with the script's exit status.  Its figures are fractions of copy
+    bandwidth (higher is better; target in each row), not ratios of times.
+    ``device="cpu"`` is the script's dry run, only for testing this hookup.
     """
     try:
-        from . import kernel_bandwidth  # noqa: PLC0415 - optional sibling module
-    except ImportError as error:
+        from . import kernel_bandwidth as script  # noqa: PLC0415 - optional sibling module
+    except Exception as error:  # noqa: BLE001 - absent, or its own imports failed
         return {"status": "skipped", "reason": f"benchmarks.kernel_bandwidth not importable ({error})"}
-    for name in ("measure_bandwidth", "kernel_bandwidth", "run_bandwidth", "measure", "run", "main"):
-        function = getattr(kernel_bandwidth, name, None)
-        if callable(function):
-            try:
-                return {"status": "ok", "function": name, "result": _jsonable(function())}
-            except Exception as error:  # noqa: BLE001
-                log(traceback.format_exc(limit=3))
-                return {"status": "failed", "function": name, "reason": f"{type(error).__name__}: {error}"}
-    return {"status": "skipped", "reason": "benchmarks.kernel_bandwidth exposes no known entry point"}
+    if not callable(getattr(script, "main", None)):
+        return {"status": "skipped", "reason": "benchmarks.kernel_bandwidth has no main(argv)"}
+    argv = ["--device", device, "--out", str(out)]
+    if mode != "full":
+        # 2**22 float32 elements (16 MiB) still saturates a GPU's memory system.
+        argv += ["--log2n", "22" if mode == "quick" else "16", "--rounds", "3"]
+    if device == "cpu":
+        argv = ["--device", "cpu", "--out", str(out), "--log2n", "12", "--rounds", "1", "--repeat", "1"]
+    try:
+        exit_code = script.main(argv)
+    except SystemExit as stop:  # argparse or an explicit exit inside the script
+        exit_code = stop.code
+    except Exception as error:  # noqa: BLE001
+        log(traceback.format_exc(limit=3))
+        return {"status": "failed", "reason": f"{type(error).__name__}: {error}"}
+    result_path = out / "kernel_bandwidth.json"
+    if not result_path.exists():
+        return {"status": "failed", "reason": f"exit code {exit_code}, no {result_path.name} written"}
+    result = json.loads(result_path.read_text(encoding="utf-8"))
+    status = "ok" if exit_code == 0 else "targets missed" if exit_code == 1 else f"exit code {exit_code}"
+    return {"status": status, "argv": argv, "result": result}
 
 
 def _jsonable(value):
@@ -497,12 +513,29 @@ def format_markdown(results: dict) -> str:
                              f"{row['torch_bytes'] / 2**20:.2f} | {ratio_text} |")
             else:
                 lines.append(f"| {row.get('key', '—')} | — | — | {row.get('status')}: {row.get('reason')} |")
-        bandwidth = cuda.get("kernel_bandwidth", {})
-        lines += ["", f"Activation kernel bandwidth: {bandwidth.get('status')}"
-                  + (f" ({bandwidth['reason']})" if bandwidth.get("reason") else ""), ""]
-        if bandwidth.get("status") == "ok":
-            lines += ["```", json.dumps(bandwidth.get("result"), indent=2, default=str), "```"]
+        lines += _bandwidth_markdown(cuda.get("kernel_bandwidth", {}))
     return "\n".join(lines) + "\n"
+
+
+def _bandwidth_markdown(bandwidth: dict) -> list[str]:
+    lines = ["", f"Activation kernels' bandwidth (benchmarks/kernel_bandwidth.py): {bandwidth.get('status')}"
+             + (f" ({bandwidth['reason']})" if bandwidth.get("reason") else "")]
+    result = bandwidth.get("result") or {}
+    rows = result.get("rows") or []
+    if not rows:
+        return lines + [""]
+    copy = result.get("copy_bandwidth_GBps")
+    lines += ["", f"{result.get('elements')} {result.get('dtype')} elements on {result.get('device')}; "
+              + (f"device-to-device copy {copy:.0f} GB/s." if copy else ""), "",
+              "| kernel | pass | GB/s | fraction of copy | target | vs plain CuPy | status |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]
+    for row in rows:
+        target = row.get("target_fraction")
+        speedup = row.get("speedup_vs_plain")
+        lines.append(f"| {row.get('kernel')} | {row.get('pass')} | {row.get('bandwidth_GBps', 0):.0f} | "
+                     f"{row.get('fraction_of_copy', 0):.2f} | {'≥ %.2f' % target if target else '—'} | "
+                     f"{'%.2fx' % speedup if speedup else '—'} | {row.get('status')} |")
+    return lines + [""]
 
 
 def plot_ratios(results: dict, path: Path) -> str | None:
@@ -636,7 +669,8 @@ def main(argv=None) -> int:
                   + (f" ({comparison['note']})" if comparison.get("note") else ""), flush=True)
 
     if arguments.device == "cuda":
-        results["cuda"] = {"kernel_bandwidth": _kernel_bandwidth(log),
+        arguments.out.mkdir(parents=True, exist_ok=True)
+        results["cuda"] = {"kernel_bandwidth": kernel_bandwidth(arguments.out, mode, log),
                            "peak_memory": _peak_step_memory(benchmarks, log)}
     results["meta"]["wall_seconds"] = round(time.perf_counter() - started, 1)
 

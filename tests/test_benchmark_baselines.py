@@ -263,3 +263,17 @@ def test_limit_threads_sets_every_library_variable(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "7")
     threads.limit_threads(0)  # 0 leaves the environment alone
     assert os.environ["OMP_NUM_THREADS"] == "7"
+
+
+def test_kernel_bandwidth_hookup_reads_the_scripts_json(tmp_path):
+    """The CUDA-only bandwidth section, exercised through the script's CPU dry run."""
+    from benchmarks import run
+
+    report = run.kernel_bandwidth(tmp_path, "smoke", lambda message: None, device="cpu")
+    if report["status"] == "skipped":
+        pytest.skip(report["reason"])
+    assert report["status"] == "ok", report
+    rows = report["result"]["rows"]
+    assert rows and {"kernel", "pass", "fraction_of_copy", "status"} <= set(rows[0])
+    markdown = "\n".join(run._bandwidth_markdown(report))
+    assert "| kernel | pass | GB/s | fraction of copy |" in markdown
