@@ -96,6 +96,8 @@ class _Constants:
     """The literals of the .cu, rounded to the compute dtype once, as C(literal) is."""
 
     def __init__(self, dtype):
+        self.dtype = dtype
+        self.bits = np.dtype(f"u{dtype.itemsize}")
         c = dtype.type
         self.zero, self.one, self.two, self.three, self.four = c(0), c(1), c(2), c(3), c(4)
         self.half, self.neg_half, self.neg_two, self.twenty = c(0.5), c(-0.5), c(-2), c(20)
@@ -118,10 +120,30 @@ def _k(dtype):
 # --------------------------------------------------------------------------
 # Shared numerics (gg_sigmoid, gg_softplus in the .cu).
 # --------------------------------------------------------------------------
+def _select(condition, if_true, if_false, k):
+    """``condition ? if_true : if_false``, bit for bit, like the kernels' ternaries.
+
+    A bitwise blend rather than ``np.where``: with unpredictable conditions
+    (the sign of random activations) ``np.where`` runs about 10x slower than
+    these five branch-free passes.
+    """
+    if np.ndim(condition) == 0:  # NumPy turns 0-d results into scalars, which out= refuses
+        return np.asarray(if_true if condition else if_false, k.dtype)
+    # In place where possible: every fresh temporary of this size costs page faults.
+    mask = np.asarray(condition).astype(k.bits)
+    np.negative(mask, out=mask)  # all ones where true
+    true_bits = np.asarray(if_true, k.dtype).view(k.bits)
+    false_bits = np.asarray(if_false, k.dtype).view(k.bits)
+    mask = np.broadcast_to(mask, np.broadcast_shapes(mask.shape, true_bits.shape, false_bits.shape))
+    blended = np.bitwise_and(np.bitwise_xor(true_bits, false_bits), mask)
+    np.bitwise_xor(blended, false_bits, out=blended)
+    return blended.view(k.dtype)
+
+
 def _sigmoid(z, k):
     e = np.exp(-np.abs(z))
     d = k.one + e
-    return np.where(z >= k.zero, k.one / d, e / d)
+    return _select(z >= k.zero, k.one / d, e / d, k)
 
 
 def _sigmoid_pair(z, k):
@@ -130,14 +152,14 @@ def _sigmoid_pair(z, k):
     d = k.one + e
     large, small = k.one / d, e / d
     nonnegative = z >= k.zero
-    return np.where(nonnegative, large, small), np.where(nonnegative, small, large)
+    return _select(nonnegative, large, small, k), _select(nonnegative, small, large, k)
 
 
 def _softplus(x, beta, threshold, k):
     z = x * beta
-    positive = np.where(z > k.zero, z, k.zero)
+    positive = _select(z > k.zero, z, k.zero, k)
     below = (positive + np.log1p(np.exp(-np.abs(z)))) / beta
-    return np.where(z > threshold, x, below)
+    return _select(z > threshold, x, below, k)
 
 
 # --------------------------------------------------------------------------
@@ -145,19 +167,22 @@ def _softplus(x, beta, threshold, k):
 # compute dtype.  Same order of operations as the structs in activation.cu.
 # --------------------------------------------------------------------------
 def _relu(x, a, b, k):
-    return np.where(x > k.zero, x, np.where(x != x, x, k.zero))
+    # Bit for bit the kernel's x > 0 ? x : (x != x ? x : 0), in two fast passes:
+    # maximum keeps x > 0 and NaN, and adding +0 turns the -0.0 it may return into +0.0.
+    y = np.maximum(x, k.zero)
+    return np.add(y, k.zero, out=y) if isinstance(y, np.ndarray) else y + k.zero
 
 
 def _leaky_relu(x, slope, b, k):
-    return np.where(x > k.zero, x, x * slope)
+    return _select(x > k.zero, x, x * slope, k)
 
 
 def _elu(x, alpha, b, k):
-    return np.where(x > k.zero, x, alpha * np.expm1(x))
+    return _select(x > k.zero, x, alpha * np.expm1(x), k)
 
 
 def _elu_derivative(x, alpha, b, k):
-    return np.where(x <= k.zero, alpha * np.exp(x), k.one)
+    return _select(x <= k.zero, alpha * np.exp(x), k.one, k)
 
 
 def _gelu(x, a, b, k):
@@ -186,7 +211,7 @@ def _gelu_tanh_derivative(x, a, b, k):
     du = k.sqrt_2_over_pi * (k.one + k.three * k.cubic * x * x)
     t = x * ds
     # Saturated sigmoid: the second term is exactly 0 (x * 0 * inf would be NaN).
-    return np.where(ds == k.zero, s, s + t * du)
+    return _select(ds == k.zero, s, s + t * du, k)
 
 
 def _silu(x, a, b, k):
@@ -220,7 +245,7 @@ def _softplus_forward(x, beta, threshold, k):
 
 def _softplus_derivative(x, beta, threshold, k):
     z = x * beta
-    return np.where(z > threshold, k.one, _sigmoid(z, k))
+    return _select(z > threshold, k.one, _sigmoid(z, k), k)
 
 
 def _mish(x, a, b, k):
@@ -354,7 +379,7 @@ def mask_backward(grad, kept, on, off):
     on_c, off_c = gc.dtype.type(on), gc.dtype.type(off)
     with np.errstate(all="ignore"):
         off_value = k.zero if off_c == k.zero else gc * off_c
-        gx = np.where(np.asarray(kept, dtype=bool).reshape(gc.shape), gc * on_c, off_value)
+        gx = _select(np.asarray(kept, dtype=bool).reshape(gc.shape), gc * on_c, off_value, k)
         return np.asarray(gx, dtype=grad.dtype, order="C")
 
 
@@ -393,8 +418,8 @@ def dropout_forward(x, uniform, p, scale):
     xc = _widen(x)
     keep = np.asarray(uniform, dtype=np.float32).reshape(xc.shape) >= np.float32(p)
     with np.errstate(all="ignore"):
-        y = np.asarray(np.where(keep, xc * xc.dtype.type(scale), _k(xc.dtype).zero),
-                       dtype=x.dtype, order="C")
+        k = _k(xc.dtype)
+        y = np.asarray(_select(keep, xc * xc.dtype.type(scale), k.zero, k), dtype=x.dtype, order="C")
     return y, pack_mask(keep)
 
 
