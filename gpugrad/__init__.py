@@ -75,3 +75,6 @@ from . import data, optim  # noqa: E402
 from .io import load, save  # noqa: E402
 
 __version__ = "0.1.0"
+from .autograd.transforms import vjp, jacrev, jacfwd, hessian, hvp, checkpoint  # noqa: E402
+from . import viz  # noqa: E402
+from . import train  # noqa: E402
