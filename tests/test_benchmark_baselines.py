@@ -151,7 +151,7 @@ def test_cnn_gradients_match_torch_autograd():
                                           torch.from_numpy(problem.labels))
     torch_loss.backward()
 
-    np.testing.assert_allclose(float(loss), float(torch_loss), rtol=1e-5)
+    np.testing.assert_allclose(float(loss), float(torch_loss.detach()), rtol=1e-5)
     expected = {"conv.weight": conv_weight.grad, "conv.bias": conv_bias.grad,
                 "fc.weight": fc_weight.grad, "fc.bias": fc_bias.grad}
     for name, grad in expected.items():
