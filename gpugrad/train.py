@@ -1,0 +1,910 @@
+"""A training loop for the common case (``gg.train``): ``fit``, ``evaluate``, ``History``, callbacks.
+
+:func:`fit` runs the loop every PyTorch user writes by hand::
+
+    model.train()
+    for x, y in train_loader:
+        optimizer.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        optimizer.step()
+
+and adds what is tedious to get right: per-epoch loss and metrics on the
+training and validation data, a progress bar, learning-rate schedules per
+epoch or per batch, callbacks (early stopping, best-model checkpoints), a
+warning when user code keeps old graphs alive, and a checkpoint written
+atomically at every epoch end from which an interrupted run resumes exactly
+(on the CPU the resumed run is bit-for-bit the uninterrupted one).
+
+Examples
+--------
+>>> import gpugrad as gg
+>>> import gpugrad.nn as nn
+>>> _ = gg.manual_seed(0)
+>>> x = gg.randn(64, 2)
+>>> y = (x[:, 0] > 0).long()
+>>> loader = gg.data.DataLoader(gg.data.TensorDataset(x, y), batch_size=16, shuffle=True, seed=0)
+>>> model = nn.Linear(2, 2)
+>>> opt = gg.optim.SGD(model.parameters(), lr=0.5)
+>>> history = gg.train.fit(model, opt, nn.CrossEntropyLoss(), loader, epochs=5, progress=False)
+>>> history["loss"][-1] < history["loss"][0]
+True
+>>> gg.train.evaluate(model, loader, nn.CrossEntropyLoss())["accuracy"] > 0.9
+True
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+import sys
+import time
+import warnings
+import weakref
+
+import numpy as np
+
+from . import backend
+
+__all__ = ["fit", "evaluate", "History", "Callback", "EarlyStopping", "ModelCheckpoint", "LambdaCallback",
+           "GraphRetainedWarning", "GraphLeakGuard", "plot_histories", "accuracy", "top5_accuracy"]
+
+_CHECKPOINT_FORMAT = "gpugrad.train/1"
+
+
+# ---------------------------------------------------------------------------
+# The leak guard.
+# ---------------------------------------------------------------------------
+class GraphRetainedWarning(UserWarning):
+    """A loss from an earlier step still holds its autograd graph.
+
+    The classic cause is ``total_loss += loss`` (instead of ``loss.item()``):
+    the running total is a tensor whose graph links every step's graph, so
+    memory grows with every batch until the epoch ends.
+    """
+
+
+class GraphLeakGuard:
+    """Warns when the graph behind an earlier step's loss is still alive.
+
+    Call :meth:`watch` with each step's loss after ``loss.backward()`` (or
+    after ``optimizer.step()``).  The guard keeps only a weak reference to the
+    loss's ``grad_fn``; if that node is still alive one step later, something
+    in user code holds the old loss (or a tensor computed from it) and a
+    :class:`GraphRetainedWarning` is issued, once per guard.  Graph nodes are
+    freed by reference counting, so a correct loop never trips it, with or
+    without the garbage collector.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import gpugrad as gg
+    >>> w = gg.tensor([1.0], requires_grad=True)
+    >>> guard = gg.train.GraphLeakGuard()
+    >>> total = 0.0
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     for step in range(3):
+    ...         loss = (w * w).sum()
+    ...         loss.backward()
+    ...         total += loss            # the mistake: should be loss.item()
+    ...         guard.watch(loss)
+    >>> [type(c.message).__name__ for c in caught]
+    ['GraphRetainedWarning']
+    """
+
+    def __init__(self, stacklevel=2):
+        self.stacklevel = stacklevel
+        self.warned = False
+        self._previous = None
+        self._step = 0
+
+    def watch(self, loss):
+        """Check the previous step's loss is gone, then remember this one's."""
+        self._step += 1
+        previous, self._previous = self._previous, None
+        if previous is not None and previous() is not None and not self.warned:
+            self.warned = True
+            warnings.warn(
+                f"the loss of step {self._step - 1} still holds its autograd graph after step {self._step}: "
+                "something keeps a reference to it (typically `total_loss += loss`, or a list of losses), so "
+                "every step's graph stays in memory. Accumulate `loss.item()` / `float(loss)` or "
+                "`loss.detach()` instead.", GraphRetainedWarning, stacklevel=self.stacklevel)
+        grad_fn = getattr(loss, "grad_fn", None)
+        if grad_fn is not None:
+            try:
+                self._previous = weakref.ref(grad_fn)
+            except TypeError:       # a node type without weakref support: nothing to watch
+                self._previous = None
+
+    def reset(self):
+        """Forget the remembered loss (e.g. at an epoch boundary)."""
+        self._previous = None
+
+
+# ---------------------------------------------------------------------------
+# Metrics.
+# ---------------------------------------------------------------------------
+def _as_array(value):
+    return value.data if hasattr(value, "data") and not isinstance(value, np.ndarray) else value
+
+
+def _class_targets(output, target, xp):
+    """Targets as class indices: probabilities (same shape as output) are argmax-ed."""
+    if target.ndim == output.ndim and target.shape == output.shape and target.dtype.kind == "f":
+        return xp.argmax(target, axis=1)
+    return target
+
+
+def accuracy(output, target):
+    """Fraction of correct predictions in a batch, as a Python float.
+
+    Multiclass logits ``(N, C, ...)`` are compared by argmax over dimension 1;
+    binary logits (shape ``(N,)`` or ``(N, 1)``) count as class 1 when > 0.
+    Targets are class indices, or probabilities of the output's shape.
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> gg.train.accuracy(gg.tensor([[2.0, 1.0], [0.0, 3.0]]), gg.tensor([0, 0]))
+    0.5
+    >>> gg.train.accuracy(gg.tensor([1.5, -0.5, 2.0]), gg.tensor([1.0, 0.0, 0.0]))
+    0.6666666666666666
+    """
+    correct, count = _accuracy_counts(output, target)
+    return correct / max(count, 1)
+
+
+def _accuracy_counts(output, target):
+    output, target = _as_array(output), _as_array(target)
+    xp = backend.xp_of(output)
+    if output.ndim == 1 or (output.ndim == 2 and output.shape[1] == 1):
+        predicted = output.reshape(-1) > 0
+        truth = target.reshape(-1) > 0.5 if target.dtype.kind == "f" else target.reshape(-1) != 0
+    else:
+        predicted = xp.argmax(output, axis=1)
+        truth = _class_targets(output, target, xp)
+    return int((predicted == truth).sum()), int(truth.size)
+
+
+def top5_accuracy(output, target):
+    """Fraction of samples whose target is among the 5 largest logits (dimension 1)."""
+    correct, count = _topk_counts(output, target, 5)
+    return correct / max(count, 1)
+
+
+def _topk_counts(output, target, k):
+    output, target = _as_array(output), _as_array(target)
+    xp = backend.xp_of(output)
+    truth = _class_targets(output, target, xp)
+    k = min(k, output.shape[1])
+    top = xp.argpartition(-output, k - 1, axis=1)[:, :k]
+    hit = (top == xp.expand_dims(truth, 1)).any(axis=1)
+    return int(hit.sum()), int(hit.size)
+
+
+class _Metric:
+    """A named metric that accumulates (sum, count) over batches."""
+
+    def __init__(self, name, counts):
+        self.name = name
+        self.counts = counts
+
+    def reset(self):
+        self.total, self.count = 0.0, 0
+
+    def update(self, output, target):
+        total, count = self.counts(output, target)
+        self.total += total
+        self.count += count
+
+    def value(self):
+        return self.total / self.count if self.count else float("nan")
+
+
+def _callable_counts(fn):
+    def counts(output, target):
+        value = fn(output, target)
+        size = int(_as_array(target).shape[0]) if getattr(_as_array(target), "ndim", 0) else 1
+        return float(value) * size, size
+    return counts
+
+
+def _make_metrics(metrics):
+    if metrics is None:
+        return []
+    if isinstance(metrics, str) or callable(metrics):
+        metrics = (metrics,)
+    items = list(metrics.items()) if isinstance(metrics, dict) else [(None, m) for m in metrics]
+    made = []
+    for name, metric in items:
+        if metric in ("accuracy", "acc"):
+            made.append(_Metric(name or "accuracy", _accuracy_counts))
+        elif metric in ("top5", "top5_accuracy"):
+            made.append(_Metric(name or "top5", lambda o, t: _topk_counts(o, t, 5)))
+        elif callable(metric):
+            made.append(_Metric(name or getattr(metric, "__name__", type(metric).__name__),
+                                _callable_counts(metric)))
+        else:
+            raise ValueError(f"fit/evaluate: unknown metric {metric!r}; use 'accuracy', 'top5', a callable "
+                             "(output, target) -> float (the batch mean), or a dict {name: callable}")
+    names = [m.name for m in made]
+    if len(set(names)) != len(names) or {"loss", "lr", "time", "epoch", "step"} & set(names):
+        raise ValueError(f"fit/evaluate: metric names {names} must be distinct and not one of loss, lr, time, "
+                         "epoch, step; pass a dict {name: metric} to rename them")
+    return made
+
+
+# ---------------------------------------------------------------------------
+# History and plots.
+# ---------------------------------------------------------------------------
+class History:
+    """Per-epoch records of a :func:`fit` run.
+
+    ``history["loss"]`` is the list of mean training losses, one per epoch;
+    likewise ``"val_loss"``, each metric (``"accuracy"``, ``"val_accuracy"``),
+    ``"lr"`` (the learning rate of the first parameter group at the epoch's
+    last optimizer step), ``"time"`` (seconds the epoch took, validation
+    included) and ``"step"`` (optimizer steps done by the epoch's end).
+
+    Examples
+    --------
+    >>> h = History()
+    >>> h.append(0, {"loss": 2.0, "accuracy": 0.5})
+    >>> h.append(1, {"loss": 1.0, "accuracy": 0.75})
+    >>> h["loss"], h.epochs, h.last()["accuracy"]
+    ([2.0, 1.0], [0, 1], 0.75)
+    >>> History.from_dict(h.to_dict())["accuracy"]
+    [0.5, 0.75]
+    """
+
+    def __init__(self):
+        self.epochs = []
+        self.history = {}
+
+    def append(self, epoch, logs):
+        """Record one epoch's ``logs`` (a dict of floats)."""
+        index = len(self.epochs)
+        self.epochs.append(int(epoch))
+        for key, value in logs.items():
+            column = self.history.setdefault(key, [float("nan")] * index)
+            column.append(float(value))
+        for key, column in self.history.items():
+            if len(column) < index + 1:
+                column.append(float("nan"))
+
+    def __getitem__(self, key):
+        return self.history[key]
+
+    def __contains__(self, key):
+        return key in self.history
+
+    def __len__(self):
+        return len(self.epochs)
+
+    def keys(self):
+        return self.history.keys()
+
+    def last(self):
+        """The latest epoch's record as a dict (empty before the first epoch)."""
+        return {key: column[-1] for key, column in self.history.items()} if self.epochs else {}
+
+    def to_dict(self):
+        """Plain lists and floats: JSON-able and ``gg.save``-able."""
+        return {"epochs": list(self.epochs), "history": {k: list(v) for k, v in self.history.items()}}
+
+    @classmethod
+    def from_dict(cls, state):
+        history = cls()
+        history.epochs = [int(e) for e in state["epochs"]]
+        history.history = {str(k): [float(x) for x in v] for k, v in state["history"].items()}
+        return history
+
+    def plot(self, path, title=None):
+        """Write the loss curves (and metric curves, if any) to ``path`` (PNG, SVG, PDF).
+
+        Uses matplotlib's Agg canvas directly, so it works without a display
+        and leaves pyplot's global state alone.  Returns ``path``.
+        """
+        return plot_histories({"": self}, path, title=title)
+
+    def __repr__(self):
+        last = ", ".join(f"{k}={v:.4g}" for k, v in self.last().items() if k not in ("time", "step"))
+        return f"History({len(self)} epochs{': ' + last if last else ''})"
+
+
+def plot_histories(histories, path, title=None):
+    """Plot several runs side by side: losses in the top row, metrics below.
+
+    Parameters
+    ----------
+    histories : dict of str -> History
+        One column per run (the key is its title).
+    path : str
+        Output file; the format follows the extension.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # lazy: matplotlib is optional
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    runs = list(histories.items())
+    metric_keys = []
+    for _, history in runs:
+        for key in history.keys():
+            base = key[4:] if key.startswith("val_") else key
+            if base not in ("loss", "lr", "time", "step") and base not in metric_keys:
+                metric_keys.append(base)
+    rows = 2 if metric_keys else 1
+    figure = Figure(figsize=(4.2 * len(runs), 3.2 * rows), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(rows, len(runs), squeeze=False)
+    for column, (name, history) in enumerate(runs):
+        x = [e + 1 for e in history.epochs]
+        loss_axis = axes[0][column]
+        for key, style in (("loss", "-"), ("val_loss", "--")):
+            if key in history:
+                loss_axis.plot(x, history[key], style, label=key.replace("_", " "))
+        loss_axis.set_title(f"{name} loss" if name else "loss")
+        loss_axis.set_xlabel("epoch")
+        loss_axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        loss_axis.set_yscale("log" if all(v > 0 for v in history.history.get("loss", [1.0])) else "linear")
+        loss_axis.grid(alpha=0.3)
+        loss_axis.legend()
+        if rows == 2:
+            metric_axis = axes[1][column]
+            for base in metric_keys:
+                for key, style in ((base, "-"), (f"val_{base}", "--")):
+                    if key in history:
+                        metric_axis.plot(x, history[key], style, label=key.replace("_", " "))
+            metric_axis.set_title(f"{name} metrics" if name else "metrics")
+            metric_axis.set_xlabel("epoch")
+            metric_axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+            metric_axis.grid(alpha=0.3)
+            metric_axis.legend()
+    if title:
+        figure.suptitle(title)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    return path
+
+
+# ---------------------------------------------------------------------------
+# Callbacks.
+# ---------------------------------------------------------------------------
+class Callback:
+    """Base class of fit's callbacks; override any of the hooks.
+
+    During :func:`fit`, ``self.trainer`` is the run's state: ``model``,
+    ``optimizer``, ``scheduler``, ``history``, ``epoch``, ``step`` and
+    ``stop_training`` (set it True to end the run after the current epoch).
+    ``logs`` is the epoch's record (``loss``, ``val_loss``, metrics, ``lr``).
+    A callback with state that matters for resuming (counters, best values)
+    returns it from :meth:`state_dict`; fit stores it in the checkpoint.
+    """
+
+    trainer = None
+
+    def set_trainer(self, trainer):
+        self.trainer = trainer
+
+    def on_train_begin(self, logs=None):
+        pass
+
+    def on_train_end(self, logs=None):
+        pass
+
+    def on_epoch_begin(self, epoch, logs=None):
+        pass
+
+    def on_epoch_end(self, epoch, logs=None):
+        pass
+
+    def on_batch_begin(self, step, logs=None):
+        pass
+
+    def on_batch_end(self, step, logs=None):
+        pass
+
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, state):
+        pass
+
+
+class LambdaCallback(Callback):
+    """A callback from plain functions: ``LambdaCallback(on_epoch_end=lambda epoch, logs: ...)``."""
+
+    def __init__(self, **hooks):
+        for name, hook in hooks.items():
+            if not name.startswith("on_") or not hasattr(Callback, name):
+                raise ValueError(f"LambdaCallback: unknown hook {name!r}")
+            setattr(self, name, hook)
+
+
+def _resolve_mode(owner, monitor, mode):
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"{owner}: mode={mode!r} must be 'min', 'max' or 'auto'")
+    if mode == "auto":
+        mode = "min" if "loss" in monitor or "error" in monitor else "max"
+    return mode
+
+
+def _monitored(owner, monitor, logs):
+    if monitor not in logs:
+        raise KeyError(f"{owner}: monitor={monitor!r} is not among this run's logs {sorted(logs)}; "
+                       "pass val_loader= to fit for 'val_*' keys, or monitor one of those")
+    return float(logs[monitor])
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
+
+    Parameters
+    ----------
+    monitor : str, default "val_loss"
+    patience : int, default 0
+        Epochs without improvement tolerated before stopping.
+    min_delta : float, default 0
+        The smallest change that counts as an improvement.
+    mode : {"auto", "min", "max"}
+        ``auto``: minimise losses/errors, maximise anything else.
+    restore_best_weights : bool, default False
+        At the end, load the model state of the best epoch.
+    """
+
+    def __init__(self, monitor="val_loss", patience=0, min_delta=0.0, mode="auto", restore_best_weights=False):
+        if patience < 0:
+            raise ValueError(f"EarlyStopping: patience={patience} must be >= 0")
+        self.monitor = monitor
+        self.patience = int(patience)
+        self.min_delta = abs(float(min_delta))
+        self.mode = _resolve_mode("EarlyStopping", monitor, mode)
+        self.restore_best_weights = restore_best_weights
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.best_epoch = None
+        self.wait = 0
+        self.stopped_epoch = None
+        self._best_state = None
+
+    def _improved(self, value):
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = _monitored("EarlyStopping", self.monitor, logs)
+        if self._improved(value):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best_weights:
+                self._best_state = {k: v.detach().clone() for k, v in self.trainer.model.state_dict().items()}
+        else:
+            self.wait += 1
+            if self.wait > self.patience:
+                self.stopped_epoch = epoch
+                self.trainer.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.restore_best_weights and self._best_state is not None and self.stopped_epoch is not None:
+            self.trainer.model.load_state_dict(self._best_state)
+
+    def state_dict(self):
+        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait}
+
+    def load_state_dict(self, state):
+        self.best, self.best_epoch, self.wait = float(state["best"]), state["best_epoch"], int(state["wait"])
+
+
+class ModelCheckpoint(Callback):
+    """Save the model's ``state_dict`` with ``gg.save`` at epoch ends.
+
+    Parameters
+    ----------
+    path : str
+        May hold format fields filled from the epoch's logs, e.g.
+        ``"ckpt/model-{epoch:03d}-{val_loss:.3f}.safetensors"`` (``epoch``
+        counts from 1 here, as in file names people expect).
+    monitor : str, default "val_loss"
+    save_best_only : bool, default False
+        Save only when ``monitor`` improves on the best value so far.
+    mode : {"auto", "min", "max"}
+    """
+
+    def __init__(self, path, monitor="val_loss", save_best_only=False, mode="auto"):
+        self.path = os.fspath(path)
+        self.monitor = monitor
+        self.save_best_only = save_best_only
+        self.mode = _resolve_mode("ModelCheckpoint", monitor, mode)
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.saved = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        from .io import save
+        if self.save_best_only:
+            value = _monitored("ModelCheckpoint", self.monitor, logs)
+            better = value < self.best if self.mode == "min" else value > self.best
+            if not better:
+                return
+            self.best = value
+        path = self.path.format(epoch=epoch + 1, **logs)
+        directory = os.path.dirname(os.path.abspath(path))
+        os.makedirs(directory, exist_ok=True)
+        save(self.trainer.model.state_dict(), path)
+        self.saved.append(path)
+
+    def state_dict(self):
+        return {"best": self.best}
+
+    def load_state_dict(self, state):
+        self.best = float(state["best"])
+
+
+# ---------------------------------------------------------------------------
+# Progress reporting.
+# ---------------------------------------------------------------------------
+class _Progress:
+    """A tqdm bar over all steps on a terminal; plain lines without tqdm; silence otherwise.
+
+    ``progress`` is True (bar on a terminal, else quiet), False (quiet),
+    ``"bar"`` (a tqdm bar even when not on a terminal), or ``"lines"`` (one
+    plain line per epoch).
+    """
+
+    def __init__(self, progress, total, initial, description):
+        self.bar = None
+        self.lines = False
+        if progress is False or progress is None:
+            return
+        if progress not in (True, "bar", "lines"):
+            raise ValueError(f"fit: progress={progress!r} must be True, False, 'bar' or 'lines'")
+        on_terminal = hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+        if progress == "lines" or (progress is True and not on_terminal):
+            self.lines = progress == "lines"
+            return
+        try:
+            from tqdm.auto import tqdm  # lazy: tqdm is optional
+        except ImportError:
+            self.lines = True
+            return
+        self.bar = tqdm(total=total, initial=initial, desc=description, unit="step", dynamic_ncols=True,
+                        leave=True, file=sys.stderr)
+
+    def batch(self, loss):
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix_str(f"loss {loss:.4f}", refresh=False)
+
+    def epoch(self, epoch, epochs, logs):
+        text = " ".join(f"{k} {v:.4g}" for k, v in logs.items() if k not in ("step",))
+        if self.bar is not None:
+            shown = {k: v for k, v in logs.items() if k in ("loss", "val_loss") or "acc" in k}
+            self.bar.set_postfix_str(f"epoch {epoch + 1}/{epochs} " +
+                                     " ".join(f"{k} {v:.4g}" for k, v in shown.items()))
+        elif self.lines:
+            print(f"epoch {epoch + 1}/{epochs}: {text}", file=sys.stderr, flush=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+# ---------------------------------------------------------------------------
+# The loops.
+# ---------------------------------------------------------------------------
+class _Trainer:
+    """The state callbacks see (``callback.trainer``)."""
+
+    def __init__(self, model, optimizer, scheduler, history):
+        self.model = model
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.history = history
+        self.epoch = 0
+        self.step = 0
+        self.stop_training = False
+
+
+def _split_batch(batch):
+    if isinstance(batch, dict):
+        if "input" in batch and "target" in batch:
+            return batch["input"], batch["target"]
+        raise ValueError(f"fit/evaluate: a dict batch needs keys 'input' and 'target', got {sorted(batch)}")
+    if isinstance(batch, (tuple, list)) and len(batch) == 2:
+        return batch[0], batch[1]
+    raise ValueError("fit/evaluate: each batch must be (inputs, targets), e.g. from "
+                     f"DataLoader(TensorDataset(x, y)); got a {type(batch).__name__}"
+                     f"{' of length ' + str(len(batch)) if isinstance(batch, (tuple, list)) else ''}")
+
+
+def _to_device(value, device):
+    if device is None:
+        return value
+    if isinstance(value, (tuple, list)):
+        return type(value)(_to_device(v, device) for v in value)
+    if hasattr(value, "device") and hasattr(value, "to") and value.device != device:
+        return value.to(device)
+    return value
+
+
+def _forward(model, inputs):
+    return model(*inputs) if isinstance(inputs, (tuple, list)) else model(inputs)
+
+
+def _batch_size(target):
+    shape = getattr(target, "shape", ())
+    return int(shape[0]) if len(shape) else 1
+
+
+def evaluate(model, loader, loss_fn=None, metrics=("accuracy",), device=None):
+    """Mean loss and metrics of ``model`` over ``loader``, in eval mode without gradients.
+
+    Returns ``{"loss": ..., "accuracy": ...}`` (``loss`` only when ``loss_fn``
+    is given).  The model's training mode is restored afterwards.  The loss
+    is averaged per sample (batches weighted by their size), so it assumes a
+    ``reduction="mean"`` loss.
+    """
+    from .autograd.tape import no_grad
+    device = None if device is None else backend.as_device(device)
+    made = _make_metrics(metrics)
+    for metric in made:
+        metric.reset()
+    was_training = getattr(model, "training", False)
+    if hasattr(model, "eval"):
+        model.eval()
+    total_loss, count = 0.0, 0
+    try:
+        with no_grad():
+            for batch in loader:
+                inputs, target = _split_batch(batch)
+                inputs, target = _to_device(inputs, device), _to_device(target, device)
+                output = _forward(model, inputs)
+                size = _batch_size(target)
+                if loss_fn is not None:
+                    total_loss += float(loss_fn(output, target)) * size
+                count += size
+                for metric in made:
+                    metric.update(output, target)
+    finally:
+        if was_training and hasattr(model, "train"):
+            model.train()
+    results = {}
+    if loss_fn is not None:
+        results["loss"] = total_loss / count if count else float("nan")
+    for metric in made:
+        results[metric.name] = metric.value()
+    return results
+
+
+def fit(model, optimizer, loss_fn, train_loader, val_loader=None, epochs=1, metrics=("accuracy",),  # noqa: PLR0912, PLR0913, PLR0915
+        scheduler=None, callbacks=(), checkpoint=None, progress=True, device=None, scheduler_step="epoch",
+        resume=None, max_steps=None, description=None):
+    """Train ``model`` for ``epochs`` passes over ``train_loader``; returns a :class:`History`.
+
+    Parameters
+    ----------
+    model : gg.nn.Module (or any callable with ``train``/``eval``/``state_dict``)
+    optimizer : gg.optim.Optimizer
+    loss_fn : callable ``(output, target) -> scalar Tensor`` (mean over the batch)
+    train_loader : iterable of ``(inputs, targets)`` batches
+        Typically a ``gg.data.DataLoader`` with ``shuffle=True``; its
+        ``state_dict`` (the epoch, hence the shuffle order) goes into checkpoints.
+    val_loader : iterable of batches, optional
+        Evaluated at each epoch end (``val_loss``, ``val_<metric>``).
+    epochs : int
+        Total epochs of the run (a resumed run counts those already done).
+    metrics : sequence of "accuracy", "top5", callables, or a dict {name: metric}
+        Computed on training batches (from the outputs of the training step,
+        as Keras does) and on ``val_loader``.
+    scheduler : gg.optim.lr_scheduler scheduler, optional
+    scheduler_step : {"epoch", "batch"}
+        Step the scheduler after every epoch (``ReduceLROnPlateau`` gets
+        ``val_loss``, else ``loss``) or after every optimizer step.
+    callbacks : sequence of :class:`Callback`
+    checkpoint : str, optional
+        Path of a checkpoint written atomically (``gg.save``) at every epoch
+        end: model, optimizer, scheduler, random-generator and loader states,
+        callback states and the history.
+    resume : bool or None
+        ``None`` (default): resume when ``checkpoint`` exists.  ``True``: it
+        must exist.  ``False``: start afresh and overwrite it.  A resumed run
+        continues exactly where the saved one stopped: on the CPU, the
+        parameters after an interrupted-and-resumed run equal those of an
+        uninterrupted run bit for bit.
+    progress : True, False, "bar" or "lines"
+        True: a tqdm progress bar when stderr is a terminal (one plain line per
+        epoch if tqdm is not installed), quiet otherwise.
+    device : str or gg.Device, optional
+        Move the model and each batch there.
+    max_steps : int, optional
+        Stop after this many optimizer steps in total (the last epoch may be
+        partial); ``epochs`` then only bounds the run.
+    description : str, optional
+        Label of the progress bar.
+
+    Returns
+    -------
+    History
+        ``history["loss"]``, ``["val_loss"]``, ``["accuracy"]``, ``["lr"]``,
+        ``["time"]``, ... one value per epoch.
+
+    Warns
+    -----
+    GraphRetainedWarning
+        When an earlier step's loss still holds its graph after the next
+        step's backward (e.g. ``loss_fn`` keeps every loss in a list).
+    """
+    from .io import load, save
+
+    if scheduler_step not in ("epoch", "batch"):
+        raise ValueError(f"fit: scheduler_step={scheduler_step!r} must be 'epoch' or 'batch'")
+    if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 0:
+        raise ValueError(f"fit: epochs={epochs!r} must be a non-negative integer")
+    if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, numbers.Integral)
+                                  or max_steps < 0):
+        raise ValueError(f"fit: max_steps={max_steps!r} must be a non-negative integer or None")
+    if checkpoint is None and resume:
+        raise ValueError("fit: resume=True needs checkpoint=<path> to resume from")
+    callbacks = list(callbacks or ())
+    for callback in callbacks:
+        if not isinstance(callback, Callback):
+            raise TypeError(f"fit: callbacks must be gg.train.Callback instances, got {type(callback).__name__}")
+    device = None if device is None else backend.as_device(device)
+    if device is not None and hasattr(model, "to"):
+        model.to(device)
+    made = _make_metrics(metrics)
+    plateau = scheduler is not None and type(scheduler).__name__ == "ReduceLROnPlateau"
+
+    history = History()
+    trainer = _Trainer(model, optimizer, scheduler, history)
+    start_epoch = 0
+    if checkpoint is not None:
+        checkpoint = os.fspath(checkpoint)
+        exists = os.path.exists(checkpoint)
+        if resume and not exists:
+            raise FileNotFoundError(f"fit: resume=True but the checkpoint {checkpoint!r} does not exist")
+        if exists and resume is not False:
+            state = load(checkpoint)
+            if not isinstance(state, dict) or state.get("format") != _CHECKPOINT_FORMAT:
+                raise ValueError(f"fit: {checkpoint!r} is not a fit() checkpoint (no format "
+                                 f"{_CHECKPOINT_FORMAT!r}); pass resume=False to overwrite it")
+            _restore(state, trainer, train_loader, val_loader, callbacks)
+            history = trainer.history
+            start_epoch = int(state["epoch"])
+
+    try:
+        batches_per_epoch = len(train_loader)
+    except TypeError:
+        batches_per_epoch = None
+    total = None
+    if batches_per_epoch is not None:
+        total = epochs * batches_per_epoch
+        if max_steps is not None:
+            total = min(total, max_steps)
+    bar = _Progress(progress, total, min(trainer.step, total) if total is not None else trainer.step,
+                    description)
+    warned_nonfinite = False
+    guard = GraphLeakGuard(stacklevel=3)   # watch -> fit -> the caller of fit
+    for callback in callbacks:
+        callback.set_trainer(trainer)
+        callback.on_train_begin({})
+    logs = history.last()
+    try:
+        for epoch in range(start_epoch, epochs):
+            if trainer.stop_training or (max_steps is not None and trainer.step >= max_steps):
+                break
+            trainer.epoch = epoch
+            for callback in callbacks:
+                callback.on_epoch_begin(epoch, {})
+            started = time.perf_counter()
+            if hasattr(model, "train"):
+                model.train()
+            for metric in made:
+                metric.reset()
+            total_loss, count = 0.0, 0
+            lr = optimizer.param_groups[0]["lr"]
+            guard.reset()
+            for batch in train_loader:
+                if max_steps is not None and trainer.step >= max_steps:
+                    break
+                for callback in callbacks:
+                    callback.on_batch_begin(trainer.step, {})
+                inputs, target = _split_batch(batch)
+                inputs, target = _to_device(inputs, device), _to_device(target, device)
+                optimizer.zero_grad()
+                output = _forward(model, inputs)
+                loss = loss_fn(output, target)
+                loss.backward()
+                guard.watch(loss)
+                lr = optimizer.param_groups[0]["lr"]
+                optimizer.step()
+                if scheduler is not None and scheduler_step == "batch":
+                    scheduler.step()
+                trainer.step += 1
+                loss_value = float(loss.detach())
+                if not math.isfinite(loss_value) and not warned_nonfinite:
+                    warned_nonfinite = True
+                    warnings.warn(f"fit: the training loss is {loss_value} at step {trainer.step}; lower the "
+                                  "learning rate, or look for log(0) / division by zero in the model or loss",
+                                  RuntimeWarning, stacklevel=2)
+                size = _batch_size(target)
+                total_loss += loss_value * size
+                count += size
+                detached = output.detach() if hasattr(output, "detach") else output
+                for metric in made:
+                    metric.update(detached, target)
+                del output, detached, loss
+                bar.batch(loss_value)
+                for callback in callbacks:
+                    callback.on_batch_end(trainer.step, {"loss": loss_value})
+            if count == 0:
+                break
+            logs = {"loss": total_loss / count}
+            for metric in made:
+                logs[metric.name] = metric.value()
+            if val_loader is not None:
+                for key, value in evaluate(model, val_loader, loss_fn, metrics, device=device).items():
+                    logs[f"val_{key}"] = value
+            logs["lr"] = lr
+            if scheduler is not None and scheduler_step == "epoch":
+                if plateau:
+                    scheduler.step(logs.get("val_loss", logs["loss"]))
+                else:
+                    scheduler.step()
+            logs["time"] = time.perf_counter() - started
+            logs["step"] = trainer.step
+            history.append(epoch, logs)
+            for callback in callbacks:
+                callback.on_epoch_end(epoch, logs)
+            bar.epoch(epoch, epochs, logs)
+            if checkpoint is not None:
+                save(_snapshot(trainer, epoch + 1, train_loader, val_loader, callbacks), checkpoint)
+    finally:
+        bar.close()
+    for callback in callbacks:
+        callback.on_train_end(logs)
+    return history
+
+
+def _loader_state(loader):
+    return loader.state_dict() if hasattr(loader, "state_dict") else None
+
+
+def _snapshot(trainer, epochs_done, train_loader, val_loader, callbacks):
+    return {
+        "format": _CHECKPOINT_FORMAT,
+        "epoch": epochs_done,
+        "step": trainer.step,
+        "stop_training": trainer.stop_training,
+        "model": trainer.model.state_dict(),
+        "optimizer": trainer.optimizer.state_dict(),
+        "scheduler": trainer.scheduler.state_dict() if trainer.scheduler is not None else None,
+        "rng": backend.get_rng_state(),
+        "train_loader": _loader_state(train_loader),
+        "val_loader": _loader_state(val_loader) if val_loader is not None else None,
+        "callbacks": [callback.state_dict() for callback in callbacks],
+        "history": trainer.history.to_dict(),
+    }
+
+
+def _restore(state, trainer, train_loader, val_loader, callbacks):
+    trainer.model.load_state_dict(state["model"])
+    trainer.optimizer.load_state_dict(state["optimizer"])
+    if trainer.scheduler is not None:
+        if state["scheduler"] is None:
+            raise ValueError("fit: the checkpoint was written without a scheduler, but one was given now")
+        trainer.scheduler.load_state_dict(state["scheduler"])
+    if state["train_loader"] is not None and hasattr(train_loader, "load_state_dict"):
+        train_loader.load_state_dict(state["train_loader"])
+    if val_loader is not None and state.get("val_loader") is not None and hasattr(val_loader, "load_state_dict"):
+        val_loader.load_state_dict(state["val_loader"])
+    saved_callbacks = state.get("callbacks") or []
+    if len(saved_callbacks) == len(callbacks):
+        for callback, callback_state in zip(callbacks, saved_callbacks):
+            callback.load_state_dict(callback_state)
+    backend.set_rng_state(state["rng"])
+    trainer.history = History.from_dict(state["history"])
+    trainer.step = int(state["step"])
+    trainer.stop_training = bool(state.get("stop_training", False))
