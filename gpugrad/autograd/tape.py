@@ -370,9 +370,10 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, ac
     anomaly = state.anomaly
     previous_mode = state.grad_enabled
     state.grad_enabled = bool(create_graph)
+    heappop, heappush = heapq.heappop, heapq.heappush
     try:
         while heap:
-            node = heapq.heappop(heap)[2]
+            node = heappop(heap)[2]
             grads = buffers.pop(node)
             if node.pre_hooks:
                 for output_nr, hooks in node.pre_hooks.items():
@@ -403,7 +404,7 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, ac
                 slots = buffers.get(parent)
                 if slots is None:
                     slots = buffers[parent] = [None] * parent.n_outputs
-                    heapq.heappush(heap, (-parent.sequence, id(parent), parent))
+                    heappush(heap, (-parent.sequence, id(parent), parent))
                     slots[output_nr] = grad
                 else:
                     previous = slots[output_nr]

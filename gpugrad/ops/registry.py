@@ -187,7 +187,7 @@ def apply_op(op, args, params):
         result._version_box = source._shared_version_box()
         result._base = source if source._base is None else source._base
     if requires_grad and state.grad_enabled and op.differentiable:
-        result.grad_fn = OpNode(op, args, params, result)
+        result.grad_fn = OpNode(op, args, params, result, datas)
         result.requires_grad = True
     if state.anomaly:
         tape.check_anomaly_forward(op.name, out)
@@ -319,26 +319,51 @@ class OpNode(Node):
     out_version = 0
     out_tangents = None
 
-    def __init__(self, op, args, params, result):
+    def __init__(self, op, args, params, result, datas):
         self.op = op
         self.params = params
         self.sequence = next_sequence()
         if state.capture_sites:
             self.creation_site = tape.user_frames()
-        self.next_edges = [
-            ((arg.grad_fn, arg._output_nr) if arg.grad_fn is not None else edge_of(arg))
-            if isinstance(arg, Tensor) else None
-            for arg in args]
-        self.input_meta = metas = [(arg.data.shape, arg.data.dtype) if isinstance(arg, Tensor) else None
-                                   for arg in args]
         save = op.save
-        if save is True:
-            saved = args
-        else:
-            saved = [arg if meta is None or (save and index in save) else None
-                     for index, (arg, meta) in enumerate(zip(args, metas))]
+        edges = []
+        metas = []
+        saved = []        # what tensor-mode rules get: Tensors, InputMeta, constants
+        raw = []          # what raw-mode rules get: arrays, InputMeta, constants
+        checks = []       # (tensor, its version box, version when saved)
+        for index, arg in enumerate(args):
+            if isinstance(arg, Tensor):
+                function = arg.grad_fn
+                if function is not None:
+                    edges.append((function, arg._output_nr))
+                elif arg.requires_grad:
+                    edges.append(edge_of(arg))
+                else:
+                    edges.append(None)
+                data = datas[index]
+                meta = (data.shape, data.dtype)
+                metas.append(meta)
+                if save is True or (save and index in save):
+                    saved.append(arg)
+                    raw.append(data)
+                    box = arg._version_box
+                    if box is None:
+                        box = arg._version_box = [0]
+                    checks.append((index, arg, box, box[0]))
+                else:
+                    stand_in = InputMeta(*meta)
+                    saved.append(stand_in)
+                    raw.append(stand_in)
+            else:
+                edges.append(None)
+                metas.append(None)
+                saved.append(arg)
+                raw.append(arg)
+        self.next_edges = edges
+        self.input_meta = metas
         self.saved = saved
-        self.saved_versions = [_version_of(arg) if isinstance(arg, Tensor) else None for arg in saved]
+        self.saved_raw = raw
+        self.version_checks = checks
         if op.save_output:
             self.out_data = result.data
             self.out_box = result._shared_version_box()
@@ -353,24 +378,17 @@ class OpNode(Node):
         return tuple(edge is not None for edge in self.next_edges)
 
     def release(self):
-        self.saved = None
+        self.saved = self.saved_raw = self.version_checks = None
         self.out_data = None
         self.out_tangents = None
         self.released = True
 
-    def _check_versions(self):
-        for index, (arg, version) in enumerate(zip(self.saved, self.saved_versions)):
-            if version is not None and arg._version_box[0] != version:
-                raise AutogradError(
-                    f"backward: input {index} of op '{self.op.name}' (shape {tuple(arg.shape)}, {arg.dtype}) was "
-                    f"modified in place after the op saved it (version {version} -> {arg._version_box[0]}), "
-                    "so its gradient cannot be computed. Fix: change a copy (t.clone()) instead, or do the "
-                    f"in-place change after backward.{self.where()}")
-        if self.out_box is not None and self.out_box[0] != self.out_version:
-            raise AutogradError(
-                f"backward: the output of op '{self.op.name}' was modified in place after the op saved it, "
-                "so its gradient cannot be computed. Fix: change a copy (t.clone()) instead, or do the "
-                f"in-place change after backward.{self.where()}")
+    def _version_error(self, index, arg, version):
+        return AutogradError(
+            f"backward: input {index} of op '{self.op.name}' (shape {tuple(arg.shape)}, {arg.dtype}) was modified "
+            f"in place after the op saved it (version {version} -> {arg._version_box[0]}), so its gradient cannot "
+            "be computed. Fix: change a copy (t.clone()) instead, or do the in-place change after backward."
+            f"{self.where()}")
 
     def saved_output(self, tensor_mode):
         if not tensor_mode:
@@ -382,19 +400,25 @@ class OpNode(Node):
         out._tangents = self.out_tangents
         return out
 
-    def rule_inputs(self, tensor_mode):
-        """Saved inputs as the rules see them: tensors, raw arrays, or InputMeta."""
-        if tensor_mode:
-            return [InputMeta(*meta) if arg is None else arg for arg, meta in zip(self.saved, self.input_meta)]
-        return [arg.data if isinstance(arg, Tensor) else (InputMeta(*meta) if arg is None else arg)
-                for arg, meta in zip(self.saved, self.input_meta)]
-
     def apply(self, grads, tensor_mode):
+        # NOTE: runs once per node per backward; kept flat on purpose.
+        for index, arg, box, version in self.version_checks:
+            if box[0] != version:
+                raise self._version_error(index, arg, version)
+        out_box = self.out_box
+        if out_box is not None and out_box[0] != self.out_version:
+            raise AutogradError(
+                f"backward: the output of op '{self.op.name}' was modified in place after the op saved it, so its "
+                "gradient cannot be computed. Fix: change a copy (t.clone()) instead, or do the in-place change "
+                f"after backward.{self.where()}")
         grad = grads[0]
-        self._check_versions()
         op = self.op
-        out = self.saved_output(tensor_mode)
-        inputs = self.rule_inputs(tensor_mode)
+        if tensor_mode:
+            out = self.saved_output(True)
+            inputs = self.saved
+        else:
+            out = self.out_data
+            inputs = self.saved_raw
         params = self.params
         edges = self.next_edges
         if op.vjp_per_input:
@@ -407,11 +431,10 @@ class OpNode(Node):
             if result is None or edge is None:
                 fixed.append(None)
                 continue
-            shape, dtype = meta
-            if result.shape != shape:
-                result = sum_to(result, shape)
-            if result.dtype != dtype:
-                result = _cast(result, dtype)
+            if result.shape != meta[0]:
+                result = sum_to(result, meta[0])
+            if result.dtype != meta[1]:
+                result = _cast(result, meta[1])
             fixed.append(result)
         return fixed
 
@@ -477,8 +500,9 @@ def _apply_with_tangents(op, args, params):
         # The node saved the stripped aliases; give it the originals so that a
         # backward pass run inside this forward level (forward-over-reverse,
         # e.g. hessian) differentiates through the saved inputs too.
-        node.saved = tuple(original if isinstance(saved, Tensor) else saved
-                           for original, saved in zip(args, node.saved))
+        node.saved = [original if isinstance(saved, Tensor) and isinstance(original, Tensor)
+                      and saved.data is original.data else saved
+                      for original, saved in zip(args, node.saved)]
     if not op.differentiable:
         return result
     if op.jvp is None:
