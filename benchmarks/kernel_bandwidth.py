@@ -259,7 +259,7 @@ def main(argv=None):
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "kernel_bandwidth.json")
     result = {
-        "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
+        "command": "python benchmarks/kernel_bandwidth.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "device": device_name, "elements": n, "dtype": np.dtype(dtype).name,
         "copy_bandwidth_GBps": copy_bandwidth / 1e9, "rows": rows,
         "all_pass": all(r["status"] != "MISS" for r in rows),

@@ -17,6 +17,7 @@ Compilers and the harness are built once per session in a temporary folder.
 from __future__ import annotations
 
 import ctypes
+import ctypes.util
 import glob
 import os
 import shutil
@@ -111,6 +112,9 @@ def _find_nvrtc():
         candidates += sorted(glob.glob(os.path.join(root, "nvidia", "cuda_nvrtc", "lib", "libnvrtc.so*")))
     cuda_home = os.environ.get("CUDA_PATH") or os.environ.get("CUDA_HOME") or "/usr/local/cuda"
     candidates += sorted(glob.glob(os.path.join(cuda_home, "lib64", "libnvrtc.so*")))
+    # Whatever the dynamic loader finds (LD_LIBRARY_PATH, ldconfig), as CuPy would.
+    candidates += [name for name in (ctypes.util.find_library("nvrtc"), "libnvrtc.so.13", "libnvrtc.so.12",
+                                     "libnvrtc.so") if name]
     for path in candidates:
         if "builtins" in os.path.basename(path):
             continue
