@@ -16,8 +16,8 @@ from .backend import (Device, bool_ as bool, double, float16, float32, float64, 
 from .errors import (AnomalyError, AutogradError, CheckpointError, DeviceError, DTypeError, GpugradError,
                      GradcheckError, OutOfMemoryError, ShapeError)
 from .tensor import Tensor
-from .autograd.tape import (detect_anomaly, enable_grad, grad, is_grad_enabled, no_grad,  # noqa: E402
-                            set_grad_enabled)
+from .autograd.tape import (GraphRetainedWarning, detect_anomaly, enable_grad, grad, is_grad_enabled,  # noqa: E402
+                            no_grad, set_grad_enabled)
 from . import ops  # noqa: E402 - registers every op and Tensor method
 from .autograd.check import gradcheck, gradgradcheck, numerical_grad  # noqa: E402
 from .autograd.forward import jvp  # noqa: E402

@@ -247,6 +247,36 @@ def set_default_device(device) -> None:
 
 
 # --------------------------------------------------------------------------
+# Device memory faults.
+# --------------------------------------------------------------------------
+def is_out_of_memory(error) -> bool:
+    """True for CuPy's OutOfMemoryError (or a CUDA allocation failure)."""
+    if _cupy is None:
+        return False
+    return isinstance(error, _cupy.cuda.memory.OutOfMemoryError) or "out of memory" in str(error).lower()
+
+
+def out_of_memory_error(operation, error, requested_bytes=None):
+    """Free CuPy's cached blocks and build a gpugrad OutOfMemoryError that
+    reports what was requested and what the device has free."""
+    from .errors import OutOfMemoryError
+    pool = _cupy.get_default_memory_pool()
+    held = int(pool.total_bytes())
+    pool.free_all_blocks()
+    _cupy.get_default_pinned_memory_pool().free_all_blocks()
+    free, total = _cupy.cuda.runtime.memGetInfo()
+    if requested_bytes is None:
+        import re
+        match = re.search(r"allocating ([0-9,]+) bytes", str(error))
+        requested_bytes = int(match.group(1).replace(",", "")) if match else None
+    requested = "an unknown number of" if requested_bytes is None else f"{requested_bytes:,}"
+    return OutOfMemoryError(
+        f"{operation}: the GPU ran out of memory allocating {requested} bytes ({free:,} of {total:,} bytes free "
+        f"after releasing {held:,} cached bytes). Use a smaller batch, free tensors you no longer need, "
+        "or gg.checkpoint() to trade compute for memory; the process remains usable.")
+
+
+# --------------------------------------------------------------------------
 # Arrays.
 # --------------------------------------------------------------------------
 def xp_of(array):

@@ -414,3 +414,31 @@ def test_failed_op_leaves_inputs_untouched(device):
     with pytest.raises(gg.ShapeError):
         a + b
     assert a.tolist() == [[1.0] * 3] * 2 and a.grad is None and a._version == 0
+
+
+# --------------------------------------------------------------------------
+# the "loss kept with its graph" leak warning
+# --------------------------------------------------------------------------
+def _train_steps(device, keep):
+    w = gg.tensor([0.5, -0.5], device=device, requires_grad=True)
+    optimizer = gg.optim.SGD([w], lr=0.1)
+    total = 0.0
+    for _ in range(4):
+        optimizer.zero_grad()
+        loss = (w * w).sum()
+        loss.backward()
+        optimizer.step()
+        total = total + (loss if keep else loss.item())
+    return total
+
+
+def test_summing_losses_with_their_graphs_warns(device):
+    with pytest.warns(gg.GraphRetainedWarning, match="loss.item()"):
+        _train_steps(device, keep=True)
+
+
+def test_summing_loss_items_does_not_warn(device):
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", gg.GraphRetainedWarning)
+        _train_steps(device, keep=False)

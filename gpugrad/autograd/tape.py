@@ -367,6 +367,8 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, ac
             capture[edge] = None
         needed = _nodes_leading_to([entry[2] for entry in heap], [edge[0] for edge in input_edges])
 
+    if not retain_graph:
+        _remember_roots([entry[2] for entry in heap])
     anomaly = state.anomaly
     previous_mode = state.grad_enabled
     state.grad_enabled = bool(create_graph)
@@ -423,6 +425,45 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, ac
                 "pass allow_unused=True to get None for it")
         results.append(None if grad is None else _as_tensor_grad(grad))
     return results
+
+
+# --------------------------------------------------------------------------
+# The "summed the loss with its graph" leak detector.
+# --------------------------------------------------------------------------
+class GraphRetainedWarning(UserWarning):
+    """A graph that was backpropagated (and freed) in an earlier training step
+    is still reachable, usually because a loss was accumulated with its graph
+    (``total += loss`` instead of ``total += loss.item()``)."""
+
+
+_backpropagated_roots = []   # weakrefs to root nodes backpropagated since the last optimizer step
+_previous_step_roots = []
+
+
+def _remember_roots(nodes):
+    if len(_backpropagated_roots) < 64:   # a bounded sample is enough to spot the leak
+        _backpropagated_roots.extend(weakref.ref(node) for node in nodes)
+
+
+def check_retained_graphs(where="optimizer.step()"):
+    """Warn if a graph backpropagated before the previous step is still alive.
+
+    Called by every optimizer's ``step()``.  A freed graph (backward ran
+    without ``retain_graph``) that stays reachable one step later can only be
+    held by user code, and grows memory every step.
+    """
+    global _previous_step_roots, _backpropagated_roots
+    alive = [ref() for ref in _previous_step_roots]
+    alive = [node for node in alive if node is not None and node.released]
+    if alive:
+        import warnings
+        warnings.warn(
+            f"{where}: the graph of a loss from an earlier step (op '{alive[0].name}') is still alive after its "
+            "backward pass. This usually means a loss was kept with its graph, e.g. `total += loss` or "
+            "`losses.append(loss)`; keep `loss.item()` (a Python number) or `loss.detach()` instead, or memory "
+            "grows every step.", GraphRetainedWarning, stacklevel=3)
+    _previous_step_roots = _backpropagated_roots
+    _backpropagated_roots = []
 
 
 def _accumulate(leaf, grad, tensor_mode):

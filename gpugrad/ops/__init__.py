@@ -1,5 +1,6 @@
 """The op library: every differentiable primitive, registered in :data:`OPS`."""
 
 from . import creation, elementwise, index, linalg, reduce, shape  # noqa: F401 - registers the ops
+from . import activation, conv, nn_ops  # noqa: F401 - registers the functional ops (gg.nn.functional)
 from . import methods  # noqa: F401 - attaches Tensor methods and operators
 from .registry import OPS, apply_op, defop  # noqa: F401

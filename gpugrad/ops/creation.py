@@ -89,7 +89,15 @@ def from_dlpack(obj):
 def _filled(maker, shape, dtype, device, requires_grad, op):
     shape = normalize_shape(shape, op)
     device = backend.as_device(device)
-    return _finish(maker(device.xp, shape, _float_dtype(dtype)), requires_grad)
+    dtype = _float_dtype(dtype)
+    try:
+        array = maker(device.xp, shape, dtype)
+    except Exception as error:  # noqa: BLE001 - only CUDA allocation failures are translated
+        if backend.is_out_of_memory(error):
+            size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            raise backend.out_of_memory_error(op, error, size) from error
+        raise
+    return _finish(array, requires_grad)
 
 
 def zeros(*shape, dtype=None, device=None, requires_grad=False):

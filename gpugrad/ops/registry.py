@@ -181,6 +181,10 @@ def apply_op(op, args, params):
         raise
     except (ValueError, IndexError, TypeError) as error:
         raise _explain_failure(op, args, params, error) from error
+    except Exception as error:  # noqa: BLE001 - only CUDA allocation failures are translated
+        if backend.is_out_of_memory(error):
+            raise backend.out_of_memory_error(op.name, error) from error
+        raise
     result = Tensor._make(out)
     if op.view:
         source = args[0]

@@ -275,6 +275,8 @@ class Optimizer:
                 self._update_group(group, with_grad)
                 for param in with_grad:
                     param._bump_version()
+        from ..autograd.tape import check_retained_graphs
+        check_retained_graphs(f"{type(self).__name__}.step()")
         return loss
 
     def _update_group(self, group, params):

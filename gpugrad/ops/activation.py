@@ -1,0 +1,308 @@
+"""Activations on the fused kernels of :mod:`gpugrad.kernels`, and ``linear``.
+
+Each activation ``f`` is one primitive whose forward is one kernel launch
+(CuPy) or its NumPy twin, and which keeps for backward only what the kernel
+needs: a bit-packed mask (relu, leaky_relu), the output (sigmoid, tanh), or the
+input (the rest).  Its VJP and JVP are both ``activation_grad(g, saved)`` =
+``g * f'(.)``, itself a primitive running the fused backward kernel, so a plain
+``backward()`` costs one kernel per activation.  ``activation_grad``'s own VJP
+is written with ordinary ops (it needs ``f''``), which keeps every activation
+differentiable to any order under ``create_graph=True``.
+
+How the mask reaches backward: the node that :func:`_record` leaves carries
+it in its parameters (``saved=``) and keeps no reference to ``x``; on the
+generic path (forward mode, anomaly mode) the node saves ``x`` and backward
+rebuilds the mask from it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import backend, kernels
+from ..autograd.tape import state
+from ..errors import ShapeError
+from ..tensor import Tensor
+from .elementwise import erf, exp, sigmoid, tanh, where
+from .registry import OpNode, apply_op, defop
+from .samples import Away, Ints, Sample, Unit
+from .reduce import sum_
+from .shape import reshape, swapaxes
+from .linalg import matmul
+
+
+def _raw(value):
+    return value.data if isinstance(value, Tensor) else value
+
+
+def _kernel_name(name, params):
+    """Kernel name and kernel parameters for an activation's public parameters."""
+    if name == "gelu":
+        approximate = params.get("approximate", "none")
+        return ("gelu_tanh" if approximate == "tanh" else "gelu"), {}
+    return name, params
+
+
+# --------------------------------------------------------------------------
+# f'' as compositions of ops (the VJP of activation_grad with respect to what
+# the forward saved).  ``s`` is the saved input or output.
+# --------------------------------------------------------------------------
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_GELU_CUBIC = 0.044715
+
+
+def _second_elu(x, alpha=1.0):
+    return where(x > 0, 0.0, exp(x) * alpha)
+
+
+def _second_gelu(x):
+    return exp(x * x * -0.5) * _INV_SQRT_2PI * (2.0 - x * x)
+
+
+def _second_gelu_tanh(x):
+    inner = (x + x * x * x * _GELU_CUBIC) * _SQRT_2_OVER_PI
+    t = tanh(inner)
+    slope = (x * x * (3 * _GELU_CUBIC) + 1.0) * _SQRT_2_OVER_PI
+    curvature = x * (6 * _GELU_CUBIC * _SQRT_2_OVER_PI)
+    sech2 = 1.0 - t * t
+    return sech2 * slope + x * 0.5 * (sech2 * curvature - t * sech2 * slope * slope * 2.0)
+
+
+def _second_silu(x):
+    s = sigmoid(x)
+    return s * (1.0 - s) * (2.0 + x * (1.0 - 2.0 * s))
+
+
+def _second_softplus(x, beta=1.0, threshold=20.0):
+    s = sigmoid(x * beta)
+    return where(x * beta > threshold, 0.0, s * (1.0 - s) * beta)
+
+
+def _second_mish(x):
+    t = tanh(softplus(x))
+    s = sigmoid(x)
+    return (1.0 - t * t) * s * (2.0 + x * (1.0 - s) - x * t * s * 2.0)
+
+
+# d f'(y) / dy for the activations that save their output y.
+_SECOND = {
+    "elu": _second_elu, "gelu": _second_gelu, "gelu_tanh": _second_gelu_tanh, "silu": _second_silu,
+    "softplus": _second_softplus, "mish": _second_mish,
+    "sigmoid": lambda y: 1.0 - y * 2.0,
+    "tanh": lambda y: y * -2.0,
+}
+
+
+def _activation_grad_forward(g, saved, name, **params):
+    if name in kernels.SAVES_MASK and saved.dtype != np.uint8:
+        saved = saved.astype(np.uint8)     # the battery hands masks over as int64
+    return kernels.activation_backward(name, g, saved, **params)
+
+
+def _activation_grad_vjp(u, out, g, saved, name, **params):
+    grad_g = activation_grad(u, saved, name=name, **params)
+    if name in kernels.SAVES_MASK:
+        return grad_g, None
+    return grad_g, u * g * _SECOND[name](saved, **params)
+
+
+def _activation_grad_jvp(t, out, g, saved, name, **params):
+    tangent = activation_grad(t[0], saved, name=name, **params)
+    if name in kernels.SAVES_MASK or isinstance(t[1], float):
+        return tangent
+    return tangent + g * _SECOND[name](saved, **params) * t[1]
+
+
+def _reference_derivative(name, s, negative_slope=0.01, alpha=1.0, beta=1.0, threshold=20.0):
+    if name == "relu":
+        return (s > 0).astype(float)
+    if name == "leaky_relu":
+        return np.where(s > 0, 1.0, negative_slope)
+    if name == "elu":
+        return np.where(s > 0, 1.0, alpha * np.exp(s))
+    if name == "gelu":
+        cdf = 0.5 * (1 + np.vectorize(math.erf)(s / math.sqrt(2)))
+        return cdf + s * np.exp(-s * s / 2) / math.sqrt(2 * math.pi)
+    if name == "gelu_tanh":
+        inner = _SQRT_2_OVER_PI * (s + _GELU_CUBIC * s ** 3)
+        t = np.tanh(inner)
+        return 0.5 * (1 + t) + 0.5 * s * (1 - t * t) * _SQRT_2_OVER_PI * (1 + 3 * _GELU_CUBIC * s * s)
+    if name == "silu":
+        sig = 1 / (1 + np.exp(-s))
+        return sig * (1 + s * (1 - sig))
+    if name == "softplus":
+        return np.where(s * beta > threshold, 1.0, 1 / (1 + np.exp(-beta * s)))
+    if name == "mish":
+        t = np.tanh(np.log1p(np.exp(s)))
+        sig = 1 / (1 + np.exp(-s))
+        return t + s * sig * (1 - t * t)
+    if name == "sigmoid":
+        return s * (1 - s)
+    if name == "tanh":
+        return 1 - s * s
+    raise ValueError(name)
+
+
+def _reference_activation_grad(g, saved, name, **params):
+    if name in kernels.SAVES_MASK:
+        kept = np.unpackbits(saved.astype(np.uint8), bitorder="little")[:g.size].reshape(g.shape).astype(bool)
+        return g * np.where(kept, 1.0, params.get("negative_slope", 0.01) if name == "leaky_relu" else 0.0)
+    return g * _reference_derivative(name, saved, **params)
+
+
+activation_grad = defop(
+    "activation_grad", _activation_grad_forward,
+    vjp=_activation_grad_vjp, jvp=_activation_grad_jvp,
+    samples=[Sample((3, 4), Ints((2,), 0, 256), name="relu"),
+             Sample((2, 5), Ints((2,), 0, 256), name="leaky_relu", negative_slope=0.2),
+             Sample((3, 4), Away((3, 4)), name="elu", alpha=0.7),
+             Sample((3, 4), (3, 4), name="gelu"),
+             Sample((3, 4), (3, 4), name="gelu_tanh"),
+             Sample((3, 4), (3, 4), name="silu"),
+             Sample((3, 4), (3, 4), name="softplus", beta=2.0, threshold=3.0),
+             Sample((3, 4), (3, 4), name="mish"),
+             Sample((3, 4), Unit((3, 4)), name="sigmoid"),
+             Sample((3, 4), Unit((3, 4)), name="tanh")],
+    reference=_reference_activation_grad)
+
+
+# --------------------------------------------------------------------------
+# The activations themselves.
+# --------------------------------------------------------------------------
+def _make_activation(name, reference, samples, param_names=()):
+    kernel_saves_mask = name in kernels.SAVES_MASK
+
+    def forward(x, **params):
+        kernel, kernel_params = _kernel_name(name, params)
+        return kernels.activation_forward(kernel, x, **kernel_params)
+
+    def vjp(g, out, x, saved=None, **params):
+        kernel, kernel_params = _kernel_name(name, params)
+        if not kernel_saves_mask:
+            saved = x
+        elif saved is None:        # generic path: the node kept x, rebuild the mask from it
+            saved = kernels.activation_forward_saving(kernel, _raw(x), **kernel_params)[1]
+        return (activation_grad(g, saved, name=kernel, **kernel_params),)
+
+    def jvp(t, out, x, saved=None, **params):
+        kernel, kernel_params = _kernel_name(name, params)
+        saved = kernels.activation_forward_saving(kernel, _raw(x), **kernel_params)[1] if kernel_saves_mask else x
+        return activation_grad(t[0], saved, name=kernel, **kernel_params)
+
+    generic = defop(name, forward, vjp=vjp, jvp=jvp, samples=samples, reference=reference)
+    op = generic.op
+
+    if not kernel_saves_mask:
+        return generic
+
+    def function(x, **params):
+        if not isinstance(x, Tensor):
+            return forward(x, **params)
+        if ((x._tangents is not None and state.forward_levels) or state.anomaly
+                or not (x.requires_grad and state.grad_enabled)):
+            return apply_op(op, (x,), params)
+        kernel, kernel_params = _kernel_name(name, params)
+        y, mask = kernels.activation_forward_saving(kernel, x.data, **kernel_params)
+        return _record(op, x, dict(params, saved=mask), y)
+
+    function.__name__ = function.__qualname__ = name
+    function.__doc__ = generic.__doc__
+    function.op = op
+    return function
+
+
+def _record(op, x, params, y):
+    """The output of ``op(x)`` computed outside the op, with a node that keeps
+    only ``params`` (which carry what backward needs), not ``x``."""
+    result = Tensor._make(y)
+    node = OpNode(op, (x,), params, result)
+    node.saved = [None]
+    node.saved_versions = [None]
+    result.grad_fn = node
+    result.requires_grad = True
+    return result
+
+
+def _ref_relu(x):
+    return np.maximum(x, 0)
+
+
+relu = _make_activation("relu", _ref_relu, [Sample(Away((3, 4))), Sample(Away((2, 3, 4)))])
+leaky_relu = _make_activation(
+    "leaky_relu", lambda x, negative_slope=0.01: np.where(x > 0, x, negative_slope * x),
+    [Sample(Away((3, 4))), Sample(Away((2, 3, 4)), negative_slope=0.3)])
+elu = _make_activation(
+    "elu", lambda x, alpha=1.0: np.where(x > 0, x, alpha * np.expm1(x)),
+    [Sample(Away((3, 4))), Sample(Away((2, 3, 4)), alpha=0.5)])
+gelu = _make_activation(
+    "gelu", lambda x, approximate="none": (
+        0.5 * x * (1 + np.vectorize(math.erf)(x / math.sqrt(2))) if approximate == "none"
+        else 0.5 * x * (1 + np.tanh(_SQRT_2_OVER_PI * (x + _GELU_CUBIC * x ** 3)))),
+    [Sample((3, 4)), Sample((2, 3, 4), approximate="tanh")])
+silu = _make_activation("silu", lambda x: x / (1 + np.exp(-x)), [Sample((3, 4)), Sample((2, 3, 4))])
+softplus = _make_activation(
+    "softplus", lambda x, beta=1.0, threshold=20.0: np.where(x * beta > threshold, x,
+                                                             np.log1p(np.exp(beta * x)) / beta),
+    [Sample((3, 4)), Sample(Away((2, 3, 4)), beta=2.0, threshold=1.5)])
+mish = _make_activation("mish", lambda x: x * np.tanh(np.log1p(np.exp(x))), [Sample((3, 4)), Sample((2, 3, 4))])
+
+
+def _method(function):
+    def method(self, *args, **params):
+        return function(self, *args, **params)
+    method.__name__ = function.__name__
+    method.__doc__ = function.__doc__
+    return method
+
+
+for _function in (relu, leaky_relu, elu, gelu, silu, softplus, mish):
+    if not hasattr(Tensor, _function.__name__):
+        setattr(Tensor, _function.__name__, _method(_function))
+
+
+# --------------------------------------------------------------------------
+# linear: x @ weight.T + bias in one op, with no transposed copies.
+# --------------------------------------------------------------------------
+def _linear_forward(x, weight, bias):
+    xp = backend.xp_of(x)
+    out = xp.matmul(x, weight.T)     # BLAS reads weight.T as a transposed operand: no copy
+    out += bias
+    return out
+
+
+def _linear_grad_weight(g, x):
+    if x.ndim == 1:
+        return reshape(g, shape=(-1, 1)) * reshape(x, shape=(1, -1))
+    rows_g = reshape(g, shape=(-1, g.shape[-1])) if g.ndim != 2 else g
+    rows_x = reshape(x, shape=(-1, x.shape[-1])) if x.ndim != 2 else x
+    return matmul(swapaxes(rows_g, 0, 1), rows_x)
+
+
+def _linear_jvp(t, out, x, weight, bias):
+    return matmul(t[0], swapaxes(weight, 0, 1)) + matmul(x, swapaxes(t[1], 0, 1)) + t[2]
+
+
+def _check_linear(x, weight, bias):
+    if weight.ndim != 2 or x.ndim < 1 or x.shape[-1] != weight.shape[1]:
+        raise ShapeError(f"linear: input of shape {tuple(x.shape)} does not fit weight of shape "
+                         f"{tuple(weight.shape)}: the input's last dimension must equal weight.shape[1] "
+                         f"(weight is (out_features, in_features))")
+    if bias.shape not in ((weight.shape[0],), ()):
+        raise ShapeError(f"linear: bias of shape {tuple(bias.shape)} does not fit weight of shape "
+                         f"{tuple(weight.shape)}; it needs shape ({weight.shape[0]},)")
+
+
+linear = defop(
+    "linear", _linear_forward,
+    vjp=(lambda g, out, x, weight, bias: matmul(g, weight),
+         lambda g, out, x, weight, bias: _linear_grad_weight(g, x),
+         lambda g, out, x, weight, bias: sum_(g, axis=tuple(range(g.ndim - 1))) if g.ndim > 1 else g),
+    jvp=_linear_jvp, promote=True, check=_check_linear, save=(0, 1),
+    samples=[Sample((4, 3), (5, 3), (5,)), Sample((2, 4, 3), (2, 3), (2,)), Sample((3,), (2, 3), (2,))],
+    reference=lambda x, weight, bias: x @ weight.T + bias)
+
+
+__all__ = ["relu", "leaky_relu", "elu", "gelu", "silu", "softplus", "mish", "activation_grad", "linear"]

@@ -1,0 +1,192 @@
+"""Normalisation and dropout primitives: batch_norm, layer_norm, dropout.
+
+batch_norm and layer_norm are single primitives with the fused three-term
+VJP (one pass of reductions instead of the dozen nodes a composition leaves)::
+
+    dx = w * invstd * (g - mean(g) - xhat * mean(g * xhat))
+    dw = sum(g * xhat)        db = sum(g)
+
+The rules are written with ops, so they are differentiable again.
+
+dropout is the deterministic op ``x * keep / (1 - p)`` for a given bit-packed
+``mask`` (a parameter): drawing the mask is the caller's business
+(:func:`gpugrad.nn.functional.dropout`, through the fused kernel), which keeps
+the op itself checkable, and self-adjoint.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import backend, kernels
+from ..errors import ShapeError
+from .elementwise import sqrt
+from .reduce import mean, sum_
+from .registry import defop
+from .samples import Positive, Sample
+from .shape import reshape
+
+
+def _xp(array):
+    return backend.xp_of(array)
+
+
+# --------------------------------------------------------------------------
+# batch_norm (training mode: statistics of the batch)
+# --------------------------------------------------------------------------
+def _bn_axes(ndim):
+    return (0,) + tuple(range(2, ndim))
+
+
+def _bn_shape(ndim, channels):
+    return (1, channels) + (1,) * (ndim - 2)
+
+
+def _batch_norm_forward(x, weight, bias, eps):
+    xp = _xp(x)
+    axes = _bn_axes(x.ndim)
+    shape = _bn_shape(x.ndim, x.shape[1])
+    centred = x - x.mean(axis=axes, keepdims=True)
+    var = xp.mean(centred * centred, axis=axes, keepdims=True)
+    scale = weight.reshape(shape) / xp.sqrt(var + eps)
+    centred *= scale
+    centred += bias.reshape(shape)
+    return centred
+
+
+def _normalized(x, axes, eps):
+    """(xhat, invstd) with ops, for the rules."""
+    centred = x - mean(x, axis=axes, keepdims=True)
+    invstd = 1.0 / sqrt(mean(centred * centred, axis=axes, keepdims=True) + eps)
+    return centred * invstd, invstd
+
+
+def _norm_input_grad(dxhat, xhat, invstd, axes):
+    return invstd * (dxhat - mean(dxhat, axis=axes, keepdims=True)
+                     - xhat * mean(dxhat * xhat, axis=axes, keepdims=True))
+
+
+def _batch_norm_vjp(g, out, x, weight, bias, eps):
+    axes = _bn_axes(x.ndim)
+    shape = _bn_shape(x.ndim, x.shape[1])
+    xhat, invstd = _normalized(x, axes, eps)
+    grad_x = _norm_input_grad(g * reshape(weight, shape=shape), xhat, invstd, axes)
+    grad_weight = reshape(sum_(g * xhat, axis=axes), shape=(x.shape[1],))
+    grad_bias = reshape(sum_(g, axis=axes), shape=(x.shape[1],))
+    return grad_x, grad_weight, grad_bias
+
+
+def _batch_norm_jvp(t, out, x, weight, bias, eps):
+    axes = _bn_axes(x.ndim)
+    shape = _bn_shape(x.ndim, x.shape[1])
+    xhat, invstd = _normalized(x, axes, eps)
+    tangent = _norm_input_grad(t[0], xhat, invstd, axes) * reshape(weight, shape=shape)
+    return tangent + xhat * reshape(t[1], shape=shape) + reshape(t[2], shape=shape)
+
+
+def _check_batch_norm(x, weight, bias, eps):
+    if x.ndim < 2:
+        raise ShapeError(f"batch_norm: expected an input of shape (N, C, ...), got {tuple(x.shape)}")
+    channels = x.shape[1]
+    for name, value in (("weight", weight), ("bias", bias)):
+        if tuple(value.shape) != (channels,):
+            raise ShapeError(f"batch_norm: {name} of shape {tuple(value.shape)} does not fit input of shape "
+                             f"{tuple(x.shape)}; it needs shape ({channels},) (one per channel, dim 1)")
+    count = x.data.size // max(channels, 1)
+    if count < 2:
+        raise ShapeError(f"batch_norm: training needs more than one value per channel, got input of shape "
+                         f"{tuple(x.shape)}; use a larger batch or eval mode")
+
+
+def _reference_batch_norm(x, weight, bias, eps):
+    axes = _bn_axes(x.ndim)
+    shape = _bn_shape(x.ndim, x.shape[1])
+    mu = x.mean(axis=axes, keepdims=True)
+    var = x.var(axis=axes, keepdims=True)
+    return (x - mu) / np.sqrt(var + eps) * weight.reshape(shape) + bias.reshape(shape)
+
+
+batch_norm = defop(
+    "batch_norm", _batch_norm_forward, vjp=_batch_norm_vjp, jvp=_batch_norm_jvp,
+    save=(0, 1), promote=True, check=_check_batch_norm,
+    samples=[Sample((5, 3), Positive((3,)), (3,), eps=1e-5), Sample((2, 3, 2, 3), (3,), (3,), eps=0.1),
+             Sample((3, 2, 4), (2,), (2,), eps=1e-3)],
+    reference=_reference_batch_norm)
+
+
+# --------------------------------------------------------------------------
+# layer_norm (over the last ``normalized_ndim`` dimensions)
+# --------------------------------------------------------------------------
+def _ln_axes(ndim, normalized_ndim):
+    return tuple(range(ndim - normalized_ndim, ndim))
+
+
+def _layer_norm_forward(x, weight, bias, normalized_ndim, eps):
+    xp = _xp(x)
+    axes = _ln_axes(x.ndim, normalized_ndim)
+    centred = x - x.mean(axis=axes, keepdims=True)
+    var = xp.mean(centred * centred, axis=axes, keepdims=True)
+    centred /= xp.sqrt(var + eps)
+    centred *= weight
+    centred += bias
+    return centred
+
+
+def _layer_norm_vjp(g, out, x, weight, bias, normalized_ndim, eps):
+    axes = _ln_axes(x.ndim, normalized_ndim)
+    xhat, invstd = _normalized(x, axes, eps)
+    # The engine sums g * xhat and g over the leading dimensions (un-broadcasting).
+    return _norm_input_grad(g * weight, xhat, invstd, axes), g * xhat, g
+
+
+def _layer_norm_jvp(t, out, x, weight, bias, normalized_ndim, eps):
+    axes = _ln_axes(x.ndim, normalized_ndim)
+    xhat, invstd = _normalized(x, axes, eps)
+    return _norm_input_grad(t[0], xhat, invstd, axes) * weight + xhat * t[1] + t[2]
+
+
+def _check_layer_norm(x, weight, bias, normalized_ndim, eps):
+    shape = tuple(x.shape[x.ndim - normalized_ndim:]) if normalized_ndim <= x.ndim else None
+    if shape is None or normalized_ndim < 1:
+        raise ShapeError(f"layer_norm: cannot normalise the last {normalized_ndim} dimensions of an input of shape "
+                         f"{tuple(x.shape)}")
+    for name, value in (("weight", weight), ("bias", bias)):
+        if tuple(value.shape) != shape:
+            raise ShapeError(f"layer_norm: {name} of shape {tuple(value.shape)} does not fit normalized_shape "
+                             f"{shape} of input {tuple(x.shape)}; it must equal normalized_shape")
+
+
+def _reference_layer_norm(x, weight, bias, normalized_ndim, eps):
+    axes = _ln_axes(x.ndim, normalized_ndim)
+    mu = x.mean(axis=axes, keepdims=True)
+    var = x.var(axis=axes, keepdims=True)
+    return (x - mu) / np.sqrt(var + eps) * weight + bias
+
+
+layer_norm = defop(
+    "layer_norm", _layer_norm_forward, vjp=_layer_norm_vjp, jvp=_layer_norm_jvp,
+    save=(0, 1), promote=True, check=_check_layer_norm,
+    samples=[Sample((3, 4), (4,), (4,), normalized_ndim=1, eps=1e-5),
+             Sample((2, 3, 4), Positive((3, 4)), (3, 4), normalized_ndim=2, eps=0.1)],
+    reference=_reference_layer_norm)
+
+
+# --------------------------------------------------------------------------
+# dropout with a given mask
+# --------------------------------------------------------------------------
+def _dropout_forward(x, p, mask):
+    return kernels.dropout_backward(x, mask, p)     # x * keep * 1/(1-p): the same kernel
+
+
+dropout = defop(
+    "dropout", _dropout_forward,
+    vjp=(lambda g, out, x, p, mask: dropout(g, p=p, mask=mask),),
+    jvp=lambda t, out, x, p, mask: dropout(t[0], p=p, mask=mask),
+    save=(),
+    samples=[Sample((3, 4), p=0.5, mask=kernels.pack_mask(np.arange(12) % 3 != 0)),
+             Sample((2, 5), p=0.2, mask=kernels.pack_mask(np.arange(10) % 4 != 1))],
+    reference=lambda x, p, mask: x * np.unpackbits(np.asarray(mask), bitorder="little")[:x.size]
+    .reshape(x.shape) / (1 - p))
+
+
+__all__ = ["batch_norm", "layer_norm", "dropout"]
