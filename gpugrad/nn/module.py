@@ -530,8 +530,11 @@ class Module:
 
     # ----------------------------------------------------------- state dict
     def _state_items(self, prefix):
-        """(key, owner module, local name, tensor) for every entry of the state dict."""
-        for module_prefix, module in self.named_modules(prefix=prefix.rstrip(".")):
+        """(key, owner module, local name, tensor) for every entry of the state dict.
+
+        Like PyTorch, a module or parameter reachable under two names appears under both.
+        """
+        for module_prefix, module in self.named_modules(prefix=prefix.rstrip("."), remove_duplicate=False):
             head = module_prefix + "." if module_prefix else ""
             for name, param in module._parameters.items():
                 if param is not None:
