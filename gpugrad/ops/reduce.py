@@ -20,6 +20,12 @@ def _xp(array):
     return backend.xp_of(array)
 
 
+def accumulator(x):
+    """dtype to accumulate a reduction of ``x`` in: float16 sums run in float32
+    (a float16 running sum loses every term below 1/2048 of the total)."""
+    return np.float32 if x.dtype == np.float16 else None
+
+
 def normalize_axes(axis, ndim, op="reduce"):
     """``axis`` as a sorted tuple of non-negative ints (``None``: all axes)."""
     if axis is None:
@@ -68,7 +74,7 @@ def _check_axis(x, axis=None, keepdims=False, **_):
 
 # --------------------------------------------------------------------------
 def _sum_forward(x, axis=None, keepdims=False):
-    return _xp(x).sum(x, axis=axis, keepdims=keepdims)
+    return _xp(x).sum(x, axis=axis, keepdims=keepdims, dtype=accumulator(x)).astype(x.dtype, copy=False)
 
 
 sum_ = defop(
@@ -107,7 +113,7 @@ def _broadcast(g, shape):
 
 
 def _mean_forward(x, axis=None, keepdims=False):
-    return _xp(x).mean(x, axis=axis, keepdims=keepdims)
+    return _xp(x).mean(x, axis=axis, keepdims=keepdims, dtype=accumulator(x)).astype(x.dtype, copy=False)
 
 
 mean = defop(
@@ -118,7 +124,8 @@ mean = defop(
 
 
 def _var_forward(x, axis=None, correction=1, keepdims=False):
-    return _xp(x).var(x, axis=axis, ddof=correction, keepdims=keepdims)
+    return _xp(x).var(x, axis=axis, ddof=correction, keepdims=keepdims,
+                      dtype=accumulator(x)).astype(x.dtype, copy=False)
 
 
 def _var_vjp(g, out, x, axis=None, correction=1, keepdims=False):
@@ -234,7 +241,8 @@ def _logsumexp_forward(x, axis=None, keepdims=False):
     # NOTE: shifting by the max keeps exp() from overflowing (inputs ~1e4 stay finite);
     # an all -inf slice has a non-finite max, which must not poison the shift.
     peak = xp.where(xp.isfinite(peak), peak, xp.zeros_like(peak))
-    result = xp.log(xp.sum(xp.exp(x - peak), axis=axis, keepdims=True)) + peak
+    shifted = xp.exp(x - peak)
+    result = xp.log(xp.sum(shifted, axis=axis, keepdims=True, dtype=accumulator(x))) + peak
     if not keepdims:
         result = result.reshape(tuple(n for i, n in enumerate(x.shape) if i not in normalize_axes(axis, x.ndim)))
     return result.astype(x.dtype, copy=False)
@@ -264,7 +272,7 @@ def _norm_forward(x, ord=2, axis=None, keepdims=False):
         # NOTE: scale by the largest magnitude so squares cannot overflow.
         scale = xp.amax(magnitude, axis=axis, keepdims=True) if x.size else xp.ones((), x.dtype)
         scale = xp.where(scale > 0, scale, xp.ones_like(scale))
-        result = xp.sqrt(xp.sum((magnitude / scale) ** 2, axis=axis, keepdims=True)) * scale
+        result = xp.sqrt(xp.sum((magnitude / scale) ** 2, axis=axis, keepdims=True, dtype=accumulator(x))) * scale
         if not keepdims:
             axes = normalize_axes(axis, x.ndim)
             result = result.reshape(tuple(n for i, n in enumerate(x.shape) if i not in axes))
