@@ -16,6 +16,10 @@ from .linear import Linear
 __all__ = ["MultiheadAttention"]
 
 
+class NonDynamicallyQuantizableLinear(Linear):
+    """PyTorch's name for the output projection of attention (a plain Linear; kept for identical reprs)."""
+
+
 def _additive_mask(mask, dtype, name):
     """A float mask to add to the attention scores: bool True (masked) becomes -inf."""
     if mask is None:
@@ -82,7 +86,7 @@ class MultiheadAttention(Module):
             self.in_proj_bias = new_parameter(3 * embed_dim, device=device, dtype=dtype)
         else:
             self.register_parameter("in_proj_bias", None)
-        self.out_proj = Linear(embed_dim, embed_dim, bias=bias, device=device, dtype=dtype)
+        self.out_proj = NonDynamicallyQuantizableLinear(embed_dim, embed_dim, bias=bias, device=device, dtype=dtype)
         self.bias_k = self.bias_v = None
         self.add_zero_attn = False
         self._reset_parameters()
@@ -184,6 +188,3 @@ class MultiheadAttention(Module):
             weights = weights.squeeze(0)
         return output, weights
 
-    def extra_repr(self):
-        return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, dropout={self.dropout}, " \
-               f"batch_first={self.batch_first}"
