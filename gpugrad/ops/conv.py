@@ -184,7 +184,7 @@ conv2d_input_grad = defop(
     promote=True,
     samples=[Sample((2, 4, 3, 3), (4, 3, 3, 3), input_shape=(2, 3, 5, 5), stride=(1, 1), padding=((0, 0), (0, 0)),
                     dilation=(1, 1), groups=1),
-             Sample((1, 4, 3, 3), (4, 2, 3, 2), input_shape=(1, 4, 7, 7), stride=(2, 2), padding=((1, 1), (1, 1)),
+             Sample((1, 4, 3, 4), (4, 2, 3, 2), input_shape=(1, 4, 7, 7), stride=(2, 2), padding=((1, 1), (1, 1)),
                     dilation=(2, 1), groups=2)],
     reference=lambda g, weight, input_shape, **p: _reference_conv2d_input_grad(g, weight, input_shape, **p))
 
@@ -197,7 +197,7 @@ conv2d_weight_grad = defop(
     promote=True,
     samples=[Sample((2, 3, 5, 5), (2, 4, 3, 3), weight_shape=(4, 3, 3, 3), stride=(1, 1),
                     padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1),
-             Sample((1, 4, 7, 7), (1, 4, 3, 3), weight_shape=(4, 2, 3, 2), stride=(2, 2),
+             Sample((1, 4, 7, 7), (1, 4, 3, 4), weight_shape=(4, 2, 3, 2), stride=(2, 2),
                     padding=((1, 1), (1, 1)), dilation=(2, 1), groups=2)],
     reference=lambda x, g, weight_shape, **p: _reference_conv2d_weight_grad(x, g, weight_shape, **p))
 
@@ -468,7 +468,7 @@ avg_pool2d_backward = defop(
     jvp=lambda t, out, g, input_shape, **p: avg_pool2d_backward(t[0], input_shape=input_shape, **p),
     save=(),
     samples=[Sample((2, 3, 2, 3), input_shape=(2, 3, 4, 6), **_AVG_PARAMS),
-             Sample((1, 2, 3, 6), input_shape=(1, 2, 5, 6), **_AVG_PARAMS_2)],
+             Sample((1, 2, 3, 7), input_shape=(1, 2, 5, 6), **_AVG_PARAMS_2)],
     reference=lambda g, input_shape, **p: _reference_adjoint(
         lambda x: _reference_avg_pool(x, **p), g, input_shape))
 
