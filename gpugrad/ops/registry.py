@@ -430,12 +430,21 @@ class OpNode(Node):
             inputs = self.saved_raw
         params = self.params
         edges = self.next_edges
-        if op.vjp_per_input:
-            results = [rule(grad, out, *inputs, **params) if edge is not None else None
-                       for rule, edge in zip(op.vjp, edges)]
-        else:
-            results = op.vjp(grad, out, *inputs, **params)
         fixed = []
+        if op.vjp_per_input:
+            # One loop: call each needed rule, then undo broadcasting and cast.
+            for rule, edge, meta in zip(op.vjp, edges, self.input_meta):
+                if edge is None:
+                    fixed.append(None)
+                    continue
+                result = rule(grad, out, *inputs, **params)
+                if result.shape != meta[0]:
+                    result = sum_to(result, meta[0])
+                if result.dtype != meta[1]:
+                    result = _cast(result, meta[1])
+                fixed.append(result)
+            return fixed
+        results = op.vjp(grad, out, *inputs, **params)
         for result, edge, meta in zip(results, edges, self.input_meta):
             if result is None or edge is None:
                 fixed.append(None)
