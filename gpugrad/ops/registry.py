@@ -41,6 +41,7 @@ from ..errors import AutogradError, DeviceError, GpugradError, ShapeError, descr
 from ..tensor import Tensor
 
 _new_object = object.__new__
+_make_meta = tuple.__new__
 
 OPS: dict = {}
 """Every registered op by name; the test battery iterates over it."""
@@ -57,17 +58,18 @@ class Op:
         return f"Op({self.name!r})"
 
 
-class InputMeta:
-    """Stands in for an input the op does not save: only its shape and dtype."""
+class InputMeta(tuple):
+    """Stands in for an input the op does not save: only its shape and dtype.
 
-    __slots__ = ("shape", "dtype")
+    A tuple ``(shape, dtype)`` (cheap to make for every input of every op)
+    with the attribute names the rules use.
+    """
 
-    def __init__(self, shape, dtype):
-        self.shape, self.dtype = shape, dtype
+    __slots__ = ()
 
-    @property
-    def ndim(self):
-        return len(self.shape)
+    shape = property(lambda self: self[0])
+    dtype = property(lambda self: self[1])
+    ndim = property(lambda self: len(self[0]))
 
 
 def defop(name, forward, vjp=None, jvp=None, *, save=True, save_output=False, view=False,
@@ -350,7 +352,7 @@ class OpNode(Node):
                 else:
                     edges.append(None)
                 data = datas[index]
-                meta = (data.shape, data.dtype)
+                meta = _make_meta(InputMeta, (data.shape, data.dtype))
                 metas.append(meta)
                 if save is True or (save and index in save):
                     saved.append(arg)
@@ -360,9 +362,8 @@ class OpNode(Node):
                         box = arg._version_box = [0]
                     checks.append((index, arg, box, box[0]))
                 else:
-                    stand_in = InputMeta(*meta)
-                    saved.append(stand_in)
-                    raw.append(stand_in)
+                    saved.append(meta)
+                    raw.append(meta)
             else:
                 edges.append(None)
                 metas.append(None)
