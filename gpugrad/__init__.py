@@ -72,6 +72,7 @@ def detach(t):
 
 
 from . import data, optim  # noqa: E402
+from . import nn  # noqa: E402 - gg.nn (modules, layers, init, utils)
 from .io import load, save  # noqa: E402
 
 __version__ = "0.1.0"
