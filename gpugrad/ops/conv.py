@@ -270,24 +270,32 @@ def _pool_geometry(shape, kernel, stride, padding, dilation, ceil_mode):
     return tuple(out_hw), tuple(pads)
 
 
-def _max_pool2d_argmax(x, kernel, stride, padding, dilation, ceil_mode):
-    """(max, winning kernel offset i*kw+j) per window; the first max wins ties, like PyTorch."""
+def _max_pool2d_argmax(x, kernel, stride, padding, dilation, ceil_mode, out=None):
+    """(max, winning kernel offset i*kw+j) per window; the first max wins ties, like PyTorch.
+
+    NOTE: written with comparisons, bool logic and multiplies only: NumPy's
+    ``where``/``putmask`` with an irregular mask run ~50x slower than a
+    multiply here (branchy, not vectorised), and pooling after a ReLU is all ties.
+    """
     xp = _xp(x)
+    if out is None:
+        out = _max_pool2d_forward(x, kernel, stride, padding, dilation, ceil_mode)
     out_hw, pads = _pool_geometry(x.shape, kernel, stride, padding, dilation, ceil_mode)
     padded = _pad2d(x, pads, value=-np.inf)
-    best = None
-    winner = xp.zeros(x.shape[:2] + out_hw, dtype=np.int8 if kernel[0] * kernel[1] < 128 else np.int32)
+    code_dtype = np.int8 if kernel[0] * kernel[1] < 128 else np.int32
+    winner = xp.zeros(out.shape, dtype=code_dtype)
+    taken = None
     for i in range(kernel[0]):
         for j in range(kernel[1]):
-            view = _offset_view(padded, i, j, stride, dilation, out_hw)
-            if best is None:
-                best = view.copy()
+            hit = _offset_view(padded, i, j, stride, dilation, out_hw) == out
+            if taken is None:
+                taken = hit
                 continue
-            # NOTE: strictly greater, so the first maximum keeps the gradient on ties.
-            better = view > best
-            winner[better] = i * kernel[1] + j
-            xp.maximum(best, view, out=best)
-    return best, winner
+            hit &= ~taken
+            taken |= hit
+            code = i * kernel[1] + j
+            winner += hit.astype(code_dtype) * code_dtype(code)
+    return out, winner
 
 
 def _max_pool2d_forward(x, kernel, stride, padding, dilation, ceil_mode):
@@ -305,8 +313,8 @@ def _max_pool2d_forward(x, kernel, stride, padding, dilation, ceil_mode):
     return best
 
 
-def _max_pool_winner(x, **p):
-    return _max_pool2d_argmax(_raw(x), **p)[1]
+def _max_pool_winner(x, out, **p):
+    return _max_pool2d_argmax(_raw(x), out=_raw(out), **p)[1]
 
 
 def _scatter_forward(g, winner, input_shape, kernel, stride, padding, dilation, ceil_mode):
@@ -317,10 +325,10 @@ def _scatter_forward(g, winner, input_shape, kernel, stride, padding, dilation, 
     (top, bottom), (left, right) = pads
     padded = xp.zeros((n, c, h + top + bottom, w + left + right), dtype=g.dtype)
     overlapping = stride[0] < dilation[0] * (kernel[0] - 1) + 1 or stride[1] < dilation[1] * (kernel[1] - 1) + 1
-    zero = xp.zeros((), dtype=g.dtype)
     for i in range(kernel[0]):
         for j in range(kernel[1]):
-            routed = xp.where(winner == i * kernel[1] + j, g, zero)
+            # NOTE: a multiply, not where(): see _max_pool2d_argmax.
+            routed = g * (winner == i * kernel[1] + j)
             view = _offset_view(padded, i, j, stride, dilation, out_hw)
             if overlapping:
                 view += routed
@@ -372,9 +380,10 @@ def _check_avg_pool(x, kernel, stride, padding, ceil_mode, count_include_pad=Tru
 
 max_pool2d = defop(
     "max_pool2d", _max_pool2d_forward,
-    vjp=(lambda g, out, x, **p: max_pool2d_scatter(g, _max_pool_winner(x, **p), input_shape=tuple(x.shape), **p),),
-    jvp=lambda t, out, x, **p: max_pool2d_gather(t[0], _max_pool_winner(x, **p), **p),
-    check=_check_max_pool,
+    vjp=(lambda g, out, x, **p: max_pool2d_scatter(g, _max_pool_winner(x, out, **p), input_shape=tuple(x.shape),
+                                                   **p),),
+    jvp=lambda t, out, x, **p: max_pool2d_gather(t[0], _max_pool_winner(x, out, **p), **p),
+    save_output=True, check=_check_max_pool,
     samples=[Sample(Distinct((2, 3, 4, 6)), **_POOL_PARAMS), Sample(Distinct((1, 2, 5, 6)), **_POOL_PARAMS_2),
              Sample(Distinct((1, 2, 5, 5)), kernel=(3, 3), stride=(2, 2), padding=(1, 1), dilation=(1, 1),
                     ceil_mode=False)],
