@@ -348,7 +348,9 @@ def plot_histories(histories, path, title=None):
         loss_axis.set_title(f"{name} loss" if name else "loss")
         loss_axis.set_xlabel("epoch")
         loss_axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-        loss_axis.set_yscale("log" if all(v > 0 for v in history.history.get("loss", [1.0])) else "linear")
+        shown = [v for key in ("loss", "val_loss") for v in history.history.get(key, []) if math.isfinite(v)]
+        if shown and min(shown) > 0 and max(shown) / min(shown) > 20:     # log scale only for wide ranges
+            loss_axis.set_yscale("log")
         loss_axis.grid(alpha=0.3)
         loss_axis.legend()
         if rows == 2:
