@@ -6,7 +6,6 @@ match), runs both in float64, and compares outputs, input gradients and paramete
 gradients. Train/eval behaviour (BatchNorm running statistics, Dropout) is checked
 over several steps.
 """
-import math
 
 import numpy as np
 import pytest

@@ -433,7 +433,7 @@ class Module:
     def train(self, mode=True):
         """Set training mode (``Dropout`` drops, ``BatchNorm`` uses batch statistics); returns self."""
         if not isinstance(mode, bool):
-            raise ValueError(f"train: mode is expected to be a bool, got {type(mode).__name__}")
+            raise ValueError(f"train: mode is expected to be a bool, got {type(mode).__name__}")  # noqa: TRY004 - torch's type
         for module in self.modules():
             object.__setattr__(module, "training", mode)
         return self
@@ -473,7 +473,7 @@ class Module:
         in place: the Parameter objects stay the same (optimizers keep working)."""
         for module in self.modules():
             for registry in (module._parameters, module._buffers):
-                for name, tensor in registry.items():
+                for tensor in registry.values():
                     if tensor is None:
                         continue
                     new = convert(tensor.data)
@@ -567,7 +567,7 @@ class Module:
             raise TypeError(f"load_state_dict: expected a mapping of names to tensors, got {type(state_dict).__name__}")
         expected = OrderedDict((key, tensor) for key, _, _, tensor in self._state_items(""))
         missing = [key for key in expected if key not in state_dict]
-        unexpected = [key for key in state_dict.keys() if key not in expected]
+        unexpected = [key for key in state_dict if key not in expected]
         problems = []
         arrays = {}
         for key, tensor in expected.items():

@@ -122,7 +122,7 @@ class GRU(Module):
                 hx = hx.unsqueeze(1)
         elif self.batch_first:
             input = input.transpose(0, 1)
-        steps, batch = input.shape[0], input.shape[1]
+        batch = input.shape[1]
         expected = (self.num_layers * directions, batch, self.hidden_size)
         if hx is None:
             hx = zeros(expected, dtype=input.dtype, device=input.device)
