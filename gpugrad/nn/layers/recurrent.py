@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import math
 
+from ...autograd.function import Function
 from ...errors import ShapeError
+from ...tensor import Tensor
 from ...ops.creation import zeros
 from ...ops.methods import cat, stack
 from .. import functional as F
@@ -25,6 +27,27 @@ from ..module import Module
 from ._common import new_parameter
 
 __all__ = ["GRU"]
+
+
+class _Unbind(Function):
+    """Split ``x`` along dim 0 into its rows, as one op.
+
+    NOTE: indexing ``x[t]`` once per time step would give every step's backward
+    a full-size zero array to scatter into (quadratic in the sequence length);
+    here backward stacks the row gradients once.
+    """
+
+    @staticmethod
+    def forward(ctx, x):
+        return tuple(Tensor._make(x.data[t]) for t in range(x.shape[0]))
+
+    @staticmethod
+    def backward(ctx, *grads):
+        return stack(grads, 0)
+
+    @staticmethod
+    def jvp(ctx, tangent):
+        return tuple(tangent[t] for t in range(tangent.shape[0]))
 
 
 class GRU(Module):
@@ -93,9 +116,10 @@ class GRU(Module):
             gates_x = gates_x + getattr(self, "bias_ih" + suffix)
             b_hh = getattr(self, "bias_hh" + suffix)
         steps = range(x.shape[0] - 1, -1, -1) if reverse else range(x.shape[0])
+        rows = _Unbind.apply(gates_x) if x.shape[0] > 1 else (gates_x[0],)
         outputs = [None] * x.shape[0]
         for t in steps:
-            gx = gates_x[t]
+            gx = rows[t]
             gh = h @ w_hh_t
             if self.bias:
                 gh = gh + b_hh
