@@ -237,6 +237,10 @@ def test_to_float64_keeps_parameter_identity_and_optimizer_works(device):
     assert net.block.fc.weight.dtype == gg.float64 and net.block.fc.weight.grad.dtype == gg.float64
     net.cpu()
     assert str(net.block.fc.weight.device) == "cpu"
+    if not gg.cuda.is_available():
+        with pytest.raises(gg.DeviceError):
+            net.cuda()
+        assert str(net.block.fc.weight.device) == "cpu"
     with pytest.raises(TypeError):
         net.to(gg.int64)
 
@@ -362,6 +366,7 @@ def test_clip_grad_norm_matches_torch(norm_type, max_norm, device):
     np.testing.assert_allclose(total.item(), expected.item(), rtol=1e-10)
     for p, t, h in zip(ours, theirs, handles):
         assert p.grad is h                                    # the grad tensor object stays
+        assert p.grad.data.shape == tuple(t.grad.shape) and type(p.grad.data).__name__ == "ndarray"  # 0-d too
         np.testing.assert_allclose(p.grad.numpy(), t.grad.numpy(), rtol=1e-10)
 
 
@@ -397,6 +402,10 @@ def test_clip_grad_value_matches_torch():
     nn.utils.clip_grad_value_([p], 0.5)
     torch.nn.utils.clip_grad_value_([t], 0.5)
     np.testing.assert_allclose(p.grad.numpy(), t.grad.numpy(), rtol=1e-6)
+    scalar = gg.zeros((), requires_grad=True)
+    scalar.grad = gg.tensor(3.0)
+    nn.utils.clip_grad_value_(scalar, 1.0)
+    assert scalar.grad.item() == 1.0 and scalar.grad.data.shape == () and isinstance(scalar.grad.data, np.ndarray)
 
 
 def test_parameters_to_vector_round_trip():

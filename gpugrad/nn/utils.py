@@ -89,7 +89,8 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     with tape.no_grad():
         for grad in grads:
             data = grad.data
-            grad.data = data * backend.to_device(coefficient, backend.device_of(data)).astype(data.dtype)
+            scaled = data * backend.to_device(coefficient, backend.device_of(data)).astype(data.dtype)
+            grad.data = backend.xp_of(data).asarray(scaled)     # NumPy gives 0-d results as scalars
             grad.grad_fn = None
             grad._bump_version()
     return Tensor._make(total)
@@ -101,7 +102,8 @@ def clip_grad_value_(parameters, clip_value, foreach=None):
     clip_value = float(clip_value)
     with tape.no_grad():
         for grad in _unique_grads(_parameter_list(parameters)):
-            grad.data = backend.xp_of(grad.data).clip(grad.data, -clip_value, clip_value)
+            xp = backend.xp_of(grad.data)
+            grad.data = xp.asarray(xp.clip(grad.data, -clip_value, clip_value))
             grad.grad_fn = None
             grad._bump_version()
 
