@@ -245,6 +245,24 @@ def test_to_float64_keeps_parameter_identity_and_optimizer_works(device):
         net.to(gg.int64)
 
 
+def test_to_that_fails_midway_moves_nothing(monkeypatch):
+    net = Net()
+    arrays = {name: p.data for name, p in net.named_parameters()}
+    calls = []
+    real = gg.backend.to_device
+
+    def flaky(array, device):
+        calls.append(1)
+        if len(calls) == 3:
+            raise gg.OutOfMemoryError("simulated: out of device memory")
+        return real(array, device).copy()
+    monkeypatch.setattr(gg.backend, "to_device", flaky)
+    monkeypatch.setattr(gg.backend, "device_of", lambda array: gg.Device("cuda", 0))   # everything must move
+    with pytest.raises(gg.OutOfMemoryError):
+        net.to("cpu")
+    assert all(p.data is arrays[name] for name, p in net.named_parameters())
+
+
 def test_deepcopy_gives_independent_module():
     net = Net()
     twin = copy.deepcopy(net)

@@ -470,20 +470,27 @@ class Module:
     # ------------------------------------------------------ device / dtype
     def _apply_arrays(self, convert):
         """Replace the array of every parameter, gradient and buffer by ``convert(array)``,
-        in place: the Parameter objects stay the same (optimizers keep working)."""
+        in place: the Parameter objects stay the same (optimizers keep working).
+
+        All conversions happen before any assignment, so a failure on the way
+        (out of device memory, say) leaves every tensor where it was.
+        """
+        updates, seen = [], set()
         for module in self.modules():
             for registry in (module._parameters, module._buffers):
                 for tensor in registry.values():
-                    if tensor is None:
+                    if tensor is None or id(tensor) in seen:
                         continue
+                    seen.add(id(tensor))
                     new = convert(tensor.data)
-                    if new is not tensor.data:
-                        tensor.data = new
                     grad = tensor.grad
-                    if grad is not None:
-                        new_grad = convert(grad.data)
-                        if new_grad is not grad.data:
-                            tensor.grad = Tensor._make(new_grad)
+                    new_grad = None if grad is None else convert(grad.data)
+                    updates.append((tensor, new, new_grad))
+        for tensor, new, new_grad in updates:
+            if new is not tensor.data:
+                tensor.data = new
+            if new_grad is not None and new_grad is not tensor.grad.data:
+                tensor.grad = Tensor._make(new_grad)
         return self
 
     def to(self, *args, **kwargs):
