@@ -27,6 +27,7 @@ Writes ``benchmarks/out/complexity.json`` and ``benchmarks/out/complexity.png``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -38,9 +39,9 @@ from benchmarks.threads import limit_threads, threads_from_argv
 
 limit_threads(threads_from_argv(__import__("sys").argv))   # before NumPy loads: one BLAS thread by default
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-import gpugrad as gg  # noqa: E402
+import gpugrad as gg
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -145,11 +146,11 @@ def run(hiddens, exact_max_hidden, in_dim, batch, fit_min_params):
         loss, w1, w2 = make_problem(hidden, in_dim, batch)
         n_params = w1.size + w2.size
         row = {"hidden": hidden, "params": n_params}
-        row["reverse_s"], reverse = timed(lambda: gradient_reverse(loss, w1, w2))
+        row["reverse_s"], reverse = timed(functools.partial(gradient_reverse, loss, w1, w2))
         row["reverse_peak_bytes"] = reverse_peak_bytes(loss, w1, w2)
         if hidden <= exact_max_hidden:
-            row["numerical_s"], numerical = timed(lambda: gradient_numerical(loss, w1, w2), min_total=0.05)
-            row["forward_s"], forward = timed(lambda: gradient_forward(loss, w1, w2), min_total=0.05)
+            row["numerical_s"], numerical = timed(functools.partial(gradient_numerical, loss, w1, w2), min_total=0.05)
+            row["forward_s"], forward = timed(functools.partial(gradient_forward, loss, w1, w2), min_total=0.05)
             scale = max(1.0, float(np.abs(reverse).max()))
             row["max_diff_numerical"] = float(np.abs(numerical - reverse).max() / scale)
             row["max_diff_forward"] = float(np.abs(forward - reverse).max() / scale)

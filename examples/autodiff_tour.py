@@ -18,13 +18,14 @@ to ``examples/out/`` when Graphviz's ``dot`` is installed
 (``apt-get install -y graphviz``); otherwise the DOT text is written there.
 """
 
+import itertools
 import os
 import sys
 
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
-import gpugrad as gg  # noqa: E402
+import gpugrad as gg
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
 
@@ -110,7 +111,7 @@ def delta_recursion(weights, biases, inputs, targets):
 def layered_network(widths=(3, 8, 8, 8, 2), batch=16, seed=0):
     section(f"3. Layered tanh network {widths}: backward() vs the delta recursion by hand")
     rng = np.random.default_rng(seed)
-    weights = [rng.standard_normal((m, n)) / np.sqrt(n) for n, m in zip(widths[:-1], widths[1:])]
+    weights = [rng.standard_normal((m, n)) / np.sqrt(n) for n, m in itertools.pairwise(widths)]
     biases = [rng.standard_normal(m) * 0.1 for m in widths[1:]]
     inputs, targets = rng.standard_normal((batch, widths[0])), rng.standard_normal((batch, widths[-1]))
 
@@ -168,7 +169,7 @@ def dag_network(batch=8, features=4, hidden=6, seed=1):
     for name, numeric in zip(names, numerical):
         diff = float(np.abs(params[name].grad.numpy() - numeric.numpy()).max())
         worst = max(worst, diff)
-        print(f"{name:<10} shape {str(tuple(params[name].shape)):<8} max |backward - numerical| = {diff:.1e}")
+        print(f"{name:<10} shape {tuple(params[name].shape)!s:<8} max |backward - numerical| = {diff:.1e}")
     assert worst < 1e-6
     print(f"loss {float(loss):.6f}. The layer-by-layer recursion has no place for a branch that splits and "
           "rejoins, a max that routes gradient to one neighbour, a normalisation whose every output depends "

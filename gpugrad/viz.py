@@ -33,7 +33,7 @@ import subprocess
 from .errors import GpugradError
 from .tensor import Tensor
 
-__all__ = ["to_dot", "render", "GraphvizNotFoundError"]
+__all__ = ["GraphvizNotFoundError", "render", "to_dot"]
 
 INSTALL_HINT = ("install Graphviz: `apt-get install -y graphviz` (Debian/Ubuntu), `brew install graphviz` "
                 "(macOS), `conda install -c conda-forge graphviz`, or see https://graphviz.org/download/; "
@@ -157,7 +157,7 @@ def to_dot(t, params=None, show_saved=False, name=None):
         for position, edge in enumerate(node.next_edges):
             if edge is None:
                 continue
-            parent, output_nr = edge
+            parent, _output_nr = edge
             attributes = f' [label="{position}"]' if len(node.next_edges) > 1 else ""
             lines.append(f"  {ids[parent]} -> {ids[node]}{attributes};")
     if show_saved:

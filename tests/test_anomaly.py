@@ -23,10 +23,9 @@ def _site(lineno):
 
 def test_nan_in_forward_names_the_op_and_the_user_line(device):
     x = gg.tensor([1.0, -1.0], device=device, requires_grad=True)
-    with gg.detect_anomaly():
-        with pytest.raises(gg.AnomalyError) as caught:
-            lineno = inspect.currentframe().f_lineno + 1
-            gg.log(x)     # log of a negative number: NaN
+    with gg.detect_anomaly(), pytest.raises(gg.AnomalyError) as caught:
+        lineno = inspect.currentframe().f_lineno + 1
+        gg.log(x)     # log of a negative number: NaN
     message = str(caught.value)
     assert "op 'log'" in message and "forward" in message
     assert _site(lineno).search(message), message

@@ -53,7 +53,7 @@ def test_vjp_matches_backward_and_can_be_called_repeatedly(device):
 
 def test_vjp_several_primals_outputs_and_unused_primal(device):
     x, y, unused = t64([1.0, 2.0], device), t64([3.0, -1.0], device), t64([5.0], device)
-    (prod, total), vjp_fn = gg.vjp(lambda a, b, c: (a * b, (a ** 2).sum()), x, y, unused)
+    (_prod, _total), vjp_fn = gg.vjp(lambda a, b, c: (a * b, (a ** 2).sum()), x, y, unused)
     gx, gy, gu = vjp_fn(t64([1.0, 1.0], device), t64(2.0, device))
     np.testing.assert_allclose(gx.numpy(), [3.0 + 4 * 1.0, -1.0 + 4 * 2.0])
     np.testing.assert_allclose(gy.numpy(), [1.0, 2.0])

@@ -48,7 +48,7 @@ def _article_function(device):
 
 
 def test_graph_of_the_article_function(device):
-    x, y, f = _article_function(device)
+    _x, _y, f = _article_function(device)
     labels, kinds, edges = parse(viz.to_dot(f))
     ops = sorted(lines[0] for node, lines in labels.items() if kinds[node] == "box")
     assert ops == ["add", "add", "exp", "mul", "sin"]
@@ -72,7 +72,7 @@ def test_shapes_dtypes_and_parameter_names_of_an_mlp(device):
     w2 = gg.tensor(rng.standard_normal((1, 5)), device=device, requires_grad=True)
     x = gg.tensor(rng.standard_normal((4, 3)), device=device)
     loss = ((x @ w1.T).tanh() @ w2.T).pow(2).mean()
-    labels, kinds, edges = parse(viz.to_dot(loss, params={"layer1.weight": w1, "layer2.weight": w2}))
+    labels, kinds, _edges = parse(viz.to_dot(loss, params={"layer1.weight": w1, "layer2.weight": w2}))
     assert ["layer1.weight", "(5, 3) float64"] in labels.values()
     assert ["layer2.weight", "(1, 5) float64"] in labels.values()
     assert ["tanh", "(4, 5) float64"] in labels.values()
@@ -108,7 +108,7 @@ def test_params_from_a_module_like_object_and_tensor_names(device):
 def test_derivative_graph_from_create_graph(device):
     x, y, f = _article_function(device)
     (dfdx,) = gg.grad(f, x, create_graph=True)
-    labels, kinds, edges = parse(viz.to_dot(dfdx))
+    labels, kinds, _edges = parse(viz.to_dot(dfdx))
     ops = {lines[0] for node, lines in labels.items() if kinds[node] == "box"}
     assert "cos" in ops              # d sin / du = cos u appears only in the derivative's graph
     assert {"x", "y"} <= {lines[0] for lines in labels.values()}
@@ -121,7 +121,7 @@ def test_show_saved_draws_what_backward_keeps(device):
     a = gg.tensor([1.0, 2.0], device=device, requires_grad=True)
     out = (a * a).exp().sum()
     plain = parse(viz.to_dot(out))[0]
-    labels, kinds, edges = parse(viz.to_dot(out, show_saved=True))
+    labels, kinds, _edges = parse(viz.to_dot(out, show_saved=True))
     saved = [n for n, k in kinds.items() if k == "note"]
     assert saved and len(labels) == len(plain) + len(saved)
     assert any(labels[n][0].startswith("saved") and labels[n][1] == "(2,) float32" for n in saved)
@@ -133,7 +133,7 @@ def test_deep_graph_is_walked_without_recursion():
     depth = 5000
     for _ in range(depth):
         h = h * 1.0001
-    labels, kinds, edges = parse(viz.to_dot(h))
+    labels, _kinds, edges = parse(viz.to_dot(h))
     assert len(by_first_line(labels, "mul")) == depth
     assert len(edges) == depth + 1
 

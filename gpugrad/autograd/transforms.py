@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
+
 from .. import backend
 from ..errors import AutogradError, ShapeError
 from ..tensor import Tensor
@@ -26,7 +28,7 @@ from . import tape
 from .forward import jvp
 from .tape import Node, edge_of, state
 
-__all__ = ["vjp", "jacrev", "jacfwd", "hessian", "hvp", "checkpoint"]
+__all__ = ["checkpoint", "hessian", "hvp", "jacfwd", "jacrev", "vjp"]
 
 
 # --------------------------------------------------------------------------
@@ -345,10 +347,16 @@ def _rng_snapshot(devices):
         else:
             try:
                 snapshot[device] = ("copy", copy.deepcopy(generator))
-            except Exception:  # noqa: BLE001 - a generator that cannot be copied: fork it instead
-                seed = int(generator.integers(0, 2 ** 62))
-                fork = _fresh_cuda_generator(device, seed)
-                backend._generators[device] = fork
+            except Exception:  # noqa: BLE001 - CuPy's generators hold a lock and cannot be copied
+                # NOTE: fork instead: draw a seed from the live generator and continue from a
+                # generator seeded with it, which the recomputation can rebuild.  Forward and
+                # recomputation then see the same numbers, but the stream differs from a run
+                # without checkpoint (CPU replays exactly).
+                try:
+                    seed = int(generator.integers(0, 2 ** 62))
+                except Exception:  # noqa: BLE001 - very old CuPy without Generator.integers
+                    seed = int(np.random.SeedSequence().generate_state(1)[0])
+                backend._generators[device] = _fresh_cuda_generator(device, seed)
                 snapshot[device] = ("seed", seed)
     return snapshot
 
