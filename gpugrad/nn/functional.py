@@ -193,6 +193,12 @@ def _conv_padding(padding, kernel, dilation, stride, op):
     return tuple((p, p) for p in _tuple(padding, n, "padding", op))
 
 
+def _check_float_operands(op, input, weight):
+    if input.dtype.kind != "f" or weight.dtype.kind != "f":
+        raise DTypeError(f"{op}: input and weight must be floating point, got {input.dtype} and {weight.dtype}; "
+                         "convert with .float()")
+
+
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution (cross-correlation, like PyTorch) of ``(N, C, H, W)`` inputs.
 
@@ -202,6 +208,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """
     _tensor(input, "input", "conv2d")
     _tensor(weight, "weight", "conv2d")
+    _check_float_operands("conv2d", input, weight)
     unbatched = input.ndim == 3
     if unbatched:
         input = sh.unsqueeze(input, axis=0)
@@ -224,6 +231,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """1-D convolution of ``(N, C, L)`` inputs (a conv2d with height 1)."""
     _tensor(input, "input", "conv1d")
+    _tensor(weight, "weight", "conv1d")
+    _check_float_operands("conv1d", input, weight)
     unbatched = input.ndim == 2
     if unbatched:
         input = sh.unsqueeze(input, axis=0)

@@ -328,12 +328,12 @@ def _scatter_forward(g, winner, input_shape, kernel, stride, padding, dilation, 
     for i in range(kernel[0]):
         for j in range(kernel[1]):
             # NOTE: a multiply, not where(): see _max_pool2d_argmax.
-            routed = g * (winner == i * kernel[1] + j)
+            hit = winner == i * kernel[1] + j
             view = _offset_view(padded, i, j, stride, dilation, out_hw)
             if overlapping:
-                view += routed
+                view += g * hit
             else:
-                view[...] = routed
+                xp.multiply(g, hit, out=view)
     if top or bottom or left or right:
         return padded[:, :, top:top + h, left:left + w].copy()
     return padded
