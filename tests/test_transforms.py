@@ -231,3 +231,29 @@ def test_transforms_leave_no_forward_levels_or_grad_mode_behind(device):
         h = gg.hessian(lambda v: (v ** 3).sum())(t64([1.0, 2.0], device))   # transforms enable grad themselves
     np.testing.assert_allclose(h.numpy(), np.diag([6.0, 12.0]))
     assert state.forward_levels == 0 and gg.is_grad_enabled()
+
+
+# ---------------------------------------------------------------- PyTorch as an oracle
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")   # torch's own, raised while it imports
+def test_against_torch_func(device):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(7)
+    w, p, v = rng.standard_normal((5, 3)), rng.standard_normal(3), rng.standard_normal(3)
+
+    def ours(x):
+        return (t64(w, device) @ x).tanh().logsumexp(dim=0) + (x * x.sin()).sum()
+
+    def theirs(x):
+        return torch.logsumexp(torch.tanh(torch.from_numpy(w) @ x), dim=0) + (x * torch.sin(x)).sum()
+
+    xt = torch.from_numpy(p)
+    np.testing.assert_allclose(gg.hessian(ours)(t64(p, device)).numpy(),
+                               torch.func.hessian(theirs)(xt).numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(gg.jacrev(gg.jacrev(ours))(t64(p, device)).numpy(),
+                               torch.func.jacrev(torch.func.jacrev(theirs))(xt).numpy(), rtol=1e-10, atol=1e-12)
+    _, hv = gg.hvp(ours, t64(p, device), t64(v, device))
+    _, hv_torch = torch.func.jvp(torch.func.grad(theirs), (xt,), (torch.from_numpy(v),))
+    np.testing.assert_allclose(hv.numpy(), hv_torch.numpy(), rtol=1e-10, atol=1e-12)
+    jac = gg.jacfwd(lambda x: (t64(w, device) @ x).sin())(t64(p, device))
+    jac_torch = torch.func.jacfwd(lambda x: torch.sin(torch.from_numpy(w) @ x))(xt)
+    np.testing.assert_allclose(jac.numpy(), jac_torch.numpy(), rtol=1e-12)
