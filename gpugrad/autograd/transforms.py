@@ -539,6 +539,11 @@ def checkpoint(fn, *args, preserve_rng_state=True, use_reentrant=None, **kwargs)
 
     Notes
     -----
+    ``backward()`` reaches every parameter ``fn`` uses.  ``gg.grad(loss,
+    params)`` needs to know them when ``fn`` runs: pass a Module as ``fn``
+    (its ``parameters()`` are used) or pass them as arguments; parameters hidden
+    in a plain closure are found only when backward recomputes ``fn``, after
+    ``gg.grad`` has decided which nodes lead to its inputs.
     Inside a ``gg.jvp`` level, or when grad is disabled, ``fn`` just runs.
     ``create_graph=True`` through a checkpoint is not supported.
     """
