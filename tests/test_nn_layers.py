@@ -362,6 +362,10 @@ MHA = [
     ("self", dict(), dict(need_weights=False)),
     ("kv", dict(kdim=3, vdim=5, batch_first=True), dict(key_padding_mask=_randn(2, 6, seed=5))),
     ("kv", dict(bias=False), {}),
+    ("self", dict(add_bias_kv=True), dict(attn_mask=_bool_mask(5, 6), key_padding_mask=_bool_mask(2, 6, seed=4))),
+    ("kv", dict(add_zero_attn=True, batch_first=True), dict(key_padding_mask=_bool_mask(2, 6))),
+    ("kv", dict(add_bias_kv=True, add_zero_attn=True, kdim=3, vdim=5),
+     dict(attn_mask=_randn(2 * 2, 5, 6, seed=6), average_attn_weights=False)),
 ]
 
 

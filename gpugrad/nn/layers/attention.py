@@ -6,6 +6,8 @@ import math
 
 from ... import backend
 from ...errors import DTypeError, ShapeError
+from ...ops.creation import zeros
+from ...ops.methods import cat, pad
 from ...tensor import Tensor
 from .. import functional as F
 from .. import init
@@ -64,8 +66,6 @@ class MultiheadAttention(Module):
         if embed_dim % num_heads:
             raise ValueError(f"MultiheadAttention: embed_dim ({embed_dim}) must be divisible by num_heads "
                              f"({num_heads})")
-        if add_bias_kv or add_zero_attn:
-            raise NotImplementedError("MultiheadAttention: add_bias_kv and add_zero_attn are not supported yet")
         self.embed_dim, self.num_heads = int(embed_dim), int(num_heads)
         self.kdim = kdim if kdim is not None else embed_dim
         self.vdim = vdim if vdim is not None else embed_dim
@@ -87,8 +87,12 @@ class MultiheadAttention(Module):
         else:
             self.register_parameter("in_proj_bias", None)
         self.out_proj = NonDynamicallyQuantizableLinear(embed_dim, embed_dim, bias=bias, device=device, dtype=dtype)
-        self.bias_k = self.bias_v = None
-        self.add_zero_attn = False
+        if add_bias_kv:
+            self.bias_k = new_parameter(1, 1, embed_dim, device=device, dtype=dtype)
+            self.bias_v = new_parameter(1, 1, embed_dim, device=device, dtype=dtype)
+        else:
+            self.bias_k = self.bias_v = None
+        self.add_zero_attn = add_zero_attn
         self._reset_parameters()
 
     def _reset_parameters(self):
@@ -101,6 +105,9 @@ class MultiheadAttention(Module):
         if self.in_proj_bias is not None:
             init.zeros_(self.in_proj_bias)
             init.zeros_(self.out_proj.bias)
+        if self.bias_k is not None:
+            init.xavier_normal_(self.bias_k)
+            init.xavier_normal_(self.bias_v)
 
     def _projections(self):
         E = self.embed_dim
@@ -136,13 +143,21 @@ class MultiheadAttention(Module):
         heads, head_dim = self.num_heads, self.head_dim
         (w_q, w_k, w_v), (b_q, b_k, b_v) = self._projections()
 
-        def split_heads(x, w, b, length):
-            projected = F.linear(x, w, b)
-            return projected.reshape(batch, length, heads, head_dim).transpose(1, 2)   # (N, heads, len, hd)
+        def split_heads(projected):
+            return projected.reshape(batch, projected.shape[1], heads, head_dim).transpose(1, 2)  # (N, heads, len, hd)
 
-        q = split_heads(query, w_q, b_q, target_len)
-        k = split_heads(key, w_k, b_k, source_len)
-        v = split_heads(value, w_v, b_v, source_len)
+        q = split_heads(F.linear(query, w_q, b_q))
+        k, v = F.linear(key, w_k, b_k), F.linear(value, w_v, b_v)
+        extra = 0                                   # key positions added beyond the given source_len
+        if self.bias_k is not None:                 # one learned key/value appended to every sequence
+            k = cat([k, self.bias_k.expand(batch, 1, embed)], 1)
+            v = cat([v, self.bias_v.expand(batch, 1, embed)], 1)
+            extra += 1
+        k, v = split_heads(k), split_heads(v)
+        if self.add_zero_attn:                      # one all-zero key/value after projection
+            zero = zeros((batch, heads, 1, head_dim), dtype=k.dtype, device=k.device)
+            k, v = cat([k, zero], 2), cat([v, zero], 2)
+            extra += 1
         scores = (q * (1.0 / math.sqrt(head_dim))) @ k.transpose(-2, -1)    # (N, heads, L, S)
 
         mask = _additive_mask(attn_mask, scores.dtype, "attn_mask")
@@ -162,13 +177,15 @@ class MultiheadAttention(Module):
                 mask = mask.reshape(batch, heads, target_len, source_len)
             else:
                 raise ShapeError(f"MultiheadAttention: attn_mask must be 2-d or 3-d, got shape {tuple(mask.shape)}")
-            scores = scores + mask
+            scores = scores + (pad(mask, (0, extra)) if extra else mask)
         padding = _additive_mask(key_padding_mask, scores.dtype, "key_padding_mask")
         if padding is not None:
             if tuple(padding.shape) != (batch, source_len):
                 raise ShapeError(f"MultiheadAttention: key_padding_mask must have shape {(batch, source_len)}, "
                                  f"got {tuple(padding.shape)}")
-            scores = scores + padding.reshape(batch, 1, 1, source_len)
+            if extra:
+                padding = pad(padding, (0, extra))
+            scores = scores + padding.reshape(batch, 1, 1, source_len + extra)
 
         weights = scores.softmax(-1)
         if self.dropout > 0.0 and self.training:
