@@ -231,3 +231,16 @@ def test_checkpointing_lowers_peak_memory_of_a_deep_mlp():
           f"peak {plain_peak / 2**20:.2f} MiB plain vs {checkpointed_peak / 2**20:.2f} MiB checkpointed "
           f"(ratio {ratio:.2f})")
     assert ratio < 0.5
+
+
+def test_a_gg_nn_module_with_dropout(device):
+    nn = gg.nn
+    gg.manual_seed(3)
+    model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Dropout(0.3), nn.Linear(8, 2)).to(device).double()
+    x = gg.randn(5, 4, dtype=gg.float64, device=device)
+    gg.manual_seed(11)
+    plain = gg.grad(model(x).pow(2).sum(), list(model.parameters()))
+    gg.manual_seed(11)
+    checkpointed = gg.grad(gg.checkpoint(model, x).pow(2).sum(), list(model.parameters()))
+    for want, have in zip(plain, checkpointed):
+        np.testing.assert_array_equal(have.numpy(), want.numpy())

@@ -188,3 +188,12 @@ def test_render_without_graphviz_says_how_to_install(tmp_path, monkeypatch):
 def test_render_rejects_an_unknown_suffix(tmp_path):
     with pytest.raises(ValueError, match="suffix"):
         viz.render(gg.tensor([1.0], requires_grad=True) * 2, tmp_path / "graph.bmp")
+
+
+def test_parameters_named_by_a_gg_nn_module():
+    model = gg.nn.Sequential(gg.nn.Linear(3, 4), gg.nn.Tanh(), gg.nn.Linear(4, 1))
+    loss = model(gg.randn(5, 3)).pow(2).mean()
+    labels, kinds, _ = parse(viz.to_dot(loss, params=model))
+    leaves = sorted(tuple(labels[n]) for n, k in kinds.items() if k == "ellipse" and labels[n][0] != "output")
+    assert leaves == [("0.bias", "(4,) float32"), ("0.weight", "(4, 3) float32"),
+                      ("2.bias", "(1,) float32"), ("2.weight", "(1, 4) float32")]
