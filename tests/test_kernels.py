@@ -73,6 +73,21 @@ def sample(dtype, rng, n=1200):
         return values.astype(dtype)
 
 
+def placed(array, offset_elements=0):
+    """A copy of ``array`` at a 64-byte boundary plus ``offset_elements``.
+
+    The mask kernels move 8 elements as one aligned vector when the pointers
+    allow and fall back to scalars otherwise; tests place arrays both ways so
+    each path runs (NumPy's own alignment is only 16 bytes, i.e. either).
+    """
+    array = np.ascontiguousarray(array)
+    buffer = np.empty(array.nbytes + 128, dtype=np.uint8)
+    start = (-buffer.ctypes.data) % 64 + offset_elements * array.itemsize
+    out = buffer[start:start + array.nbytes].view(array.dtype).reshape(array.shape)
+    out[...] = array
+    return out
+
+
 def assert_matches(actual, expected, dtype, grad=None, rtol=None, what=""):
     """Elementwise: NaN where NaN, same infinities, else within rtol/atol."""
     dtype = np.dtype(dtype)
@@ -303,12 +318,17 @@ def test_shim_forward_backward_match_twin(shim, name, params, dtype, rng):
 
     grad_x = np.empty_like(x)
     if name in K.SAVES_MASK:
-        y_masked = np.empty_like(x)
-        words = np.empty(K._mask_size(n), dtype=np.uint8)
-        shim(f"gg_{name}_forward_mask", dtype, [x, y_masked, words], n, a=a, b=b)
-        assert_matches(y_masked, expected_y, dtype, rtol=0.0, what=f"{name} forward_mask")
-        np.testing.assert_array_equal(words, saved, err_msg=f"{name} mask bits")
-        shim(f"gg_{name}_backward", dtype, [grad, saved, grad_x], n, a=a, b=b)
+        for offset in (0, 1):  # vector path, then the scalar fallback
+            x_placed, y_masked = placed(x, offset), placed(np.zeros_like(x), offset)
+            words = np.empty(K._mask_size(n), dtype=np.uint8)
+            shim(f"gg_{name}_forward_mask", dtype, [x_placed, y_masked, words], n, a=a, b=b)
+            assert_matches(y_masked, expected_y, dtype, rtol=0.0, what=f"{name} forward_mask +{offset}")
+            np.testing.assert_array_equal(words, saved, err_msg=f"{name} mask bits +{offset}")
+            grad_placed, grad_x_placed = placed(grad, offset), placed(np.zeros_like(grad), offset)
+            shim(f"gg_{name}_backward", dtype, [grad_placed, saved, grad_x_placed], n, a=a, b=b)
+            expected_gx = K.activation_backward(name, grad, saved, **params)
+            assert_matches(grad_x_placed, expected_gx, dtype, rtol=0.0, what=f"{name} backward +{offset}")
+        grad_x = grad_x_placed
         exact = 0.0
     else:
         shim(f"gg_{name}_backward", dtype, [grad, np.ascontiguousarray(saved), grad_x], n, a=a, b=b)
@@ -331,9 +351,12 @@ def test_shim_bias_kernels_match_twin(shim, name, params, dtype, rng):
     expected_gx, expected_gb = K.bias_activation_backward(name, grad, saved, **params)
     y = np.empty_like(x)
     if name in K.SAVES_MASK:
-        words = np.empty(K._mask_size(n), dtype=np.uint8)
-        shim(f"gg_{name}_bias_forward_mask", dtype, [x, bias, y, words], n, c=columns, a=a, b=b)
-        np.testing.assert_array_equal(words, saved, err_msg=f"{name} bias mask bits")
+        for offset in (1, 0):  # scalar fallback, then the vector path (whose y is checked below)
+            y = placed(np.zeros_like(x), offset)
+            words = np.empty(K._mask_size(n), dtype=np.uint8)
+            shim(f"gg_{name}_bias_forward_mask", dtype, [placed(x, offset), bias, y, words], n, c=columns, a=a, b=b)
+            np.testing.assert_array_equal(words, saved, err_msg=f"{name} bias mask bits +{offset}")
+            assert_matches(y, expected_y, dtype, rtol=0.0, what=f"{name} bias forward +{offset}")
     else:
         shim(f"gg_{name}_bias_forward", dtype, [x, bias, y], n, c=columns, a=a, b=b)
     assert_matches(y, expected_y, dtype, what=f"{name} bias forward")
@@ -360,18 +383,19 @@ def test_shim_dropout_matches_twin(shim, dtype, p, rng):
     uniform = rng.random(n, dtype=np.float32)
     uniform[:5] = [0.0, np.float32(0.3), np.nextafter(np.float32(0.3), np.float32(0)), 0.999, 0.5]
     scale = K._dropout_scale(p)
-    y = np.empty_like(x)
-    words = np.empty(K._mask_size(n), dtype=np.uint8)
-    shim("gg_dropout_forward", dtype, [x, uniform, y, words], n, a=p, b=scale)
     expected_y, expected_words = twins.dropout_forward(x, uniform, p, scale)
-    np.testing.assert_array_equal(words, expected_words)
-    assert_matches(y, expected_y, dtype, rtol=0.0, what="dropout forward")
-    assert np.count_nonzero(np.unpackbits(words, count=n, bitorder="little")) == np.count_nonzero(uniform >= np.float32(p))
-
+    assert np.count_nonzero(np.unpackbits(expected_words, count=n, bitorder="little")) == \
+        np.count_nonzero(uniform >= np.float32(p))
     grad = rng.standard_normal(n).astype(dtype)
-    grad_x = np.empty_like(x)
-    shim("gg_dropout_backward", dtype, [grad, words, grad_x], n, a=scale, b=0.0)
-    assert_matches(grad_x, K.dropout_backward(grad, words, p), dtype, rtol=0.0, what="dropout backward")
+    for offset in (0, 1):  # vector path, then the scalar fallback
+        y = placed(np.zeros_like(x), offset)
+        words = np.empty(K._mask_size(n), dtype=np.uint8)
+        shim("gg_dropout_forward", dtype, [placed(x, offset), placed(uniform, offset), y, words], n, a=p, b=scale)
+        np.testing.assert_array_equal(words, expected_words)
+        assert_matches(y, expected_y, dtype, rtol=0.0, what=f"dropout forward +{offset}")
+        grad_x = placed(np.zeros_like(x), offset)
+        shim("gg_dropout_backward", dtype, [placed(grad, offset), words, grad_x], n, a=scale, b=0.0)
+        assert_matches(grad_x, K.dropout_backward(grad, words, p), dtype, rtol=0.0, what=f"dropout backward +{offset}")
 
 
 @pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 100, 1001])
