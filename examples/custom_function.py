@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
 
-import gpugrad as gg  # noqa: E402
+import gpugrad as gg
 
 
 class LogCosh(gg.Function):

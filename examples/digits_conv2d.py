@@ -22,12 +22,12 @@ import time
 for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
 
-import gpugrad as gg  # noqa: E402
-import gpugrad.nn as nn  # noqa: E402
+import gpugrad as gg
+from gpugrad import nn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

@@ -40,7 +40,7 @@ import time
 for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # This file is called mnist1d.py: drop its folder from the path, or `import mnist1d`
@@ -48,15 +48,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != HERE]
 sys.path.insert(0, os.path.join(HERE, os.pardir))
 
-import gpugrad as gg  # noqa: E402
-import gpugrad.nn as nn  # noqa: E402
+import gpugrad as gg
+from gpugrad import nn
 
 # name: (training steps, weight decay, random shifts?, paper accuracy, PyTorch mean / min of 6 runs)
 RECIPES = {
-    "logistic": dict(steps=2000, weight_decay=1e-2, shift=0, paper=0.32, torch=(0.324, 0.317)),
-    "mlp": dict(steps=2000, weight_decay=0.05, shift=3, paper=0.68, torch=(0.756, 0.744)),
-    "cnn": dict(steps=500, weight_decay=0.05, shift=3, paper=0.94, torch=(0.975, 0.971)),
-    "gru": dict(steps=700, weight_decay=0.05, shift=3, paper=0.91, torch=(0.947, 0.935)),
+    "logistic": {"steps": 2000, "weight_decay": 1e-2, "shift": 0, "paper": 0.32, "torch": (0.324, 0.317)},
+    "mlp": {"steps": 2000, "weight_decay": 0.05, "shift": 3, "paper": 0.68, "torch": (0.756, 0.744)},
+    "cnn": {"steps": 500, "weight_decay": 0.05, "shift": 3, "paper": 0.94, "torch": (0.975, 0.971)},
+    "gru": {"steps": 700, "weight_decay": 0.05, "shift": 3, "paper": 0.91, "torch": (0.947, 0.935)},
 }
 PEAK_LR = 1e-2
 BATCH_SIZE = 100

@@ -46,9 +46,22 @@ import weakref
 import numpy as np
 
 from . import backend
+from .autograd.tape import GraphRetainedWarning  # one class for the engine's check and fit's
 
-__all__ = ["fit", "evaluate", "History", "Callback", "EarlyStopping", "ModelCheckpoint", "LambdaCallback",
-           "GraphRetainedWarning", "GraphLeakGuard", "plot_histories", "accuracy", "top5_accuracy"]
+__all__ = [
+    "Callback",
+    "EarlyStopping",
+    "GraphLeakGuard",
+    "GraphRetainedWarning",
+    "History",
+    "LambdaCallback",
+    "ModelCheckpoint",
+    "accuracy",
+    "evaluate",
+    "fit",
+    "plot_histories",
+    "top5_accuracy",
+]
 
 _CHECKPOINT_FORMAT = "gpugrad.train/1"
 
@@ -56,20 +69,14 @@ _CHECKPOINT_FORMAT = "gpugrad.train/1"
 # ---------------------------------------------------------------------------
 # The leak guard.
 # ---------------------------------------------------------------------------
-class GraphRetainedWarning(UserWarning):
-    """A loss from an earlier step still holds its autograd graph.
-
-    The classic cause is ``total_loss += loss`` (instead of ``loss.item()``):
-    the running total is a tensor whose graph links every step's graph, so
-    memory grows with every batch until the epoch ends.
-    """
-
-
 class GraphLeakGuard:
     """Warns when the graph behind an earlier step's loss is still alive.
 
-    Call :meth:`watch` with each step's loss after ``loss.backward()`` (or
-    after ``optimizer.step()``).  The guard keeps only a weak reference to the
+    ``gg.optim`` optimizers already check this in ``step()`` (the engine's
+    :class:`gpugrad.GraphRetainedWarning`); the guard is for loops that update
+    parameters some other way, and :func:`fit` uses one so that its warning
+    points at the code that called ``fit``.  Call :meth:`watch` with each
+    step's loss after ``loss.backward()`` (or after the update).  The guard keeps only a weak reference to the
     loss's ``grad_fn``; if that node is still alive one step later, something
     in user code holds the old loss (or a tensor computed from it) and a
     :class:`GraphRetainedWarning` is issued, once per guard.  Graph nodes are
@@ -280,6 +287,9 @@ class History:
     def __contains__(self, key):
         return key in self.history
 
+    def __iter__(self):
+        return iter(self.history)
+
     def __len__(self):
         return len(self.epochs)
 
@@ -331,8 +341,8 @@ def plot_histories(histories, path, title=None):
     runs = list(histories.items())
     metric_keys = []
     for _, history in runs:
-        for key in history.keys():
-            base = key[4:] if key.startswith("val_") else key
+        for key in history:
+            base = key.removeprefix("val_")
             if base not in ("loss", "lr", "time", "step") and base not in metric_keys:
                 metric_keys.append(base)
     rows = 2 if metric_keys else 1
@@ -680,7 +690,7 @@ def evaluate(model, loader, loss_fn=None, metrics=("accuracy",), device=None):
     return results
 
 
-def fit(model, optimizer, loss_fn, train_loader, val_loader=None, epochs=1, metrics=("accuracy",),  # noqa: PLR0912, PLR0913, PLR0915
+def fit(model, optimizer, loss_fn, train_loader, val_loader=None, epochs=1, metrics=("accuracy",),
         scheduler=None, callbacks=(), checkpoint=None, progress=True, device=None, scheduler_step="epoch",
         resume=None, max_steps=None, description=None):
     """Train ``model`` for ``epochs`` passes over ``train_loader``; returns a :class:`History`.
@@ -793,78 +803,83 @@ def fit(model, optimizer, loss_fn, train_loader, val_loader=None, epochs=1, metr
         callback.set_trainer(trainer)
         callback.on_train_begin({})
     logs = history.last()
-    try:
-        for epoch in range(start_epoch, epochs):
-            if trainer.stop_training or (max_steps is not None and trainer.step >= max_steps):
-                break
-            trainer.epoch = epoch
-            for callback in callbacks:
-                callback.on_epoch_begin(epoch, {})
-            started = time.perf_counter()
-            if hasattr(model, "train"):
-                model.train()
-            for metric in made:
-                metric.reset()
-            total_loss, count = 0.0, 0
-            lr = optimizer.param_groups[0]["lr"]
-            guard.reset()
-            for batch in train_loader:
-                if max_steps is not None and trainer.step >= max_steps:
+    with warnings.catch_warnings():
+        # gg.optim's step() runs the engine's own check, which would report the same
+        # graph a second time and point inside this file; the guard's warning names
+        # the caller of fit.
+        warnings.filterwarnings("ignore", category=GraphRetainedWarning, module=r"gpugrad\.train$")
+        try:
+            for epoch in range(start_epoch, epochs):
+                if trainer.stop_training or (max_steps is not None and trainer.step >= max_steps):
                     break
+                trainer.epoch = epoch
                 for callback in callbacks:
-                    callback.on_batch_begin(trainer.step, {})
-                inputs, target = _split_batch(batch)
-                inputs, target = _to_device(inputs, device), _to_device(target, device)
-                optimizer.zero_grad()
-                output = _forward(model, inputs)
-                loss = loss_fn(output, target)
-                loss.backward()
-                guard.watch(loss)
-                lr = optimizer.param_groups[0]["lr"]
-                optimizer.step()
-                if scheduler is not None and scheduler_step == "batch":
-                    scheduler.step()
-                trainer.step += 1
-                loss_value = float(loss.detach())
-                if not math.isfinite(loss_value) and not warned_nonfinite:
-                    warned_nonfinite = True
-                    warnings.warn(f"fit: the training loss is {loss_value} at step {trainer.step}; lower the "
-                                  "learning rate, or look for log(0) / division by zero in the model or loss",
-                                  RuntimeWarning, stacklevel=2)
-                size = _batch_size(target)
-                total_loss += loss_value * size
-                count += size
-                detached = output.detach() if hasattr(output, "detach") else output
+                    callback.on_epoch_begin(epoch, {})
+                started = time.perf_counter()
+                if hasattr(model, "train"):
+                    model.train()
                 for metric in made:
-                    metric.update(detached, target)
-                del output, detached, loss
-                bar.batch(loss_value)
+                    metric.reset()
+                total_loss, count = 0.0, 0
+                lr = optimizer.param_groups[0]["lr"]
+                guard.reset()
+                for batch in train_loader:
+                    if max_steps is not None and trainer.step >= max_steps:
+                        break
+                    for callback in callbacks:
+                        callback.on_batch_begin(trainer.step, {})
+                    inputs, target = _split_batch(batch)
+                    inputs, target = _to_device(inputs, device), _to_device(target, device)
+                    optimizer.zero_grad()
+                    output = _forward(model, inputs)
+                    loss = loss_fn(output, target)
+                    loss.backward()
+                    guard.watch(loss)
+                    lr = optimizer.param_groups[0]["lr"]
+                    optimizer.step()
+                    if scheduler is not None and scheduler_step == "batch":
+                        scheduler.step()
+                    trainer.step += 1
+                    loss_value = float(loss.detach())
+                    if not math.isfinite(loss_value) and not warned_nonfinite:
+                        warned_nonfinite = True
+                        warnings.warn(f"fit: the training loss is {loss_value} at step {trainer.step}; lower the "
+                                      "learning rate, or look for log(0) / division by zero in the model or loss",
+                                      RuntimeWarning, stacklevel=2)
+                    size = _batch_size(target)
+                    total_loss += loss_value * size
+                    count += size
+                    detached = output.detach() if hasattr(output, "detach") else output
+                    for metric in made:
+                        metric.update(detached, target)
+                    del output, detached, loss
+                    bar.batch(loss_value)
+                    for callback in callbacks:
+                        callback.on_batch_end(trainer.step, {"loss": loss_value})
+                if count == 0:
+                    break
+                logs = {"loss": total_loss / count}
+                for metric in made:
+                    logs[metric.name] = metric.value()
+                if val_loader is not None:
+                    for key, value in evaluate(model, val_loader, loss_fn, metrics, device=device).items():
+                        logs[f"val_{key}"] = value
+                logs["lr"] = lr
+                if scheduler is not None and scheduler_step == "epoch":
+                    if plateau:
+                        scheduler.step(logs.get("val_loss", logs["loss"]))
+                    else:
+                        scheduler.step()
+                logs["time"] = time.perf_counter() - started
+                logs["step"] = trainer.step
+                history.append(epoch, logs)
                 for callback in callbacks:
-                    callback.on_batch_end(trainer.step, {"loss": loss_value})
-            if count == 0:
-                break
-            logs = {"loss": total_loss / count}
-            for metric in made:
-                logs[metric.name] = metric.value()
-            if val_loader is not None:
-                for key, value in evaluate(model, val_loader, loss_fn, metrics, device=device).items():
-                    logs[f"val_{key}"] = value
-            logs["lr"] = lr
-            if scheduler is not None and scheduler_step == "epoch":
-                if plateau:
-                    scheduler.step(logs.get("val_loss", logs["loss"]))
-                else:
-                    scheduler.step()
-            logs["time"] = time.perf_counter() - started
-            logs["step"] = trainer.step
-            history.append(epoch, logs)
-            for callback in callbacks:
-                callback.on_epoch_end(epoch, logs)
-            bar.epoch(epoch, epochs, logs)
-            if checkpoint is not None:
-                save(_snapshot(trainer, epoch + 1, train_loader, val_loader, callbacks), checkpoint)
-    finally:
-        bar.close()
+                    callback.on_epoch_end(epoch, logs)
+                bar.epoch(epoch, epochs, logs)
+                if checkpoint is not None:
+                    save(_snapshot(trainer, epoch + 1, train_loader, val_loader, callbacks), checkpoint)
+        finally:
+            bar.close()
     for callback in callbacks:
         callback.on_train_end(logs)
     return history
