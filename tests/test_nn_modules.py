@@ -208,6 +208,23 @@ def test_modulelist_and_moduledict():
     assert list(table) == ["b", "c"]
 
 
+def test_parameterlist_and_parameterdict_match_torch_keys():
+    torch = pytest.importorskip("torch")
+
+    def build(lib):
+        model = lib.nn.Module()
+        model.weights = lib.nn.ParameterList([lib.nn.Parameter(lib.ones(2, 3)), lib.zeros(4)])
+        model.table = lib.nn.ParameterDict({"a": lib.nn.Parameter(lib.ones(1)), "b": lib.zeros(2)})
+        return model
+    ours, theirs = build(gg), build(torch)
+    assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()]
+    assert all(isinstance(p, nn.Parameter) and p.requires_grad for p in ours.parameters())
+    assert ours.weights[1].shape == (4,) and len(ours.weights) == 2 and "b" in ours.table
+    ours.weights.append(gg.ones(1))
+    assert len(list(ours.parameters())) == 5
+    assert list(ours.table.keys()) == ["a", "b"] and ours.table.pop("a").shape == (1,)
+
+
 def test_identity_flatten_unflatten():
     x = gg.randn(2, 3, 4, 5)
     assert nn.Identity(54, unused=True)(x) is x

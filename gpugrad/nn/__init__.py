@@ -9,7 +9,7 @@
 """
 
 from . import functional, init, utils
-from .containers import Flatten, Identity, ModuleDict, ModuleList, Sequential, Unflatten
+from .containers import Flatten, Identity, ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential, Unflatten
 from .layers import (ELU, GELU, GRU, AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, BatchNorm1d, BatchNorm2d, BCELoss,
                      BCEWithLogitsLoss, Conv1d, Conv2d, CrossEntropyLoss, Dropout, Embedding, L1Loss, LayerNorm,
                      LeakyReLU, Linear, LogSoftmax, MaxPool1d, MaxPool2d, Mish, MSELoss, MultiheadAttention, NLLLoss,
@@ -17,7 +17,7 @@ from .layers import (ELU, GELU, GRU, AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, Ba
 from .module import IncompatibleKeys, Module, Parameter, StateDictError
 
 __all__ = ["functional", "init", "utils", "Module", "Parameter", "StateDictError", "IncompatibleKeys",
-           "Sequential", "ModuleList", "ModuleDict", "Identity", "Flatten", "Unflatten", "Linear", "Conv1d",
+           "Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict", "Identity", "Flatten", "Unflatten", "Linear", "Conv1d",
            "Conv2d", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Dropout", "MaxPool1d", "MaxPool2d", "AvgPool1d",
            "AvgPool2d", "AdaptiveAvgPool2d", "Embedding", "GRU", "MultiheadAttention", "ReLU", "LeakyReLU", "ELU",
            "GELU", "SiLU", "Sigmoid", "Tanh", "Softplus", "Mish", "Softmax", "LogSoftmax", "CrossEntropyLoss",

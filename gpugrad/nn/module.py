@@ -625,11 +625,13 @@ class Module:
 
     def __repr__(self):
         extra = self.extra_repr()
-        lines = extra.split("\n") if extra else []
-        for name, module in self._modules.items():
-            lines.append(f"({name}): " + _addindent(repr(module), 2))
-        if not self._modules:
-            return f"{self._get_name()}({extra})"
+        extra_lines = extra.split("\n") if extra else []
+        child_lines = [f"({name}): " + _addindent(repr(module), 2) for name, module in self._modules.items()]
+        if len(extra_lines) == 1 and not child_lines:
+            return f"{self._get_name()}({extra_lines[0]})"
+        lines = extra_lines + child_lines
+        if not lines:
+            return f"{self._get_name()}()"
         return self._get_name() + "(\n  " + "\n  ".join(lines) + "\n)"
 
     def __setstate__(self, state):
