@@ -31,6 +31,8 @@ import itertools
 import traceback
 import weakref
 
+import numpy as np
+
 from .. import backend
 from ..errors import AnomalyError, AutogradError, ShapeError
 from ..tensor import Tensor
@@ -468,6 +470,8 @@ def check_retained_graphs(where="optimizer.step()"):
 
 def _accumulate(leaf, grad, tensor_mode):
     if not tensor_mode:
+        if isinstance(grad, np.generic):      # a NumPy scalar from a full reduction
+            grad = backend.xp_of(leaf.data).asarray(grad)
         grad = Tensor._make(grad)
     if grad.dtype != leaf.dtype:
         grad = Tensor._make(grad.data.astype(leaf.dtype)) if not tensor_mode else grad.to(leaf.dtype)

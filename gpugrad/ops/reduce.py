@@ -74,7 +74,9 @@ def _check_axis(x, axis=None, keepdims=False, **_):
 
 # --------------------------------------------------------------------------
 def _sum_forward(x, axis=None, keepdims=False):
-    return _xp(x).sum(x, axis=axis, keepdims=keepdims, dtype=accumulator(x)).astype(x.dtype, copy=False)
+    # The method, not numpy.sum: it skips NumPy's Python-level dispatch (hot in every backward).
+    result = x.sum(axis=axis, keepdims=keepdims, dtype=accumulator(x))
+    return result if result.dtype == x.dtype else result.astype(x.dtype)
 
 
 sum_ = defop(
@@ -113,7 +115,8 @@ def _broadcast(g, shape):
 
 
 def _mean_forward(x, axis=None, keepdims=False):
-    return _xp(x).mean(x, axis=axis, keepdims=keepdims, dtype=accumulator(x)).astype(x.dtype, copy=False)
+    result = x.mean(axis=axis, keepdims=keepdims, dtype=accumulator(x))
+    return result if result.dtype == x.dtype else result.astype(x.dtype)
 
 
 mean = defop(

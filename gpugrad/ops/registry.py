@@ -41,6 +41,7 @@ from ..errors import AutogradError, DeviceError, GpugradError, ShapeError, descr
 from ..tensor import Tensor
 
 _new_object = object.__new__
+_ndarray = np.ndarray
 _make_meta = tuple.__new__
 
 OPS: dict = {}
@@ -189,6 +190,8 @@ def apply_op(op, args, params):
         if backend.is_out_of_memory(error):
             raise backend.out_of_memory_error(op.name, error) from error
         raise
+    if type(out) is not _ndarray and isinstance(out, np.generic):
+        out = np.asarray(out)        # full reductions give NumPy scalars; tensors hold arrays
     result = _new_object(Tensor)     # Tensor._make, inlined: this runs for every op
     result.data = out
     if op.view:

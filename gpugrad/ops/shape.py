@@ -50,7 +50,19 @@ def _check_broadcast(x, shape):
 
 
 def _broadcast_forward(x, shape):
-    return _xp(x).broadcast_to(x, tuple(shape))
+    shape = tuple(shape)
+    if x.shape == shape:
+        return x
+    if type(x) is np.ndarray and x.flags.c_contiguous:
+        # NOTE: numpy.broadcast_to costs ~3 us (it builds an nditer); a strided
+        # view made directly costs ~0.4 us, and every reduction's backward uses it.
+        lead = len(shape) - x.ndim
+        strides = (0,) * lead + tuple(0 if n != m else stride
+                                      for n, m, stride in zip(x.shape, shape[lead:], x.strides))
+        view = np.ndarray(shape, x.dtype, x, 0, strides)
+        view.flags.writeable = False
+        return view
+    return _xp(x).broadcast_to(x, shape)
 
 
 def _sum_to(g, shape):
