@@ -352,7 +352,8 @@ def get_rng_state() -> dict:
 def set_rng_state(state: dict) -> None:
     global _seed
     _seed = state.get("seed")
-    _generators.clear()
+    # Only the CPU stream is in the snapshot; GPU generators keep their place.
+    _generators.pop(CPU, None)
     gen = generator(CPU)
     gen.bit_generator.state = state["cpu"]
 

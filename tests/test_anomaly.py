@@ -135,3 +135,42 @@ def test_anomaly_inside_checkpoint_recomputation_names_the_user_function(device)
         with pytest.raises(gg.AnomalyError, match="backward of op 'sqrt'") as caught:
             y.backward()
     assert _site(block_line).search(str(caught.value))
+
+
+def test_nan_made_inside_backward_is_reported_as_backward():
+    class BadBackward(gg.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 1
+
+        @staticmethod
+        def backward(ctx, grad):
+            return gg.log(grad * -1.0)   # log of a negative, computed while backpropagating
+
+    x = gg.tensor([1.0, 2.0], requires_grad=True)
+    with gg.detect_anomaly():
+        y = BadBackward.apply(x).sum()
+        with pytest.raises(gg.AnomalyError, match=r"op 'log'.*inside the backward pass"):
+            y.backward()
+
+
+def test_nan_tangent_is_caught_in_forward_mode():
+    x = gg.tensor([0.0, 1.0])
+    with gg.detect_anomaly():
+        with pytest.raises(gg.AnomalyError, match="NaN or Inf"):
+            gg.jvp(lambda t: t.sqrt(), (x,), (gg.ones(2),))   # d sqrt at 0 is inf
+
+
+def test_user_folder_sharing_the_package_prefix_is_not_hidden(tmp_path):
+    import os
+    import subprocess
+    import sys
+    folder = tmp_path / "gpugrad_examples"
+    folder.mkdir()
+    script = folder / "bad.py"
+    script.write_text("import gpugrad as gg\nwith gg.detect_anomaly():\n    gg.log(gg.tensor([-1.0]))\n")
+    # Put the script next to a directory whose name starts like the package's own path.
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(gg.__file__)))
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": repo}, timeout=60)
+    assert "bad.py" in result.stderr and "op 'log'" in result.stderr

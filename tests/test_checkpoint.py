@@ -244,3 +244,28 @@ def test_a_gg_nn_module_with_dropout(device):
     checkpointed = gg.grad(gg.checkpoint(model, x).pow(2).sum(), list(model.parameters()))
     for want, have in zip(plain, checkpointed):
         np.testing.assert_array_equal(have.numpy(), want.numpy())
+
+
+def test_grad_reaches_closure_parameters_through_checkpoint():
+    w = gg.tensor([1.5, -0.5], dtype=gg.float64, requires_grad=True)
+    x = gg.tensor([0.3, 0.7], dtype=gg.float64, requires_grad=True)
+
+    def block(t):
+        return (t * w).tanh()          # w is reached only through the closure
+
+    plain = gg.grad(block(x).sum(), [x, w])
+    checkpointed = gg.grad(gg.checkpoint(block, x).sum(), [x, w])
+    for a, b in zip(plain, checkpointed):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_set_rng_state_leaves_other_device_streams_alone():
+    from gpugrad import backend
+    marker = object()
+    fake = gg.Device("cuda:5")
+    backend._generators[fake] = marker
+    try:
+        backend.set_rng_state(backend.get_rng_state())
+        assert backend._generators[fake] is marker
+    finally:
+        backend._generators.pop(fake, None)

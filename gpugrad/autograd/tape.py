@@ -47,6 +47,7 @@ class _State:
     grad_enabled = True
     anomaly = False
     forward_levels = 0          # number of active gg.jvp levels
+    backward_depth = 0          # > 0 while the engine runs (ops then compute gradients)
     capture_sites = False       # record creation tracebacks (anomaly mode)
 
 
@@ -142,6 +143,10 @@ class Node:
     creation_site = None
     next_edges = ()
     sequence = 0
+    # True for nodes that find more edges while they run (gg.checkpoint meets
+    # the leaves of fn's closure only when it recomputes fn): gg.grad must not
+    # prune them, whatever their edges say beforehand.
+    discovers_edges = False
 
     def apply(self, grads, tensor_mode):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -267,6 +272,9 @@ def _nodes_leading_to(root_nodes, targets):
     for node in nodes:  # ascending creation order: parents are decided before their consumers
         if node in needed:
             continue
+        if node.discovers_edges:
+            needed.add(node)
+            continue
         for edge in node.next_edges:
             if edge is not None and edge[0] in needed:
                 needed.add(node)
@@ -375,6 +383,7 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, ac
     previous_mode = state.grad_enabled
     state.grad_enabled = bool(create_graph)
     heappop, heappush = heapq.heappop, heapq.heappush
+    state.backward_depth += 1
     try:
         while heap:
             node = heappop(heap)[2]
@@ -415,6 +424,7 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, ac
                     slots[output_nr] = grad if previous is None else previous + grad
     finally:
         state.grad_enabled = previous_mode
+        state.backward_depth -= 1
 
     if capture is None:
         return None
@@ -563,7 +573,7 @@ def user_frames():
     """The stack without gpugrad's own frames: where the user called the op."""
     frames = traceback.extract_stack()[:-1]
     import os
-    package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
     return [frame for frame in frames if not os.path.abspath(frame.filename).startswith(package_dir)][-6:]
 
 
@@ -574,10 +584,13 @@ def _has_non_finite(array):
     return not bool(xp.isfinite(array).all())
 
 
-def check_anomaly_forward(op_name, array):
+def check_anomaly_forward(op_name, array, what="output"):
+    """Raise if ``array`` (an op's output or forward-mode tangent) holds NaN or Inf."""
     if _has_non_finite(array):
         site = "".join(traceback.format_list(user_frames()))
-        raise AnomalyError(f"detect_anomaly: op '{op_name}' produced NaN or Inf in its forward output "
+        phase = ("while computing gradients (inside the backward pass)" if state.backward_depth
+                 else "in the forward pass")
+        raise AnomalyError(f"detect_anomaly: op '{op_name}' produced NaN or Inf in its {what} {phase} "
                            f"(shape {tuple(array.shape)}, {array.dtype}). It was called from:\n{site}")
 
 

@@ -410,6 +410,7 @@ class CheckpointNode(Node):
     """
 
     name = "Checkpoint"
+    discovers_edges = True
 
     def __init__(self, fn, args, kwargs, outputs, extra_leaves, rng_snapshot, preserve_rng_state):
         self.fn = fn

@@ -540,6 +540,8 @@ def _apply_with_tangents(op, args, params):
         tangent = broadcast_to(tangent, result.shape)
     if tangent.dtype != result.dtype:
         tangent = _cast(tangent, result.dtype)
+    if state.anomaly:
+        tape.check_anomaly_forward(op.name, tangent.data, what="forward-mode tangent")
     tangents = dict(result._tangents) if result._tangents else {}
     tangents[level] = tangent
     result._tangents = tangents
