@@ -358,14 +358,19 @@ class NumpyCNN:
         columns = im2col_3x3(padded, height, width)
         conv_matrix = self.conv_weight.reshape(channels, -1)
         conv_out = columns @ conv_matrix.T + self.conv_bias          # (B*H*W, C)
-        relu_out = xp.maximum(conv_out, 0)
+        relu_out = xp.maximum(conv_out, 0).reshape(batch, height, width, channels)
 
-        # 2x2 max-pool: bring each window's four values to the last axis.
-        windows = (relu_out.reshape(batch, pooled_h, 2, pooled_w, 2, channels)
-                   .transpose(0, 1, 3, 5, 2, 4)
-                   .reshape(batch, pooled_h, pooled_w, channels, 4))
-        argmax = windows.argmax(axis=-1)
-        pooled = xp.take_along_axis(windows, argmax[..., None], axis=-1)[..., 0]
+        # 2x2 max-pool on strided views of the four window corners: no copy,
+        # no argmax over a length-4 axis (slow in NumPy).
+        corners = [relu_out[:, dy::2, dx::2, :] for dy, dx in ((0, 0), (0, 1), (1, 0), (1, 1))]
+        pooled = xp.maximum(xp.maximum(corners[0], corners[1]), xp.maximum(corners[2], corners[3]))
+        # Which corner won, first in row-major order on ties (as PyTorch).
+        winners, taken = [], xp.zeros(pooled.shape, dtype=bool)
+        for corner in corners[:3]:
+            winner = (corner == pooled) & ~taken
+            winners.append(winner)
+            taken |= winner
+        winners.append(~taken)
 
         flat = pooled.transpose(0, 3, 1, 2).reshape(batch, -1)       # PyTorch flatten order
         logits = flat @ self.fc_weight.T + self.fc_bias
@@ -376,13 +381,11 @@ class NumpyCNN:
         fc_bias_grad = dlogits.sum(axis=0)
         dflat = dlogits @ self.fc_weight
         dpooled = dflat.reshape(batch, channels, pooled_h, pooled_w).transpose(0, 2, 3, 1)
-        # Route each pooled gradient to the window element that won (first on ties, as PyTorch).
-        winner_mask = xp.arange(4) == argmax[..., None]
-        dwindows = winner_mask * dpooled[..., None]
-        drelu = (dwindows.reshape(batch, pooled_h, pooled_w, channels, 2, 2)
-                 .transpose(0, 1, 4, 2, 5, 3)
-                 .reshape(batch * height * width, channels))
-        dconv = drelu * (conv_out > 0)
+        # Each pooled gradient goes to its window's winning corner.
+        drelu = xp.empty_like(relu_out)
+        for (dy, dx), winner in zip(((0, 0), (0, 1), (1, 0), (1, 1)), winners):
+            drelu[:, dy::2, dx::2, :] = dpooled * winner
+        dconv = (drelu * (relu_out > 0)).reshape(batch * height * width, channels)
         conv_weight_grad = (dconv.T @ columns).reshape(self.conv_weight.shape)
         conv_bias_grad = dconv.sum(axis=0)
         return loss, {"conv.weight": conv_weight_grad, "conv.bias": conv_bias_grad,

@@ -172,19 +172,19 @@ def gpugrad_mlp(problem: MLPProblem, device: str = "cpu", epoch_batch: int | Non
         loss = F.cross_entropy(model(batch_inputs), batch_labels)
         loss.backward()
         optimizer.step()
-        return loss
+        # Nothing is returned: a loss kept by the caller (even detached, while
+        # gpugrad's detach() still references its source) would keep this
+        # step's graph alive into the next one.
 
     if epoch_batch is None:
         def step():
-            return train_step(inputs, labels)
+            train_step(inputs, labels)
     else:
         rows = len(problem.inputs)
 
         def step():
-            loss = None
             for start in range(0, rows, epoch_batch):
-                loss = train_step(inputs[start:start + epoch_batch], labels[start:start + epoch_batch])
-            return loss
+                train_step(inputs[start:start + epoch_batch], labels[start:start + epoch_batch])
 
     def snapshot():
         state = {}
@@ -218,7 +218,6 @@ def gpugrad_cnn(problem: CNNProblem, device: str = "cpu", lr: float = LEARNING_R
         loss = F.cross_entropy(fc(hidden.reshape(batch, flat_features)), labels)
         loss.backward()
         optimizer.step()
-        return loss
 
     def snapshot():
         return {"conv.weight": to_numpy(conv.weight), "conv.bias": to_numpy(conv.bias),

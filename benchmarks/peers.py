@@ -117,17 +117,15 @@ def torch_mlp(problem: MLPProblem, device: str = "cpu", epoch_batch: int | None 
         loss = cross_entropy(model(batch_inputs), batch_labels)
         loss.backward()
         optimizer.step()
-        return loss
+        # Nothing is returned, as in gpugrad's candidate: no graph outlives its step.
 
     if epoch_batch is None:
         def step():
-            return train_step(inputs, labels)
+            train_step(inputs, labels)
     else:
         def step():
-            loss = None
             for start in range(0, len(inputs), epoch_batch):
-                loss = train_step(inputs[start:start + epoch_batch], labels[start:start + epoch_batch])
-            return loss
+                train_step(inputs[start:start + epoch_batch], labels[start:start + epoch_batch])
 
     return Participant("torch", step, _torch_sync(torch, device), lambda: _torch_mlp_snapshot(model))
 
@@ -155,7 +153,6 @@ def torch_cnn(problem: CNNProblem, device: str = "cpu", lr: float = LEARNING_RAT
         loss = functional.cross_entropy(fc(hidden.flatten(1)), labels)
         loss.backward()
         optimizer.step()
-        return loss
 
     def snapshot():
         return {"conv.weight": conv.weight.detach().cpu().numpy(),
