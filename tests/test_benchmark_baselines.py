@@ -277,3 +277,33 @@ def test_kernel_bandwidth_hookup_reads_the_scripts_json(tmp_path):
     assert rows and {"kernel", "pass", "fraction_of_copy", "status"} <= set(rows[0])
     markdown = "\n".join(run._bandwidth_markdown(report))
     assert "| kernel | pass | GB/s | fraction of copy |" in markdown
+
+
+def test_a_participant_that_skips_its_update_is_reported_invalid_not_pass():
+    from benchmarks import run
+    from benchmarks.timing import Participant, TimingPlan
+
+    problem = baselines.make_mlp_problem((6, 8, 3), batch=4, seed=12)
+
+    def network(name, lr):
+        def build():
+            model = baselines.NumpyMLP(problem.weights, problem.biases, problem.inputs, problem.labels, lr=lr)
+            return Participant(name, model.step, snapshot=model.snapshot)
+        return build
+
+    benchmark = run.Benchmark("fake", "fake", {"numpy": network("numpy", 0.01),
+                                               "gpugrad": network("gpugrad", 0.0)},  # "forgets" the update
+                              [run.Target("gpugrad", "numpy", 100.0)])
+    record = run.run_benchmark(benchmark, TimingPlan(warmup=1, rounds=1, block_seconds=0.001, budget_seconds=1),
+                               {"numpy", "gpugrad"}, lambda message: None)
+    targeted = [c for c in record["comparisons"] if c["target"]]
+    assert targeted[0]["status"] == "INVALID"
+    assert record["participants"]["gpugrad"]["agreement"] == pytest.approx(1.0)
+
+    honest = run.Benchmark("fake", "fake", {"numpy": network("numpy", 0.01), "gpugrad": network("gpugrad", 0.01)},
+                           [run.Target("gpugrad", "numpy", 100.0)])
+    record = run.run_benchmark(honest, TimingPlan(warmup=1, rounds=1, block_seconds=0.001, budget_seconds=1),
+                               {"numpy", "gpugrad"}, lambda message: None, aa_check=True)
+    statuses = {(c["candidate"], c["reference"]): c["status"] for c in record["comparisons"]}
+    assert statuses[("gpugrad", "numpy")] == "PASS"
+    assert statuses[("numpy-again", "numpy")] == "INFO"
