@@ -197,11 +197,16 @@ class DataLoader:
         Turns a list of samples into a batch; default :func:`default_collate`.
         (A :class:`TensorDataset` without ``collate_fn`` skips per-sample work:
         its arrays are indexed with the whole batch of indices.)
+    sampler : iterable of int, optional
+        Decides which indices are visited, in which order, e.g. a
+        :class:`gpugrad.distributed.DistributedSampler` (call its
+        ``set_epoch`` every epoch, as in PyTorch).  Excludes ``shuffle=True``.
 
     Raises
     ------
     ValueError
-        An empty dataset, or a batch size that is not a positive integer.
+        An empty dataset, a batch size that is not a positive integer, or
+        ``sampler=`` together with ``shuffle=True``.
 
     Examples
     --------
@@ -218,7 +223,7 @@ class DataLoader:
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None, device=None,
-                 collate_fn=None):
+                 collate_fn=None, sampler=None):
         if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
             raise TypeError(f"DataLoader: dataset must define __len__ and __getitem__, got "
                             f"{type(dataset).__name__}; wrap tensors in gg.data.TensorDataset")
@@ -232,6 +237,13 @@ class DataLoader:
             raise ValueError(f"DataLoader: seed={seed!r} must be a non-negative integer or None")
         if collate_fn is not None and not callable(collate_fn):
             raise TypeError(f"DataLoader: collate_fn must be callable, got {type(collate_fn).__name__}")
+        if sampler is not None:
+            if not (hasattr(sampler, "__iter__") and hasattr(sampler, "__len__")):
+                raise TypeError(f"DataLoader: sampler must be a sized iterable of indices, got "
+                                f"{type(sampler).__name__}")
+            if shuffle:
+                raise ValueError("DataLoader: sampler= and shuffle=True both decide the order; pass only the "
+                                 "sampler (DistributedSampler shuffles itself: shuffle=True is its default)")
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
@@ -239,11 +251,12 @@ class DataLoader:
         self.seed = seed
         self.device = None if device is None else backend.as_device(device)
         self.collate_fn = collate_fn
+        self.sampler = sampler
         self.epoch = 0                  # the epoch the next iteration will produce
         self._drawn_seed = seed         # base seed actually in use (drawn lazily when seed is None)
 
     def __len__(self):
-        size = len(self.dataset)
+        size = len(self.dataset) if self.sampler is None else len(self.sampler)
         return size // self.batch_size if self.drop_last else math.ceil(size / self.batch_size)
 
     def set_epoch(self, epoch):
@@ -259,7 +272,12 @@ class DataLoader:
         return self._drawn_seed
 
     def order(self, epoch):
-        """The sample indices of ``epoch`` in visiting order (a NumPy int64 array)."""
+        """The sample indices of ``epoch`` in visiting order (a NumPy int64 array).
+
+        With a ``sampler`` they are the sampler's current indices, whatever ``epoch``.
+        """
+        if self.sampler is not None:
+            return np.fromiter(iter(self.sampler), dtype=np.int64)
         size = len(self.dataset)
         if not self.shuffle:
             return np.arange(size, dtype=np.int64)
@@ -278,7 +296,7 @@ class DataLoader:
         stop = size - size % self.batch_size if self.drop_last else size
         for start in range(0, stop, self.batch_size):
             indices = order[start:start + self.batch_size]
-            yield self._fetch(indices, contiguous=not self.shuffle)
+            yield self._fetch(indices, contiguous=not self.shuffle and self.sampler is None)
 
     def _fetch(self, indices, contiguous):
         # The gather shortcut only when __getitem__ is TensorDataset's own: a
