@@ -79,3 +79,4 @@ __version__ = "0.1.0"
 from .autograd.transforms import vjp, jacrev, jacfwd, hessian, hvp, checkpoint  # noqa: E402
 from . import viz  # noqa: E402
 from . import train  # noqa: E402
+from . import distributed  # noqa: E402
