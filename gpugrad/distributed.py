@@ -176,17 +176,17 @@ def init(backend="auto"):
     if launched or requested != "auto":
         try:
             from mpi4py import MPI
-        except ImportError:
+        except (ImportError, OSError) as error:     # no mpi4py, or mpi4py without an MPI library
             size = _launcher_size()
             if requested != "auto" and (launched and (size or 2) > 1):
                 raise ImportError(f"distributed.init(backend={requested!r}): the script was started by an MPI "
-                                  f"launcher ({size or 'several'} processes) but mpi4py is not installed; "
+                                  f"launcher ({size or 'several'} processes) but mpi4py cannot be used ({error}); "
                                   "run `pip install mpi4py` (needs an MPI library, e.g. "
                                   "`apt-get install openmpi-bin libopenmpi-dev`)") from None
             if launched and (size is None or size > 1):
                 warnings.warn(f"gg.distributed.init: started by an MPI launcher ({size or 'several'} processes) "
-                              "but mpi4py is not installed, so every process runs alone as rank 0 of 1 and "
-                              "they do not cooperate; `pip install mpi4py` to train data-parallel",
+                              f"but mpi4py cannot be used ({error}), so every process runs alone as rank 0 of 1 "
+                              "and they do not cooperate; `pip install mpi4py` to train data-parallel",
                               RuntimeWarning, stacklevel=2)
             MPI = None
         if MPI is not None:
@@ -615,8 +615,10 @@ class DistributedDataParallel(Module):
     parameter.  What is averaged is the *accumulated* ``.grad`` (like
     PyTorch), so gradients accumulated under :meth:`no_sync` are averaged by
     the first synchronised backward.  Gradients of the backward pass are not
-    differentiable through the average (no double backward through DDP), and
-    ``gg.grad`` through the wrapper returns local, unaveraged gradients.
+    differentiable through the average (no double backward through DDP);
+    ``gg.grad`` through the wrapper returns local, unaveraged gradients and
+    leaves ``.grad`` alone; ``loss.backward(inputs=...)`` accumulates local,
+    unaveraged gradients (the engine adds those after its hooks have run).
 
     Examples
     --------
