@@ -570,7 +570,7 @@ def _check_class_target(input, target, ignore_index, op):
         raise ShapeError(f"{op}: target of shape {tuple(target.shape)} does not fit input of shape "
                          f"{tuple(input.shape)}; class indices need shape {expected}")
     data = target.data
-    if data.size:
+    if data.size and not (0 <= int(data.min()) and int(data.max()) < classes):
         bad = (data != ignore_index) & ((data < 0) | (data >= classes))
         if bool(bad.any()):
             value = int(data[bad].reshape(-1)[0])
@@ -628,10 +628,14 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     classes = input.shape[class_dim]
     if weight is not None and tuple(weight.shape) != (classes,):
         raise ShapeError(f"cross_entropy: weight of shape {tuple(weight.shape)} does not fit {classes} classes")
-    logp = rd.log_softmax(input, axis=class_dim)
     if target.dtype.kind == "f" and tuple(target.shape) == tuple(input.shape):
+        logp = rd.log_softmax(input, axis=class_dim)
         return _cross_entropy_probabilities(logp, target, weight, reduction, label_smoothing, class_dim)
     _check_class_target(input, target, ignore_index, "cross_entropy")
+    if (input.ndim == 2 and weight is None and label_smoothing == 0.0 and reduction in ("mean", "sum", "none")
+            and (target.data.size == 0 or int(target.data.min()) >= 0)):
+        return nn_ops.cross_entropy(input, target, reduction=reduction)    # the fused common case
+    logp = rd.log_softmax(input, axis=class_dim)
     loss, weights = _nll(logp, target, weight, ignore_index, reduction, "cross_entropy")
     if label_smoothing == 0.0:
         return loss

@@ -23,7 +23,7 @@ from ..errors import ShapeError
 from .elementwise import sqrt
 from .reduce import mean, sum_
 from .registry import defop
-from .samples import Positive, Sample
+from .samples import Ints, Positive, Sample
 from .shape import reshape
 
 
@@ -189,4 +189,84 @@ dropout = defop(
     .reshape(x.shape) / (1 - p))
 
 
-__all__ = ["batch_norm", "layer_norm", "dropout"]
+
+
+# --------------------------------------------------------------------------
+# cross_entropy of (N, C) logits against class indices, fused
+# --------------------------------------------------------------------------
+# NOTE: the common case of F.cross_entropy (no weight, nothing ignored, no
+# smoothing) as one op: log_softmax + gather + mean would leave five nodes
+# and a scatter-add in backward; here backward is (softmax - onehot) * g / N.
+def _tensor_like(array, like):
+    from ..tensor import Tensor
+    return Tensor._make(array) if isinstance(like, Tensor) else array
+
+
+def _raw(value):
+    from ..tensor import Tensor
+    return value.data if isinstance(value, Tensor) else value
+
+
+def _cross_entropy_forward(logits, target, reduction="mean"):
+    xp = _xp(logits)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_norm = xp.log(xp.exp(shifted).sum(axis=1))
+    loss = log_norm - xp.take_along_axis(shifted, target[:, None], axis=1)[:, 0]
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    return loss
+
+
+def _one_hot(target, classes, dtype, like):
+    raw = _raw(target)
+    xp = _xp(raw)
+    return _tensor_like((raw[:, None] == xp.arange(classes)).astype(dtype), like)
+
+
+def _cross_entropy_direction(logits, target):
+    """softmax(logits) - onehot(target): the gradient of each row's loss."""
+    from .elementwise import exp
+    from .reduce import logsumexp
+    probabilities = exp(logits - logsumexp(logits, axis=1, keepdims=True))
+    return probabilities - _one_hot(target, logits.shape[1], logits.dtype, logits)
+
+
+def _per_row(g, reduction, rows):
+    from .shape import unsqueeze
+    if reduction == "mean":
+        return g / rows
+    if reduction == "sum":
+        return g
+    return unsqueeze(g, axis=1)
+
+
+def _cross_entropy_vjp(g, out, logits, target, reduction="mean"):
+    return _cross_entropy_direction(logits, target) * _per_row(g, reduction, logits.shape[0])
+
+
+def _cross_entropy_jvp(t, out, logits, target, reduction="mean"):
+    per_row = sum_(_cross_entropy_direction(logits, target) * t[0], axis=1)
+    if reduction == "mean":
+        return mean(per_row)
+    if reduction == "sum":
+        return sum_(per_row)
+    return per_row
+
+
+def _reference_cross_entropy(logits, target, reduction="mean"):
+    log_probabilities = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    loss = -log_probabilities[np.arange(len(target)), target]
+    return {"mean": np.mean, "sum": np.sum}.get(reduction, lambda v: v)(loss)
+
+
+cross_entropy = defop(
+    "cross_entropy", _cross_entropy_forward,
+    vjp=(_cross_entropy_vjp, None), jvp=_cross_entropy_jvp,
+    samples=[Sample((4, 5), Ints((4,), 0, 5)), Sample((3, 4), Ints((3,), 0, 4), reduction="sum"),
+             Sample((3, 4), Ints((3,), 0, 4), reduction="none")],
+    reference=_reference_cross_entropy)
+
+
+__all__ = ["batch_norm", "layer_norm", "dropout", "cross_entropy"]
