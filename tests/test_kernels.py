@@ -24,6 +24,7 @@ import shutil
 import site
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -185,25 +186,99 @@ def build_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("gg_kernels")
 
 
-@pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
-def test_cuda_source_compiles(arch, build_dir):
+class Builds:
+    """The session's compiler runs, all started at once so two cores overlap them.
+
+    nvcc (PTX, then ptxas) for each architecture and g++ for the CPU shim are
+    single-threaded and take seconds each; run one after another they were most
+    of this file's time.  ``result(name)`` waits for one and returns
+    (returncode, output).
+    """
+
+    ARCHS = ("sm_80", "sm_90")
+
+    def __init__(self, build_dir):
+        self.dir = build_dir
+        self.processes, self.results = {}, {}
+        self.nvcc = shutil.which("nvcc")
+        self.cxx = shutil.which("g++") or shutil.which("c++")
+        if self.nvcc is not None:
+            source = build_dir / "instantiate.cu"
+            source.write_text(_instantiation_source())
+            ptxas = os.path.join(os.path.dirname(os.path.realpath(self.nvcc)), "ptxas")
+            for arch in self.ARCHS:
+                ptx = build_dir / f"activation_{arch}.ptx"
+                command = [self.nvcc, f"-arch={arch}", "--ptx", "--fmad=false", "-std=c++14", str(source),
+                           "-o", str(ptx)]
+                script = " ".join(map(_quote, command))
+                if os.path.exists(ptxas):
+                    script += " && " + " ".join(map(_quote, [ptxas, f"-arch={arch}", str(ptx), "-o",
+                                                             str(build_dir / f"{arch}.cubin")]))
+                self.processes[arch] = self._start(["bash", "-c", script])
+        # NVRTC runs in-process; ctypes drops the GIL, so a thread overlaps it too.
+        self.nvrtc = _find_nvrtc()
+        self.nvrtc_result = None
+        if self.nvrtc is not None:
+            self.nvrtc_thread = threading.Thread(target=self._run_nvrtc, daemon=True)
+            self.nvrtc_thread.start()
+        self.library = build_dir / "libgg_harness.so"
+        if self.cxx is not None:
+            self.processes["shim"] = self._start(
+                [self.cxx, "-std=c++17", "-O2", "-ffp-contract=off", "-fno-fast-math", "-shared", "-fPIC",
+                 "-I", KERNEL_DIR, os.path.join(KERNEL_DIR, "harness.cpp"), "-o", str(self.library)])
+
+    def _run_nvrtc(self):
+        try:
+            self.nvrtc_result = _nvrtc_compile(self.nvrtc, "sm_90")
+        except BaseException as error:  # noqa: BLE001 - re-raised in the test
+            self.nvrtc_result = error
+
+    def nvrtc_names(self):
+        self.nvrtc_thread.join()
+        if isinstance(self.nvrtc_result, BaseException):
+            raise self.nvrtc_result
+        return self.nvrtc_result
+
+    @staticmethod
+    def _start(command):
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def result(self, name):
+        if name not in self.results:
+            process = self.processes[name]
+            output, _ = process.communicate()
+            self.results[name] = (process.returncode, output)
+        return self.results[name]
+
+    def close(self):
+        for name, process in self.processes.items():
+            if name not in self.results:
+                process.kill()
+                process.communicate()
+
+
+def _quote(text):
+    import shlex  # noqa: PLC0415
+    return shlex.quote(str(text))
+
+
+@pytest.fixture(scope="session")
+def builds(build_dir):
+    started = Builds(build_dir)
+    yield started
+    started.close()
+
+
+@pytest.mark.parametrize("arch", Builds.ARCHS)
+def test_cuda_source_compiles(arch, builds):
     """Every kernel x dtype compiles and assembles for the architecture."""
     expected_entries = 3 * len(K.KERNELS) + len(K.PLAIN_KERNELS)
-    nvcc = shutil.which("nvcc")
-    if nvcc is not None:
-        source = build_dir / "instantiate.cu"
-        source.write_text(_instantiation_source())
-        ptx = build_dir / f"activation_{arch}.ptx"
-        run = subprocess.run([nvcc, f"-arch={arch}", "--ptx", "--fmad=false", "-std=c++14",
-                              str(source), "-o", str(ptx)], capture_output=True, text=True)
-        assert run.returncode == 0, f"nvcc failed for {arch}:\n{run.stderr}"
+    if builds.nvcc is not None:
+        returncode, output = builds.result(arch)
+        assert returncode == 0, f"nvcc/ptxas failed for {arch}:\n{output}"
+        ptx = builds.dir / f"activation_{arch}.ptx"
         entries = [line for line in ptx.read_text().splitlines() if ".entry " in line]
         assert len(entries) == expected_entries, (len(entries), expected_entries)
-        ptxas = os.path.join(os.path.dirname(os.path.realpath(nvcc)), "ptxas")
-        if os.path.exists(ptxas):
-            run = subprocess.run([ptxas, f"-arch={arch}", str(ptx), "-o", str(build_dir / f"{arch}.cubin")],
-                                 capture_output=True, text=True)
-            assert run.returncode == 0, f"ptxas failed for {arch}:\n{run.stderr}"
         return
     nvrtc = _find_nvrtc()
     if nvrtc is None:
@@ -211,16 +286,15 @@ def test_cuda_source_compiles(arch, build_dir):
     assert len(_nvrtc_compile(nvrtc, arch)) == expected_entries
 
 
-def test_nvrtc_name_expressions():
+def test_nvrtc_name_expressions(builds):
     """The exact RawModule path: NVRTC resolves every name expression.
 
     One architecture is enough here (the front end resolves the names, and
     test_cuda_source_compiles covers both); NVRTC takes seconds per compile.
     """
-    nvrtc = _find_nvrtc()
-    if nvrtc is None:
+    if builds.nvrtc is None:
         pytest.skip("NVRTC not installed (pip install 'cuda-toolkit[nvrtc]')")
-    lowered = _nvrtc_compile(nvrtc, "sm_90")
+    lowered = builds.nvrtc_names()
     assert set(lowered) == set(K.name_expressions()) | set(K.PLAIN_KERNELS)
     # Templates get mangled names that still carry the kernel's name (profilers).
     assert all(expression.split("<")[0] in name for expression, name in lowered.items())
@@ -230,18 +304,12 @@ def test_nvrtc_name_expressions():
 # The CPU shim: activation.cu compiled as C++ and run thread by thread.
 # --------------------------------------------------------------------------
 @pytest.fixture(scope="session")
-def shim(build_dir):
-    compiler = shutil.which("g++") or shutil.which("c++")
-    if compiler is None:
+def shim(builds):
+    if builds.cxx is None:
         pytest.skip("no C++ compiler for the CPU shim")
-    library = build_dir / "libgg_harness.so"
-    if not library.exists():
-        run = subprocess.run([compiler, "-std=c++17", "-O2", "-ffp-contract=off", "-fno-fast-math",
-                              "-shared", "-fPIC", "-I", KERNEL_DIR,
-                              os.path.join(KERNEL_DIR, "harness.cpp"), "-o", str(library)],
-                             capture_output=True, text=True)
-        assert run.returncode == 0, f"the CPU shim build failed:\n{run.stderr}"
-    return Shim(ctypes.CDLL(str(library)))
+    returncode, output = builds.result("shim")
+    assert returncode == 0, f"the CPU shim build failed:\n{output}"
+    return Shim(ctypes.CDLL(str(builds.library)))
 
 
 class Shim:
