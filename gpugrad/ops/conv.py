@@ -67,10 +67,11 @@ def _windows(padded, kernel, stride, dilation, out_hw):
     n, c = padded.shape[:2]
     s_n, s_c, s_h, s_w = padded.strides
     kh, kw = kernel
-    return _as_strided(padded)(
-        padded, shape=(n, c, kh, kw, out_hw[0], out_hw[1]),
-        strides=(s_n, s_c, s_h * dilation[0], s_w * dilation[1], s_h * stride[0], s_w * stride[1]),
-        writeable=False)
+    shape = (n, c, kh, kw, out_hw[0], out_hw[1])
+    strides = (s_n, s_c, s_h * dilation[0], s_w * dilation[1], s_h * stride[0], s_w * stride[1])
+    if type(padded) is np.ndarray:
+        return np.lib.stride_tricks.as_strided(padded, shape=shape, strides=strides, writeable=False)
+    return _as_strided(padded)(padded, shape=shape, strides=strides)     # CuPy: no writeable flag
 
 
 def _offset_view(array, i, j, stride, dilation, out_hw):
