@@ -743,6 +743,24 @@ def test_dropout_statistics_and_reproducibility():
 class _FakeGpuArray(np.ndarray):
     """Counts as a cupy.ndarray for gpugrad.backend."""
 
+    @property
+    def device(self):
+        return _FakeDevice(0)
+
+
+class _FakeDevice:
+    """cupy.cuda.Device: an id, attributes, and a context manager."""
+
+    def __init__(self, index=0):
+        self.id = index
+        self.attributes = {"MultiProcessorCount": 1}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
 
 def _fake_cupy(shim):
     import types
@@ -792,14 +810,9 @@ def _fake_cupy(shim):
                      arrays, integers[0], integers[1], floats[0], floats[1])
             return launch
 
-    class Device:
-        def __init__(self, index=0):
-            self.id = index
-            self.attributes = {"MultiProcessorCount": 1}
-
     fake = types.SimpleNamespace(
         ndarray=_FakeGpuArray, uint8=np.uint8, bool_=np.bool_, float32=np.float32,
-        RawModule=RawModule, cuda=types.SimpleNamespace(Device=Device),
+        RawModule=RawModule, cuda=types.SimpleNamespace(Device=_FakeDevice),
         asarray=wrap, asnumpy=lambda a: np.asarray(a).view(np.ndarray).copy(),
         zeros=lambda *a, **k: wrap(np.zeros(*a, **k)), ones_like=lambda a: wrap(np.ones_like(a)),
         empty=lambda *a, **k: wrap(np.empty(*a, **k)), empty_like=lambda a: wrap(np.empty_like(a, order="C")),

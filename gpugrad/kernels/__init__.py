@@ -280,10 +280,12 @@ def _resident_blocks(cp, function, key):
 
 
 def _launch(cp, kernel, dtype, work_items, args):
-    function = _function(cp, kernel, dtype)
-    key = (cp.cuda.Device().id, kernel, None if dtype is None else np.dtype(dtype))
-    grid, block = launch_config(work_items, key[0], _resident_blocks(cp, function, key))
-    function((grid,), (block,), args)
+    # On the device of the data (args[0] is always an array), not whichever is current.
+    with cp.cuda.Device(args[0].device.id):
+        function = _function(cp, kernel, dtype)
+        key = (cp.cuda.Device().id, kernel, None if dtype is None else np.dtype(dtype))
+        grid, block = launch_config(work_items, key[0], _resident_blocks(cp, function, key))
+        function((grid,), (block,), args)
 
 
 def _contiguous(array):
