@@ -61,7 +61,7 @@ def test_normal_inits_moments(device):
         values = fill(gg.zeros(*shape, device=device)).numpy()
         assert values.std() == pytest.approx(std, rel=0.03)
     values = init.normal_(gg.zeros(*shape, device=device), 0.5, 2.0).numpy()
-    assert values.mean() == pytest.approx(0.5, abs=0.03)
+    assert values.mean() == pytest.approx(0.5, abs=0.06)          # 5 standard errors
 
 
 def test_trunc_normal_constant_ones_zeros(device):
@@ -124,6 +124,7 @@ def _stats(array):
 def test_default_init_matches_torch_distribution(layer):
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)
+    gg.manual_seed(0)
     build = BUILDERS[layer]
     theirs = build(torch).state_dict()
     ours = build(gg).state_dict()
@@ -135,11 +136,12 @@ def test_default_init_matches_torch_distribution(layer):
             np.testing.assert_array_equal(a, b, err_msg=key)    # constants: ones, zeros, counters
             continue
         lo_a, hi_a, mean_a, std_a = _stats(a)
-        lo_b, hi_b, mean_b, std_b = _stats(b)
-        spread = max(std_b, 1e-12)
-        assert std_a == pytest.approx(std_b, rel=0.25), key
-        assert abs(mean_a - mean_b) < 0.35 * spread, key
-        if layer != "Embedding":                                # uniform families: same bounds
+        lo_b, hi_b, _, std_b = _stats(b)
+        assert abs(mean_a) < 4.5 * std_b / math.sqrt(a.size), key           # centred, like every torch init
+        if a.size >= 100:                                                   # too few draws to compare spreads
+            assert std_a == pytest.approx(std_b, rel=0.25), key
+        if layer != "Embedding" and a.size >= 100:              # uniform families: same bounds (small
+            # arrays' extremes are too noisy; test_default_init_exact_bounds checks those against the formulas)
             bound = max(abs(lo_b), abs(hi_b))
             assert max(abs(lo_a), abs(hi_a)) <= bound * 1.1 + 1e-7, key
             assert max(abs(lo_a), abs(hi_a)) >= bound * 0.8, key
@@ -149,7 +151,7 @@ def test_default_init_matches_torch_distribution(layer):
 
 def test_default_init_exact_bounds():
     lin = nn.Linear(50, 7)
-    assert np.abs(lin.weight.numpy()).max() <= 1 / math.sqrt(50)
+    assert 0.8 / math.sqrt(50) < np.abs(lin.weight.numpy()).max() <= 1 / math.sqrt(50)
     assert np.abs(lin.bias.numpy()).max() <= 1 / math.sqrt(50)
     conv = nn.Conv2d(3, 8, (3, 5))
     assert np.abs(conv.weight.numpy()).max() <= 1 / math.sqrt(45)
