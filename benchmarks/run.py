@@ -27,6 +27,7 @@ Examples
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as _datetime
 import json
 import os
@@ -502,7 +503,8 @@ def format_markdown(results: dict) -> str:
              "",
              "Ratios are median(candidate) / median(reference) from the same run, timed in alternating "
              "blocks after warm-up (lower is better for the candidate); the range in brackets is the "
-             "smallest and largest per-round ratio.",
+             "smallest and largest per-round ratio. Clock: "
+             + ("process CPU time." if meta.get("plan", {}).get("clock") == "cpu" else "wall time."),
              "",
              "| benchmark | candidate / reference | ratio (per-round range) | target | status |",
              "| --- | --- | --- | --- | --- |"]
@@ -628,6 +630,9 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=DEFAULT_THREADS,
                         help="threads per math library (NumPy's BLAS, PyTorch, JAX); 0 keeps their defaults "
                              f"(default: {DEFAULT_THREADS}, see benchmarks/threads.py for why)")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="wall: elapsed time (default); cpu: process CPU time, robust to other programs "
+                             "on a busy machine (CPU device only; see benchmarks/timing.py)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when any target is missed or invalid")
     return parser.parse_args(argv)
 
@@ -638,11 +643,14 @@ def main(argv=None) -> int:
     # ``python -m benchmarks`` has already done this before NumPy loaded.
     limit_threads(arguments.threads)
     mode = "smoke" if arguments.smoke else "quick" if arguments.quick else "full"
-    plan = PLANS[mode]
+    plan = dataclasses.replace(PLANS[mode], clock=arguments.clock)
 
     def log(message):
         print(message, file=sys.stderr, flush=True)
 
+    if arguments.device == "cuda" and arguments.clock == "cpu":
+        log("--clock cpu measures host CPU time, not GPU work; use --clock wall with --device cuda")
+        return 2
     if arguments.device == "cuda":
         try:
             import cupy as xp  # noqa: PLC0415 - CUDA only
