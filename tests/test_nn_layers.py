@@ -242,6 +242,13 @@ def test_embedding(padding_idx, device):
         assert not ours.weight.grad.numpy()[padding_idx].any()
 
 
+def test_embedding_max_norm_renormalises_rows_like_torch(device):
+    ours, theirs = _pair(lambda lib: lib.nn.Embedding(7, 4, max_norm=1.0), device)
+    index = np.array([[0, 3, 3], [5, 6, 0]])
+    _compare(ours, theirs, [index], device)
+    np.testing.assert_allclose(ours.weight.numpy(), theirs.weight.detach().numpy(), rtol=1e-12)  # rows renormed
+
+
 def test_embedding_from_pretrained():
     weights = gg.randn(5, 3)
     emb = nn.Embedding.from_pretrained(weights)
