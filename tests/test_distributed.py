@@ -4,6 +4,7 @@ Everything runs in one process (a world of one) everywhere; the multi-process
 half runs ``mpiexec -n 2`` on tests/distributed_worker.py and examples/train_ddp.py
 where ``mpiexec`` and mpi4py are installed, and skips cleanly elsewhere.
 """
+import contextlib
 import copy
 import gc
 import os
@@ -419,3 +420,95 @@ def test_no_warnings_from_a_plain_wrapped_step():
             optimizer.zero_grad()
             F.cross_entropy(ddp(inputs), labels).backward()
             optimizer.step()
+
+
+# --------------------------------------------------------------------------
+# The NCCL path, against a stand-in communicator (CI has no GPU; the real one
+# runs where CuPy, NCCL and GPUs are).  Checks what reaches NCCL: the buffer
+# pointer, count, dtype and op codes, the stream; and what comes back.
+# --------------------------------------------------------------------------
+class _FakeGpuArray(np.ndarray):
+    """A NumPy array that the backend is told to treat as a CuPy array on cuda:0."""
+
+    @property
+    def data(self):
+        return type("Pointer", (), {"ptr": self.ctypes.data})()
+
+    @property
+    def device(self):
+        return type("Device", (), {"id": 0})()
+
+
+class _FakeNccl:
+    NCCL_FLOAT16, NCCL_FLOAT32, NCCL_FLOAT64, NCCL_INT32, NCCL_INT64, NCCL_INT8, NCCL_UINT8 = range(7)
+    NCCL_SUM, NCCL_PROD, NCCL_MAX, NCCL_MIN = range(4)
+
+
+class _FakeCommunicator:
+    """Two ranks, the other one holding the same values as this one."""
+
+    def __init__(self):
+        self.calls = []
+        self.arrays = {}
+
+    def _array(self, ptr):
+        return self.arrays[ptr]
+
+    def allReduce(self, send, receive, count, dtype, op, stream):  # CuPy's name
+        self.calls.append(("allReduce", send == receive, count, dtype, op, stream))
+        array = self._array(receive).reshape(-1)
+        if op == _FakeNccl.NCCL_SUM:
+            array += array
+        # max/min of two equal arrays: unchanged
+
+    def bcast(self, buffer, count, dtype, root, stream):
+        self.calls.append(("bcast", count, dtype, root, stream))
+        self._array(buffer).reshape(-1)[...] = 7
+
+
+@pytest.fixture
+def fake_nccl(monkeypatch):
+    from gpugrad import backend
+    communicator = _FakeCommunicator()
+    cuda = type("cuda", (), {"Device": lambda index: contextlib.nullcontext(),
+                             "get_current_stream": staticmethod(lambda: type("S", (), {"ptr": 1234})())})
+    monkeypatch.setattr(backend, "is_gpu_array", lambda array: isinstance(array, _FakeGpuArray))
+    monkeypatch.setattr(backend, "cupy_module", lambda: type("cupy", (), {"cuda": cuda}))
+    monkeypatch.setattr(dist, "_optional_nccl", lambda: _FakeNccl)
+    monkeypatch.setattr(dist._world, "world_size", 2)
+    monkeypatch.setattr(dist._world, "nccl", communicator)
+    monkeypatch.setattr(dist._world, "nccl_device", gg.Device("cuda:0"))
+
+    def make(values, dtype):
+        array = np.array(values, dtype=dtype).view(_FakeGpuArray)
+        communicator.arrays[array.ctypes.data] = array
+        return array
+    communicator.make = make
+    return communicator
+
+
+def test_nccl_all_reduce_passes_the_buffer_in_place_on_the_current_stream(fake_nccl):
+    array = fake_nccl.make([1.0, 2.0, 3.0], np.float32)
+    dist._all_reduce_array(array, "mean")
+    assert fake_nccl.calls == [("allReduce", True, 3, _FakeNccl.NCCL_FLOAT32, _FakeNccl.NCCL_SUM, 1234)]
+    assert array.tolist() == [1.0, 2.0, 3.0]            # (x + x) / 2
+    halves = fake_nccl.make([1.5, -2.0], np.float16)
+    dist._all_reduce_array(halves, "sum")
+    assert fake_nccl.calls[-1][3] == _FakeNccl.NCCL_FLOAT16 and halves.tolist() == [3.0, -4.0]
+    flags = fake_nccl.make([True, False], np.bool_)
+    dist._all_reduce_array(flags, "sum")                # bools travel as uint8, sum as max (logical or)
+    assert fake_nccl.calls[-1][3:5] == (_FakeNccl.NCCL_UINT8, _FakeNccl.NCCL_MAX)
+    assert flags.tolist() == [True, False]
+    counts = fake_nccl.make([[1, 2], [3, 4]], np.int64)
+    dist._all_reduce_array(counts, "min")
+    assert fake_nccl.calls[-1][2:5] == (4, _FakeNccl.NCCL_INT64, _FakeNccl.NCCL_MIN)
+
+
+def test_nccl_broadcast_sends_bytes_and_checks_the_device(fake_nccl):
+    array = fake_nccl.make([1.0, 2.0], np.float64)
+    dist._broadcast_array(array, 1)
+    assert fake_nccl.calls[-1] == ("bcast", 16, _FakeNccl.NCCL_UINT8, 1, 1234)
+    dist._world.nccl_device = gg.Device("cuda:1")
+    with pytest.raises(gg.DeviceError, match=r"all_reduce: the tensor is on cuda:0 but this rank's NCCL "
+                                             r"communicator works on cuda:1.*\.to\('cuda:1'\)"):
+        dist._all_reduce_array(fake_nccl.make([1.0], np.float32), "sum")
