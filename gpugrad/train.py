@@ -591,9 +591,10 @@ class _Progress:
     def epoch(self, epoch, epochs, logs):
         text = " ".join(f"{k} {v:.4g}" for k, v in logs.items() if k not in ("step",))
         if self.bar is not None:
-            shown = {k: v for k, v in logs.items() if k in ("loss", "val_loss") or "acc" in k}
+            # Short enough for a narrow terminal: the losses and the validation metrics.
+            shown = {k: v for k, v in logs.items() if k in ("loss", "val_loss") or (k.startswith("val_"))}
             self.bar.set_postfix_str(f"epoch {epoch + 1}/{epochs} " +
-                                     " ".join(f"{k} {v:.4g}" for k, v in shown.items()))
+                                     " ".join(f"{k} {v:.3g}" for k, v in shown.items()))
         elif self.lines:
             print(f"epoch {epoch + 1}/{epochs}: {text}", file=sys.stderr, flush=True)
 
@@ -768,6 +769,9 @@ def fit(model, optimizer, loss_fn, train_loader, val_loader=None, epochs=1, metr
         model.to(device)
     made = _make_metrics(metrics)
     plateau = scheduler is not None and type(scheduler).__name__ == "ReduceLROnPlateau"
+    if plateau and scheduler_step == "batch":
+        raise ValueError("fit: ReduceLROnPlateau steps on a monitored value once per epoch; use "
+                         "scheduler_step='epoch' with it")
 
     history = History()
     trainer = _Trainer(model, optimizer, scheduler, history)
