@@ -658,7 +658,7 @@ class DistributedDataParallel(Module):
         self._param_names = [name for name, _ in named]
         self._params = [param for _, param in named]
         self._armed = False             # the last forward asked for averaged gradients
-        self._expected = ()             # indices of the parameters whose gradients this pass awaits
+        self._expected = frozenset()    # indices of the parameters whose gradients this pass awaits
         self._arrived = set()           # ... and those that have arrived
         if broadcast_parameters:
             self._broadcast_tensors(list(module.parameters()) + list(module.buffers()))
@@ -682,7 +682,7 @@ class DistributedDataParallel(Module):
             if self.find_unused_parameters and self._armed:
                 used = _leaves_reached(output)
                 expected = [i for i in expected if self._params[i]._accumulator in used]
-            self._expected = tuple(expected)
+            self._expected = frozenset(expected)
         return output
 
     @contextlib.contextmanager
@@ -704,7 +704,7 @@ class DistributedDataParallel(Module):
     # ---------------------------------------------------------- reduction
     def _check_previous_pass(self):
         if self._armed and 0 < len(self._arrived) < len(self._expected):
-            missing = [self._param_names[i] for i in self._expected if i not in self._arrived]
+            missing = [self._param_names[i] for i in sorted(self._expected - self._arrived)]
             raise DistributedError(
                 f"DistributedDataParallel: the previous backward pass produced no gradient for "
                 f"{len(missing)} parameter(s) ({', '.join(missing[:8])}{', ...' if len(missing) > 8 else ''}), "
