@@ -134,6 +134,9 @@ def _select(condition, if_true, if_false, k):
     np.negative(mask, out=mask)  # all ones where true
     true_bits = np.asarray(if_true, k.dtype).view(k.bits)
     false_bits = np.asarray(if_false, k.dtype).view(k.bits)
+    if false_bits.ndim == 0 and false_bits == 0:  # "else +0.0" (relu, dropout): one AND
+        return np.bitwise_and(true_bits, mask, out=mask).view(k.dtype) \
+            if true_bits.shape == mask.shape else np.bitwise_and(true_bits, mask).view(k.dtype)
     mask = np.broadcast_to(mask, np.broadcast_shapes(mask.shape, true_bits.shape, false_bits.shape))
     blended = np.bitwise_and(np.bitwise_xor(true_bits, false_bits), mask)
     np.bitwise_xor(blended, false_bits, out=blended)
@@ -379,7 +382,8 @@ def mask_backward(grad, kept, on, off):
     on_c, off_c = gc.dtype.type(on), gc.dtype.type(off)
     with np.errstate(all="ignore"):
         off_value = k.zero if off_c == k.zero else gc * off_c
-        gx = _select(np.asarray(kept, dtype=bool).reshape(gc.shape), gc * on_c, off_value, k)
+        on_value = gc if on_c == k.one else gc * on_c  # g * 1 is g, bit for bit
+        gx = _select(np.asarray(kept, dtype=bool).reshape(gc.shape), on_value, off_value, k)
         return np.asarray(gx, dtype=grad.dtype, order="C")
 
 
