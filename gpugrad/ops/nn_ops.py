@@ -20,11 +20,11 @@ import numpy as np
 
 from .. import backend, kernels
 from ..errors import ShapeError
-from .elementwise import sqrt
-from .reduce import mean, sum_
+from .elementwise import exp, sqrt
+from .reduce import logsumexp, mean, sum_
 from .registry import defop
 from .samples import Ints, Positive, Sample
-from .shape import reshape
+from .shape import reshape, unsqueeze
 
 
 def _xp(array):
@@ -196,17 +196,8 @@ dropout = defop(
 # --------------------------------------------------------------------------
 # NOTE: the common case of F.cross_entropy (no weight, nothing ignored, no
 # smoothing) as one op: log_softmax + gather + mean would leave five nodes
-# and a scatter-add in backward; here backward is (softmax - onehot) * g / N.
-def _tensor_like(array, like):
-    from ..tensor import Tensor
-    return Tensor._make(array) if isinstance(like, Tensor) else array
-
-
-def _raw(value):
-    from ..tensor import Tensor
-    return value.data if isinstance(value, Tensor) else value
-
-
+# and a scatter-add in backward; here backward is one cross_entropy_grad op,
+# (softmax - onehot) in one pass, times g / N; its own VJP is written with ops.
 def _cross_entropy_forward(logits, target, reduction="mean"):
     xp = _xp(logits)
     shifted = logits - logits.max(axis=1, keepdims=True)
@@ -219,22 +210,36 @@ def _cross_entropy_forward(logits, target, reduction="mean"):
     return loss
 
 
-def _one_hot(target, classes, dtype, like):
-    raw = _raw(target)
-    xp = _xp(raw)
-    return _tensor_like((raw[:, None] == xp.arange(classes)).astype(dtype), like)
+def _cross_entropy_grad_forward(logits, target):
+    """softmax(logits) - onehot(target): each row's gradient."""
+    xp = _xp(logits)
+    probabilities = xp.exp(logits - logits.max(axis=1, keepdims=True))
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    rows = xp.arange(logits.shape[0])
+    probabilities[rows, target] -= 1
+    return probabilities
 
 
-def _cross_entropy_direction(logits, target):
-    """softmax(logits) - onehot(target): the gradient of each row's loss."""
-    from .elementwise import exp
-    from .reduce import logsumexp
-    probabilities = exp(logits - logsumexp(logits, axis=1, keepdims=True))
-    return probabilities - _one_hot(target, logits.shape[1], logits.dtype, logits)
+def _softmax_of(logits):
+    return exp(logits - logsumexp(logits, axis=1, keepdims=True))
+
+
+def _cross_entropy_grad_vjp(u, out, logits, target):
+    # d softmax . u = s * (u - sum(u * s)): the softmax Jacobian, with ops.
+    s = _softmax_of(logits)
+    return s * (u - sum_(u * s, axis=1, keepdims=True))
+
+
+cross_entropy_grad = defop(
+    "cross_entropy_grad", _cross_entropy_grad_forward,
+    vjp=(_cross_entropy_grad_vjp, None),
+    jvp=lambda t, out, logits, target: _cross_entropy_grad_vjp(t[0], out, logits, target),
+    samples=[Sample((4, 5), Ints((4,), 0, 5)), Sample((2, 3), Ints((2,), 0, 3))],
+    reference=lambda logits, target: (np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+                                      - np.eye(logits.shape[1])[target]))
 
 
 def _per_row(g, reduction, rows):
-    from .shape import unsqueeze
     if reduction == "mean":
         return g / rows
     if reduction == "sum":
@@ -243,11 +248,11 @@ def _per_row(g, reduction, rows):
 
 
 def _cross_entropy_vjp(g, out, logits, target, reduction="mean"):
-    return _cross_entropy_direction(logits, target) * _per_row(g, reduction, logits.shape[0])
+    return cross_entropy_grad(logits, target) * _per_row(g, reduction, logits.shape[0])
 
 
 def _cross_entropy_jvp(t, out, logits, target, reduction="mean"):
-    per_row = sum_(_cross_entropy_direction(logits, target) * t[0], axis=1)
+    per_row = sum_(cross_entropy_grad(logits, target) * t[0], axis=1)
     if reduction == "mean":
         return mean(per_row)
     if reduction == "sum":
@@ -269,4 +274,4 @@ cross_entropy = defop(
     reference=_reference_cross_entropy)
 
 
-__all__ = ["batch_norm", "layer_norm", "dropout", "cross_entropy"]
+__all__ = ["batch_norm", "layer_norm", "dropout", "cross_entropy", "cross_entropy_grad"]
