@@ -3,4 +3,5 @@
 from . import creation, elementwise, index, linalg, reduce, shape  # noqa: F401 - registers the ops
 from . import activation, conv, nn_ops  # noqa: F401 - registers the functional ops (gg.nn.functional)
 from . import methods  # noqa: F401 - attaches Tensor methods and operators
+from . import recurrent  # noqa: F401 - fused recurrent cells
 from .registry import OPS, apply_op, defop  # noqa: F401
