@@ -75,6 +75,17 @@ def test_activation_second_order_through_F(name, device, rng):
     assert gg.gradgradcheck(getattr(F, name), [x])
 
 
+def test_relu_backward_keeps_a_bit_mask_not_the_input(device):
+    x = gg.randn(64, 32, device=device, requires_grad=True)
+    y = F.relu(x)
+    node = y.grad_fn
+    assert all(saved is None for saved in node.saved)          # x itself is not kept
+    mask = node.params["saved"]
+    assert mask.dtype == np.uint8 and mask.size == 64 * 32 // 8
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), (x.detach().numpy() > 0).astype(np.float32))
+
+
 def test_activation_methods_and_float32(device):
     x = gg.tensor([-1.0, 0.5, 2.0], device=device, requires_grad=True)
     assert np.allclose(x.relu().numpy(), [0.0, 0.5, 2.0])

@@ -210,6 +210,8 @@ def _make_activation(name, reference, samples, param_names=()):
     def forward(x, **params):
         kernel, kernel_params = _kernel_name(name, params)
         if _numpy_mask_path(kernel, x):
+            if kernel == "relu":
+                return np.maximum(x, 0)
             return _mask_forward_saving(kernel, x, **kernel_params)[0]
         return kernels.activation_forward(kernel, x, **kernel_params)
 
