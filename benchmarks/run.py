@@ -437,6 +437,16 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def _numpy_blas() -> str | None:
+    """NumPy's BLAS (name, version, build flavour): it does most of the baselines' work."""
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+    except Exception:  # noqa: BLE001 - older NumPy or a build without the record
+        return None
+    configuration = blas.get("openblas configuration", "")
+    return " ".join(part for part in (blas.get("name"), blas.get("version"), configuration) if part)
+
+
 def machine_description(device: str, xp, argv=None) -> dict:
     """Versions, CPU, GPU, thread settings: what a reader needs to trust a figure."""
     description = {
@@ -448,6 +458,7 @@ def machine_description(device: str, xp, argv=None) -> dict:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "numpy": np.__version__,
+        "numpy_blas": _numpy_blas(),
         "gpugrad": cases.gpugrad_version(),
         "torch": peers.torch_version(),
         "jax": peers.jax_version(),
@@ -498,7 +509,9 @@ def format_markdown(results: dict) -> str:
              f"`{meta['command']}` on {meta['date_utc']}; {meta['cpu']} ({meta['cpu_count']} cores, "
              f"{_threads_text(meta.get('threads', {}))})"
              + (f", {meta['gpu']}" if meta.get("gpu") else "")
-             + f"; Python {meta['python']}, NumPy {meta['numpy']}, gpugrad {meta['gpugrad'] or 'not importable'}"
+             + f"; Python {meta['python']}, NumPy {meta['numpy']}"
+             + (f" ({' '.join(meta['numpy_blas'].split()[:2])})" if meta.get("numpy_blas") else "")
+             + f", gpugrad {meta['gpugrad'] or 'not importable'}"
              + "".join(f", {peer} {meta[peer]}" for peer in PEER_NAMES if meta.get(peer)) + ".",
              "",
              "Ratios are median(candidate) / median(reference) from the same run, timed in alternating "
