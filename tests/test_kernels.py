@@ -669,11 +669,12 @@ def assert_bias_grad_close(actual, expected, grad_x, grad, dtype):
     assert ok.all(), (actual[~ok], expected[~ok])
 
 
-def _run_public_api(xp, name, params, dtype, rng):
-    """Every entry point for one activation on xp (numpy or cupy): outputs as NumPy."""
+def _run_public_api(xp, name, params, dtype, rng, layout="strided"):
+    """Every entry point for one activation on xp (numpy or cupy), on a (16, 32)
+    input that is C-contiguous or a transposed strided view."""
     base = sample(dtype, rng, n=900)
     base = np.concatenate([base, np.zeros(1024 - base.size, dtype)]).reshape(32, 32)
-    x = _on(xp, base)[:, ::2].T  # non-contiguous
+    x = _on(xp, base)[:, ::2].T if layout == "strided" else _on(xp, base)[:16]
     grad = _on(xp, rng.standard_normal((16, 32)).astype(dtype))
     bias = _on(xp, rng.standard_normal(32).astype(dtype))
     y, saved = K.activation_forward_saving(name, x, **params)
@@ -882,12 +883,13 @@ def cupy_module():
     return backend.cupy_module()
 
 
+@pytest.mark.parametrize("layout", ["contiguous", "strided"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("name,params", CASES, ids=CASE_IDS)
-def test_cuda_matches_twin(cupy_module, name, params, dtype):
+def test_cuda_matches_twin(cupy_module, name, params, dtype, layout):
     cp = cupy_module
-    gpu, grad = _run_public_api(cp, name, params, dtype, np.random.default_rng(1))
-    cpu, _ = _run_public_api(np, name, params, dtype, np.random.default_rng(1))
+    gpu, grad = _run_public_api(cp, name, params, dtype, np.random.default_rng(1), layout)
+    cpu, _ = _run_public_api(np, name, params, dtype, np.random.default_rng(1), layout)
     for key in ("y", "y_plain", "yb"):
         assert gpu[key].flags.c_contiguous
         assert_matches(_host(gpu[key]), cpu[key], dtype, rtol=GPU_RTOL[np.dtype(dtype)], what=f"{name} {key}")
