@@ -52,7 +52,6 @@ import itertools
 import math
 import numbers
 import os
-import sys
 import warnings
 import weakref
 
@@ -539,22 +538,6 @@ def all_gather(tensor_list, tensor):
 # --------------------------------------------------------------------------
 # DistributedDataParallel
 # --------------------------------------------------------------------------
-def _accumulating_backward():
-    """False while the engine runs for ``gg.grad`` (it returns gradients instead of accumulating them).
-
-    Hooks on a leaf run in both cases; DDP must leave ``.grad`` alone in the
-    second.  The engine's frame says which: ``capture`` is set only for gg.grad.
-    """
-    frame = sys._getframe(1)
-    for _ in range(12):
-        if frame is None:
-            break
-        if frame.f_code is tape.run_backward.__code__:
-            return frame.f_locals.get("capture") is None
-        frame = frame.f_back
-    return True
-
-
 def _flat_groups(arrays):
     """Group arrays by (device, dtype), in first-seen order (the same on every rank)."""
     groups = {}
@@ -564,17 +547,17 @@ def _flat_groups(arrays):
 
 
 class _GradientHook:
-    """The hook on one parameter: reports its gradient to the DDP wrapper (held weakly: no cycle)."""
+    """Post-accumulate hook on one parameter: tells the DDP wrapper its ``.grad``
+    is complete (the wrapper is held weakly: no cycle)."""
 
     def __init__(self, ddp, index):
         self.ddp = weakref.ref(ddp)
         self.index = index
 
-    def __call__(self, grad):
+    def __call__(self, param):
         ddp = self.ddp()
-        if ddp is None or not ddp._armed:
-            return None
-        return ddp._gradient_ready(self.index, grad)
+        if ddp is not None and ddp._armed:
+            ddp._gradient_ready(self.index)
 
 
 class DistributedDataParallel(Module):
@@ -616,9 +599,10 @@ class DistributedDataParallel(Module):
     PyTorch), so gradients accumulated under :meth:`no_sync` are averaged by
     the first synchronised backward.  Gradients of the backward pass are not
     differentiable through the average (no double backward through DDP);
-    ``gg.grad`` through the wrapper returns local, unaveraged gradients and
-    leaves ``.grad`` alone; ``loss.backward(inputs=...)`` accumulates local,
-    unaveraged gradients (the engine adds those after its hooks have run).
+    The hooks are post-accumulate hooks
+    (``Tensor.register_post_accumulate_grad_hook``): they see the finished
+    ``.grad``.  ``gg.grad`` through the wrapper accumulates nothing, so it
+    returns local, unaveraged gradients and leaves ``.grad`` alone.
 
     Examples
     --------
@@ -662,7 +646,8 @@ class DistributedDataParallel(Module):
         self._arrived = set()           # ... and those that have arrived
         if broadcast_parameters:
             self._broadcast_tensors(list(module.parameters()) + list(module.buffers()))
-        handles = [param.register_hook(_GradientHook(self, index)) for index, param in enumerate(self._params)]
+        handles = [param.register_post_accumulate_grad_hook(_GradientHook(self, index))
+                   for index, param in enumerate(self._params)]
         weakref.finalize(self, _remove_handles, handles)
 
     # ------------------------------------------------------------- forward
@@ -712,26 +697,22 @@ class DistributedDataParallel(Module):
                 "some parameters are not used in every forward, pass find_unused_parameters=True; if they "
                 "are frozen, set requires_grad=False on them before wrapping the model")
 
-    def _gradient_ready(self, index, grad):
-        if not _accumulating_backward() or index not in self._expected or index in self._arrived:
-            return None
+    def _gradient_ready(self, index):
+        if index not in self._expected or index in self._arrived:
+            return
         self._arrived.add(index)
         if len(self._arrived) < len(self._expected):
-            return None
-        # The last gradient of the pass: every other parameter's .grad is complete.
+            return
+        # The last gradient of the pass: every parameter's .grad is complete.
         self._arrived = set()
-        self._average_gradients(index, grad.data)
-        # This parameter's .grad already holds the average; what the engine adds must change nothing.
-        return Tensor._make(backend.xp_of(grad.data).zeros_like(grad.data))
+        self._average_gradients()
 
-    def _average_gradients(self, current, current_grad):
+    def _average_gradients(self):
         order = [i for i, param in enumerate(self._params) if param.requires_grad]
         locals_ = []
         for i in order:
             param = self._params[i]
             local = None if param.grad is None else param.grad.data
-            if i == current:
-                local = current_grad if local is None else local + current_grad
             if local is None:
                 local = backend.xp_of(param.data).zeros(param.shape, dtype=param.dtype)
             locals_.append(local.astype(param.dtype, copy=False))

@@ -166,6 +166,12 @@ class Tensor:
         from .autograd.tape import register_tensor_hook
         return register_tensor_hook(self, hook)
 
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call ``hook(self)`` after backward has updated this leaf's ``.grad``
+        (not for ``gg.grad``).  Returns a handle with ``remove()``."""
+        from .autograd.tape import register_post_accumulate_grad_hook
+        return register_post_accumulate_grad_hook(self, hook)
+
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         """Accumulate the gradient of this tensor into the ``.grad`` of every leaf.
 

@@ -442,3 +442,19 @@ def test_summing_loss_items_does_not_warn(device):
     with warnings.catch_warnings():
         warnings.simplefilter("error", gg.GraphRetainedWarning)
         _train_steps(device, keep=False)
+
+
+def test_post_accumulate_grad_hook_sees_the_finished_grad(device):
+    x = leaf([1.0, 2.0], device)
+    seen = []
+    handle = x.register_post_accumulate_grad_hook(lambda t: seen.append(t.grad.tolist()))
+    (x * 3).sum().backward()
+    (x * 1).sum().backward()
+    assert seen == [[3.0, 3.0], [4.0, 4.0]]
+    gg.grad((x * 5).sum(), x)                 # gg.grad accumulates nothing: no call
+    assert len(seen) == 2
+    handle.remove()
+    (x * 1).sum().backward()
+    assert len(seen) == 2
+    with pytest.raises(gg.AutogradError, match="only leaf tensors"):
+        (x * 2).register_post_accumulate_grad_hook(print)

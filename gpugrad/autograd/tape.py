@@ -168,6 +168,7 @@ class AccumulateGrad(Node):
     """The node of a leaf tensor: adds the incoming gradient into ``leaf.grad``."""
 
     name = "AccumulateGrad"
+    post_hooks = None        # hooks run after the leaf's .grad has been updated
 
     def __init__(self, leaf):
         self.leaf = leaf
@@ -217,6 +218,23 @@ def _hook_list(tensor):
     if node.pre_hooks is None:
         node.pre_hooks = {}
     return node.pre_hooks.setdefault(output_nr, [])
+
+
+def register_post_accumulate_grad_hook(tensor, hook):
+    """Call ``hook(tensor)`` after backward has added into a leaf's ``.grad``.
+
+    Unlike ``register_hook`` it runs only when gradients are accumulated
+    (``backward``), never for ``gg.grad``, and sees the finished ``.grad``:
+    what data-parallel training needs to average gradients.
+    """
+    if tensor.grad_fn is not None or not tensor.requires_grad:
+        raise AutogradError("register_post_accumulate_grad_hook: only leaf tensors that require grad accumulate "
+                            "gradients; call it on a parameter (a leaf with requires_grad=True)")
+    node = edge_of(tensor)[0]
+    if node.post_hooks is None:
+        node.post_hooks = []
+    node.post_hooks.append(hook)
+    return RemovableHandle(node.post_hooks, hook)
 
 
 def register_tensor_hook(tensor, hook):
@@ -400,6 +418,9 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, ac
                     continue
             elif type(node) is AccumulateGrad:
                 _accumulate(node.leaf, grads[0], tensor_mode)
+                if node.post_hooks:
+                    for hook in list(node.post_hooks):
+                        hook(node.leaf)
                 continue
             if node.released:
                 raise _second_backward_error(node)
@@ -505,6 +526,10 @@ def backward(outputs, gradients=None, retain_graph=None, create_graph=False, inp
         for tensor, grad in zip(inputs, grads):
             if grad is not None:
                 _accumulate(tensor, grad if create_graph else grad.data, create_graph)
+                node = tensor._accumulator
+                if node is not None and node.post_hooks:
+                    for hook in list(node.post_hooks):
+                        hook(tensor)
         return
     run_backward(outputs, gradients, retain_graph, create_graph)
 
