@@ -98,7 +98,8 @@ class TimingPlan:
         times the process's CPU time instead, which other programs on a busy
         shared machine cannot inflate by preempting us; it suits CPU runs
         with one thread per library (every library thread's CPU time is
-        counted, spinning included) and is meaningless for GPU work.
+        counted, spinning included: JAX, whose caller thread waits for its
+        own worker, is charged for both) and is meaningless for GPU work.
     """
 
     warmup: int = 3
