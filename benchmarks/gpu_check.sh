@@ -5,6 +5,7 @@
 #
 #   bash benchmarks/gpu_check.sh            # from anywhere; results in benchmarks/out/gpu_check/
 #   OUT=/results bash benchmarks/gpu_check.sh
+#   SUITE_WORKERS=4 bash benchmarks/gpu_check.sh   # the suite over 4 processes (pytest-xdist)
 #   GPU_CHECK_DRY_RUN=1 bash benchmarks/gpu_check.sh   # CPU only: exercises this script's
 #                                       # machinery (kernel tests, CPU dry runs); proves nothing about a GPU
 #
@@ -86,8 +87,12 @@ if [ "$DRY_RUN" != 1 ] && grep -q 'CUDA not available' "$OUT/kernels.log"; then
     printf 'kernels-not-skipped\t1\t0\t%s\n' "$OUT/kernels.log" >> "$SUMMARY"
 fi
 
+# SUITE_WORKERS=N (needs pytest-xdist) splits the suite over N processes sharing
+# the GPU, if the first CuPy compilations of every op make it too slow for its limit.
+WORKERS=()
+if [ -n "${SUITE_WORKERS:-}" ]; then WORKERS=(-n "$SUITE_WORKERS"); fi
 run_step suite "$LIMIT_SUITE" "$OUT/suite.log" \
-    env "$DEVICE_ENV" "$PYTHON" -m pytest -x -q -p no:cacheprovider "$SUITE"
+    env "$DEVICE_ENV" "$PYTHON" -m pytest -x -q -p no:cacheprovider "${WORKERS[@]}" "$SUITE"
 
 run_step bandwidth "$LIMIT_BANDWIDTH" "$OUT/bandwidth.log" \
     "$PYTHON" benchmarks/kernel_bandwidth.py --out "$OUT" "${BANDWIDTH_ARGS[@]}"
