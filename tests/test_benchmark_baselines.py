@@ -307,3 +307,59 @@ def test_a_participant_that_skips_its_update_is_reported_invalid_not_pass():
     statuses = {(c["candidate"], c["reference"]): c["status"] for c in record["comparisons"]}
     assert statuses[("gpugrad", "numpy")] == "PASS"
     assert statuses[("numpy-again", "numpy")] == "INFO"
+
+
+_STAND_IN_CUPY = """
+import sys, types
+import numpy as np
+
+class FakeCupy(types.ModuleType):
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+fake = FakeCupy("cupy")
+fake.__version__ = "0.0-stand-in"
+fake.cuda = types.SimpleNamespace(
+    Device=lambda *args: types.SimpleNamespace(synchronize=lambda: None, id=0),
+    runtime=types.SimpleNamespace(getDeviceCount=lambda: 1, runtimeGetVersion=lambda: 12060,
+                                  getDeviceProperties=lambda index: {"name": b"Stand-in GPU"}))
+fake.get_default_memory_pool = lambda: types.SimpleNamespace(
+    free_all_blocks=lambda: None, used_bytes=lambda: 0, total_bytes=lambda: 0)
+sys.modules["cupy"] = fake
+
+from benchmarks import run
+sys.exit(run.main(sys.argv[1:]))
+"""
+
+
+def test_cuda_code_paths_run_end_to_end_against_a_numpy_stand_in_for_cupy(tmp_path):
+    """The CUDA-only branches of the runner (device checks, machine description,
+    synchronisation, the CUDA report sections), exercised without a GPU by a
+    stand-in ``cupy`` module that forwards to NumPy.  It runs in a subprocess
+    so the stand-in cannot leak into gpugrad's cached GPU detection here, and
+    with ``GPUGRAD_DISABLE_CUDA=1`` so gpugrad itself sees no GPU: its rows
+    and torch's are reported as not run; the point is that nothing in between
+    breaks before a real GPU run finds it."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repository = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, "-c", _STAND_IN_CUPY, "--device", "cuda", "--smoke", "--only", "per_op_chain,cnn_small",
+         "--peers", "torch", "--out", str(tmp_path)],
+        cwd=repository, capture_output=True, text=True, timeout=300, check=False,
+        env=dict(os.environ, GPUGRAD_DISABLE_CUDA="1", MPLBACKEND="Agg"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((tmp_path / "results-cuda.json").read_text())
+    assert results["meta"]["gpu"] == "Stand-in GPU" and results["meta"]["cupy"] == "0.0-stand-in"
+    for record in results["benchmarks"]:
+        assert "error" not in record
+        assert record["participants"]["cupy"]["median_ms"] > 0
+        assert "autograd" not in record["unavailable"]  # NumPy-only peer: not even offered on CUDA
+        assert "gpugrad" in record["unavailable"]
+    assert {"peak_memory", "kernel_bandwidth"} <= set(results["cuda"])
+    markdown = (tmp_path / "results-cuda.md").read_text()
+    assert "### CUDA" in markdown and "Activation kernels' bandwidth" in markdown
