@@ -624,8 +624,13 @@ def plot_ratios(results: dict, path: Path) -> str | None:
 # --------------------------------------------------------------------------
 
 def parse_arguments(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Time gpugrad against hand-written NumPy baselines and peer libraries (PyTorch, JAX, "
+                    "HIPS autograd), in alternating blocks, and report ratios of medians against targets.",
+        epilog="benchmarks: per_op_chain, mlp_small, mlp_large, cnn_small, mnist1d_epoch. Writes "
+               "results-<device>.json, results-<device>.md and ratios-<device>.png to --out. "
+               "How figures are produced: benchmarks/RESULTS.md.")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="where every participant runs (default: cpu)")
     speed = parser.add_mutually_exclusive_group()
