@@ -14,7 +14,7 @@ from __future__ import annotations
 from .. import backend
 from ..errors import DeviceError, ShapeError
 from ..tensor import Tensor
-from .tape import state
+from .tape import graph_alias, state
 
 
 def make_dual(primal, tangent, level):
@@ -28,16 +28,9 @@ def make_dual(primal, tangent, level):
         raise DeviceError(f"jvp: tangent on {tangent.device} for a primal on {primal.device}; move one of them")
     if tangent.dtype != primal.dtype:
         tangent = tangent.to(primal.dtype)
-    dual = Tensor._make(primal.data, primal.grad_fn, primal._output_nr)
-    dual.requires_grad = primal.requires_grad
-    if primal.grad_fn is None and primal.requires_grad:
-        from .tape import edge_of
-        dual._accumulator = edge_of(primal)[0]
-    dual._version_box = primal._shared_version_box()
     tangents = dict(primal._tangents) if primal._tangents else {}
     tangents[level] = tangent
-    dual._tangents = tangents
-    return dual
+    return graph_alias(primal, tangents=tangents)
 
 
 def unpack_dual(value, level):

@@ -179,12 +179,7 @@ class Function:
 def _without_tangents(arg):
     if not isinstance(arg, Tensor) or not arg._tangents:
         return arg
-    alias = Tensor._make(arg.data, arg.grad_fn, arg._output_nr)
-    alias.requires_grad = arg.requires_grad
-    if arg.grad_fn is None and arg.requires_grad:
-        alias._accumulator = edge_of(arg)[0]
-    alias._version_box = arg._shared_version_box()
-    return alias
+    return tape.graph_alias(arg)
 
 
 def _forward_mode(cls, ctx, args, outputs, level):

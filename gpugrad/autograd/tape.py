@@ -194,6 +194,26 @@ def edge_of(tensor):
     return None
 
 
+def graph_alias(tensor, data=None, tangents=None):
+    """A new Tensor object standing for ``tensor`` in the graph: same graph edge
+    (gradients flowing into it reach ``tensor``'s node or leaf), ``tangents``
+    as its forward-mode tangents, and ``tensor``'s data and version counter
+    unless other ``data`` is given (then a counter of its own).
+
+    Forward mode strips or adds tangent levels this way, and in-place ops
+    stand a snapshot of the old value in for the tensor being overwritten.
+    """
+    alias = Tensor._make(tensor.data if data is None else data, tensor.grad_fn, tensor._output_nr)
+    alias.requires_grad = tensor.requires_grad
+    if tensor.grad_fn is None and tensor.requires_grad:
+        alias._accumulator = edge_of(tensor)[0]
+    if data is None:
+        alias._version_box = tensor._shared_version_box()
+        alias._base = tensor._base
+    alias._tangents = tangents or None
+    return alias
+
+
 # --------------------------------------------------------------------------
 # Hooks.
 # --------------------------------------------------------------------------

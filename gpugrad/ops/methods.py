@@ -660,12 +660,7 @@ def _write(tensor, values, name):
 def _snapshot(tensor):
     """A copy standing in for ``tensor`` in the graph of an in-place op: same
     graph edge, its own data, so the op's saved input is not overwritten."""
-    alias = Tensor._make(tensor.data.copy(), tensor.grad_fn, tensor._output_nr)
-    alias.requires_grad = tensor.requires_grad
-    if tensor.grad_fn is None and tensor.requires_grad:
-        alias._accumulator = tape.edge_of(tensor)[0]
-    alias._tangents = tensor._tangents
-    return alias
+    return tape.graph_alias(tensor, data=tensor.data.copy(), tangents=tensor._tangents)
 
 
 def inplace(tensor, compute, name, others=()):

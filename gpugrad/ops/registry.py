@@ -434,31 +434,21 @@ class OpNode(Node):
             inputs = self.saved_raw
         params = self.params
         edges = self.next_edges
-        fixed = []
         if op.vjp_per_input:
-            # One loop: call each needed rule, then undo broadcasting and cast.
-            for rule, edge, meta in zip(op.vjp, edges, self.input_meta):
-                if edge is None:
-                    fixed.append(None)
-                    continue
-                result = rule(grad, out, *inputs, **params)
-                if result.shape != meta[0]:
-                    result = sum_to(result, meta[0])
-                if result.dtype != meta[1]:
-                    result = _cast(result, meta[1])
-                fixed.append(result)
-            return fixed
+            return [_fit(rule(grad, out, *inputs, **params), meta) if edge is not None else None
+                    for rule, edge, meta in zip(op.vjp, edges, self.input_meta)]
         results = op.vjp(grad, out, *inputs, **params)
-        for result, edge, meta in zip(results, edges, self.input_meta):
-            if result is None or edge is None:
-                fixed.append(None)
-                continue
-            if result.shape != meta[0]:
-                result = sum_to(result, meta[0])
-            if result.dtype != meta[1]:
-                result = _cast(result, meta[1])
-            fixed.append(result)
-        return fixed
+        return [_fit(result, meta) if result is not None and edge is not None else None
+                for result, edge, meta in zip(results, edges, self.input_meta)]
+
+
+def _fit(gradient, meta):
+    """Undo broadcasting (sum back to the input's shape) and cast to the input's dtype."""
+    if gradient.shape != meta[0]:
+        gradient = sum_to(gradient, meta[0])
+    if gradient.dtype != meta[1]:
+        gradient = _cast(gradient, meta[1])
+    return gradient
 
 
 def _version_of(tensor):
@@ -487,15 +477,7 @@ def strip_level(tensor, level):
     tangents = tensor._tangents
     if tangents is None or level not in tangents:
         return tensor
-    alias = Tensor._make(tensor.data, tensor.grad_fn, tensor._output_nr)
-    alias.requires_grad = tensor.requires_grad
-    if tensor.grad_fn is None and tensor.requires_grad:
-        alias._accumulator = edge_of(tensor)[0]
-    alias._version_box = tensor._shared_version_box()
-    alias._base = tensor._base
-    rest = {key: value for key, value in tangents.items() if key != level}
-    alias._tangents = rest or None
-    return alias
+    return tape.graph_alias(tensor, tangents={key: value for key, value in tangents.items() if key != level})
 
 
 def _tangent_at(arg, level):
