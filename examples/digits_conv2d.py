@@ -61,6 +61,7 @@ def main(argv=None):
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--out", default=os.path.join(HERE, "out"))
     parser.add_argument("--quick", action="store_true", help="one epoch (smoke test)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     device = args.device or ("cuda" if gg.cuda.is_available() else "cpu")
     epochs = 1 if args.quick else args.epochs
@@ -78,7 +79,8 @@ def main(argv=None):
     scheduler = gg.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * len(train_loader))
     started = time.perf_counter()
     history = gg.train.fit(model, optimizer, nn.CrossEntropyLoss(), train_loader, val_loader=test_loader,
-                           epochs=epochs, scheduler=scheduler, scheduler_step="batch", description="digits")
+                           epochs=epochs, scheduler=scheduler, scheduler_step="batch", description="digits",
+                           progress=not args.no_progress)
     seconds = time.perf_counter() - started
     result = gg.train.evaluate(model, test_loader, nn.CrossEntropyLoss())
     print(f"test accuracy {result['accuracy']:.3f} (loss {result['loss']:.3f}) after {epochs} epochs "
