@@ -196,7 +196,7 @@ class Tensor:
         """A tensor sharing this one's data (and version counter) but outside the graph."""
         out = Tensor._make(self.data)
         out._version_box = self._shared_version_box()
-        out._base = self if self._base is None else self._base
+        # NOTE: no reference back to self: a detached loss must not keep its graph alive.
         return out
 
     def detach_(self):

@@ -458,3 +458,16 @@ def test_post_accumulate_grad_hook_sees_the_finished_grad(device):
     assert len(seen) == 2
     with pytest.raises(gg.AutogradError, match="only leaf tensors"):
         (x * 2).register_post_accumulate_grad_hook(print)
+
+
+def test_forward_over_reverse_through_a_custom_function(device):
+    x = gg.tensor([3.0], dtype=gg.float64, device=device)
+
+    def gradient(t):
+        t = t.requires_grad_() if t.is_leaf else t
+        (g,) = gg.grad(Cube.apply(t).sum(), t, create_graph=True)
+        return g
+
+    _, second = gg.jvp(gradient, (x.detach().requires_grad_(),), (gg.ones_like(x),))
+    assert second.tolist() == [18.0]          # d/dx 3x^2 = 6x
+    assert gg.gradgradcheck(Cube.apply, [gg.randn(3, dtype=gg.float64, device=device)])

@@ -166,7 +166,7 @@ def gradcheck(f, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, check_forward=True, che
                 if index is not None:
                     raise GradcheckError(
                         f"gradcheck (reverse mode): gradient of input {i} (shape {tuple(inputs[i].shape)}) at index "
-                        f"{index}: analytic {got[index]!r} vs numeric {want[index]!r} "
+                        f"{index}: analytic {float(got[index])!r} vs numeric {float(want[index])!r} "
                         f"(atol={atol}, rtol={rtol})")
         if check_forward:
             directions = [rng.standard_normal(inputs[i].shape) for i in chosen]
@@ -196,7 +196,7 @@ def gradcheck(f, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, check_forward=True, che
                 if index is not None:
                     raise GradcheckError(
                         f"gradcheck (forward mode): tangent of output {k} (shape {tuple(want.shape)}) at index "
-                        f"{index}: analytic {np.broadcast_to(got, want.shape)[index]!r} vs numeric {want[index]!r} "
+                        f"{index}: analytic {float(np.broadcast_to(got, want.shape)[index])!r} vs numeric {float(want[index])!r} "
                         f"(atol={atol}, rtol={rtol})")
     except GradcheckError:
         if raise_exception:

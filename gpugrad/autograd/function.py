@@ -157,6 +157,11 @@ class Function:
         ctx._name = cls.__name__
         with tape.no_grad():
             outputs = cls.forward(ctx, *plain_args)
+        if levels:
+            # forward ran on tangent-free stand-ins; backward must see the real inputs
+            # (with their tangents), or forward-over-reverse loses the saved-input path.
+            originals = {id(plain): original for plain, original in zip(plain_args, args) if plain is not original}
+            ctx._saved = tuple(originals.get(id(t), t) for t in ctx._saved)
         single = isinstance(outputs, Tensor)
         outputs = (outputs,) if single else tuple(outputs)
         if not all(isinstance(o, Tensor) for o in outputs):

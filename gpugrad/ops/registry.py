@@ -197,7 +197,12 @@ def apply_op(op, args, params):
     if op.view:
         source = args[0]
         result._version_box = source._shared_version_box()
-        result._base = source if source._base is None else source._base
+        # Remember the leaf a view looks into (in-place changes through the view must
+        # not bypass it); only leaves, so a view never keeps a graph alive.
+        if source._base is not None:
+            result._base = source._base
+        elif source.grad_fn is None and source.requires_grad:
+            result._base = source
     if requires_grad and state.grad_enabled and op.differentiable:
         result.grad_fn = OpNode(op, args, params, result, datas)
         result.requires_grad = True
