@@ -15,7 +15,7 @@ from hypothesis.extra import numpy as hnp
 
 import gpugrad as gg
 
-EXAMPLES = int(os.environ.get("GPUGRAD_FUZZ_EXAMPLES", "40"))
+EXAMPLES = int(os.environ.get("GPUGRAD_FUZZ_EXAMPLES", "150"))
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 BINARY = {
