@@ -659,7 +659,7 @@ def main(argv=None) -> int:
     arguments = parse_arguments(argv)
     # Reaches the libraries still to be imported (the peers load lazily);
     # ``python -m benchmarks`` has already done this before NumPy loaded.
-    limit_threads(arguments.threads)
+    limit_threads(arguments.threads, pin=arguments.device == "cpu")
     mode = "smoke" if arguments.smoke else "quick" if arguments.quick else "full"
     plan = dataclasses.replace(PLANS[mode], clock=arguments.clock)
 

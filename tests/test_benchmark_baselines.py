@@ -250,6 +250,31 @@ def test_threads_flag_is_read_before_numpy_loads():
     assert threads_from_argv(["--threads=0"]) == 0
 
 
+def test_only_cpu_runs_are_pinned_to_cores():
+    import os
+    import subprocess
+    import sys
+
+    from benchmarks.threads import device_from_argv
+
+    assert device_from_argv([]) == "cpu"
+    assert device_from_argv(["--quick", "--device", "cuda"]) == "cuda"
+    assert device_from_argv(["--device=cuda"]) == "cuda"
+    if not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2:
+        return
+    # In a subprocess: pinning this test process would slow the rest of the suite.
+    probe = ("import os, sys; from benchmarks.threads import limit_threads_from_argv; "
+             "limit_threads_from_argv(sys.argv[1:]); print(len(os.sched_getaffinity(0)))")
+    cores = {}
+    for device in ("cpu", "cuda"):
+        output = subprocess.run([sys.executable, "-c", probe, "--device", device, "--threads", "1"],
+                                capture_output=True, text=True, check=True, timeout=60,
+                                cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        cores[device] = int(output.stdout)
+    assert cores["cpu"] == 1
+    assert cores["cuda"] == len(os.sched_getaffinity(0))
+
+
 def test_limit_threads_sets_every_library_variable(monkeypatch):
     from benchmarks import threads
 
