@@ -72,12 +72,11 @@ def limit_threads(threads: int, pin: bool = False) -> None:
         pin_to_cores(threads)
     for name in THREAD_VARIABLES:
         os.environ[name] = str(threads)
-    # XLA's CPU backend ignores OMP_NUM_THREADS; these flags bound its pools.
+    # XLA's CPU backend ignores OMP_NUM_THREADS; this flag keeps its Eigen
+    # kernels single-threaded (its own pool is bounded only by pinning).
     xla_flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_cpu_multi_thread_eigen" not in xla_flags:
-        extra = "--xla_cpu_multi_thread_eigen=false" if threads == 1 else ""
-        extra += f" intra_op_parallelism_threads={threads}"
-        os.environ["XLA_FLAGS"] = (xla_flags + " " + extra).strip()
+    if threads == 1 and "xla_cpu_multi_thread_eigen" not in xla_flags:
+        os.environ["XLA_FLAGS"] = (xla_flags + " --xla_cpu_multi_thread_eigen=false").strip()
 
 
 def device_from_argv(argv) -> str:
