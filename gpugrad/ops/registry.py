@@ -277,7 +277,12 @@ def scalar_array(value, dtype):
 
 def promote_arguments(op, args):
     """Cast Tensor arguments to a common dtype; Python scalars never upcast a float tensor."""
-    if len(args) == 2:
+    if len(args) > 2:
+        # Fast exit: tensors that all share one dtype (linear's x, weight and bias).
+        dtype = args[0].data.dtype if isinstance(args[0], Tensor) else None
+        if dtype is not None and all(isinstance(arg, Tensor) and arg.data.dtype == dtype for arg in args):
+            return args
+    elif len(args) == 2:
         # Fast exits for the common cases: equal dtypes, or a float tensor and a Python number.
         first, second = args
         first_is_tensor, second_is_tensor = isinstance(first, Tensor), isinstance(second, Tensor)
