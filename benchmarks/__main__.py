@@ -10,6 +10,7 @@ from .threads import limit_threads_from_argv
 
 limit_threads_from_argv(sys.argv[1:])
 
-from .run import main  # noqa: E402 - must follow the thread limits
+# Only now: importing run imports NumPy, whose BLAS reads the limits on load.
+from .run import main
 
 sys.exit(main())

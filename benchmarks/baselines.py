@@ -25,6 +25,7 @@ True
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,7 +42,7 @@ def array_module(array):
     """``numpy`` or ``cupy``, whichever ``array`` belongs to."""
     module = type(array).__module__
     if module.startswith("cupy"):
-        import cupy  # noqa: PLC0415 - only reached with CuPy arrays
+        import cupy
 
         return cupy
     return np
@@ -120,7 +121,7 @@ def make_mlp_problem(sizes, batch: int, seed: int = 0, samples: int | None = Non
     """
     rng = np.random.default_rng(seed)
     weights, biases = [], []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+    for fan_in, fan_out in itertools.pairwise(sizes):
         weight, bias = linear_init(fan_in, fan_out, rng)
         weights.append(weight)
         biases.append(bias)

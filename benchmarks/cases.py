@@ -44,17 +44,18 @@ def load_gpugrad(with_nn: bool = True):
     GpugradUnavailable
         Naming the first missing module or attribute.
     """
+    # Imported here, not at the top, so the suite runs (and reports why)
+    # while gpugrad is missing or half-written.
     try:
-        import gpugrad as gg  # noqa: PLC0415 - loaded lazily so the suite runs without it
+        import gpugrad as gg
     except Exception as error:  # noqa: BLE001 - ImportError, or a half-written module's own error
         raise GpugradUnavailable(f"cannot import gpugrad: {type(error).__name__}: {error}") from None
     _require(gg, "gg", ["tensor", "no_grad"])
     if not with_nn:
         return gg, None, None
     try:
-        from gpugrad import nn  # noqa: PLC0415
-        import gpugrad.nn.functional as F  # noqa: PLC0415, N812 - the conventional alias
-        from gpugrad import optim  # noqa: PLC0415
+        import gpugrad.nn.functional as F
+        from gpugrad import nn, optim
     except Exception as error:  # noqa: BLE001
         raise GpugradUnavailable(f"cannot import gpugrad.nn/optim: {type(error).__name__}: {error}") from None
     _require(nn, "nn", ["Linear", "Conv2d", "ReLU", "Sequential"])
@@ -71,7 +72,7 @@ def _require(module, label, names):
 
 def gpugrad_version() -> str | None:
     try:
-        import gpugrad  # noqa: PLC0415
+        import gpugrad
     except Exception:  # noqa: BLE001
         return None
     return getattr(gpugrad, "__version__", "unversioned")
@@ -89,7 +90,7 @@ def to_numpy(tensor) -> np.ndarray:
         tensor = tensor.detach()
     if hasattr(tensor, "numpy"):
         return np.array(tensor.numpy())
-    from .baselines import to_numpy as array_to_numpy  # noqa: PLC0415
+    from .baselines import to_numpy as array_to_numpy
 
     return array_to_numpy(tensor.data)
 

@@ -39,7 +39,7 @@ class PeerUnavailable(RuntimeError):
 
 def _torch(device: str):
     try:
-        import torch  # noqa: PLC0415 - optional peer
+        import torch
     except ImportError as error:
         raise PeerUnavailable(f"torch not installed ({error})") from None
     if device == "cuda" and not torch.cuda.is_available():
@@ -165,7 +165,7 @@ def torch_cnn(problem: CNNProblem, device: str = "cpu", lr: float = LEARNING_RAT
 
 def torch_version() -> str | None:
     try:
-        import torch  # noqa: PLC0415 - optional peer
+        import torch
     except ImportError:
         return None
     return torch.__version__
@@ -177,8 +177,8 @@ def torch_version() -> str | None:
 
 def _jax(device: str):
     try:
-        import jax  # noqa: PLC0415 - optional peer
-        import jax.numpy as jnp  # noqa: PLC0415
+        import jax
+        import jax.numpy as jnp
     except ImportError as error:
         raise PeerUnavailable(f"jax not installed ({error})") from None
     backend = jax.default_backend()
@@ -280,7 +280,7 @@ def jax_mlp(problem: MLPProblem, device: str = "cpu", epoch_batch: int | None = 
 def jax_cnn(problem: CNNProblem, device: str = "cpu", lr: float = LEARNING_RATE) -> Participant:
     """The small CNN in JAX: ``lax.conv_general_dilated`` + ``reduce_window`` max, jitted."""
     jax, jnp = _jax(device)
-    from jax import lax  # noqa: PLC0415 - optional peer
+    from jax import lax
 
     def loss_fn(params, inputs, labels):
         conv_weight, conv_bias, fc_weight, fc_bias = params
@@ -312,7 +312,7 @@ def jax_cnn(problem: CNNProblem, device: str = "cpu", lr: float = LEARNING_RATE)
 
 def jax_version() -> str | None:
     try:
-        import jax  # noqa: PLC0415 - optional peer
+        import jax
     except ImportError:
         return None
     return jax.__version__
@@ -326,9 +326,9 @@ def _autograd(device: str):
     if device != "cpu":
         raise PeerUnavailable("HIPS autograd runs on NumPy only (CPU)")
     try:
-        import autograd  # noqa: PLC0415 - optional peer
-        import autograd.numpy as anp  # noqa: PLC0415
-        from autograd.scipy.special import logsumexp  # noqa: PLC0415
+        import autograd
+        import autograd.numpy as anp
+        from autograd.scipy.special import logsumexp
     except ImportError as error:
         raise PeerUnavailable(f"autograd not installed ({error})") from None
     return autograd, anp, logsumexp
@@ -403,7 +403,7 @@ def autograd_mlp(problem: MLPProblem, device: str = "cpu", epoch_batch: int | No
 
 def autograd_version() -> str | None:
     try:
-        from importlib.metadata import version  # noqa: PLC0415
+        from importlib.metadata import version
 
         return version("autograd")
     except Exception:  # noqa: BLE001 - not installed, or installed without metadata

@@ -35,9 +35,9 @@ import platform
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -331,7 +331,7 @@ def kernel_bandwidth(out: Path, mode: str, log, device: str = "cuda") -> dict:
     ``device="cpu"`` is the script's dry run, only for testing this hookup.
     """
     try:
-        from . import kernel_bandwidth as script  # noqa: PLC0415 - optional sibling module
+        from . import kernel_bandwidth as script
     except Exception as error:  # noqa: BLE001 - absent, or its own imports failed
         return {"status": "skipped", "reason": f"benchmarks.kernel_bandwidth not importable ({error})"}
     if not callable(getattr(script, "main", None)):
@@ -384,8 +384,8 @@ def _peak_step_memory(benchmarks: list[Benchmark], log) -> list[dict]:
     """
     rows = []
     try:
-        import cupy  # noqa: PLC0415 - CUDA only
-        import torch  # noqa: PLC0415
+        import cupy
+        import torch
     except ImportError as error:
         return [{"status": "skipped", "reason": str(error)}]
     if not torch.cuda.is_available():
@@ -468,7 +468,7 @@ def machine_description(device: str, xp, argv=None) -> dict:
                         if name in os.environ},
     }
     try:
-        import torch  # noqa: PLC0415
+        import torch
 
         description["torch_threads"] = torch.get_num_threads()
     except ImportError:
@@ -573,8 +573,8 @@ def _bandwidth_markdown(bandwidth: dict) -> list[str]:
         target = row.get("target_fraction")
         speedup = row.get("speedup_vs_plain")
         lines.append(f"| {row.get('kernel')} | {row.get('pass')} | {row.get('bandwidth_GBps', 0):.0f} | "
-                     f"{row.get('fraction_of_copy', 0):.2f} | {'≥ %.2f' % target if target else '—'} | "
-                     f"{'%.2fx' % speedup if speedup else '—'} | {row.get('status')} |")
+                     f"{row.get('fraction_of_copy', 0):.2f} | {f'≥ {target:.2f}' if target else '—'} | "
+                     f"{f'{speedup:.2f}x' if speedup else '—'} | {row.get('status')} |")
     return lines + [""]
 
 
@@ -585,10 +585,10 @@ def plot_ratios(results: dict, path: Path) -> str | None:
     is nothing to plot.
     """
     try:
-        import matplotlib  # noqa: PLC0415 - optional
+        import matplotlib
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt  # noqa: PLC0415
+        import matplotlib.pyplot as plt
     except ImportError:
         return None
     # Pending targets (candidate not importable yet) keep their row: a red
@@ -671,7 +671,7 @@ def main(argv=None) -> int:
         return 2
     if arguments.device == "cuda":
         try:
-            import cupy as xp  # noqa: PLC0415 - CUDA only
+            import cupy as xp
 
             xp.cuda.runtime.getDeviceCount()
             xp.zeros(1)

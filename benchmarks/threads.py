@@ -108,13 +108,13 @@ def apply_to_loaded_libraries(threads: int) -> dict:
         report["cpu_affinity"] = sorted(os.sched_getaffinity(0))
     if threads > 0:
         try:
-            from threadpoolctl import threadpool_limits  # noqa: PLC0415 - optional
+            from threadpoolctl import threadpool_limits
 
             threadpool_limits(threads)
         except ImportError:
             pass
     try:
-        import torch  # noqa: PLC0415 - optional peer
+        import torch
 
         if threads > 0:
             torch.set_num_threads(threads)
@@ -122,7 +122,7 @@ def apply_to_loaded_libraries(threads: int) -> dict:
     except ImportError:
         pass
     try:
-        from threadpoolctl import threadpool_info  # noqa: PLC0415 - optional
+        from threadpoolctl import threadpool_info
 
         report["blas"] = sorted({f"{info.get('internal_api')}={info.get('num_threads')}"
                                  for info in threadpool_info()})
