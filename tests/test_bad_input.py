@@ -169,7 +169,7 @@ def _freed_graph(d, p):
     x = t(3, device=d, grad=True)
     y = (x.exp() * 2).sum()
     y.backward()
-    before = x.grad.numpy().copy()
+    x.grad.numpy().copy()
     return (lambda: y.backward()), [x]
 
 

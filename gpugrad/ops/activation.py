@@ -25,7 +25,7 @@ from .. import backend, kernels
 from ..autograd.tape import state
 from ..errors import ShapeError
 from ..tensor import Tensor
-from .elementwise import erf, exp, sigmoid, tanh, where
+from .elementwise import exp, sigmoid, tanh, where
 from .registry import OpNode, apply_op, defop
 from .samples import Away, Ints, Sample, Unit
 from .reduce import sum_

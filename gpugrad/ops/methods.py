@@ -22,7 +22,6 @@ from . import index as ix
 from . import linalg as la
 from . import reduce as rd
 from . import shape as sh
-from .creation import normalize_shape
 from .registry import apply_op, defop
 from .samples import Sample
 
