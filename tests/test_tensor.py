@@ -230,3 +230,10 @@ def test_backend_helpers():
     array = np.zeros(2)
     assert backend.xp_of(array) is np and backend.device_of(array) == gg.Device("cpu")
     assert backend.to_device(array, gg.Device("cpu")) is array
+
+
+def test_public_functions_take_array_likes_and_return_tensors():
+    for result in (gg.exp([0.0, 1.0]), gg.exp(np.zeros(2)), gg.add([1.0], 2.0), gg.maximum([1.0], [2.0]),
+                   gg.pow([2.0], 3), gg.abs([-1.0])):
+        assert isinstance(result, gg.Tensor)
+    assert gg.pow([2.0], 3).tolist() == [8.0]
