@@ -22,7 +22,7 @@ from . import index as ix
 from . import linalg as la
 from . import reduce as rd
 from . import shape as sh
-from .registry import apply_op, defop
+from .registry import apply_op, apply_promoted, defop, scalar_array
 from .samples import Sample
 
 # --------------------------------------------------------------------------
@@ -158,8 +158,16 @@ def _binary(function, swap=False):
     op = function.op
 
     def method(self, other):
-        # NOTE: straight to apply_op, skipping the polymorphic wrapper (hot path).
-        if other.__class__ is not Tensor and not isinstance(other, (Tensor, int, float, bool)):
+        # NOTE: straight to the engine, skipping the polymorphic wrapper (hot path).
+        kind = other.__class__
+        if kind is float or kind is int:
+            data = self.data
+            if data.__class__ is np.ndarray and data.dtype.kind == "f":
+                # A float tensor and a Python number: the number becomes a cached 0-d array of
+                # the tensor's dtype (no promotion needed, and NumPy multiplies by it faster).
+                constant = scalar_array(other, data.dtype)
+                return apply_promoted(op, (constant, self) if swap else (self, constant), _NO_PARAMS)
+        elif kind is not Tensor and not isinstance(other, (Tensor, int, float, bool)):
             if isinstance(other, (np.ndarray, np.generic, list, tuple)) or backend.is_gpu_array(other):
                 other = Tensor(other, device=self.device)
             else:

@@ -159,9 +159,14 @@ def defop(name, forward, vjp=None, jvp=None, *, save=True, save_output=False, vi
 # --------------------------------------------------------------------------
 def apply_op(op, args, params):
     """Run ``op`` on Tensor arguments: forward, then record a node if needed."""
-    # NOTE: this is the hot path of every op; keep it free of avoidable calls.
     if op.promote:
         args = promote_arguments(op, args)
+    return apply_promoted(op, args, params)
+
+
+def apply_promoted(op, args, params):
+    """:func:`apply_op` for arguments whose dtypes already agree."""
+    # NOTE: this is the hot path of every op; keep it free of avoidable calls.
     requires_grad = False
     has_tangents = False
     datas = []
@@ -445,8 +450,16 @@ class OpNode(Node):
         params = self.params
         edges = self.next_edges
         if op.vjp_per_input:
-            return [_fit(rule(grad, out, *inputs, **params), meta) if edge is not None else None
-                    for rule, edge, meta in zip(op.vjp, edges, self.input_meta)]
+            fitted = []
+            for rule, edge, meta in zip(op.vjp, edges, self.input_meta):
+                if edge is None:
+                    fitted.append(None)
+                    continue
+                result = rule(grad, out, *inputs, **params)
+                if result.shape != meta[0] or result.dtype != meta[1]:
+                    result = _fit(result, meta)
+                fitted.append(result)
+            return fitted
         results = op.vjp(grad, out, *inputs, **params)
         return [_fit(result, meta) if result is not None and edge is not None else None
                 for result, edge, meta in zip(results, edges, self.input_meta)]
