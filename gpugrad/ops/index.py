@@ -121,9 +121,13 @@ def _check_gather(x, index, axis):
     if index.ndim != x.ndim:
         raise ShapeError(f"gather: index has {index.ndim} dimensions but input has {x.ndim} "
                          f"(shapes {tuple(index.shape)} and {tuple(x.shape)}); they must match")
-    size = x.shape[axis]
+    _check_index_range("gather", index, x.shape[axis], axis)
+
+
+def _check_index_range(op, index, size, axis):
+    """Indices must lie in [-size, size) along ``axis``: say which values fall outside."""
     if index.data.size and (int(index.data.max()) >= size or int(index.data.min()) < -size):
-        raise IndexError(f"gather: index out of range for dim {axis} of size {size} "
+        raise IndexError(f"{op}: index out of range for dim {axis} of size {size} "
                          f"(got values in [{int(index.data.min())}, {int(index.data.max())}])")
 
 
@@ -186,10 +190,7 @@ def _check_index_select(x, index, axis):
     if index.data.dtype.kind not in "iu" or index.ndim != 1:
         raise ShapeError(f"index_select: index must be a 1-D integer tensor, got shape {tuple(index.shape)} "
                          f"{index.dtype}")
-    size = x.shape[axis]
-    if index.data.size and (int(index.data.max()) >= size or int(index.data.min()) < -size):
-        raise IndexError(f"index_select: index out of range for dim {axis} of size {size} "
-                         f"(got values in [{int(index.data.min())}, {int(index.data.max())}])")
+    _check_index_range("index_select", index, x.shape[axis], axis)
 
 
 index_select = defop(
