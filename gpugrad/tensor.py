@@ -58,7 +58,7 @@ class Tensor:
 
     def __init__(self, data, dtype=None, device=None, requires_grad=False):
         array = _to_array(data, dtype, device)
-        _init(self, array)
+        self.data = array
         if requires_grad:
             self.requires_grad_(True)
 
@@ -276,10 +276,6 @@ class Tensor:
     # Comparisons make elementwise tensors, so Tensors cannot be dict keys by
     # value; identity hashing above matches PyTorch.
     __str__ = __repr__
-
-
-def _init(tensor, array):
-    tensor.data = array
 
 
 def _to_array(data, dtype=None, device=None):

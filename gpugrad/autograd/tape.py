@@ -369,8 +369,7 @@ def _second_backward_error(node):
         "you need to backward twice.")
 
 
-def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, accumulate=True,
-                 allow_unused=False):
+def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, allow_unused=False):
     """The engine behind ``Tensor.backward`` and ``gg.grad``.
 
     Nodes run in decreasing creation order (a max-heap on ``node.sequence``):
@@ -579,7 +578,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     if retain_graph is None:
         retain_graph = create_graph
     results = run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=inputs,
-                           accumulate=False, allow_unused=allow_unused)
+                           allow_unused=allow_unused)
     return tuple(results)
 
 

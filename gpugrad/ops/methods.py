@@ -190,7 +190,6 @@ Tensor.__ror__ = _binary(ew.logical_or, swap=True)
 Tensor.__neg__ = lambda self: ew.neg(self)
 Tensor.__pos__ = lambda self: self
 Tensor.__invert__ = lambda self: ew.logical_not(self)
-Tensor.__hash__ = lambda self: id(self)   # __eq__ is elementwise, so hash by identity like PyTorch
 
 Tensor.add = lambda self, other, alpha=1: ew.add(self, other if alpha == 1 else ew.mul(other, alpha))
 Tensor.sub = lambda self, other, alpha=1: ew.sub(self, other if alpha == 1 else ew.mul(other, alpha))

@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import backend
 from ..errors import ShapeError
-from .elementwise import cast, exp, log, logical_and, sign, sqrt, where
+from .elementwise import cast, exp, logical_and, sign, sqrt, where
 from .elementwise import abs_ as absolute
 from .registry import defop
 from .samples import Away, Distinct, Positive, Sample
@@ -349,4 +349,4 @@ def log_softmax(x, axis=-1):
 
 
 __all__ = ["sum_", "sum_to", "mean", "var", "std", "amax", "amin", "argmax", "argmin", "prod", "logsumexp",
-           "norm", "cumsum", "softmax", "log_softmax", "log", "normalize_axes", "unreduce"]
+           "norm", "cumsum", "softmax", "log_softmax", "normalize_axes", "unreduce"]

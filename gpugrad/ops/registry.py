@@ -401,10 +401,6 @@ class OpNode(Node):
     def name(self):
         return self.op.name
 
-    @property
-    def needs_input_grad(self):
-        return tuple(edge is not None for edge in self.next_edges)
-
     def release(self):
         self.saved = self.saved_raw = self.version_checks = None
         self.out_data = None
