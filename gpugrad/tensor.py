@@ -23,6 +23,13 @@ from . import backend
 from .errors import AutogradError, DTypeError
 
 
+INPLACE_EPOCH = [0]
+"""How many in-place changes any tensor has had.  A graph node remembers the
+count when it is recorded; while it is unchanged at backward time nothing can
+have modified the node's saved tensors, so the per-input version checks are
+skipped (they cost as much as a small op's gradient)."""
+
+
 class Tensor:
     """An n-dimensional array on the CPU (NumPy) or a GPU (CuPy) that can record
     the operations applied to it for automatic differentiation.
@@ -113,6 +120,7 @@ class Tensor:
     def _bump_version(self):
         """Record an in-place change of ``data`` (graphs that saved this tensor notice)."""
         self._shared_version_box()[0] += 1
+        INPLACE_EPOCH[0] += 1
 
     def numel(self) -> int:
         return int(self.data.size)

@@ -172,9 +172,9 @@ class AccumulateGrad(Node):
 
     def __init__(self, leaf):
         self.leaf = leaf
-        # Leaves come first in any graph: created before every op that uses them
-        # in program order, so the lowest priority in the engine's heap.
-        self.sequence = -1
+        # Leaves come first in any graph, so their nodes run last: below every
+        # op node in the engine's heap, and distinct, so heap entries never tie.
+        self.sequence = -next_sequence()
 
 
 _sequence = itertools.count(1)
@@ -397,7 +397,7 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, al
         slots = buffers.get(node)
         if slots is None:
             slots = buffers[node] = [None] * node.n_outputs
-            heapq.heappush(heap, (-node.sequence, id(node), node))
+            heapq.heappush(heap, (-node.sequence, node))
         slots[output_nr] = grad if slots[output_nr] is None else slots[output_nr] + grad
 
     capture = None
@@ -412,10 +412,10 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, al
                                     "call requires_grad_() on it before computing the outputs")
             input_edges.append(edge)
             capture[edge] = None
-        needed = _nodes_leading_to([entry[2] for entry in heap], [edge[0] for edge in input_edges])
+        needed = _nodes_leading_to([entry[1] for entry in heap], [edge[0] for edge in input_edges])
 
     if not retain_graph:
-        _remember_roots([entry[2] for entry in heap])
+        _remember_roots([entry[1] for entry in heap])
     anomaly = state.anomaly
     previous_mode = state.grad_enabled
     state.grad_enabled = bool(create_graph)
@@ -423,7 +423,7 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, al
     state.backward_depth += 1
     try:
         while heap:
-            node = heappop(heap)[2]
+            node = heappop(heap)[1]
             grads = buffers.pop(node)
             if node.pre_hooks:
                 for output_nr, hooks in node.pre_hooks.items():
@@ -457,7 +457,7 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, al
                 slots = buffers.get(parent)
                 if slots is None:
                     slots = buffers[parent] = [None] * parent.n_outputs
-                    heappush(heap, (-parent.sequence, id(parent), parent))
+                    heappush(heap, (-parent.sequence, parent))
                     slots[output_nr] = grad
                 else:
                     previous = slots[output_nr]

@@ -26,7 +26,7 @@ from ..autograd.tape import state
 from ..errors import ShapeError
 from ..tensor import Tensor
 from .elementwise import exp, sigmoid, tanh, where
-from .registry import OpNode, apply_op, defop
+from .registry import apply_op, defop, record
 from .samples import Away, Ints, Sample, Unit
 from .reduce import sum_
 from .shape import reshape, swapaxes
@@ -256,11 +256,7 @@ def _record(op, x, params, y):
     """The output of ``op(x)`` computed outside the op, with a node that keeps
     only ``params`` (which carry what backward needs), not ``x``."""
     result = Tensor._make(y)
-    node = OpNode(op, (x,), params, result)
-    node.saved = [None]
-    node.saved_versions = [None]
-    result.grad_fn = node
-    result.requires_grad = True
+    record(op, (x,), [x.data], params, result, save=())
     return result
 
 

@@ -22,7 +22,7 @@ from . import index as ix
 from . import linalg as la
 from . import reduce as rd
 from . import shape as sh
-from .registry import apply_op, apply_promoted, defop, scalar_array
+from .registry import _SCALARS, apply_op, apply_promoted, apply_single, defop, scalar_array
 from .samples import Sample
 
 # --------------------------------------------------------------------------
@@ -162,11 +162,17 @@ def _binary(function, swap=False):
         kind = other.__class__
         if kind is float or kind is int:
             data = self.data
-            if data.__class__ is np.ndarray and data.dtype.kind == "f":
-                # A float tensor and a Python number: the number becomes a cached 0-d array of
-                # the tensor's dtype (no promotion needed, and NumPy multiplies by it faster).
-                constant = scalar_array(other, data.dtype)
-                return apply_promoted(op, (constant, self) if swap else (self, constant), _NO_PARAMS)
+            if data.__class__ is np.ndarray:
+                dtype = data.dtype
+                if dtype.kind == "f":
+                    # A float tensor and a Python number: the number becomes a cached 0-d array of
+                    # the tensor's dtype (no promotion needed, and NumPy multiplies by it faster).
+                    constant = _SCALARS.get((other, dtype))
+                    if constant is None:
+                        constant = scalar_array(other, dtype)
+                    if swap:
+                        return apply_single(op, self, (constant, self), [constant, data], _NO_PARAMS)
+                    return apply_single(op, self, (self, constant), [data, constant], _NO_PARAMS)
         elif kind is not Tensor and not isinstance(other, (Tensor, int, float, bool)):
             if isinstance(other, (np.ndarray, np.generic, list, tuple)) or backend.is_gpu_array(other):
                 other = Tensor(other, device=self.device)

@@ -38,11 +38,10 @@ from .. import backend
 from ..autograd import tape
 from ..autograd.tape import Node, edge_of, next_sequence, state
 from ..errors import AutogradError, DeviceError, GpugradError, ShapeError, describe
-from ..tensor import Tensor
+from ..tensor import INPLACE_EPOCH, Tensor
 
 _new_object = object.__new__
 _ndarray = np.ndarray
-_make_meta = tuple.__new__
 
 OPS: dict = {}
 """Every registered op by name; the test battery iterates over it."""
@@ -59,18 +58,33 @@ class Op:
         return f"Op({self.name!r})"
 
 
-class InputMeta(tuple):
+class InputMeta:
     """Stands in for an input the op does not save: only its shape and dtype.
 
-    A tuple ``(shape, dtype)`` (cheap to make for every input of every op)
-    with the attribute names the rules use.
+    Rules that read ``x.shape`` or ``x.dtype`` of an unsaved input get one of
+    these; the engine also reads the shape and dtype a gradient must have off
+    it (or off the saved array itself).
     """
 
-    __slots__ = ()
+    __slots__ = ("shape", "dtype")
 
-    shape = property(lambda self: self[0])
-    dtype = property(lambda self: self[1])
-    ndim = property(lambda self: len(self[0]))
+    def __init__(self, shape, dtype):
+        self.shape = shape
+        self.dtype = dtype
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    def __repr__(self):
+        return f"InputMeta(shape={self.shape}, dtype={self.dtype})"
+
+
+def _meta_of(array):
+    meta = _new_object(InputMeta)
+    meta.shape = array.shape
+    meta.dtype = array.dtype
+    return meta
 
 
 def defop(name, forward, vjp=None, jvp=None, *, save=True, save_output=False, view=False,
@@ -119,7 +133,7 @@ def defop(name, forward, vjp=None, jvp=None, *, save=True, save_output=False, vi
     op.vjp_per_input = isinstance(vjp, tuple)
     op.vjp = vjp
     op.jvp = jvp
-    op.save = save
+    op.save = save if save is True else tuple(save or ())
     op.save_output = save_output
     op.view = view
     op.promote = promote
@@ -146,7 +160,7 @@ def defop(name, forward, vjp=None, jvp=None, *, save=True, save_output=False, vi
     op.function = function
     if method:
         def bound(self, **params):
-            return apply_op(op, (self,), params)   # self is a Tensor: no dispatch needed
+            return apply_single(op, self, (self,), [self.data], params)   # no dispatch needed
         bound.__name__ = name
         bound.__doc__ = forward.__doc__
         for method_name in (method,) if isinstance(method, str) else method:
@@ -168,52 +182,89 @@ def apply_promoted(op, args, params):
     """:func:`apply_op` for arguments whose dtypes already agree."""
     # NOTE: this is the hot path of every op; keep it free of avoidable calls.
     requires_grad = False
-    has_tangents = False
     datas = []
     for arg in args:
         if isinstance(arg, Tensor):
             datas.append(arg.data)
             if arg.requires_grad:
                 requires_grad = True
-            if arg._tangents is not None:
-                has_tangents = True
+            if arg._tangents is not None and state.forward_levels:
+                return _apply_with_tangents(op, args, params)
         else:
             datas.append(arg)
-    if has_tangents and state.forward_levels:
-        return _apply_with_tangents(op, args, params)
     if backend._cupy is not None:
         _check_one_device(op, args)
     if op.check is not None:
         op.check(*args, **params)
     try:
         out = op.forward(*datas, **params)
-    except GpugradError:
-        raise
-    except (ValueError, IndexError, TypeError) as error:
-        raise _explain_failure(op, args, params, error) from error
-    except Exception as error:  # noqa: BLE001 - only CUDA allocation failures are translated
-        if backend.is_out_of_memory(error):
-            raise backend.out_of_memory_error(op.name, error) from error
-        raise
-    if type(out) is not _ndarray and isinstance(out, np.generic):
+    except Exception as error:  # noqa: BLE001 - translated, or re-raised unchanged
+        failure = _forward_failure(op, args, params, error)
+        if failure is error:
+            raise
+        raise failure from error
+    if out.__class__ is not _ndarray and isinstance(out, np.generic):
         out = np.asarray(out)        # full reductions give NumPy scalars; tensors hold arrays
     result = _new_object(Tensor)     # Tensor._make, inlined: this runs for every op
     result.data = out
     if op.view:
-        source = args[0]
-        result._version_box = source._shared_version_box()
-        # Remember the leaf a view looks into (in-place changes through the view must
-        # not bypass it); only leaves, so a view never keeps a graph alive.
-        if source._base is not None:
-            result._base = source._base
-        elif source.grad_fn is None and source.requires_grad:
-            result._base = source
+        _link_view(result, args[0])
     if requires_grad and state.grad_enabled and op.differentiable:
-        result.grad_fn = OpNode(op, args, params, result, datas)
-        result.requires_grad = True
+        record(op, args, datas, params, result)
     if state.anomaly:
         tape.check_anomaly_forward(op.name, out)
     return result
+
+
+def apply_single(op, x, args, datas, params):
+    """:func:`apply_op` when ``x`` is the only Tensor in ``args`` and ``datas`` is
+    ``args`` with ``x.data`` in its place (``x.exp()``, ``x.sum(dim)``, ``x * 2.0``)."""
+    # NOTE: the hot path of methods and scalar operators: no loop over the
+    # arguments, no promotion, and one device, so no device check.
+    if x._tangents is not None and state.forward_levels:
+        return _apply_with_tangents(op, args, params)
+    if op.check is not None:
+        op.check(*args, **params)
+    try:
+        out = op.forward(*datas, **params)
+    except Exception as error:  # noqa: BLE001 - translated, or re-raised unchanged
+        failure = _forward_failure(op, args, params, error)
+        if failure is error:
+            raise
+        raise failure from error
+    if out.__class__ is not _ndarray and isinstance(out, np.generic):
+        out = np.asarray(out)
+    result = _new_object(Tensor)
+    result.data = out
+    if op.view:
+        _link_view(result, x)
+    if x.requires_grad and state.grad_enabled and op.differentiable:
+        _fill(_new_object(OpNode), op, args, datas, params, result)
+    if state.anomaly:
+        tape.check_anomaly_forward(op.name, out)
+    return result
+
+
+def _link_view(result, source):
+    """``result`` shares ``source``'s memory: share its version counter too."""
+    result._version_box = source._shared_version_box()
+    # Remember the leaf a view looks into (in-place changes through the view must
+    # not bypass it); only leaves, so a view never keeps a graph alive.
+    if source._base is not None:
+        result._base = source._base
+    elif source.grad_fn is None and source.requires_grad:
+        result._base = source
+
+
+def _forward_failure(op, args, params, error):
+    """The error to raise for an exception inside an op's forward."""
+    if isinstance(error, GpugradError):
+        return error
+    if isinstance(error, (ValueError, IndexError, TypeError)):
+        return _explain_failure(op, args, params, error)
+    if backend.is_out_of_memory(error):
+        return backend.out_of_memory_error(op.name, error)
+    return error
 
 
 def _check_one_device(op, args):
@@ -335,84 +386,67 @@ def promote_arguments(op, args):
 # The node an op application leaves on the tape.
 # --------------------------------------------------------------------------
 class OpNode(Node):
-    """Records one op application: saved inputs, their versions, the output.
+    """Records one op application: its inputs' graph edges, what its rules need.
 
-    For inputs the op does not save, only ``(shape, dtype)`` is kept, so an
-    ``add`` does not keep its (possibly large) operands alive.
+    ``saved_raw`` holds what the rules get in an ordinary backward: for each
+    input the array (saved inputs), an :class:`InputMeta` (inputs the op does
+    not save, so an ``add`` does not keep its operands alive) or the constant.
+    ``saved`` is the same with Tensors in place of arrays, for
+    ``create_graph``.  The shape and dtype a gradient must have are read off
+    ``saved_raw`` too, so nothing else is stored per input.
     """
 
+    # Defaults on the class: a node stores only what differs (recorded for every op).
     out_data = None
     out_box = None
     out_version = 0
     out_tangents = None
+    versions = None          # versions of the saved inputs when recorded; None: all were 0
+    epoch = 0                # INPLACE_EPOCH when recorded
 
     def __init__(self, op, args, params, result, datas=None):
         if datas is None:
             datas = [arg.data if isinstance(arg, Tensor) else arg for arg in args]
-        self.op = op
-        self.params = params
-        self.sequence = next_sequence()
-        if state.capture_sites:
-            self.creation_site = tape.user_frames()
-        save = op.save
-        edges = []
-        metas = []
-        saved = []        # what tensor-mode rules get: Tensors, InputMeta, constants
-        raw = []          # what raw-mode rules get: arrays, InputMeta, constants
-        checks = []       # (tensor, its version box, version when saved)
-        for index, arg in enumerate(args):
-            if isinstance(arg, Tensor):
-                function = arg.grad_fn
-                if function is not None:
-                    edges.append((function, arg._output_nr))
-                elif arg.requires_grad:
-                    edges.append(edge_of(arg))
-                else:
-                    edges.append(None)
-                data = datas[index]
-                meta = _make_meta(InputMeta, (data.shape, data.dtype))
-                metas.append(meta)
-                if save is True or (save and index in save):
-                    saved.append(arg)
-                    raw.append(data)
-                    box = arg._version_box
-                    if box is None:
-                        box = arg._version_box = [0]
-                    checks.append((index, arg, box, box[0]))
-                else:
-                    saved.append(meta)
-                    raw.append(meta)
-            else:
-                edges.append(None)
-                metas.append(None)
-                saved.append(arg)
-                raw.append(arg)
-        self.next_edges = edges
-        self.input_meta = metas
-        self.saved = saved
-        self.saved_raw = raw
-        self.version_checks = checks
-        if op.save_output:
-            self.out_data = result.data
-            self.out_box = result._shared_version_box()
-            self.out_version = self.out_box[0]
+        _fill(self, op, args, datas, params, result)
 
     @property
     def name(self):
         return self.op.name
 
+    @property
+    def input_meta(self):
+        """``(shape, dtype)`` per input that gets a gradient (None elsewhere), while the node holds them."""
+        raw = self.saved_raw
+        if raw is None:
+            return ()
+        return [None if edge is None else (source.shape, source.dtype)
+                for edge, source in zip(self.next_edges, raw)]
+
     def release(self):
-        self.saved = self.saved_raw = self.version_checks = None
+        self.saved = self.saved_raw = None
         self.out_data = None
-        self.out_tangents = None
         self.released = True
 
-    def _version_error(self, index, arg, version):
-        return AutogradError(
-            f"backward: input {index} of op '{self.op.name}' (shape {tuple(arg.shape)}, {arg.dtype}) was modified "
-            f"in place after the op saved it (version {version} -> {arg._version_box[0]}), so its gradient cannot "
-            "be computed. Fix: change a copy (t.clone()) instead, or do the in-place change after backward."
-            f"{self.where()}")
+    def _check_versions(self):
+        """Raise if a saved input (or the saved output) changed in place since the op ran."""
+        versions = self.versions
+        for index, arg in enumerate(self.saved):
+            if isinstance(arg, Tensor):
+                box = arg._version_box
+                current = 0 if box is None else box[0]
+                expected = 0 if versions is None else versions[index]
+                if current != expected:
+                    raise AutogradError(
+                        f"backward: input {index} of op '{self.op.name}' (shape {tuple(arg.shape)}, {arg.dtype}) "
+                        f"was modified in place after the op saved it (version {expected} -> {current}), so its "
+                        "gradient cannot be computed. Fix: change a copy (t.clone()) instead, or do the in-place "
+                        f"change after backward.{self.where()}")
+        out_box = self.out_box
+        if out_box is not None and out_box[0] != self.out_version:
+            raise AutogradError(
+                f"backward: the output of op '{self.op.name}' was modified in place after the op saved it, so its "
+                "gradient cannot be computed. Fix: change a copy (t.clone()) instead, or do the in-place change "
+                f"after backward.{self.where()}")
 
     def saved_output(self, tensor_mode):
         if not tensor_mode:
@@ -426,55 +460,103 @@ class OpNode(Node):
 
     def apply(self, grads, tensor_mode):
         # NOTE: runs once per node per backward; kept flat on purpose.
-        for index, arg, box, version in self.version_checks:
-            if box[0] != version:
-                raise self._version_error(index, arg, version)
-        out_box = self.out_box
-        if out_box is not None and out_box[0] != self.out_version:
-            raise AutogradError(
-                f"backward: the output of op '{self.op.name}' was modified in place after the op saved it, so its "
-                "gradient cannot be computed. Fix: change a copy (t.clone()) instead, or do the in-place change "
-                f"after backward.{self.where()}")
+        if self.epoch != INPLACE_EPOCH[0]:
+            self._check_versions()
         grad = grads[0]
         op = self.op
+        raw = self.saved_raw
         if tensor_mode:
             out = self.saved_output(True)
             inputs = self.saved
         else:
             out = self.out_data
-            inputs = self.saved_raw
+            inputs = raw
         params = self.params
-        edges = self.next_edges
         if op.vjp_per_input:
             fitted = []
-            for rule, edge, meta in zip(op.vjp, edges, self.input_meta):
+            for rule, edge, source in zip(op.vjp, self.next_edges, raw):
                 if edge is None:
                     fitted.append(None)
                     continue
                 result = rule(grad, out, *inputs, **params)
-                if result.shape != meta[0] or result.dtype != meta[1]:
-                    result = _fit(result, meta)
+                if result.shape != source.shape or result.dtype != source.dtype:
+                    result = _fit(result, source)
                 fitted.append(result)
             return fitted
         results = op.vjp(grad, out, *inputs, **params)
-        return [_fit(result, meta) if result is not None and edge is not None else None
-                for result, edge, meta in zip(results, edges, self.input_meta)]
+        return [_fit(result, source) if result is not None and edge is not None else None
+                for result, edge, source in zip(results, self.next_edges, raw)]
 
 
-def _fit(gradient, meta):
+def _fill(node, op, args, datas, params, result, save=None):
+    """Record ``result = op(*args)`` in ``node`` and make it ``result``'s ``grad_fn``.
+
+    ``save`` overrides the op's own choice of inputs to keep (a kernel that
+    saved what backward needs in ``params`` keeps none).
+    """
+    node.op = op
+    node.params = params
+    node.sequence = next_sequence()
+    node.epoch = INPLACE_EPOCH[0]
+    if state.capture_sites:
+        node.creation_site = tape.user_frames()
+    if save is None:
+        save = op.save
+    edges = []
+    unsaved = None
+    changed = False                  # some saved input has been modified in place before
+    for index, arg in enumerate(args):
+        if isinstance(arg, Tensor):
+            if arg.requires_grad:
+                function = arg.grad_fn
+                edges.append((function, arg._output_nr) if function is not None else edge_of(arg))
+            else:
+                edges.append(None)
+            if save is True or index in save:
+                box = arg._version_box
+                if box is not None and box[0]:
+                    changed = True
+            elif unsaved is None:
+                unsaved = [index]
+            else:
+                unsaved.append(index)
+        else:
+            edges.append(None)
+    node.next_edges = edges
+    if unsaved is None:
+        node.saved = args
+        node.saved_raw = datas
+    else:
+        # Inputs the op does not save are replaced by their shape and dtype (and the
+        # tensor-mode list keeps Tensors only where the op saves them).
+        saved = list(args)
+        for index in unsaved:
+            datas[index] = saved[index] = _meta_of(datas[index])
+        node.saved = saved
+        node.saved_raw = datas
+    if changed:
+        node.versions = tuple(arg._version if isinstance(arg, Tensor) else None for arg in node.saved)
+    if op.save_output:
+        box = result._shared_version_box()
+        node.out_data = result.data
+        node.out_box = box
+        node.out_version = box[0]
+    result.grad_fn = node
+    result.requires_grad = True
+
+
+def record(op, args, datas, params, result, save=None):
+    """Make a node for ``result = op(*args)`` (``datas``: the arguments' arrays, kept if the op saves them)."""
+    _fill(_new_object(OpNode), op, args, datas, params, result, save)
+
+
+def _fit(gradient, source):
     """Undo broadcasting (sum back to the input's shape) and cast to the input's dtype."""
-    if gradient.shape != meta[0]:
-        gradient = sum_to(gradient, meta[0])
-    if gradient.dtype != meta[1]:
-        gradient = _cast(gradient, meta[1])
+    if gradient.shape != source.shape:
+        gradient = sum_to(gradient, source.shape)
+    if gradient.dtype != source.dtype:
+        gradient = _cast(gradient, source.dtype)
     return gradient
-
-
-def _version_of(tensor):
-    box = tensor._version_box
-    if box is None:
-        box = tensor._version_box = [0]
-    return box[0]
 
 
 def _cast(value, dtype):
