@@ -17,17 +17,23 @@ defines the op's forward, VJP and JVP.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from . import backend
 from .errors import AutogradError, DTypeError
 
 
-INPLACE_EPOCH = [0]
-"""How many in-place changes any tensor has had.  A graph node remembers the
-count when it is recorded; while it is unchanged at backward time nothing can
-have modified the node's saved tensors, so the per-input version checks are
-skipped (they cost as much as a small op's gradient)."""
+next_sequence = itertools.count(1).__next__
+"""Creation order of graph nodes (a node's consumers are always created after
+it); in-place changes draw from the same count."""
+
+LAST_INPLACE = [0]
+"""The sequence number drawn by the latest in-place change of any tensor.  A
+graph node recorded after it (a larger sequence) cannot have had its saved
+tensors modified, so backward skips the node's per-input version checks
+(which cost as much as a small op's gradient)."""
 
 
 class Tensor:
@@ -120,7 +126,7 @@ class Tensor:
     def _bump_version(self):
         """Record an in-place change of ``data`` (graphs that saved this tensor notice)."""
         self._shared_version_box()[0] += 1
-        INPLACE_EPOCH[0] += 1
+        LAST_INPLACE[0] = next_sequence()
 
     def numel(self) -> int:
         return int(self.data.size)

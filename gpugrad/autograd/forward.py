@@ -64,12 +64,14 @@ def jvp(f, primals, tangents):
     if len(primals) != len(tangents):
         raise ShapeError(f"jvp: {len(primals)} primals but {len(tangents)} tangents; give one tangent per primal")
     state.forward_levels += 1
+    state.refresh()
     level = state.forward_levels
     try:
         duals = tuple(make_dual(p, t, level) for p, t in zip(primals, tangents))
         outputs = f(*duals)
     finally:
         state.forward_levels -= 1
+        state.refresh()
     single = isinstance(outputs, Tensor)
     pairs = [unpack_dual(o, level) for o in ((outputs,) if single else outputs)]
     if single:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import functools
 import heapq
-import itertools
 import traceback
 import weakref
 
@@ -35,7 +34,7 @@ import numpy as np
 
 from .. import backend
 from ..errors import AnomalyError, AutogradError, ShapeError
-from ..tensor import Tensor
+from ..tensor import Tensor, next_sequence
 
 
 # --------------------------------------------------------------------------
@@ -49,6 +48,13 @@ class _State:
     forward_levels = 0          # number of active gg.jvp levels
     backward_depth = 0          # > 0 while the engine runs (ops then compute gradients)
     capture_sites = False       # record creation tracebacks (anomaly mode)
+    # Any of forward mode, anomaly mode or site capture is on: ops then take the
+    # general path.  One flag, so the common path tests one thing, not three.
+    unusual = False
+
+    def refresh(self):
+        """Recompute :attr:`unusual`; call after changing the switches it summarises."""
+        self.unusual = bool(self.forward_levels or self.anomaly or self.capture_sites)
 
 
 state = _State()
@@ -143,12 +149,18 @@ class Node:
     creation_site = None
     next_edges = ()
     sequence = 0
+    # Position of the one input with a graph edge, for nodes that answer
+    # ``input_gradient`` (see OpNode); None: the engine calls ``apply``.
+    only_edge = None
     # True for nodes that find more edges while they run (gg.checkpoint meets
     # the leaves of fn's closure only when it recomputes fn): gg.grad must not
     # prune them, whatever their edges say beforehand.
     discovers_edges = False
 
-    def apply(self, grads, tensor_mode):  # pragma: no cover - abstract
+    def apply(self, grads, tensor_mode, retain=True):  # pragma: no cover - abstract
+        """Gradients of the inputs (one per ``next_edges`` entry, None where there
+        is no edge) from ``grads``, one per output; then :meth:`release` unless
+        ``retain`` (one call per node fewer for the engine)."""
         raise NotImplementedError
 
     def release(self):
@@ -177,9 +189,6 @@ class AccumulateGrad(Node):
         self.sequence = -next_sequence()
 
 
-_sequence = itertools.count(1)
-next_sequence = _sequence.__next__
-"""Creation order of nodes: a node's consumers are always created after it."""
 
 
 def edge_of(tensor):
@@ -422,9 +431,14 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, al
     heappop, heappush = heapq.heappop, heapq.heappush
     state.backward_depth += 1
     try:
-        while heap:
-            node = heappop(heap)[1]
-            grads = buffers.pop(node)
+        following = None     # (node, grads) to run next without a trip through the heap
+        while following is not None or heap:
+            if following is None:
+                node = heappop(heap)[1]
+                grads = buffers.pop(node)
+            else:
+                node, grads = following
+                following = None
             if node.pre_hooks:
                 for output_nr, hooks in node.pre_hooks.items():
                     if grads[output_nr] is not None:
@@ -443,13 +457,39 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, al
                 continue
             if node.released:
                 raise _second_backward_error(node)
-            input_grads = node.apply(grads, tensor_mode)
+            position = node.only_edge
+            if position is not None:
+                # One input needs a gradient (most ops): no per-input lists, and when
+                # its node is due next anyway, straight to it (a chain never touches
+                # the heap).  It is due next when nothing is buffered for it and
+                # every node in the heap is older: no gradient can still reach it.
+                grad = node.input_gradient(grads, tensor_mode, retain_graph)
+                if anomaly:
+                    _check_anomaly_backward(node, (grad,), position)
+                if grad is None:
+                    continue
+                parent, output_nr = node.edge
+                if needed is not None and parent not in needed:
+                    continue
+                slots = buffers.get(parent)
+                if slots is not None:
+                    previous = slots[output_nr]
+                    slots[output_nr] = grad if previous is None else previous + grad
+                    continue
+                key = -parent.sequence
+                slots = [None] * parent.n_outputs
+                slots[output_nr] = grad
+                if heap and heap[0][0] < key:
+                    buffers[parent] = slots
+                    heappush(heap, (key, parent))
+                else:
+                    following = (parent, slots)
+                continue
+            input_grads = node.apply(grads, tensor_mode, retain_graph)
             if anomaly:
                 _check_anomaly_backward(node, input_grads)
-            if not retain_graph:
-                node.release()
             for edge, grad in zip(node.next_edges, input_grads):
-                if grad is None or edge is None:
+                if grad is None:
                     continue
                 parent, output_nr = edge
                 if needed is not None and parent not in needed:
@@ -599,10 +639,12 @@ class detect_anomaly:
         self._previous = (state.anomaly, state.capture_sites)
         state.anomaly = self.check_nan
         state.capture_sites = True
+        state.refresh()
         return self
 
     def __exit__(self, *exc):
         state.anomaly, state.capture_sites = self._previous
+        state.refresh()
         return False
 
     def __call__(self, function):
@@ -638,8 +680,10 @@ def check_anomaly_forward(op_name, array, what="output"):
                            f"(shape {tuple(array.shape)}, {array.dtype}). It was called from:\n{site}")
 
 
-def _check_anomaly_backward(node, input_grads):
+def _check_anomaly_backward(node, input_grads, only_edge=None):
     for index, grad in enumerate(input_grads):
+        if only_edge is not None:
+            index = only_edge
         if grad is None:
             continue
         array = grad.data if isinstance(grad, Tensor) else grad

@@ -433,7 +433,13 @@ class CheckpointNode(Node):
         self.kwargs = None
         self.released = True
 
-    def apply(self, grads, tensor_mode):
+    def apply(self, grads, tensor_mode, retain=True):
+        gradients = self._input_gradients(grads, tensor_mode)
+        if not retain:
+            self.release()
+        return gradients
+
+    def _input_gradients(self, grads, tensor_mode):
         if tensor_mode and state.grad_enabled:
             raise AutogradError(
                 "checkpoint: backward with create_graph=True (double backward) through gg.checkpoint is not "

@@ -171,8 +171,8 @@ def _binary(function, swap=False):
                     if constant is None:
                         constant = scalar_array(other, dtype)
                     if swap:
-                        return apply_single(op, self, (constant, self), [constant, data], _NO_PARAMS)
-                    return apply_single(op, self, (self, constant), [data, constant], _NO_PARAMS)
+                        return apply_single(op, self, 1, (constant, self), [constant, data], _NO_PARAMS)
+                    return apply_single(op, self, 0, (self, constant), [data, constant], _NO_PARAMS)
         elif kind is not Tensor and not isinstance(other, (Tensor, int, float, bool)):
             if isinstance(other, (np.ndarray, np.generic, list, tuple)) or backend.is_gpu_array(other):
                 other = Tensor(other, device=self.device)

@@ -38,7 +38,7 @@ from .. import backend
 from ..autograd import tape
 from ..autograd.tape import Node, edge_of, next_sequence, state
 from ..errors import AutogradError, DeviceError, GpugradError, ShapeError, describe
-from ..tensor import INPLACE_EPOCH, Tensor
+from ..tensor import LAST_INPLACE, Tensor
 
 _new_object = object.__new__
 _ndarray = np.ndarray
@@ -50,7 +50,7 @@ OPS: dict = {}
 class Op:
     """A primitive: forward on raw arrays, VJP and JVP rules, test samples."""
 
-    __slots__ = ("name", "forward", "vjp", "jvp", "vjp_per_input", "save", "save_output", "view",
+    __slots__ = ("name", "forward", "vjp", "jvp", "vjp_per_input", "save", "save_output", "view", "unusual",
                  "promote", "differentiable", "samples", "reference", "check", "doc", "function",
                  "tolerance", "second_order")
 
@@ -138,6 +138,8 @@ def defop(name, forward, vjp=None, jvp=None, *, save=True, save_output=False, vi
     op.view = view
     op.promote = promote
     op.differentiable = differentiable and vjp is not None
+    # Needs more than apply_single's lean path: an input check, a view's shared counter, no node.
+    op.unusual = check is not None or view or not op.differentiable
     op.samples = tuple(samples)
     op.reference = reference
     op.check = check
@@ -160,7 +162,7 @@ def defop(name, forward, vjp=None, jvp=None, *, save=True, save_output=False, vi
     op.function = function
     if method:
         def bound(self, **params):
-            return apply_single(op, self, (self,), [self.data], params)   # no dispatch needed
+            return apply_single(op, self, 0, (self,), [self.data], params)   # no dispatch needed
         bound.__name__ = name
         bound.__doc__ = forward.__doc__
         for method_name in (method,) if isinstance(method, str) else method:
@@ -216,17 +218,21 @@ def apply_promoted(op, args, params):
     return result
 
 
-def apply_single(op, x, args, datas, params):
-    """:func:`apply_op` when ``x`` is the only Tensor in ``args`` and ``datas`` is
-    ``args`` with ``x.data`` in its place (``x.exp()``, ``x.sum(dim)``, ``x * 2.0``)."""
+def apply_single(op, x, position, args, datas, params):
+    """:func:`apply_op` when ``x`` is the only Tensor in ``args`` (one or two
+    entries), at ``position``, and ``datas`` is ``args`` with ``x.data`` in its
+    place: ``x.exp()``, ``x.sum(dim)``, ``x * 2.0``.
+
+    The lean path of the common case; ops with a check or a view, and the
+    forward/anomaly modes, take :func:`apply_promoted`.
+    """
     # NOTE: the hot path of methods and scalar operators: no loop over the
-    # arguments, no promotion, and one device, so no device check.
-    if x._tangents is not None and state.forward_levels:
-        return _apply_with_tangents(op, args, params)
-    if op.check is not None:
-        op.check(*args, **params)
+    # arguments, no promotion, one device (so no device check), and the node
+    # is filled in here rather than by _fill.
+    if op.unusual or state.unusual:
+        return apply_promoted(op, args, params)
     try:
-        out = op.forward(*datas, **params)
+        out = op.forward(*datas, **params) if params else op.forward(*datas)
     except Exception as error:  # noqa: BLE001 - translated, or re-raised unchanged
         failure = _forward_failure(op, args, params, error)
         if failure is error:
@@ -236,12 +242,41 @@ def apply_single(op, x, args, datas, params):
         out = np.asarray(out)
     result = _new_object(Tensor)
     result.data = out
-    if op.view:
-        _link_view(result, x)
-    if x.requires_grad and state.grad_enabled and op.differentiable:
-        _fill(_new_object(OpNode), op, args, datas, params, result)
-    if state.anomaly:
-        tape.check_anomaly_forward(op.name, out)
+    if x.requires_grad and state.grad_enabled:
+        node = _new_object(OpNode)
+        node.op = op
+        node.params = params
+        node.sequence = next_sequence()
+        function = x.grad_fn
+        edge = (function, x._output_nr) if function is not None else edge_of(x)
+        node.edge = edge
+        if len(args) == 2:
+            node.n_inputs = 2
+            if position:
+                node.only_edge = position
+        save = op.save
+        if save is True or position in save:
+            node.saved = args
+            node.saved_raw = datas
+            box = x._version_box
+            if box is not None and box[0]:
+                node.versions = tuple(box[0] if index == position else None for index in range(len(args)))
+        else:
+            # x is not saved: its shape and dtype stand in for it.  Every other
+            # argument is a constant, the same object in args and datas, so one
+            # list serves both modes.
+            data = datas[position]
+            meta = datas[position] = _new_object(InputMeta)     # _meta_of, inlined
+            meta.shape = data.shape
+            meta.dtype = data.dtype
+            node.saved = node.saved_raw = datas
+        if op.save_output:
+            box = result._shared_version_box()
+            node.out_data = out
+            node.out_box = box
+            node.out_version = box[0]
+        result.grad_fn = node
+        result.requires_grad = True
     return result
 
 
@@ -402,7 +437,23 @@ class OpNode(Node):
     out_version = 0
     out_tangents = None
     versions = None          # versions of the saved inputs when recorded; None: all were 0
-    epoch = 0                # INPLACE_EPOCH when recorded
+    # Most ops have one input that needs a gradient (x.exp(), x * 2.0, x @ W with
+    # a constant x): the node then keeps that input's position and ``edge`` and
+    # no per-input list, and the engine asks it for that one gradient
+    # (:meth:`input_gradient`).  ``only_edge`` is None for the general case,
+    # which keeps the aligned list in ``_edges``.
+    only_edge = 0
+    edge = None
+    n_inputs = 1
+    _edges = None
+
+    @property
+    def next_edges(self):
+        if self.only_edge is None:
+            return self._edges
+        edges = [None] * self.n_inputs
+        edges[self.only_edge] = self.edge
+        return edges
 
     def __init__(self, op, args, params, result, datas=None):
         if datas is None:
@@ -458,23 +509,58 @@ class OpNode(Node):
         out._tangents = self.out_tangents
         return out
 
-    def apply(self, grads, tensor_mode):
+    def input_gradient(self, grads, tensor_mode, retain=True):
+        """The gradient of input ``only_edge`` (the only one with an edge), then
+        release unless ``retain``: what the engine calls for such nodes."""
         # NOTE: runs once per node per backward; kept flat on purpose.
-        if self.epoch != INPLACE_EPOCH[0]:
-            self._check_versions()
-        grad = grads[0]
+        if self.sequence < LAST_INPLACE[0]:
+            self._check_versions()      # something changed in place since this node was recorded
         op = self.op
         raw = self.saved_raw
+        params = self.params
+        grad = grads[0]
         if tensor_mode:
             out = self.saved_output(True)
             inputs = self.saved
         else:
             out = self.out_data
             inputs = raw
+        position = self.only_edge
+        if op.vjp_per_input:
+            rule = op.vjp[position]
+            result = rule(grad, out, *inputs, **params) if params else rule(grad, out, *inputs)
+        else:
+            result = op.vjp(grad, out, *inputs, **params)[position]
+        if result is not None:
+            source = raw[position]
+            if result.shape != source.shape or result.dtype != source.dtype:
+                result = _fit(result, source)
+        if not retain:
+            self.saved = self.saved_raw = self.out_data = None
+            self.released = True
+        return result
+
+    def apply(self, grads, tensor_mode, retain=True):
+        if self.only_edge is not None:
+            fitted = [None] * self.n_inputs
+            fitted[self.only_edge] = self.input_gradient(grads, tensor_mode, retain)
+            return fitted
+        if self.sequence < LAST_INPLACE[0]:
+            self._check_versions()
+        op = self.op
+        raw = self.saved_raw
         params = self.params
+        grad = grads[0]
+        if tensor_mode:
+            out = self.saved_output(True)
+            inputs = self.saved
+        else:
+            out = self.out_data
+            inputs = raw
+        edges = self._edges
         if op.vjp_per_input:
             fitted = []
-            for rule, edge, source in zip(op.vjp, self.next_edges, raw):
+            for rule, edge, source in zip(op.vjp, edges, raw):
                 if edge is None:
                     fitted.append(None)
                     continue
@@ -482,10 +568,14 @@ class OpNode(Node):
                 if result.shape != source.shape or result.dtype != source.dtype:
                     result = _fit(result, source)
                 fitted.append(result)
-            return fitted
-        results = op.vjp(grad, out, *inputs, **params)
-        return [_fit(result, source) if result is not None and edge is not None else None
-                for result, edge, source in zip(results, self.next_edges, raw)]
+        else:
+            results = op.vjp(grad, out, *inputs, **params)
+            fitted = [_fit(result, source) if result is not None and edge is not None else None
+                      for result, edge, source in zip(results, edges, raw)]
+        if not retain:
+            self.saved = self.saved_raw = self.out_data = None
+            self.released = True
+        return fitted
 
 
 def _fill(node, op, args, datas, params, result, save=None):
@@ -497,7 +587,6 @@ def _fill(node, op, args, datas, params, result, save=None):
     node.op = op
     node.params = params
     node.sequence = next_sequence()
-    node.epoch = INPLACE_EPOCH[0]
     if state.capture_sites:
         node.creation_site = tape.user_frames()
     if save is None:
@@ -522,7 +611,15 @@ def _fill(node, op, args, datas, params, result, save=None):
                 unsaved.append(index)
         else:
             edges.append(None)
-    node.next_edges = edges
+    with_edges = [index for index, edge in enumerate(edges) if edge is not None]
+    if len(with_edges) == 1:
+        node.only_edge = with_edges[0]
+        node.edge = edges[with_edges[0]]
+        if len(edges) != 1:
+            node.n_inputs = len(edges)
+    else:
+        node.only_edge = None
+        node._edges = edges
     if unsaved is None:
         node.saved = args
         node.saved_raw = datas
