@@ -202,9 +202,8 @@ class Tensor:
         inputs : sequence of Tensor, optional
             Accumulate only into these leaves.
         """
-        from .autograd.tape import backward
-        backward([self], None if gradient is None else [gradient], retain_graph=retain_graph,
-                 create_graph=create_graph, inputs=inputs)
+        _tape().backward([self], None if gradient is None else [gradient], retain_graph=retain_graph,
+                         create_graph=create_graph, inputs=inputs)
 
     def detach(self):
         """A tensor sharing this one's data (and version counter) but outside the graph."""
@@ -340,3 +339,15 @@ def _nested_to_numpy(data):
     if isinstance(data, (list, tuple)):
         return [_nested_to_numpy(item) for item in data]
     return data
+
+
+def _tape():
+    """gpugrad.autograd.tape (which imports this module), looked up once, not per backward()."""
+    global _tape_module
+    if _tape_module is None:
+        from .autograd import tape
+        _tape_module = tape
+    return _tape_module
+
+
+_tape_module = None

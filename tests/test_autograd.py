@@ -471,3 +471,20 @@ def test_forward_over_reverse_through_a_custom_function(device):
     _, second = gg.jvp(gradient, (x.detach().requires_grad_(),), (gg.ones_like(x),))
     assert second.tolist() == [18.0]          # d/dx 3x^2 = 6x
     assert gg.gradgradcheck(Cube.apply, [gg.randn(3, dtype=gg.float64, device=device)])
+
+
+def test_each_leaf_grad_owns_its_memory(device):
+    """add's VJP hands one array to both inputs, a sum's gradient is a broadcast
+    view, a root gradient belongs to the caller: none of them may be shared by
+    a .grad, or an in-place change to one gradient would show up elsewhere."""
+    a = gg.ones(3, device=device, requires_grad=True)
+    b = gg.ones(3, device=device, requires_grad=True)
+    (a + b).sum().backward()
+    assert a.grad.data is not b.grad.data and a.grad.data.flags.owndata and b.grad.data.flags.owndata
+    a.grad.mul_(2.0)
+    np.testing.assert_array_equal(b.grad.numpy(), [1.0, 1.0, 1.0])
+    x = gg.ones(2, device=device, requires_grad=True)
+    given = gg.tensor([1.0, 2.0], device=device)
+    x.backward(given)
+    given.mul_(3.0)
+    np.testing.assert_array_equal(x.grad.numpy(), [1.0, 2.0])

@@ -355,8 +355,11 @@ def _root_gradient(tensor, gradient, tensor_mode):
                 f"backward: grad can be implicitly created only for one-element outputs, but the output "
                 f"has shape {tuple(tensor.shape)}; reduce it first (e.g. loss.sum() or loss.mean()) or pass "
                 "gradient=gg.ones_like(output)")
-        xp = backend.xp_of(tensor.data)
-        grad = xp.ones(tensor.shape, dtype=tensor.dtype)
+        data = tensor.data
+        if data.__class__ is np.ndarray and data.ndim == 0:
+            grad = np.array(1, dtype=data.dtype)       # the usual loss: cheaper than ones()
+        else:
+            grad = backend.xp_of(data).ones(data.shape, dtype=data.dtype)
         return Tensor._make(grad) if tensor_mode else grad
     if not isinstance(gradient, Tensor):
         from ..ops.creation import as_tensor_like
@@ -426,6 +429,9 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, al
     if not retain_graph:
         _remember_roots([entry[1] for entry in heap])
     anomaly = state.anomaly
+    # Arrays handed to leaves' .grad (see _accumulate); a root gradient counts as
+    # handed out: its array belongs to the caller (or to another root).
+    given = None if tensor_mode else {id(slots[0]) for slots in buffers.values() if slots[0] is not None}
     previous_mode = state.grad_enabled
     state.grad_enabled = bool(create_graph)
     heappop, heappush = heapq.heappop, heapq.heappush
@@ -450,7 +456,7 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, al
                 if type(node) is AccumulateGrad:
                     continue
             elif type(node) is AccumulateGrad:
-                _accumulate(node.leaf, grads[0], tensor_mode)
+                _accumulate(node.leaf, grads[0], tensor_mode, given)
                 if node.post_hooks:
                     for hook in list(node.post_hooks):
                         hook(node.leaf)
@@ -558,21 +564,38 @@ def check_retained_graphs(where="optimizer.step()"):
     _backpropagated_roots = []
 
 
-def _accumulate(leaf, grad, tensor_mode):
+def _accumulate(leaf, grad, tensor_mode, given=None):
+    """Add ``grad`` into ``leaf.grad`` (out of place).
+
+    ``given`` collects the ids of the arrays a raw-mode backward has handed to
+    leaves: a leaf's ``.grad`` must own its memory, so an array another leaf
+    already holds (add's VJP passes one array to both inputs) or a view (the
+    broadcast gradient of a sum) is copied first.  In-place changes to one
+    ``.grad`` then never show up in another, or in the loss's gradient.
+    """
     if not tensor_mode:
-        if isinstance(grad, np.generic):      # a NumPy scalar from a full reduction
-            grad = backend.xp_of(leaf.data).asarray(grad)
-        grad = Tensor._make(grad)
+        if grad.__class__ is not np.ndarray and isinstance(grad, np.generic):
+            grad = backend.xp_of(leaf.data).asarray(grad)     # a NumPy scalar from a full reduction
+        dtype = leaf.data.dtype
+        if grad.dtype != dtype:
+            grad = grad.astype(dtype)
+        elif leaf.grad is None and (not grad.flags.owndata or (given is not None and id(grad) in given)):
+            grad = grad.copy()
+        if leaf.grad is not None:
+            # Out of place: the old .grad may be referenced by the user.
+            grad = leaf.grad.data + grad
+        if given is not None:
+            given.add(id(grad))
+        result = _new_tensor(Tensor)
+        result.data = grad
+        leaf.grad = result
+        return
     if grad.dtype != leaf.dtype:
-        grad = Tensor._make(grad.data.astype(leaf.dtype)) if not tensor_mode else grad.to(leaf.dtype)
-    if leaf.grad is None:
-        leaf.grad = grad
-    elif tensor_mode:
-        leaf.grad = leaf.grad + grad
-    else:
-        # Out of place: ``grad`` may be shared with another leaf's .grad (add's VJP
-        # passes the same array to both inputs), so never write into it.
-        leaf.grad = Tensor._make(leaf.grad.data + grad.data)
+        grad = grad.to(leaf.dtype)
+    leaf.grad = grad if leaf.grad is None else leaf.grad + grad
+
+
+_new_tensor = object.__new__
 
 
 def backward(outputs, gradients=None, retain_graph=None, create_graph=False, inputs=None):
@@ -582,9 +605,10 @@ def backward(outputs, gradients=None, retain_graph=None, create_graph=False, inp
     if inputs is not None:
         grads = run_backward(outputs, gradients, retain_graph, create_graph, inputs=list(inputs),
                              allow_unused=True)
+        given = set()
         for tensor, grad in zip(inputs, grads):
             if grad is not None:
-                _accumulate(tensor, grad if create_graph else grad.data, create_graph)
+                _accumulate(tensor, grad if create_graph else grad.data, create_graph, given)
                 node = tensor._accumulator
                 if node is not None and node.post_hooks:
                     for hook in list(node.post_hooks):

@@ -570,13 +570,27 @@ def _check_class_target(input, target, ignore_index, op):
         raise ShapeError(f"{op}: target of shape {tuple(target.shape)} does not fit input of shape "
                          f"{tuple(input.shape)}; class indices need shape {expected}")
     data = target.data
-    if data.size and not (0 <= int(data.min()) and int(data.max()) < classes):
+    in_range = _all_class_indices(data, classes)
+    if not in_range:
         bad = (data != ignore_index) & ((data < 0) | (data >= classes))
         if bool(bad.any()):
             value = int(data[bad].reshape(-1)[0])
             raise ValueError(f"{op}: target class {value} is out of range for {classes} classes; targets must be "
                              f"in [0, {classes - 1}] or equal ignore_index={ignore_index}")
-    return classes
+    return in_range
+
+
+def _all_class_indices(data, classes):
+    """Whether every entry of the integer array ``data`` is in ``[0, classes)``.
+
+    One reduction, not two: read as unsigned, a negative index is huge, so
+    ``max() < classes`` rules out both ends (this runs on every loss call).
+    """
+    if data.size == 0:
+        return True
+    if data.dtype.kind == "i":
+        data = data.view(data.dtype.str.replace("i", "u"))
+    return int(data.max()) < classes
 
 
 def _nll(logp, target, weight, ignore_index, reduction, op):
@@ -631,9 +645,9 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     if target.dtype.kind == "f" and tuple(target.shape) == tuple(input.shape):
         logp = rd.log_softmax(input, axis=class_dim)
         return _cross_entropy_probabilities(logp, target, weight, reduction, label_smoothing, class_dim)
-    _check_class_target(input, target, ignore_index, "cross_entropy")
+    all_class_indices = _check_class_target(input, target, ignore_index, "cross_entropy")
     if (input.ndim == 2 and weight is None and label_smoothing == 0.0 and reduction in ("mean", "sum", "none")
-            and (target.data.size == 0 or int(target.data.min()) >= 0)):
+            and all_class_indices):
         return nn_ops.cross_entropy(input, target, reduction=reduction)    # the fused common case
     logp = rd.log_softmax(input, axis=class_dim)
     loss, weights = _nll(logp, target, weight, ignore_index, reduction, "cross_entropy")

@@ -12,7 +12,9 @@ differentiable to any order under ``create_graph=True``.
 How the mask reaches backward: the node that :func:`_record` leaves carries
 it in its parameters (``saved=``) and keeps no reference to ``x``; on the
 generic path (forward mode, anomaly mode) the node saves ``x`` and backward
-rebuilds the mask from it.
+rebuilds the mask from it.  On NumPy, relu keeps its output instead of a
+packed mask: the output marks the same elements, costs no extra pass, and the
+next layer holds it anyway.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from ..tensor import Tensor
 from .elementwise import exp, sigmoid, tanh, where
 from .registry import apply_op, defop, record
 from .samples import Away, Ints, Sample, Unit
-from .reduce import sum_
+from .reduce import accumulator, sum_
 from .shape import reshape, swapaxes
 from .linalg import matmul
 
@@ -122,6 +124,10 @@ def _numpy_mask_path(name, array):
 
 
 def _activation_grad_forward(g, saved, name, **params):
+    if name == "relu" and saved.dtype.kind == "f" and saved.shape == g.shape:
+        # relu's output (what the NumPy path keeps): the same bit as the mask,
+        # !(y <= 0), so a NaN keeps its gradient here too.
+        return g * ~(saved <= 0)
     if name in kernels.SAVES_MASK and saved.dtype != np.uint8:
         saved = saved.astype(np.uint8)     # the battery hands masks over as int64
     if _numpy_mask_path(name, g) and saved.size == (g.size + 7) // 8:
@@ -220,8 +226,11 @@ def _make_activation(name, reference, samples, param_names=()):
         kernel, kernel_params = _kernel_name(name, params)
         if not kernel_saves_mask:
             saved = x
-        elif saved is None:        # generic path: the node kept x, rebuild the mask from it
-            saved = _forward_saving(kernel, _raw(x), **kernel_params)[1]
+        elif saved is None:
+            if out is not None:    # relu on NumPy: the node kept the output, positive where x was
+                saved = out
+            else:                  # generic path: the node kept x, rebuild the mask from it
+                saved = _forward_saving(kernel, _raw(x), **kernel_params)[1]
         return (activation_grad(g, saved, name=kernel, **kernel_params),)
 
     def jvp(t, out, x, saved=None, **params):
@@ -242,6 +251,18 @@ def _make_activation(name, reference, samples, param_names=()):
                 or not (x.requires_grad and state.grad_enabled)):
             return apply_op(op, (x,), params)
         kernel, kernel_params = _kernel_name(name, params)
+        if kernel == "relu" and _numpy_mask_path(kernel, x.data):
+            # NOTE: on NumPy, packing the mask costs three extra passes for a memory
+            # saving that CPU training rarely needs, while relu's output already says
+            # where x was positive, and the next layer keeps it anyway (as PyTorch
+            # does).  The node keeps the output, version-checked like any saved output.
+            y = np.maximum(x.data, 0)
+            result = Tensor._make(y)
+            record(op, (x,), [x.data], params, result, save=())
+            node = result.grad_fn
+            node.out_data = y
+            node.out_box = result._shared_version_box()
+            return result
         y, mask = _forward_saving(kernel, x.data, **kernel_params)
         return _record(op, x, dict(params, saved=mask), y)
 
@@ -312,7 +333,17 @@ def _linear_grad_weight(g, x):
         return reshape(g, shape=(-1, 1)) * reshape(x, shape=(1, -1))
     rows_g = reshape(g, shape=(-1, g.shape[-1])) if g.ndim != 2 else g
     rows_x = reshape(x, shape=(-1, x.shape[-1])) if x.ndim != 2 else x
-    return matmul(swapaxes(rows_g, 0, 1), rows_x)
+    if isinstance(rows_g, Tensor) or isinstance(rows_x, Tensor):
+        return matmul(swapaxes(rows_g, 0, 1), rows_x)
+    return rows_g.T @ rows_x      # raw arrays (a plain backward): the same product, no op dispatch
+
+
+def _linear_grad_bias(g):
+    if g.ndim == 1:
+        return g
+    if isinstance(g, Tensor):
+        return sum_(g, axis=tuple(range(g.ndim - 1)))
+    return g.sum(axis=tuple(range(g.ndim - 1)), dtype=accumulator(g)).astype(g.dtype, copy=False)
 
 
 def _linear_jvp(t, out, x, weight, bias):
@@ -333,7 +364,7 @@ linear = defop(
     "linear", _linear_forward,
     vjp=(lambda g, out, x, weight, bias: matmul(g, weight),
          lambda g, out, x, weight, bias: _linear_grad_weight(g, x),
-         lambda g, out, x, weight, bias: sum_(g, axis=tuple(range(g.ndim - 1))) if g.ndim > 1 else g),
+         lambda g, out, x, weight, bias: _linear_grad_bias(g)),
     jvp=_linear_jvp, promote=True, check=_check_linear, save=(0, 1),
     samples=[Sample((4, 3), (5, 3), (5,)), Sample((2, 4, 3), (2, 3), (2,)), Sample((3,), (2, 3), (2,))],
     reference=lambda x, weight, bias: x @ weight.T + bias)

@@ -30,7 +30,7 @@ def _check_matmul(a, b):
 
 
 def _matmul_forward(a, b):
-    return _xp(a).matmul(a, b)
+    return a @ b          # NumPy and CuPy alike; no module lookup (every linear backward runs two)
 
 
 def _matmul_vjp_a(g, out, a, b):

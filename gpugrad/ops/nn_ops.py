@@ -201,13 +201,15 @@ dropout = defop(
 def _cross_entropy_forward(logits, target, reduction="mean"):
     xp = _xp(logits)
     shifted = logits - logits.max(axis=1, keepdims=True)
-    log_norm = xp.log(xp.exp(shifted).sum(axis=1))
-    loss = log_norm - xp.take_along_axis(shifted, target[:, None], axis=1)[:, 0]
+    exp = xp.exp(shifted)
+    sum_exp = exp.sum(axis=1, keepdims=True)
+    loss = xp.log(sum_exp[:, 0]) - shifted[xp.arange(shifted.shape[0]), target]
     if reduction == "mean":
-        return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    return loss
+        loss = loss.mean()
+    elif reduction == "sum":
+        loss = loss.sum()
+    # exp and its row sums are the softmax backward needs: kept, not recomputed.
+    return loss, (exp, sum_exp)
 
 
 def _cross_entropy_grad_forward(logits, target):
@@ -247,8 +249,15 @@ def _per_row(g, reduction, rows):
     return unsqueeze(g, axis=1)
 
 
-def _cross_entropy_vjp(g, out, logits, target, reduction="mean"):
-    return cross_entropy_grad(logits, target) * _per_row(g, reduction, logits.shape[0])
+def _cross_entropy_vjp(g, out, logits, target, reduction="mean", residual=None):
+    if residual is None:       # create_graph: with ops, so that it can be differentiated again
+        return cross_entropy_grad(logits, target) * _per_row(g, reduction, logits.shape[0])
+    exp, sum_exp = residual
+    xp = _xp(exp)
+    grad = exp / sum_exp                                   # softmax(logits), a fresh array
+    grad[xp.arange(grad.shape[0]), target] -= 1
+    grad *= _per_row(g, reduction, grad.shape[0])
+    return grad
 
 
 def _cross_entropy_jvp(t, out, logits, target, reduction="mean"):
@@ -268,7 +277,7 @@ def _reference_cross_entropy(logits, target, reduction="mean"):
 
 cross_entropy = defop(
     "cross_entropy", _cross_entropy_forward,
-    vjp=(_cross_entropy_vjp, None), jvp=_cross_entropy_jvp,
+    vjp=(_cross_entropy_vjp, None), jvp=_cross_entropy_jvp, residual=True,
     samples=[Sample((4, 5), Ints((4,), 0, 5)), Sample((3, 4), Ints((3,), 0, 4), reduction="sum"),
              Sample((3, 4), Ints((3,), 0, 4), reduction="none")],
     reference=_reference_cross_entropy)

@@ -14,6 +14,7 @@ from .elementwise import cast, exp, logical_and, sign, sqrt, where
 from .elementwise import abs_ as absolute
 from .registry import defop
 from .samples import Away, Distinct, Positive, Sample
+from .shape import broadcast_to, reshape
 
 
 def _xp(array):
@@ -50,7 +51,6 @@ def kept_shape(shape, axis):
 
 def unreduce(g, shape, axis, keepdims):
     """Broadcast the gradient of a reduction back over the reduced axes."""
-    from .shape import broadcast_to, reshape
     if not keepdims:
         g = reshape(g, shape=kept_shape(shape, axis))
     return broadcast_to(g, shape=tuple(shape))

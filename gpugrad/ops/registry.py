@@ -50,7 +50,7 @@ OPS: dict = {}
 class Op:
     """A primitive: forward on raw arrays, VJP and JVP rules, test samples."""
 
-    __slots__ = ("name", "forward", "vjp", "jvp", "vjp_per_input", "save", "save_output", "view", "unusual",
+    __slots__ = ("name", "forward", "vjp", "jvp", "vjp_per_input", "save", "save_output", "view", "unusual", "residual",
                  "promote", "differentiable", "samples", "reference", "check", "doc", "function",
                  "tolerance", "second_order")
 
@@ -89,7 +89,7 @@ def _meta_of(array):
 
 def defop(name, forward, vjp=None, jvp=None, *, save=True, save_output=False, view=False,
           promote=False, differentiable=True, samples=(), reference=None, check=None, method=None,
-          tolerance=None, second_order=True):
+          tolerance=None, second_order=True, residual=False):
     """Register an op and return its polymorphic function.
 
     Parameters
@@ -126,6 +126,12 @@ def defop(name, forward, vjp=None, jvp=None, *, save=True, save_output=False, vi
         anything runs.
     method : str or tuple of str
         Names under which the op becomes a ``Tensor`` method.
+    residual : bool
+        ``forward`` returns ``(out, residual)``: something it computed on the
+        way that backward can reuse (cross-entropy's softmax).  The node keeps
+        it, and the rules get it as ``residual=`` in an ordinary backward; under
+        ``create_graph`` they get ``residual=None`` and must recompute with
+        ops, so that the gradient is itself differentiable.
     """
     op = Op()
     op.name = name
@@ -139,7 +145,8 @@ def defop(name, forward, vjp=None, jvp=None, *, save=True, save_output=False, vi
     op.promote = promote
     op.differentiable = differentiable and vjp is not None
     # Needs more than apply_single's lean path: an input check, a view's shared counter, no node.
-    op.unusual = check is not None or view or not op.differentiable
+    op.unusual = check is not None or view or not op.differentiable or residual
+    op.residual = residual
     op.samples = tuple(samples)
     op.reference = reference
     op.check = check
@@ -154,7 +161,7 @@ def defop(name, forward, vjp=None, jvp=None, *, save=True, save_output=False, vi
         for arg in args:
             if isinstance(arg, Tensor):
                 return apply_op(op, args, params)
-        return forward(*args, **params)
+        return forward(*args, **params)[0] if residual else forward(*args, **params)
 
     function.__name__ = name
     function.__qualname__ = name
@@ -205,6 +212,8 @@ def apply_promoted(op, args, params):
         if failure is error:
             raise
         raise failure from error
+    if op.residual:
+        out, residual = out
     if out.__class__ is not _ndarray and isinstance(out, np.generic):
         out = np.asarray(out)        # full reductions give NumPy scalars; tensors hold arrays
     result = _new_object(Tensor)     # Tensor._make, inlined: this runs for every op
@@ -213,6 +222,8 @@ def apply_promoted(op, args, params):
         _link_view(result, args[0])
     if requires_grad and state.grad_enabled and op.differentiable:
         record(op, args, datas, params, result)
+        if op.residual:
+            result.grad_fn.residual = residual
     if state.anomaly:
         tape.check_anomaly_forward(op.name, out)
     return result
@@ -260,7 +271,7 @@ def apply_single(op, x, position, args, datas, params):
             node.saved_raw = datas
             box = x._version_box
             if box is not None and box[0]:
-                node.versions = tuple(box[0] if index == position else None for index in range(len(args)))
+                node.versions = {position: box[0]}
         else:
             # x is not saved: its shape and dtype stand in for it.  Every other
             # argument is a constant, the same object in args and datas, so one
@@ -370,9 +381,14 @@ def promote_arguments(op, args):
     """Cast Tensor arguments to a common dtype; Python scalars never upcast a float tensor."""
     if len(args) > 2:
         # Fast exit: tensors that all share one dtype (linear's x, weight and bias).
-        dtype = args[0].data.dtype if isinstance(args[0], Tensor) else None
-        if dtype is not None and all(isinstance(arg, Tensor) and arg.data.dtype == dtype for arg in args):
-            return args
+        first = args[0]
+        if isinstance(first, Tensor):
+            dtype = first.data.dtype
+            for arg in args:
+                if not isinstance(arg, Tensor) or arg.data.dtype != dtype:
+                    break
+            else:
+                return args
     elif len(args) == 2:
         # Fast exits for the common cases: equal dtypes, or a float tensor and a Python number.
         first, second = args
@@ -436,7 +452,8 @@ class OpNode(Node):
     out_box = None
     out_version = 0
     out_tangents = None
-    versions = None          # versions of the saved inputs when recorded; None: all were 0
+    versions = None          # {input index: version} of saved inputs whose version was not 0 when recorded
+    residual = None          # what the forward kept for backward (ops declared with residual=True)
     # Most ops have one input that needs a gradient (x.exp(), x * 2.0, x @ W with
     # a constant x): the node then keeps that input's position and ``edge`` and
     # no per-input list, and the engine asks it for that one gradient
@@ -475,17 +492,17 @@ class OpNode(Node):
 
     def release(self):
         self.saved = self.saved_raw = None
-        self.out_data = None
+        self.out_data = self.residual = None
         self.released = True
 
     def _check_versions(self):
         """Raise if a saved input (or the saved output) changed in place since the op ran."""
-        versions = self.versions
+        versions = self.versions or {}
         for index, arg in enumerate(self.saved):
             if isinstance(arg, Tensor):
                 box = arg._version_box
                 current = 0 if box is None else box[0]
-                expected = 0 if versions is None else versions[index]
+                expected = versions.get(index, 0)
                 if current != expected:
                     raise AutogradError(
                         f"backward: input {index} of op '{self.op.name}' (shape {tuple(arg.shape)}, {arg.dtype}) "
@@ -525,6 +542,8 @@ class OpNode(Node):
         else:
             out = self.out_data
             inputs = raw
+            if self.residual is not None:
+                params = dict(params, residual=self.residual)
         position = self.only_edge
         if op.vjp_per_input:
             rule = op.vjp[position]
@@ -538,6 +557,8 @@ class OpNode(Node):
         if not retain:
             self.saved = self.saved_raw = self.out_data = None
             self.released = True
+            if self.residual is not None:
+                self.residual = None
         return result
 
     def apply(self, grads, tensor_mode, retain=True):
@@ -557,6 +578,8 @@ class OpNode(Node):
         else:
             out = self.out_data
             inputs = raw
+            if self.residual is not None:
+                params = dict(params, residual=self.residual)
         edges = self._edges
         if op.vjp_per_input:
             fitted = []
@@ -575,6 +598,8 @@ class OpNode(Node):
         if not retain:
             self.saved = self.saved_raw = self.out_data = None
             self.released = True
+            if self.residual is not None:
+                self.residual = None
         return fitted
 
 
@@ -592,29 +617,34 @@ def _fill(node, op, args, datas, params, result, save=None):
     if save is None:
         save = op.save
     edges = []
+    edge_count = 0
+    edge_index = 0
     unsaved = None
-    changed = False                  # some saved input has been modified in place before
+    versions = None                  # {input index: version} of saved inputs changed in place before
     for index, arg in enumerate(args):
         if isinstance(arg, Tensor):
             if arg.requires_grad:
                 function = arg.grad_fn
                 edges.append((function, arg._output_nr) if function is not None else edge_of(arg))
+                edge_count += 1
+                edge_index = index
             else:
                 edges.append(None)
             if save is True or index in save:
                 box = arg._version_box
                 if box is not None and box[0]:
-                    changed = True
+                    if versions is None:
+                        versions = {}
+                    versions[index] = box[0]
             elif unsaved is None:
                 unsaved = [index]
             else:
                 unsaved.append(index)
         else:
             edges.append(None)
-    with_edges = [index for index, edge in enumerate(edges) if edge is not None]
-    if len(with_edges) == 1:
-        node.only_edge = with_edges[0]
-        node.edge = edges[with_edges[0]]
+    if edge_count == 1:
+        node.only_edge = edge_index
+        node.edge = edges[edge_index]
         if len(edges) != 1:
             node.n_inputs = len(edges)
     else:
@@ -631,8 +661,8 @@ def _fill(node, op, args, datas, params, result, save=None):
             datas[index] = saved[index] = _meta_of(datas[index])
         node.saved = saved
         node.saved_raw = datas
-    if changed:
-        node.versions = tuple(arg._version if isinstance(arg, Tensor) else None for arg in node.saved)
+    if versions is not None:
+        node.versions = versions
     if op.save_output:
         box = result._shared_version_box()
         node.out_data = result.data

@@ -21,6 +21,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, MutableMapping
 
+import numpy as np
+
 from .. import backend
 from ..errors import DeviceError, ShapeError
 
@@ -398,6 +400,10 @@ def _check_parameter(owner, position, param):
 
 def _check_gradient(owner, param):
     grad = param.grad
+    grad_data, param_data = grad.data, param.data
+    if (grad_data.shape == param_data.shape and grad_data.__class__ is param_data.__class__
+            and grad_data.__class__ is np.ndarray):
+        return      # the common case, decided without building device objects (runs per parameter per step)
     if tuple(grad.shape) != tuple(param.shape):
         raise ShapeError(f"{owner}.step: a parameter of shape {tuple(param.shape)} has a gradient of shape "
                          f"{tuple(grad.shape)}; gradients must match their parameter's shape")

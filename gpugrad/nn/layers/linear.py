@@ -46,7 +46,10 @@ class Linear(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, input):
-        return F.linear(input, self.weight, self.bias)
+        # The registry directly: self.weight would miss the instance dict and go
+        # through Module.__getattr__ (twice per call, in every step).
+        parameters = self._parameters
+        return F.linear(input, parameters["weight"], parameters["bias"])
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
