@@ -60,6 +60,7 @@ class Tensor:
     _output_nr = 0
     _version_box = None
     _accumulator = None
+    _leaf_edge = None        # (its AccumulateGrad node, 0), made once per leaf
     _tangents = None
     _retains_grad = False
     _base = None
@@ -125,7 +126,10 @@ class Tensor:
 
     def _bump_version(self):
         """Record an in-place change of ``data`` (graphs that saved this tensor notice)."""
-        self._shared_version_box()[0] += 1
+        box = self._version_box
+        if box is None:
+            box = self._version_box = [0]
+        box[0] += 1
         LAST_INPLACE[0] = next_sequence()
 
     def numel(self) -> int:
@@ -202,8 +206,8 @@ class Tensor:
         inputs : sequence of Tensor, optional
             Accumulate only into these leaves.
         """
-        _tape().backward([self], None if gradient is None else [gradient], retain_graph=retain_graph,
-                         create_graph=create_graph, inputs=inputs)
+        _tape_module.backward([self], None if gradient is None else [gradient], retain_graph=retain_graph,
+                              create_graph=create_graph, inputs=inputs)
 
     def detach(self):
         """A tensor sharing this one's data (and version counter) but outside the graph."""
@@ -341,13 +345,15 @@ def _nested_to_numpy(data):
     return data
 
 
-def _tape():
-    """gpugrad.autograd.tape (which imports this module), looked up once, not per backward()."""
-    global _tape_module
-    if _tape_module is None:
-        from .autograd import tape
-        _tape_module = tape
-    return _tape_module
+def bump_versions(tensors):
+    """``t._bump_version()`` for each of ``tensors`` (an optimizer step's parameters), in one call."""
+    for tensor in tensors:
+        box = tensor._version_box
+        if box is None:
+            box = tensor._version_box = [0]
+        box[0] += 1
+    LAST_INPLACE[0] = next_sequence()
 
 
 _tape_module = None
+"""gpugrad.autograd.tape, which imports this module; it fills this in when it loads."""

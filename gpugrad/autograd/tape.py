@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import functools
 import heapq
+import sys
 import traceback
 import weakref
 
 import numpy as np
 
 from .. import backend
+from .. import tensor as _tensor_module
 from ..errors import AnomalyError, AutogradError, ShapeError
 from ..tensor import Tensor, next_sequence
 
@@ -147,7 +149,6 @@ class Node:
     pre_hooks = None
     released = False
     creation_site = None
-    next_edges = ()
     sequence = 0
     # Position of the one input with a graph edge, for nodes that answer
     # ``input_gradient`` (see OpNode); None: the engine calls ``apply``.
@@ -181,6 +182,8 @@ class AccumulateGrad(Node):
 
     name = "AccumulateGrad"
     post_hooks = None        # hooks run after the leaf's .grad has been updated
+    next_edges = ()          # a leaf: nothing further back
+
 
     def __init__(self, leaf):
         self.leaf = leaf
@@ -196,10 +199,13 @@ def edge_of(tensor):
     if tensor.grad_fn is not None:
         return (tensor.grad_fn, tensor._output_nr)
     if tensor.requires_grad:
-        accumulator = tensor._accumulator
-        if accumulator is None:
-            accumulator = tensor._accumulator = AccumulateGrad(tensor)
-        return (accumulator, 0)
+        edge = tensor._leaf_edge
+        if edge is None:
+            accumulator = tensor._accumulator
+            if accumulator is None:
+                accumulator = tensor._accumulator = AccumulateGrad(tensor)
+            edge = tensor._leaf_edge = (accumulator, 0)
+        return edge
     return None
 
 
@@ -426,12 +432,20 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, al
             capture[edge] = None
         needed = _nodes_leading_to([entry[1] for entry in heap], [edge[0] for edge in input_edges])
 
-    if not retain_graph:
-        _remember_roots([entry[1] for entry in heap])
+    if not retain_graph and len(_backpropagated_roots) < 64:   # a bounded sample is enough to spot the leak
+        for entry in heap:
+            _backpropagated_roots.append(weakref.ref(entry[1]))
     anomaly = state.anomaly
     # Arrays handed to leaves' .grad (see _accumulate); a root gradient counts as
     # handed out: its array belongs to the caller (or to another root).
-    given = None if tensor_mode else {id(slots[0]) for slots in buffers.values() if slots[0] is not None}
+    given = None
+    if not tensor_mode:
+        given = set()
+        for slots in buffers.values():
+            given.add(id(slots[0]))
+    # A leaf with no hooks takes each gradient as it comes rather than through the
+    # heap (a parameter is usually used once); gg.grad accumulates nothing.
+    direct_to_leaves = capture is None
     previous_mode = state.grad_enabled
     state.grad_enabled = bool(create_graph)
     heappop, heappush = heapq.heappop, heapq.heappush
@@ -482,6 +496,10 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, al
                     previous = slots[output_nr]
                     slots[output_nr] = grad if previous is None else previous + grad
                     continue
+                if (parent.__class__ is AccumulateGrad and direct_to_leaves
+                        and not parent.pre_hooks and not parent.post_hooks):
+                    _accumulate(parent.leaf, grad, tensor_mode, given)
+                    continue
                 key = -parent.sequence
                 slots = [None] * parent.n_outputs
                 slots[output_nr] = grad
@@ -502,6 +520,10 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, al
                     continue
                 slots = buffers.get(parent)
                 if slots is None:
+                    if (parent.__class__ is AccumulateGrad and direct_to_leaves
+                            and not parent.pre_hooks and not parent.post_hooks):
+                        _accumulate(parent.leaf, grad, tensor_mode, given)
+                        continue
                     slots = buffers[parent] = [None] * parent.n_outputs
                     heappush(heap, (-parent.sequence, parent))
                     slots[output_nr] = grad
@@ -536,11 +558,6 @@ class GraphRetainedWarning(UserWarning):
 
 _backpropagated_roots = []   # weakrefs to root nodes backpropagated since the last optimizer step
 _previous_step_roots = []
-
-
-def _remember_roots(nodes):
-    if len(_backpropagated_roots) < 64:   # a bounded sample is enough to spot the leak
-        _backpropagated_roots.extend(weakref.ref(node) for node in nodes)
 
 
 def check_retained_graphs(where="optimizer.step()"):
@@ -715,3 +732,7 @@ def _check_anomaly_backward(node, input_grads, only_edge=None):
             raise AnomalyError(
                 f"detect_anomaly: the backward of op '{node.name}' produced NaN or Inf in the gradient of its "
                 f"input {index} (shape {tuple(array.shape)}). The op was created at:{node.where()}")
+
+
+# Tensor.backward calls this module; the tensor module cannot import it at load time.
+_tensor_module._tape_module = sys.modules[__name__]

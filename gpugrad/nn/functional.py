@@ -49,6 +49,10 @@ __all__ = [
 # --------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------
+_LINEAR = act.linear.op
+_NO_PARAMS = {}     # shared by every linear node: never mutated
+
+
 def _tensor(value, name, op):
     if isinstance(value, Tensor):
         return value
@@ -81,13 +85,14 @@ def _inplace_unsupported(inplace, op):
 # activations
 # --------------------------------------------------------------------------
 def relu(input, inplace=False):
-    """``max(x, 0)``; backward keeps a 1-bit mask.
+    """``max(x, 0)``; backward keeps a 1-bit mask on CUDA, the output on NumPy.
 
     >>> import gpugrad as gg
     >>> relu(gg.tensor([-1.0, 2.0]))
     tensor([0., 2.])
     """
-    _inplace_unsupported(inplace, "relu")
+    if inplace:
+        _inplace_unsupported(inplace, "relu")
     return act.relu(input)
 
 
@@ -168,6 +173,8 @@ def linear(input, weight, bias=None):
     (2, 4)
     """
     if bias is not None:
+        if isinstance(input, Tensor):
+            return apply_op(_LINEAR, (input, weight, bias), _NO_PARAMS)     # no dispatch: runs per layer per step
         return act.linear(input, weight, bias)
     if weight.ndim != 2 or input.ndim < 1 or input.shape[-1] != weight.shape[1]:
         raise ShapeError(f"linear: input of shape {tuple(input.shape)} does not fit weight of shape "
@@ -558,15 +565,16 @@ def _reduce(loss, reduction, op):
 
 
 def _check_class_target(input, target, ignore_index, op):
-    if input.ndim < 1:
+    input_shape = input.data.shape
+    if not input_shape:
         raise ShapeError(f"{op}: input must have a class dimension, got a 0-d tensor")
-    classes = input.shape[1] if input.ndim > 1 else input.shape[0]
-    expected = ((input.shape[0],) + tuple(input.shape[2:])) if input.ndim > 1 else ()
-    if target.dtype.kind not in "iu":
+    classes = input_shape[1] if len(input_shape) > 1 else input_shape[0]
+    expected = (input_shape[:1] + input_shape[2:]) if len(input_shape) > 1 else ()
+    if target.data.dtype.kind not in "iu":
         raise DTypeError(f"{op}: target of dtype {target.dtype} and shape {tuple(target.shape)}: expected class "
                          f"indices (an integer tensor of shape {expected}) or, for cross_entropy, class "
                          f"probabilities of the input's shape {tuple(input.shape)}; use target.long() for indices")
-    if tuple(target.shape) != expected:
+    if target.data.shape != expected:
         raise ShapeError(f"{op}: target of shape {tuple(target.shape)} does not fit input of shape "
                          f"{tuple(input.shape)}; class indices need shape {expected}")
     data = target.data
@@ -633,22 +641,25 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     >>> round(cross_entropy(gg.tensor([[0.0, 0.0]]), gg.tensor([1])).item(), 4)
     0.6931
     """
-    reduction = _legacy_reduction(size_average, reduce, reduction)
-    _tensor(input, "input", "cross_entropy")
-    _tensor(target, "target", "cross_entropy")
+    if size_average is not None or reduce is not None:
+        reduction = _legacy_reduction(size_average, reduce, reduction)
+    if not isinstance(input, Tensor) or not isinstance(target, Tensor):
+        _tensor(input, "input", "cross_entropy")
+        _tensor(target, "target", "cross_entropy")
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing={label_smoothing} must be in [0, 1]")
-    class_dim = 1 if input.ndim > 1 else 0
-    classes = input.shape[class_dim]
+    input_shape = input.data.shape
+    class_dim = 1 if len(input_shape) > 1 else 0
+    classes = input_shape[class_dim]
     if weight is not None and tuple(weight.shape) != (classes,):
         raise ShapeError(f"cross_entropy: weight of shape {tuple(weight.shape)} does not fit {classes} classes")
-    if target.dtype.kind == "f" and tuple(target.shape) == tuple(input.shape):
+    if target.data.dtype.kind == "f" and target.data.shape == input_shape:
         logp = rd.log_softmax(input, axis=class_dim)
         return _cross_entropy_probabilities(logp, target, weight, reduction, label_smoothing, class_dim)
     all_class_indices = _check_class_target(input, target, ignore_index, "cross_entropy")
-    if (input.ndim == 2 and weight is None and label_smoothing == 0.0 and reduction in ("mean", "sum", "none")
-            and all_class_indices):
-        return nn_ops.cross_entropy(input, target, reduction=reduction)    # the fused common case
+    if (len(input_shape) == 2 and weight is None and label_smoothing == 0.0
+            and reduction in ("mean", "sum", "none") and all_class_indices):
+        return apply_op(nn_ops.cross_entropy.op, (input, target), {"reduction": reduction})   # the fused common case
     logp = rd.log_softmax(input, axis=class_dim)
     loss, weights = _nll(logp, target, weight, ignore_index, reduction, "cross_entropy")
     if label_smoothing == 0.0:

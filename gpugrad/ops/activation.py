@@ -223,6 +223,8 @@ def _make_activation(name, reference, samples, param_names=()):
         return kernels.activation_forward(kernel, x, **kernel_params)
 
     def vjp(g, out, x, saved=None, **params):
+        if saved is None and out is not None and name == "relu" and not isinstance(g, Tensor):
+            return (_activation_grad_forward(g, out, "relu"),)     # NumPy relu, plain backward
         kernel, kernel_params = _kernel_name(name, params)
         if not kernel_saves_mask:
             saved = x
@@ -247,23 +249,23 @@ def _make_activation(name, reference, samples, param_names=()):
     def function(x, **params):
         if not isinstance(x, Tensor):
             return forward(x, **params)
-        if ((x._tangents is not None and state.forward_levels) or state.anomaly
-                or not (x.requires_grad and state.grad_enabled)):
+        if state.unusual or not (x.requires_grad and state.grad_enabled):
             return apply_op(op, (x,), params)
-        kernel, kernel_params = _kernel_name(name, params)
-        if kernel == "relu" and _numpy_mask_path(kernel, x.data):
+        data = x.data
+        if name == "relu" and data.__class__ is np.ndarray and data.dtype.kind == "f":
             # NOTE: on NumPy, packing the mask costs three extra passes for a memory
             # saving that CPU training rarely needs, while relu's output already says
             # where x was positive, and the next layer keeps it anyway (as PyTorch
             # does).  The node keeps the output, version-checked like any saved output.
-            y = np.maximum(x.data, 0)
+            y = np.maximum(data, 0)
             result = Tensor._make(y)
-            record(op, (x,), [x.data], params, result, save=())
+            record(op, (x,), [data], params, result, save=())
             node = result.grad_fn
             node.out_data = y
-            node.out_box = result._shared_version_box()
+            node.out_box = result._version_box = [0]
             return result
-        y, mask = _forward_saving(kernel, x.data, **kernel_params)
+        kernel, kernel_params = _kernel_name(name, params)
+        y, mask = _forward_saving(kernel, data, **kernel_params)
         return _record(op, x, dict(params, saved=mask), y)
 
     function.__name__ = function.__qualname__ = name
@@ -322,13 +324,18 @@ for _function in (relu, leaky_relu, elu, gelu, silu, softplus, mish):
 # linear: x @ weight.T + bias in one op, with no transposed copies.
 # --------------------------------------------------------------------------
 def _linear_forward(x, weight, bias):
-    xp = backend.xp_of(x)
-    out = xp.matmul(x, weight.T)     # BLAS reads weight.T as a transposed operand: no copy
+    out = x @ weight.T               # BLAS reads weight.T as a transposed operand: no copy
     out += bias
     return out
 
 
-def _linear_grad_weight(g, x):
+# The three rules.  On raw arrays (a plain backward) they are the bare products,
+# without op dispatch; on Tensors (create_graph) they are recorded ops.
+def _linear_grad_input(g, out, x, weight, bias):
+    return g @ weight if not isinstance(g, Tensor) else matmul(g, weight)
+
+
+def _linear_grad_weight(g, out, x, weight, bias):
     if x.ndim == 1:
         return reshape(g, shape=(-1, 1)) * reshape(x, shape=(1, -1))
     rows_g = reshape(g, shape=(-1, g.shape[-1])) if g.ndim != 2 else g
@@ -338,11 +345,13 @@ def _linear_grad_weight(g, x):
     return rows_g.T @ rows_x      # raw arrays (a plain backward): the same product, no op dispatch
 
 
-def _linear_grad_bias(g):
+def _linear_grad_bias(g, out, x, weight, bias):
     if g.ndim == 1:
         return g
     if isinstance(g, Tensor):
         return sum_(g, axis=tuple(range(g.ndim - 1)))
+    if g.ndim == 2 and g.__class__ is np.ndarray and g.dtype != np.float16:
+        return np.add.reduce(g, axis=0)      # ndarray.sum without its Python-level wrapper
     return g.sum(axis=tuple(range(g.ndim - 1)), dtype=accumulator(g)).astype(g.dtype, copy=False)
 
 
@@ -351,6 +360,12 @@ def _linear_jvp(t, out, x, weight, bias):
 
 
 def _check_linear(x, weight, bias):
+    if isinstance(x, Tensor) and isinstance(weight, Tensor) and isinstance(bias, Tensor):
+        # The common case, read off the arrays' shapes (no property calls: runs per layer per step).
+        x_shape, weight_shape, bias_shape = x.data.shape, weight.data.shape, bias.data.shape
+        if (len(weight_shape) == 2 and x_shape and x_shape[-1] == weight_shape[1]
+                and (bias_shape == weight_shape[:1] or bias_shape == ())):
+            return
     if weight.ndim != 2 or x.ndim < 1 or x.shape[-1] != weight.shape[1]:
         raise ShapeError(f"linear: input of shape {tuple(x.shape)} does not fit weight of shape "
                          f"{tuple(weight.shape)}: the input's last dimension must equal weight.shape[1] "
@@ -362,9 +377,9 @@ def _check_linear(x, weight, bias):
 
 linear = defop(
     "linear", _linear_forward,
-    vjp=(lambda g, out, x, weight, bias: matmul(g, weight),
-         lambda g, out, x, weight, bias: _linear_grad_weight(g, x),
-         lambda g, out, x, weight, bias: _linear_grad_bias(g)),
+    vjp=(_linear_grad_input,
+         _linear_grad_weight,
+         _linear_grad_bias),
     jvp=_linear_jvp, promote=True, check=_check_linear, save=(0, 1),
     samples=[Sample((4, 3), (5, 3), (5,)), Sample((2, 4, 3), (2, 3), (2,)), Sample((3,), (2, 3), (2,))],
     reference=lambda x, weight, bias: x @ weight.T + bias)

@@ -200,12 +200,20 @@ dropout = defop(
 # (softmax - onehot) in one pass, times g / N; its own VJP is written with ops.
 def _cross_entropy_forward(logits, target, reduction="mean"):
     xp = _xp(logits)
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    exp = xp.exp(shifted)
-    sum_exp = exp.sum(axis=1, keepdims=True)
+    if xp is np:
+        # The ufuncs' reduce, not the ndarray methods: those go through a Python
+        # wrapper each (three frames per loss, on the path of every training step).
+        shifted = logits - np.maximum.reduce(logits, axis=1, keepdims=True)
+        exp = np.exp(shifted)
+        sum_exp = np.add.reduce(exp, axis=1, keepdims=True)
+    else:
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        exp = xp.exp(shifted)
+        sum_exp = exp.sum(axis=1, keepdims=True)
     loss = xp.log(sum_exp[:, 0]) - shifted[xp.arange(shifted.shape[0]), target]
     if reduction == "mean":
-        loss = loss.mean()
+        # numpy's mean: the same sum, divided by the count
+        loss = np.add.reduce(loss) / loss.dtype.type(len(loss)) if xp is np and len(loss) else loss.mean()
     elif reduction == "sum":
         loss = loss.sum()
     # exp and its row sums are the softmax backward needs: kept, not recomputed.

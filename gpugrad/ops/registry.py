@@ -221,7 +221,7 @@ def apply_promoted(op, args, params):
     if op.view:
         _link_view(result, args[0])
     if requires_grad and state.grad_enabled and op.differentiable:
-        record(op, args, datas, params, result)
+        _fill(_new_object(OpNode), op, args, datas, params, result)
         if op.residual:
             result.grad_fn.residual = residual
     if state.anomaly:
@@ -259,7 +259,7 @@ def apply_single(op, x, position, args, datas, params):
         node.params = params
         node.sequence = next_sequence()
         function = x.grad_fn
-        edge = (function, x._output_nr) if function is not None else edge_of(x)
+        edge = (function, x._output_nr) if function is not None else x._leaf_edge or edge_of(x)
         node.edge = edge
         if len(args) == 2:
             node.n_inputs = 2
@@ -462,15 +462,16 @@ class OpNode(Node):
     only_edge = 0
     edge = None
     n_inputs = 1
-    _edges = None
 
-    @property
-    def next_edges(self):
-        if self.only_edge is None:
-            return self._edges
-        edges = [None] * self.n_inputs
-        edges[self.only_edge] = self.edge
-        return edges
+    def __getattr__(self, name):
+        # Only reached when normal lookup fails: general nodes hold ``next_edges``
+        # themselves (the engine reads it for every such node, so no property),
+        # single-edge nodes build it on demand.
+        if name == "next_edges" and self.only_edge is not None:
+            edges = [None] * self.n_inputs
+            edges[self.only_edge] = self.edge
+            return edges
+        raise AttributeError(f"'OpNode' object has no attribute '{name}'")
 
     def __init__(self, op, args, params, result, datas=None):
         if datas is None:
@@ -580,7 +581,7 @@ class OpNode(Node):
             inputs = raw
             if self.residual is not None:
                 params = dict(params, residual=self.residual)
-        edges = self._edges
+        edges = self.next_edges
         if op.vjp_per_input:
             fitted = []
             for rule, edge, source in zip(op.vjp, edges, raw):
@@ -625,7 +626,8 @@ def _fill(node, op, args, datas, params, result, save=None):
         if isinstance(arg, Tensor):
             if arg.requires_grad:
                 function = arg.grad_fn
-                edges.append((function, arg._output_nr) if function is not None else edge_of(arg))
+                edges.append((function, arg._output_nr) if function is not None
+                             else arg._leaf_edge or edge_of(arg))
                 edge_count += 1
                 edge_index = index
             else:
@@ -649,7 +651,7 @@ def _fill(node, op, args, datas, params, result, save=None):
             node.n_inputs = len(edges)
     else:
         node.only_edge = None
-        node._edges = edges
+        node.next_edges = edges
     if unsaved is None:
         node.saved = args
         node.saved_raw = datas
@@ -658,7 +660,10 @@ def _fill(node, op, args, datas, params, result, save=None):
         # tensor-mode list keeps Tensors only where the op saves them).
         saved = list(args)
         for index in unsaved:
-            datas[index] = saved[index] = _meta_of(datas[index])
+            data = datas[index]
+            meta = datas[index] = saved[index] = _new_object(InputMeta)     # _meta_of, inlined
+            meta.shape = data.shape
+            meta.dtype = data.dtype
         node.saved = saved
         node.saved_raw = datas
     if versions is not None:

@@ -24,7 +24,9 @@ from collections.abc import Mapping, MutableMapping
 import numpy as np
 
 from .. import backend
+from ..autograd import tape
 from ..errors import DeviceError, ShapeError
+from ..tensor import bump_versions
 
 __all__ = ["Optimizer", "required"]
 
@@ -267,18 +269,20 @@ class Optimizer:
         for group in self.param_groups:
             with_grad = []
             for param in group["params"]:
-                if param.grad is None:
+                grad = param.grad
+                if grad is None:
                     continue
-                _check_gradient(type(self).__name__, param)
+                grad_data, param_data = grad.data, param.data
+                if not (grad_data.__class__ is np.ndarray and param_data.__class__ is np.ndarray
+                        and grad_data.shape == param_data.shape):
+                    _check_gradient(type(self).__name__, param)     # the full check, with its errors
                 with_grad.append(param)
             work.append((group, with_grad))
         for group, with_grad in work:
             if with_grad:
                 self._update_group(group, with_grad)
-                for param in with_grad:
-                    param._bump_version()
-        from ..autograd.tape import check_retained_graphs
-        check_retained_graphs(f"{type(self).__name__}.step()")
+                bump_versions(with_grad)
+        tape.check_retained_graphs(f"{type(self).__name__}.step()")
         return loss
 
     def _update_group(self, group, params):
@@ -400,10 +404,6 @@ def _check_parameter(owner, position, param):
 
 def _check_gradient(owner, param):
     grad = param.grad
-    grad_data, param_data = grad.data, param.data
-    if (grad_data.shape == param_data.shape and grad_data.__class__ is param_data.__class__
-            and grad_data.__class__ is np.ndarray):
-        return      # the common case, decided without building device objects (runs per parameter per step)
     if tuple(grad.shape) != tuple(param.shape):
         raise ShapeError(f"{owner}.step: a parameter of shape {tuple(param.shape)} has a gradient of shape "
                          f"{tuple(grad.shape)}; gradients must match their parameter's shape")
