@@ -5,9 +5,9 @@ A Tensor is deliberately thin.  It holds
 * ``data``: the raw ``numpy.ndarray`` or ``cupy.ndarray``;
 * ``grad_fn``/``_output_nr``: the graph node that produced it (``None`` for leaves);
 * ``requires_grad`` and ``grad`` for leaves;
-* ``_version_box``: a one-element list shared by a tensor and its views, bumped
-  by every in-place change, so the backward pass can tell when a tensor it
-  saved has been modified;
+* ``_version_box``: ``[version, sequence of the latest change]``, shared by a
+  tensor and its views and updated by every in-place change, so the backward
+  pass can tell when a tensor it saved has been modified since;
 * ``_tangents``: forward-mode tangents, ``{level: Tensor}``, or ``None``.
 
 Every operation lives in :mod:`gpugrad.ops`, which attaches the methods and
@@ -118,19 +118,25 @@ class Tensor:
         return 0 if self._version_box is None else self._version_box[0]
 
     def _shared_version_box(self):
-        """The version counter, created on first need (most tensors never need one)."""
+        """The version counter, created on first need (most tensors never need one).
+
+        A list ``[version, sequence]`` shared with views: how many in-place
+        changes the memory has had, and the :data:`next_sequence` number drawn
+        by the latest; a graph node recorded before that number saved an
+        older value.
+        """
         box = self._version_box
         if box is None:
-            box = self._version_box = [0]
+            box = self._version_box = [0, 0]
         return box
 
     def _bump_version(self):
         """Record an in-place change of ``data`` (graphs that saved this tensor notice)."""
         box = self._version_box
         if box is None:
-            box = self._version_box = [0]
+            box = self._version_box = [0, 0]
         box[0] += 1
-        LAST_INPLACE[0] = next_sequence()
+        box[1] = LAST_INPLACE[0] = next_sequence()
 
     def numel(self) -> int:
         return int(self.data.size)
@@ -347,12 +353,13 @@ def _nested_to_numpy(data):
 
 def bump_versions(tensors):
     """``t._bump_version()`` for each of ``tensors`` (an optimizer step's parameters), in one call."""
+    sequence = LAST_INPLACE[0] = next_sequence()
     for tensor in tensors:
         box = tensor._version_box
         if box is None:
-            box = tensor._version_box = [0]
+            box = tensor._version_box = [0, 0]
         box[0] += 1
-    LAST_INPLACE[0] = next_sequence()
+        box[1] = sequence
 
 
 _tape_module = None

@@ -496,17 +496,18 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, al
                     previous = slots[output_nr]
                     slots[output_nr] = grad if previous is None else previous + grad
                     continue
-                if (parent.__class__ is AccumulateGrad and direct_to_leaves
-                        and not parent.pre_hooks and not parent.post_hooks):
-                    _accumulate(parent.leaf, grad, tensor_mode, given)
-                    continue
                 key = -parent.sequence
-                slots = [None] * parent.n_outputs
-                slots[output_nr] = grad
                 if heap and heap[0][0] < key:
-                    buffers[parent] = slots
+                    if (parent.__class__ is AccumulateGrad and direct_to_leaves
+                            and not parent.pre_hooks and not parent.post_hooks):
+                        _accumulate(parent.leaf, grad, tensor_mode, given)
+                        continue
+                    slots = buffers[parent] = [None] * parent.n_outputs
+                    slots[output_nr] = grad
                     heappush(heap, (key, parent))
                 else:
+                    slots = [None] * parent.n_outputs
+                    slots[output_nr] = grad
                     following = (parent, slots)
                 continue
             input_grads = node.apply(grads, tensor_mode, retain_graph)

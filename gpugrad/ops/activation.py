@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from .. import backend, kernels
+from .. import kernels
 from ..autograd.tape import state
 from ..errors import ShapeError
 from ..tensor import Tensor
@@ -262,7 +262,7 @@ def _make_activation(name, reference, samples, param_names=()):
             record(op, (x,), [data], params, result, save=())
             node = result.grad_fn
             node.out_data = y
-            node.out_box = result._version_box = [0]
+            node.out_box = result._version_box = [0, 0]
             return result
         kernel, kernel_params = _kernel_name(name, params)
         y, mask = _forward_saving(kernel, data, **kernel_params)

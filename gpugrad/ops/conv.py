@@ -24,15 +24,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import backend
+from ..backend import xp_of as _xp
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
 from .registry import defop
 from .samples import Distinct, Ints, Sample
-
-
-def _xp(array):
-    return backend.xp_of(array)
 
 
 def _raw(value):

@@ -10,13 +10,10 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
+from ..backend import xp_of as _xp
 from ..errors import ShapeError
 from .registry import defop
 from .samples import Ints, Sample
-
-
-def _xp(array):
-    return backend.xp_of(array)
 
 
 def scatter_add_into(target, index, values):

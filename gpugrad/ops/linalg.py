@@ -6,15 +6,11 @@ import string
 
 import numpy as np
 
-from .. import backend
+from ..backend import xp_of as _xp
 from ..errors import ShapeError
 from .registry import defop
 from .samples import Sample
 from .shape import squeeze, swapaxes, unsqueeze
-
-
-def _xp(array):
-    return backend.xp_of(array)
 
 
 def _check_matmul(a, b):

@@ -18,17 +18,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import backend, kernels
+from .. import kernels
+from ..backend import xp_of as _xp
 from ..errors import ShapeError
 from .elementwise import exp, sqrt
 from .reduce import logsumexp, mean, sum_
 from .registry import defop
 from .samples import Ints, Positive, Sample
 from .shape import reshape, unsqueeze
-
-
-def _xp(array):
-    return backend.xp_of(array)
 
 
 # --------------------------------------------------------------------------

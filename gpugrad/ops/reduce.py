@@ -8,17 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import backend
+from ..backend import xp_of as _xp
 from ..errors import ShapeError
 from .elementwise import cast, exp, logical_and, sign, sqrt, where
 from .elementwise import abs_ as absolute
 from .registry import defop
 from .samples import Away, Distinct, Positive, Sample
 from .shape import broadcast_to, reshape
-
-
-def _xp(array):
-    return backend.xp_of(array)
 
 
 def accumulator(x):

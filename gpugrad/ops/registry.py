@@ -80,6 +80,12 @@ class InputMeta:
         return f"InputMeta(shape={self.shape}, dtype={self.dtype})"
 
 
+def pass_through(g, out, *inputs, **params):
+    """The VJP rule of an input whose gradient is the output's, unchanged
+    (``a`` in ``a + b``, a cast): the engine hands ``g`` on without calling it."""
+    return g
+
+
 def _meta_of(array):
     meta = _new_object(InputMeta)
     meta.shape = array.shape
@@ -269,9 +275,6 @@ def apply_single(op, x, position, args, datas, params):
         if save is True or position in save:
             node.saved = args
             node.saved_raw = datas
-            box = x._version_box
-            if box is not None and box[0]:
-                node.versions = {position: box[0]}
         else:
             # x is not saved: its shape and dtype stand in for it.  Every other
             # argument is a constant, the same object in args and datas, so one
@@ -282,10 +285,8 @@ def apply_single(op, x, position, args, datas, params):
             meta.dtype = data.dtype
             node.saved = node.saved_raw = datas
         if op.save_output:
-            box = result._shared_version_box()
             node.out_data = out
-            node.out_box = box
-            node.out_version = box[0]
+            node.out_box = result._version_box = [0, 0]
         result.grad_fn = node
         result.requires_grad = True
     return result
@@ -450,9 +451,7 @@ class OpNode(Node):
     # Defaults on the class: a node stores only what differs (recorded for every op).
     out_data = None
     out_box = None
-    out_version = 0
     out_tangents = None
-    versions = None          # {input index: version} of saved inputs whose version was not 0 when recorded
     residual = None          # what the forward kept for backward (ops declared with residual=True)
     # Most ops have one input that needs a gradient (x.exp(), x * 2.0, x @ W with
     # a constant x): the node then keeps that input's position and ``edge`` and
@@ -463,15 +462,18 @@ class OpNode(Node):
     edge = None
     n_inputs = 1
 
-    def __getattr__(self, name):
-        # Only reached when normal lookup fails: general nodes hold ``next_edges``
-        # themselves (the engine reads it for every such node, so no property),
-        # single-edge nodes build it on demand.
-        if name == "next_edges" and self.only_edge is not None:
-            edges = [None] * self.n_inputs
-            edges[self.only_edge] = self.edge
-            return edges
-        raise AttributeError(f"'OpNode' object has no attribute '{name}'")
+    _edges = None
+
+    # NOTE: a property, not __getattr__: a class with __getattr__ loses CPython's
+    # specialised attribute access on every attribute, which costs more than
+    # the property does on the few nodes with several edges.
+    @property
+    def next_edges(self):
+        if self.only_edge is None:
+            return self._edges
+        edges = [None] * self.n_inputs
+        edges[self.only_edge] = self.edge
+        return edges
 
     def __init__(self, op, args, params, result, datas=None):
         if datas is None:
@@ -497,21 +499,19 @@ class OpNode(Node):
         self.released = True
 
     def _check_versions(self):
-        """Raise if a saved input (or the saved output) changed in place since the op ran."""
-        versions = self.versions or {}
+        """Raise if a saved input (or the saved output) changed in place after this node was recorded."""
+        sequence = self.sequence
         for index, arg in enumerate(self.saved):
             if isinstance(arg, Tensor):
                 box = arg._version_box
-                current = 0 if box is None else box[0]
-                expected = versions.get(index, 0)
-                if current != expected:
+                if box is not None and box[1] > sequence:
                     raise AutogradError(
                         f"backward: input {index} of op '{self.op.name}' (shape {tuple(arg.shape)}, {arg.dtype}) "
-                        f"was modified in place after the op saved it (version {expected} -> {current}), so its "
+                        f"was modified in place after the op saved it (it is now at version {box[0]}), so its "
                         "gradient cannot be computed. Fix: change a copy (t.clone()) instead, or do the in-place "
                         f"change after backward.{self.where()}")
         out_box = self.out_box
-        if out_box is not None and out_box[0] != self.out_version:
+        if out_box is not None and out_box[1] > sequence:
             raise AutogradError(
                 f"backward: the output of op '{self.op.name}' was modified in place after the op saved it, so its "
                 "gradient cannot be computed. Fix: change a copy (t.clone()) instead, or do the in-place change "
@@ -548,7 +548,10 @@ class OpNode(Node):
         position = self.only_edge
         if op.vjp_per_input:
             rule = op.vjp[position]
-            result = rule(grad, out, *inputs, **params) if params else rule(grad, out, *inputs)
+            if rule is pass_through:
+                result = grad
+            else:
+                result = rule(grad, out, *inputs, **params) if params else rule(grad, out, *inputs)
         else:
             result = op.vjp(grad, out, *inputs, **params)[position]
         if result is not None:
@@ -581,7 +584,7 @@ class OpNode(Node):
             inputs = raw
             if self.residual is not None:
                 params = dict(params, residual=self.residual)
-        edges = self.next_edges
+        edges = self._edges
         if op.vjp_per_input:
             fitted = []
             for rule, edge, source in zip(op.vjp, edges, raw):
@@ -621,7 +624,6 @@ def _fill(node, op, args, datas, params, result, save=None):
     edge_count = 0
     edge_index = 0
     unsaved = None
-    versions = None                  # {input index: version} of saved inputs changed in place before
     for index, arg in enumerate(args):
         if isinstance(arg, Tensor):
             if arg.requires_grad:
@@ -632,16 +634,11 @@ def _fill(node, op, args, datas, params, result, save=None):
                 edge_index = index
             else:
                 edges.append(None)
-            if save is True or index in save:
-                box = arg._version_box
-                if box is not None and box[0]:
-                    if versions is None:
-                        versions = {}
-                    versions[index] = box[0]
-            elif unsaved is None:
-                unsaved = [index]
-            else:
-                unsaved.append(index)
+            if save is not True and index not in save:
+                if unsaved is None:
+                    unsaved = [index]
+                else:
+                    unsaved.append(index)
         else:
             edges.append(None)
     if edge_count == 1:
@@ -651,7 +648,7 @@ def _fill(node, op, args, datas, params, result, save=None):
             node.n_inputs = len(edges)
     else:
         node.only_edge = None
-        node.next_edges = edges
+        node._edges = edges
     if unsaved is None:
         node.saved = args
         node.saved_raw = datas
@@ -666,13 +663,9 @@ def _fill(node, op, args, datas, params, result, save=None):
             meta.dtype = data.dtype
         node.saved = saved
         node.saved_raw = datas
-    if versions is not None:
-        node.versions = versions
     if op.save_output:
-        box = result._shared_version_box()
         node.out_data = result.data
-        node.out_box = box
-        node.out_version = box[0]
+        node.out_box = result._shared_version_box()
     result.grad_fn = node
     result.requires_grad = True
 

@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import backend
+from ..backend import xp_of as _xp
 from ..errors import ShapeError
 from .registry import defop
 from .samples import Sample
-
-
-def _xp(array):
-    return backend.xp_of(array)
 
 
 def _check_reshape(x, shape):
