@@ -449,3 +449,49 @@ def test_parameters_to_vector_round_trip():
     assert vec.shape == (net.num_parameters(),)
     nn.utils.vector_to_parameters(vec * 0 + 1, net.parameters())
     assert all(np.all(p.numpy() == 1) for p in net.parameters())
+
+
+def _unfused(modules, x):
+    for module in modules:
+        x = module(x)
+    return x
+
+
+def test_sequential_fuses_linear_relu_with_identical_values_and_gradients(device):
+    """Linear -> ReLU runs as one linear_relu node; outputs and every gradient
+    are bit-for-bit those of calling the modules one by one."""
+    gg.manual_seed(0)
+    net = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 3)).to(device)
+    x = gg.randn(5, 6, device=device, requires_grad=True)
+    fused = net(x)
+    assert fused.grad_fn.name == "linear" and fused.grad_fn.next_edges[0][0].name == "linear_relu"
+    fused.sum().backward()
+    fused_grads = [p.grad.numpy().copy() for p in net.parameters()] + [x.grad.numpy().copy()]
+    net.zero_grad()
+    x.grad = None
+    plain = _unfused(list(net), x)
+    plain.sum().backward()
+    plain_grads = [p.grad.numpy() for p in net.parameters()] + [x.grad.numpy()]
+    np.testing.assert_array_equal(fused.detach().numpy(), plain.detach().numpy())
+    for a, b in zip(fused_grads, plain_grads):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_sequential_does_not_fuse_what_someone_can_observe(device):
+    """A hook on either module, a Linear subclass or a bias-free Linear keeps the modules apart."""
+    seen = []
+
+    class MyLinear(nn.Linear):
+        pass
+
+    for first, second in [(nn.Linear(4, 3), nn.ReLU()), (MyLinear(4, 3), nn.ReLU()),
+                          (nn.Linear(4, 3, bias=False), nn.ReLU())]:
+        net = nn.Sequential(first, second).to(device)
+        if type(first) is nn.Linear and first.bias is not None:
+            handle = second.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape))
+        out = net(gg.randn(2, 4, device=device, requires_grad=True))
+        assert out.grad_fn.name == "relu"
+        if type(first) is nn.Linear and first.bias is not None:
+            handle.remove()
+            assert seen == [(2, 3)]
+            assert net(gg.randn(2, 4, device=device)).grad_fn.name == "linear_relu"

@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -60,6 +60,14 @@ program_steps = st.lists(
     st.tuples(st.sampled_from(sorted(UNARY) + sorted(BINARY)), st.integers(0, 10)), min_size=1, max_size=6)
 
 
+def _assume_well_scaled(out):
+    """Central differences are only a reference where the output is moderate:
+    exp(x**4) at x = -2.8 is 1.5e25, and the cotangent-weighted sum that
+    gradcheck differentiates then cancels away every other element's digits."""
+    values = out.detach().numpy()
+    assume(np.all(np.isfinite(values)) and np.all(np.abs(values) < 1e6))
+
+
 def run_program(steps, inputs):
     """Apply a list of (op, operand choice) steps to a pool of tensors; return a scalar-able tensor."""
     pool = list(inputs)
@@ -78,6 +86,7 @@ def run_program(steps, inputs):
 def test_random_programs_match_numerical_gradients(shapes, steps, seed):
     rng = np.random.default_rng(seed)
     inputs = [gg.tensor(rng.standard_normal(s)) for s in shapes.input_shapes]
+    _assume_well_scaled(run_program(steps, inputs))
     assert gg.gradcheck(lambda *xs: run_program(steps, xs), inputs, atol=1e-5, rtol=1e-3)
 
 
@@ -89,6 +98,7 @@ def test_random_programs_reverse_mode_against_numerical_grad(shapes, steps, seed
     arrays = [rng.standard_normal(s) for s in shapes.input_shapes]
     inputs = [gg.tensor(a, dtype=dtype, requires_grad=True) for a in arrays]
     out = run_program(steps, inputs)
+    _assume_well_scaled(out)
     out.sum().backward()
     numeric = gg.numerical_grad(lambda *xs: run_program(steps, xs), [x.detach() for x in inputs])
     tolerance = 1e-3 if dtype == "float32" else 1e-6

@@ -6,8 +6,15 @@ from __future__ import annotations
 import operator
 from collections import OrderedDict
 
+from ..ops.activation import linear_relu as _linear_relu
+from ..ops.registry import apply_op
 from ..tensor import Tensor
+from .layers.activation import ReLU
+from .layers.linear import Linear
 from .module import Module, Parameter
+
+_LINEAR_RELU = _linear_relu.op
+_NO_PARAMS = {}     # shared by every fused node: never mutated
 
 __all__ = ["Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict", "Identity", "Flatten",
            "Unflatten"]
@@ -92,8 +99,28 @@ class Sequential(Module):
         return self
 
     def forward(self, input):
+        # NOTE: a Linear followed by a ReLU (both exactly those classes, with a
+        # bias and no hooks) runs as one fused linear_relu op: the same values
+        # and gradients, one graph node and one dispatch fewer.  The pre-relu
+        # tensor is not visible from outside a Sequential, so nothing observes
+        # the difference.
+        pending = None          # a Linear whose output has not been computed yet
         for module in self._modules.values():
+            if pending is not None:
+                if module.__class__ is ReLU and not (module._forward_pre_hooks or module._forward_hooks):
+                    parameters = pending._parameters
+                    input = apply_op(_LINEAR_RELU, (input, parameters["weight"], parameters["bias"]), _NO_PARAMS)
+                    pending = None
+                    continue
+                input = pending(input)
+                pending = None
+            if (module.__class__ is Linear and isinstance(input, Tensor) and module._parameters["bias"] is not None
+                    and not (module._forward_pre_hooks or module._forward_hooks)):
+                pending = module
+                continue
             input = module(input)
+        if pending is not None:
+            input = pending(input)
         return input
 
 

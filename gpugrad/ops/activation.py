@@ -24,6 +24,7 @@ import math
 import numpy as np
 
 from .. import kernels
+from ..backend import xp_of as _xp
 from ..autograd.tape import state
 from ..errors import ShapeError
 from ..tensor import Tensor
@@ -385,4 +386,33 @@ linear = defop(
     reference=lambda x, weight, bias: x @ weight.T + bias)
 
 
-__all__ = ["relu", "leaky_relu", "elu", "gelu", "silu", "softplus", "mish", "activation_grad", "linear"]
+# --------------------------------------------------------------------------
+# linear_relu: relu(x @ weight.T + bias), what nn.Sequential runs for a Linear
+# followed by a ReLU.  One node instead of two: the rules are linear's, after
+# a prologue that masks the gradient once with relu's output.
+# --------------------------------------------------------------------------
+def _linear_relu_forward(x, weight, bias):
+    out = x @ weight.T
+    out += bias
+    return _xp(out).maximum(out, 0, out=out)
+
+
+def _relu_mask_gradient(g, out, x, weight, bias):
+    """The gradient before relu: ``g`` where the output is positive (NaN too, as relu's own backward)."""
+    if isinstance(g, Tensor):
+        return activation_grad(g, out, name="relu")
+    return g * ~(out <= 0)
+
+
+linear_relu = defop(
+    "linear_relu", _linear_relu_forward,
+    vjp=(_linear_grad_input, _linear_grad_weight, _linear_grad_bias),
+    vjp_prologue=_relu_mask_gradient,
+    jvp=lambda t, out, x, weight, bias: activation_grad(_linear_jvp(t, out, x, weight, bias), out, name="relu"),
+    promote=True, check=_check_linear, save=(0, 1), save_output=True,
+    samples=[Sample(Away((4, 3)), (5, 3), (5,)), Sample(Away((2, 4, 3)), (2, 3), (2,))],
+    reference=lambda x, weight, bias: np.maximum(x @ weight.T + bias, 0))
+
+
+__all__ = ["relu", "leaky_relu", "elu", "gelu", "silu", "softplus", "mish", "activation_grad", "linear",
+           "linear_relu"]

@@ -50,9 +50,9 @@ OPS: dict = {}
 class Op:
     """A primitive: forward on raw arrays, VJP and JVP rules, test samples."""
 
-    __slots__ = ("name", "forward", "vjp", "jvp", "vjp_per_input", "save", "save_output", "view", "unusual", "residual",
-                 "promote", "differentiable", "samples", "reference", "check", "doc", "function",
-                 "tolerance", "second_order")
+    __slots__ = ("name", "forward", "vjp", "jvp", "vjp_per_input", "vjp_prologue", "save", "save_output", "view",
+                 "unusual", "residual", "promote", "differentiable", "samples", "reference", "check", "doc",
+                 "function", "tolerance", "second_order")
 
     def __repr__(self):
         return f"Op({self.name!r})"
@@ -95,7 +95,7 @@ def _meta_of(array):
 
 def defop(name, forward, vjp=None, jvp=None, *, save=True, save_output=False, view=False,
           promote=False, differentiable=True, samples=(), reference=None, check=None, method=None,
-          tolerance=None, second_order=True, residual=False):
+          tolerance=None, second_order=True, residual=False, vjp_prologue=None):
     """Register an op and return its polymorphic function.
 
     Parameters
@@ -138,6 +138,10 @@ def defop(name, forward, vjp=None, jvp=None, *, save=True, save_output=False, vi
         it, and the rules get it as ``residual=`` in an ordinary backward; under
         ``create_graph`` they get ``residual=None`` and must recompute with
         ops, so that the gradient is itself differentiable.
+    vjp_prologue : callable
+        ``vjp_prologue(g, out, *inputs, **params) -> g'``, run once per backward
+        before the rules, which then get ``g'``: the shared first step of a
+        fused op's rules (``linear_relu`` masks ``g`` once, not once per input).
     """
     op = Op()
     op.name = name
@@ -153,6 +157,7 @@ def defop(name, forward, vjp=None, jvp=None, *, save=True, save_output=False, vi
     # Needs more than apply_single's lean path: an input check, a view's shared counter, no node.
     op.unusual = check is not None or view or not op.differentiable or residual
     op.residual = residual
+    op.vjp_prologue = vjp_prologue
     op.samples = tuple(samples)
     op.reference = reference
     op.check = check
@@ -545,6 +550,8 @@ class OpNode(Node):
             inputs = raw
             if self.residual is not None:
                 params = dict(params, residual=self.residual)
+        if op.vjp_prologue is not None:
+            grad = op.vjp_prologue(grad, out, *inputs, **params)
         position = self.only_edge
         if op.vjp_per_input:
             rule = op.vjp[position]
@@ -584,6 +591,8 @@ class OpNode(Node):
             inputs = raw
             if self.residual is not None:
                 params = dict(params, residual=self.residual)
+        if op.vjp_prologue is not None:
+            grad = op.vjp_prologue(grad, out, *inputs, **params)
         edges = self._edges
         if op.vjp_per_input:
             fitted = []
