@@ -569,12 +569,16 @@ def check_retained_graphs(where="optimizer.step()"):
     held by user code, and grows memory every step.
     """
     global _previous_step_roots, _backpropagated_roots
-    alive = [ref() for ref in _previous_step_roots]
-    alive = [node for node in alive if node is not None and node.released]
-    if alive:
+    alive = None
+    for ref in _previous_step_roots:
+        node = ref()
+        if node is not None and node.released:
+            alive = node
+            break
+    if alive is not None:
         import warnings
         warnings.warn(
-            f"{where}: the graph of a loss from an earlier step (op '{alive[0].name}') is still alive after its "
+            f"{where}: the graph of a loss from an earlier step (op '{alive.name}') is still alive after its "
             "backward pass. This usually means a loss was kept with its graph, e.g. `total += loss` or "
             "`losses.append(loss)`; keep `loss.item()` (a Python number) or `loss.detach()` instead, or memory "
             "grows every step.", GraphRetainedWarning, stacklevel=3)
@@ -597,7 +601,7 @@ def _accumulate(leaf, grad, tensor_mode, given=None):
         dtype = leaf.data.dtype
         if grad.dtype != dtype:
             grad = grad.astype(dtype)
-        elif leaf.grad is None and (not grad.flags.owndata or (given is not None and id(grad) in given)):
+        elif leaf.grad is None and (grad.base is not None or (given is not None and id(grad) in given)):
             grad = grad.copy()
         if leaf.grad is not None:
             # Out of place: the old .grad may be referenced by the user.

@@ -7,7 +7,7 @@ import operator
 from collections import OrderedDict
 
 from ..ops.activation import linear_relu as _linear_relu
-from ..ops.registry import apply_op
+from ..ops.registry import apply_op, apply_promoted
 from ..tensor import Tensor
 from .layers.activation import ReLU
 from .layers.linear import Linear
@@ -109,7 +109,12 @@ class Sequential(Module):
             if pending is not None:
                 if module.__class__ is ReLU and not (module._forward_pre_hooks or module._forward_hooks):
                     parameters = pending._parameters
-                    input = apply_op(_LINEAR_RELU, (input, parameters["weight"], parameters["bias"]), _NO_PARAMS)
+                    weight, bias = parameters["weight"], parameters["bias"]
+                    arguments = (input, weight, bias)
+                    if input.data.dtype == weight.data.dtype == bias.data.dtype:
+                        input = apply_promoted(_LINEAR_RELU, arguments, _NO_PARAMS)
+                    else:
+                        input = apply_op(_LINEAR_RELU, arguments, _NO_PARAMS)
                     pending = None
                     continue
                 input = pending(input)

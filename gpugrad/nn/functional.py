@@ -35,7 +35,7 @@ from ..ops import methods
 from ..ops import nn_ops
 from ..ops import reduce as rd
 from ..ops import shape as sh
-from ..ops.registry import apply_op
+from ..ops.registry import apply_op, apply_promoted
 from ..tensor import Tensor
 
 __all__ = [
@@ -174,7 +174,11 @@ def linear(input, weight, bias=None):
     """
     if bias is not None:
         if isinstance(input, Tensor):
-            return apply_op(_LINEAR, (input, weight, bias), _NO_PARAMS)     # no dispatch: runs per layer per step
+            # No dispatch (runs per layer per step), and no promotion when the dtypes agree.
+            if (isinstance(weight, Tensor) and isinstance(bias, Tensor)
+                    and input.data.dtype == weight.data.dtype == bias.data.dtype):
+                return apply_promoted(_LINEAR, (input, weight, bias), _NO_PARAMS)
+            return apply_op(_LINEAR, (input, weight, bias), _NO_PARAMS)
         return act.linear(input, weight, bias)
     if weight.ndim != 2 or input.ndim < 1 or input.shape[-1] != weight.shape[1]:
         raise ShapeError(f"linear: input of shape {tuple(input.shape)} does not fit weight of shape "

@@ -394,7 +394,8 @@ linear = defop(
 def _linear_relu_forward(x, weight, bias):
     out = x @ weight.T
     out += bias
-    return _xp(out).maximum(out, 0, out=out)
+    xp = np if out.__class__ is np.ndarray else _xp(out)
+    return xp.maximum(out, 0, out=out)
 
 
 def _relu_mask_gradient(g, out, x, weight, bias):

@@ -674,7 +674,7 @@ def _fill(node, op, args, datas, params, result, save=None):
         node.saved_raw = datas
     if op.save_output:
         node.out_data = result.data
-        node.out_box = result._shared_version_box()
+        node.out_box = result._version_box = [0, 0]      # result is new: no counter yet
     result.grad_fn = node
     result.requires_grad = True
 
