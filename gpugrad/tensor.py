@@ -212,6 +212,10 @@ class Tensor:
         inputs : sequence of Tensor, optional
             Accumulate only into these leaves.
         """
+        if inputs is None:          # straight to the engine (what tape.backward would do)
+            _tape_module.run_backward([self], None if gradient is None else [gradient],
+                                      create_graph if retain_graph is None else retain_graph, create_graph)
+            return
         _tape_module.backward([self], None if gradient is None else [gradient], retain_graph=retain_graph,
                               create_graph=create_graph, inputs=inputs)
 

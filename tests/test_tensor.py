@@ -237,3 +237,10 @@ def test_public_functions_take_array_likes_and_return_tensors():
                    gg.pow([2.0], 3), gg.abs([-1.0])):
         assert isinstance(result, gg.Tensor)
     assert gg.pow([2.0], 3).tolist() == [8.0]
+
+
+def test_op_methods_take_parameters_by_keyword(device):
+    x = gg.tensor([0.5, -0.5], device=device)
+    with pytest.raises(TypeError, match="by keyword"):
+        x.tanh(1)
+    assert x.tanh().shape == (2,)

@@ -381,7 +381,9 @@ linear = defop(
     vjp=(_linear_grad_input,
          _linear_grad_weight,
          _linear_grad_bias),
-    jvp=_linear_jvp, promote=True, check=_check_linear, save=(0, 1),
+    # save=True although the rules never read the bias: it is a parameter, alive anyway,
+    # and keeping the arguments as they are spares a shape-and-dtype record per call.
+    jvp=_linear_jvp, promote=True, check=_check_linear, save=True,
     samples=[Sample((4, 3), (5, 3), (5,)), Sample((2, 4, 3), (2, 3), (2,)), Sample((3,), (2, 3), (2,))],
     reference=lambda x, weight, bias: x @ weight.T + bias)
 
@@ -410,7 +412,7 @@ linear_relu = defop(
     vjp=(_linear_grad_input, _linear_grad_weight, _linear_grad_bias),
     vjp_prologue=_relu_mask_gradient,
     jvp=lambda t, out, x, weight, bias: activation_grad(_linear_jvp(t, out, x, weight, bias), out, name="relu"),
-    promote=True, check=_check_linear, save=(0, 1), save_output=True,
+    promote=True, check=_check_linear, save=True, save_output=True,
     samples=[Sample(Away((4, 3)), (5, 3), (5,)), Sample(Away((2, 4, 3)), (2, 3), (2,))],
     reference=lambda x, weight, bias: np.maximum(x @ weight.T + bias, 0))
 

@@ -22,7 +22,7 @@ from . import index as ix
 from . import linalg as la
 from . import reduce as rd
 from . import shape as sh
-from .registry import _SCALARS, apply_op, apply_single, defop, pass_through, scalar_array
+from .registry import defop, pass_through, tensor_method
 from .samples import Sample
 
 # --------------------------------------------------------------------------
@@ -150,35 +150,9 @@ Tensor.is_contiguous = lambda self: bool(self.data.flags.c_contiguous)
 # --------------------------------------------------------------------------
 # operators
 # --------------------------------------------------------------------------
-_NO_PARAMS = {}
-
-
 def _binary(function, swap=False):
     """A Tensor operator method for a binary op (``a * b``, ``2 - a``, ``a @ b``)."""
-    op = function.op
-
-    def method(self, other):
-        # NOTE: straight to the engine, skipping the polymorphic wrapper (hot path).
-        kind = other.__class__
-        if kind is float or kind is int:
-            data = self.data
-            if data.__class__ is np.ndarray:
-                dtype = data.dtype
-                if dtype.kind == "f":
-                    # A float tensor and a Python number: the number becomes a cached 0-d array of
-                    # the tensor's dtype (no promotion needed, and NumPy multiplies by it faster).
-                    constant = _SCALARS.get((other, dtype))
-                    if constant is None:
-                        constant = scalar_array(other, dtype)
-                    if swap:
-                        return apply_single(op, self, 1, (constant, self), [constant, data], _NO_PARAMS)
-                    return apply_single(op, self, 0, (self, constant), [data, constant], _NO_PARAMS)
-        elif kind is not Tensor and not isinstance(other, (Tensor, int, float, bool)):
-            if isinstance(other, (np.ndarray, np.generic, list, tuple)) or backend.is_gpu_array(other):
-                other = Tensor(other, device=self.device)
-            else:
-                return NotImplemented
-        return apply_op(op, (other, self) if swap else (self, other), _NO_PARAMS)
+    method = tensor_method(function.op, swap)
     method.__name__ = function.__name__
     return method
 

@@ -51,7 +51,7 @@ class Op:
     """A primitive: forward on raw arrays, VJP and JVP rules, test samples."""
 
     __slots__ = ("name", "forward", "vjp", "jvp", "vjp_per_input", "vjp_prologue", "save", "save_output", "view",
-                 "unusual", "residual", "promote", "differentiable", "samples", "reference", "check", "doc",
+                 "unusual", "residual", "plain_vjp", "promote", "differentiable", "samples", "reference", "check", "doc",
                  "function", "tolerance", "second_order")
 
     def __repr__(self):
@@ -154,10 +154,12 @@ def defop(name, forward, vjp=None, jvp=None, *, save=True, save_output=False, vi
     op.view = view
     op.promote = promote
     op.differentiable = differentiable and vjp is not None
-    # Needs more than apply_single's lean path: an input check, a view's shared counter, no node.
+    # Needs more than tensor_method's lean path: an input check, a view's shared counter, no node.
     op.unusual = check is not None or view or not op.differentiable or residual
     op.residual = residual
     op.vjp_prologue = vjp_prologue
+    # Rules the engine may call straight away on raw arrays: one per input, nothing before them.
+    op.plain_vjp = op.vjp_per_input and not residual and vjp_prologue is None
     op.samples = tuple(samples)
     op.reference = reference
     op.check = check
@@ -179,10 +181,7 @@ def defop(name, forward, vjp=None, jvp=None, *, save=True, save_output=False, vi
     function.op = op
     op.function = function
     if method:
-        def bound(self, **params):
-            return apply_single(op, self, 0, (self,), [self.data], params)   # no dispatch needed
-        bound.__name__ = name
-        bound.__doc__ = forward.__doc__
+        bound = tensor_method(op)
         for method_name in (method,) if isinstance(method, str) else method:
             setattr(Tensor, method_name, bound)
     return function
@@ -240,61 +239,99 @@ def apply_promoted(op, args, params):
     return result
 
 
-def apply_single(op, x, position, args, datas, params):
-    """:func:`apply_op` when ``x`` is the only Tensor in ``args`` (one or two
-    entries), at ``position``, and ``datas`` is ``args`` with ``x.data`` in its
-    place: ``x.exp()``, ``x.sum(dim)``, ``x * 2.0``.
+_NO_ARGUMENT = object()
+_NO_PARAMS = {}          # shared by the nodes of operators, which take no parameters: never mutated
 
-    The lean path of the common case; ops with a check or a view, and the
-    forward/anomaly modes, take :func:`apply_promoted`.
+
+def tensor_method(op, swap=None):
+    """The ``Tensor`` method of ``op``.
+
+    ``swap=None``: a method whose only argument is the tensor, with keyword
+    parameters (``x.exp()``, ``x.sum(axis=1)``).  ``swap`` False or True: a
+    binary operator, ``x * y`` or (swapped) ``y * x``.
+
+    The method's body is the lean path of the common case, inlined (one frame
+    per op, not two): ``self`` is the only Tensor among the arguments (for an
+    operator the other is a Python number, held as a cached 0-d array of the
+    tensor's dtype), so there is no loop over arguments, no promotion and no
+    device check.  Ops with an input check or a view, and the forward and
+    anomaly modes, go through :func:`apply_promoted`; other operands through
+    :func:`apply_op`.
     """
-    # NOTE: the hot path of methods and scalar operators: no loop over the
-    # arguments, no promotion, one device (so no device check), and the node
-    # is filled in here rather than by _fill.
-    if op.unusual or state.unusual:
-        return apply_promoted(op, args, params)
-    try:
-        out = op.forward(*datas, **params) if params else op.forward(*datas)
-    except Exception as error:  # noqa: BLE001 - translated, or re-raised unchanged
-        failure = _forward_failure(op, args, params, error)
-        if failure is error:
-            raise
-        raise failure from error
-    if out.__class__ is not _ndarray and isinstance(out, np.generic):
-        out = np.asarray(out)
-    result = _new_object(Tensor)
-    result.data = out
-    if x.requires_grad and state.grad_enabled:
-        node = _new_object(OpNode)
-        node.op = op
-        node.params = params
-        node.sequence = next_sequence()
-        function = x.grad_fn
-        edge = (function, x._output_nr) if function is not None else x._leaf_edge or edge_of(x)
-        node.edge = edge
-        if len(args) == 2:
-            node.n_inputs = 2
-            if position:
-                node.only_edge = position
-        save = op.save
-        if save is True or position in save:
-            node.saved = args
-            node.saved_raw = datas
+    binary = swap is not None
+
+    def method(self, other=_NO_ARGUMENT, **params):
+        data = self.data
+        if binary:
+            kind = other.__class__
+            if (kind is float or kind is int) and data.__class__ is _ndarray and data.dtype.kind == "f":
+                constant = _SCALARS.get((other, data.dtype))
+                if constant is None:
+                    constant = scalar_array(other, data.dtype)
+                if swap:
+                    position, args, datas = 1, (constant, self), [constant, data]
+                else:
+                    position, args, datas = 0, (self, constant), [data, constant]
+                params = _NO_PARAMS
+            else:
+                if kind is not Tensor and not isinstance(other, (Tensor, int, float, bool)):
+                    if isinstance(other, (np.ndarray, np.generic, list, tuple)) or backend.is_gpu_array(other):
+                        other = Tensor(other, device=self.device)
+                    else:
+                        return NotImplemented
+                return apply_op(op, (other, self) if swap else (self, other), _NO_PARAMS)
         else:
-            # x is not saved: its shape and dtype stand in for it.  Every other
-            # argument is a constant, the same object in args and datas, so one
-            # list serves both modes.
-            data = datas[position]
-            meta = datas[position] = _new_object(InputMeta)     # _meta_of, inlined
-            meta.shape = data.shape
-            meta.dtype = data.dtype
-            node.saved = node.saved_raw = datas
-        if op.save_output:
-            node.out_data = out
-            node.out_box = result._version_box = [0, 0]
-        result.grad_fn = node
-        result.requires_grad = True
-    return result
+            if other is not _NO_ARGUMENT:
+                raise TypeError(f"Tensor.{method.__name__}() takes its parameters by keyword, got a positional "
+                                f"{other!r}")
+            position, args, datas = 0, (self,), [data]
+        if op.unusual or state.unusual:
+            return apply_promoted(op, args, params)
+        try:
+            out = op.forward(*datas, **params) if params else op.forward(*datas)
+        except Exception as error:  # noqa: BLE001 - translated, or re-raised unchanged
+            failure = _forward_failure(op, args, params, error)
+            if failure is error:
+                raise
+            raise failure from error
+        if out.__class__ is not _ndarray and isinstance(out, np.generic):
+            out = np.asarray(out)
+        result = _new_object(Tensor)
+        result.data = out
+        if self.requires_grad and state.grad_enabled:
+            # _fill for one Tensor input, inlined.
+            node = _new_object(OpNode)
+            node.op = op
+            node.params = params
+            node.sequence = next_sequence()
+            function = self.grad_fn
+            node.edge = (function, self._output_nr) if function is not None else self._leaf_edge or edge_of(self)
+            if binary:
+                node.n_inputs = 2
+                if position:
+                    node.only_edge = position
+            save = op.save
+            if save is True or position in save:
+                node.saved = args
+                node.saved_raw = datas
+            else:
+                # self is not saved: its shape and dtype stand in for it.  Any other
+                # argument is a constant, the same object in args and datas, so one
+                # list serves both modes.
+                meta = datas[position] = _new_object(InputMeta)     # _meta_of, inlined
+                meta.shape = data.shape
+                meta.dtype = data.dtype
+                node.saved = node.saved_raw = datas
+            if op.save_output:
+                node.out_data = out
+                node.out_box = result._version_box = [0, 0]
+            result.grad_fn = node
+            result.requires_grad = True
+        return result
+
+    method.__name__ = method.__qualname__ = op.name
+    method.__doc__ = op.doc
+    return method
 
 
 def _link_view(result, source):
@@ -540,27 +577,20 @@ class OpNode(Node):
             self._check_versions()      # something changed in place since this node was recorded
         op = self.op
         raw = self.saved_raw
-        params = self.params
-        grad = grads[0]
-        if tensor_mode:
-            out = self.saved_output(True)
-            inputs = self.saved
-        else:
-            out = self.out_data
-            inputs = raw
-            if self.residual is not None:
-                params = dict(params, residual=self.residual)
-        if op.vjp_prologue is not None:
-            grad = op.vjp_prologue(grad, out, *inputs, **params)
         position = self.only_edge
-        if op.vjp_per_input:
+        if op.plain_vjp and not tensor_mode:
+            # The common case: one rule per input, on raw arrays.
             rule = op.vjp[position]
             if rule is pass_through:
-                result = grad
+                result = grads[0]
             else:
-                result = rule(grad, out, *inputs, **params) if params else rule(grad, out, *inputs)
+                params = self.params
+                if params:
+                    result = rule(grads[0], self.out_data, *raw, **params)
+                else:
+                    result = rule(grads[0], self.out_data, *raw)
         else:
-            result = op.vjp(grad, out, *inputs, **params)[position]
+            result = self._rule_result(grads[0], tensor_mode, position)
         if result is not None:
             source = raw[position]
             if result.shape != source.shape or result.dtype != source.dtype:
@@ -568,9 +598,28 @@ class OpNode(Node):
         if not retain:
             self.saved = self.saved_raw = self.out_data = None
             self.released = True
-            if self.residual is not None:
+            if op.residual:
                 self.residual = None
         return result
+
+    def _rule_result(self, grad, tensor_mode, position):
+        """input_gradient's rule call for the rest: tensor mode, a residual, a prologue, one rule for all inputs."""
+        op = self.op
+        params = self.params
+        if tensor_mode:
+            out = self.saved_output(True)
+            inputs = self.saved
+        else:
+            out = self.out_data
+            inputs = self.saved_raw
+            if self.residual is not None:
+                params = dict(params, residual=self.residual)
+        if op.vjp_prologue is not None:
+            grad = op.vjp_prologue(grad, out, *inputs, **params)
+        if op.vjp_per_input:
+            rule = op.vjp[position]
+            return grad if rule is pass_through else rule(grad, out, *inputs, **params)
+        return op.vjp(grad, out, *inputs, **params)[position]
 
     def apply(self, grads, tensor_mode, retain=True):
         if self.only_edge is not None:
