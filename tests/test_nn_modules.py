@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import gpugrad as gg
+import gpugrad.nn.functional as F
 from gpugrad import nn
 
 
@@ -495,3 +496,44 @@ def test_sequential_does_not_fuse_what_someone_can_observe(device):
             handle.remove()
             assert seen == [(2, 3)]
             assert net(gg.randn(2, 4, device=device)).grad_fn.name == "linear_relu"
+
+
+def test_relu_backward_keeps_a_bit_mask_or_its_output_not_the_input(device):
+    """CUDA keeps the kernel's 1-bit mask; NumPy keeps relu's output (no extra
+    pass, and the next layer holds it anyway).  Neither keeps x."""
+    x = gg.randn(64, 32, device=device, requires_grad=True)
+    y = F.relu(x)
+    node = y.grad_fn
+    assert not any(isinstance(saved, gg.Tensor) or hasattr(saved, '__array__')   # x itself is not kept
+                   for saved in list(node.saved) + list(node.saved_raw))
+    if device == "cuda":
+        mask = node.params["saved"]
+        assert mask.dtype == np.uint8 and mask.size == 64 * 32 // 8
+    else:
+        assert "saved" not in node.params and node.out_data is y.data
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), (x.detach().numpy() > 0).astype(np.float32))
+
+
+def test_relu_output_changed_in_place_refuses_backward(device):
+    x = gg.randn(8, device=device, requires_grad=True)
+    y = F.relu(x)
+    y.add_(1.0)
+    with pytest.raises(gg.AutogradError, match="output of op 'relu' was modified in place"):
+        y.sum().backward()
+
+
+def test_relu_gradient_at_zero_negative_zero_and_nan(device):
+    """The gradient passes where !(x <= 0), the CUDA kernel's bit: not at 0 or -0,
+    but at NaN; the same through a fused Linear -> ReLU."""
+    x = gg.tensor([-1.0, -0.0, 0.0, 2.0, float("nan")], device=device, requires_grad=True)
+    F.relu(x).backward(gg.ones(5, device=device))
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0, 0.0, 1.0, 1.0])
+    net = nn.Sequential(nn.Linear(5, 5), nn.ReLU()).to(device)
+    with gg.no_grad():
+        net[0].weight.copy_(gg.eye(5, device=device))
+        net[0].bias.copy_(gg.tensor([0.0, 0.0, 0.0, 0.0, float("nan")], device=device))
+    out = net(gg.tensor([-1.0, -0.0, 0.0, 2.0, -5.0], device=device))
+    assert out.grad_fn.name == "linear_relu"
+    out.backward(gg.ones(5, device=device))
+    np.testing.assert_array_equal(net[0].bias.grad.numpy(), [0.0, 0.0, 0.0, 1.0, 1.0])

@@ -139,8 +139,12 @@ class set_grad_enabled(_GradModeContext):
 class Node:
     """One recorded application of an op (the ``grad_fn`` of its outputs).
 
-    Subclasses implement :meth:`apply`, which maps the gradients of the node's
-    outputs to the gradients of its inputs.
+    Subclasses set ``next_edges`` (one ``(node, output_nr)`` or None per
+    input) and implement :meth:`apply`, which maps the gradients of the
+    node's outputs to the gradients of its inputs.  A node with exactly one
+    input edge may instead set ``only_edge`` (that input's position) and
+    ``edge``, and implement ``input_gradient``, which returns that input's
+    gradient alone: the engine then builds no per-input lists (see OpNode).
     """
 
     # Defaults on the class: a new node stores only what differs (hot path).
@@ -393,7 +397,10 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, al
     Nodes run in decreasing creation order (a max-heap on ``node.sequence``):
     every consumer of a node was created after it, so by the time a node is
     popped all the gradients flowing into it have arrived.  No recursion and
-    no separate dependency-counting pass.
+    no separate dependency-counting pass.  Two short cuts keep a chain off the
+    heap: a node whose parent is due next anyway (nothing buffered for it,
+    nothing younger waiting) hands its gradient straight on, and a leaf
+    without hooks takes each gradient as it arrives.
 
     Returns the gradients of ``inputs`` (a list, ``None`` where unused) when
     ``inputs`` is given; otherwise accumulates into the leaves' ``.grad``.
@@ -449,9 +456,12 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, al
     previous_mode = state.grad_enabled
     state.grad_enabled = bool(create_graph)
     heappop, heappush = heapq.heappop, heapq.heappush
+    following = None         # (node, grads) to run next without a trip through the heap
+    if len(heap) == 1:       # one root (a loss): it runs first
+        node = heap.pop()[1]
+        following = (node, buffers.pop(node))
     state.backward_depth += 1
     try:
-        following = None     # (node, grads) to run next without a trip through the heap
         while following is not None or heap:
             if following is None:
                 node = heappop(heap)[1]

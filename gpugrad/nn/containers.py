@@ -6,6 +6,7 @@ from __future__ import annotations
 import operator
 from collections import OrderedDict
 
+from ..ops.activation import linear as _linear
 from ..ops.activation import linear_relu as _linear_relu
 from ..ops.registry import apply_op, apply_promoted
 from ..tensor import Tensor
@@ -13,6 +14,7 @@ from .layers.activation import ReLU
 from .layers.linear import Linear
 from .module import Module, Parameter
 
+_LINEAR = _linear.op
 _LINEAR_RELU = _linear_relu.op
 _NO_PARAMS = {}     # shared by every fused node: never mutated
 
@@ -103,30 +105,33 @@ class Sequential(Module):
         # bias and no hooks) runs as one fused linear_relu op: the same values
         # and gradients, one graph node and one dispatch fewer.  The pre-relu
         # tensor is not visible from outside a Sequential, so nothing observes
-        # the difference.
+        # the difference.  Such a Linear on its own runs its op directly too.
         pending = None          # a Linear whose output has not been computed yet
         for module in self._modules.values():
             if pending is not None:
-                if module.__class__ is ReLU and not (module._forward_pre_hooks or module._forward_hooks):
-                    parameters = pending._parameters
-                    weight, bias = parameters["weight"], parameters["bias"]
-                    arguments = (input, weight, bias)
-                    if input.data.dtype == weight.data.dtype == bias.data.dtype:
-                        input = apply_promoted(_LINEAR_RELU, arguments, _NO_PARAMS)
-                    else:
-                        input = apply_op(_LINEAR_RELU, arguments, _NO_PARAMS)
-                    pending = None
-                    continue
-                input = pending(input)
+                fuse = module.__class__ is ReLU and not (module._forward_pre_hooks or module._forward_hooks)
+                input = _run_linear(_LINEAR_RELU if fuse else _LINEAR, input, pending)
                 pending = None
+                if fuse:
+                    continue
             if (module.__class__ is Linear and isinstance(input, Tensor) and module._parameters["bias"] is not None
                     and not (module._forward_pre_hooks or module._forward_hooks)):
                 pending = module
                 continue
             input = module(input)
         if pending is not None:
-            input = pending(input)
+            input = _run_linear(_LINEAR, input, pending)
         return input
+
+
+def _run_linear(op, input, linear):
+    """What ``linear(input)`` does (or, with ``op`` linear_relu, relu of it), for a hook-free Linear."""
+    parameters = linear._parameters
+    weight, bias = parameters["weight"], parameters["bias"]
+    arguments = (input, weight, bias)
+    if input.data.dtype == weight.data.dtype == bias.data.dtype:
+        return apply_promoted(op, arguments, _NO_PARAMS)
+    return apply_op(op, arguments, _NO_PARAMS)
 
 
 class ModuleList(Module):

@@ -582,7 +582,13 @@ def _check_class_target(input, target, ignore_index, op):
         raise ShapeError(f"{op}: target of shape {tuple(target.shape)} does not fit input of shape "
                          f"{tuple(input.shape)}; class indices need shape {expected}")
     data = target.data
-    in_range = _all_class_indices(data, classes)
+    # Whether every index is in [0, classes), in one reduction: read as unsigned,
+    # a negative index is huge, so max() < classes rules out both ends.
+    if data.size == 0:
+        in_range = True
+    else:
+        unsigned = data.view(data.dtype.str.replace("i", "u")) if data.dtype.kind == "i" else data
+        in_range = int(unsigned.max()) < classes
     if not in_range:
         bad = (data != ignore_index) & ((data < 0) | (data >= classes))
         if bool(bad.any()):
@@ -590,19 +596,6 @@ def _check_class_target(input, target, ignore_index, op):
             raise ValueError(f"{op}: target class {value} is out of range for {classes} classes; targets must be "
                              f"in [0, {classes - 1}] or equal ignore_index={ignore_index}")
     return in_range
-
-
-def _all_class_indices(data, classes):
-    """Whether every entry of the integer array ``data`` is in ``[0, classes)``.
-
-    One reduction, not two: read as unsigned, a negative index is huge, so
-    ``max() < classes`` rules out both ends (this runs on every loss call).
-    """
-    if data.size == 0:
-        return True
-    if data.dtype.kind == "i":
-        data = data.view(data.dtype.str.replace("i", "u"))
-    return int(data.max()) < classes
 
 
 def _nll(logp, target, weight, ignore_index, reduction, op):

@@ -126,9 +126,10 @@ def _numpy_mask_path(name, array):
 
 def _activation_grad_forward(g, saved, name, **params):
     if name == "relu" and saved.dtype.kind == "f" and saved.shape == g.shape:
-        # relu's output (what the NumPy path keeps): the same bit as the mask,
-        # !(y <= 0), so a NaN keeps its gradient here too.
-        return g * ~(saved <= 0)
+        # relu's output (what the NumPy path keeps), which is 0 exactly where the
+        # mask's bit !(x <= 0) is clear: y != 0 is that bit in one pass, and a NaN
+        # keeps its gradient here too.
+        return g * (saved != 0)
     if name in kernels.SAVES_MASK and saved.dtype != np.uint8:
         saved = saved.astype(np.uint8)     # the battery hands masks over as int64
     if _numpy_mask_path(name, g) and saved.size == (g.size + 7) // 8:
@@ -401,10 +402,10 @@ def _linear_relu_forward(x, weight, bias):
 
 
 def _relu_mask_gradient(g, out, x, weight, bias):
-    """The gradient before relu: ``g`` where the output is positive (NaN too, as relu's own backward)."""
+    """The gradient before relu: ``g`` where the output is not 0 (positive, or NaN as in relu's own backward)."""
     if isinstance(g, Tensor):
         return activation_grad(g, out, name="relu")
-    return g * ~(out <= 0)
+    return g * (out != 0)
 
 
 linear_relu = defop(

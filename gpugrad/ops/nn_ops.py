@@ -260,8 +260,14 @@ def _cross_entropy_vjp(g, out, logits, target, reduction="mean", residual=None):
     exp, sum_exp = residual
     xp = _xp(exp)
     grad = exp / sum_exp                                   # softmax(logits), a fresh array
-    grad[xp.arange(grad.shape[0]), target] -= 1
-    grad *= _per_row(g, reduction, grad.shape[0])
+    rows = grad.shape[0]
+    grad[xp.arange(rows), target] -= 1
+    if reduction == "mean":
+        grad *= g / rows
+    elif reduction == "sum":
+        grad *= g
+    else:
+        grad *= g[:, None]
     return grad
 
 
