@@ -588,7 +588,8 @@ def _check_class_target(input, target, ignore_index, op):
         in_range = True
     else:
         unsigned = data.view(data.dtype.str.replace("i", "u")) if data.dtype.kind == "i" else data
-        in_range = int(unsigned.max()) < classes
+        largest = np.maximum.reduce(unsigned, axis=None) if unsigned.__class__ is np.ndarray else unsigned.max()
+        in_range = int(largest) < classes
     if not in_range:
         bad = (data != ignore_index) & ((data < 0) | (data >= classes))
         if bool(bad.any()):
@@ -656,7 +657,8 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     all_class_indices = _check_class_target(input, target, ignore_index, "cross_entropy")
     if (len(input_shape) == 2 and weight is None and label_smoothing == 0.0
             and reduction in ("mean", "sum", "none") and all_class_indices):
-        return apply_op(nn_ops.cross_entropy.op, (input, target), {"reduction": reduction})   # the fused common case
+        # The fused common case, straight to the op (it does no type promotion).
+        return apply_promoted(nn_ops.cross_entropy.op, (input, target), {"reduction": reduction})
     logp = rd.log_softmax(input, axis=class_dim)
     loss, weights = _nll(logp, target, weight, ignore_index, reduction, "cross_entropy")
     if label_smoothing == 0.0:
