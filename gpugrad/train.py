@@ -704,6 +704,8 @@ def fit(model, optimizer, loss_fn, train_loader, val_loader=None, epochs=1, metr
     train_loader : iterable of ``(inputs, targets)`` batches
         Typically a ``gg.data.DataLoader`` with ``shuffle=True``; its
         ``state_dict`` (the epoch, hence the shuffle order) goes into checkpoints.
+        A loader whose ``sampler`` has ``set_epoch`` (``DistributedSampler``)
+        gets ``sampler.set_epoch(epoch)`` before each epoch.
     val_loader : iterable of batches, optional
         Evaluated at each epoch end (``val_loss``, ``val_<metric>``).
     epochs : int
@@ -827,6 +829,11 @@ def fit(model, optimizer, loss_fn, train_loader, val_loader=None, epochs=1, metr
                 total_loss, count = 0.0, 0
                 lr = optimizer.param_groups[0]["lr"]
                 guard.reset()
+                sampler = getattr(train_loader, "sampler", None)
+                if sampler is not None and hasattr(sampler, "set_epoch"):
+                    # DistributedSampler draws each epoch's order from (seed, epoch), the same
+                    # on every rank: without this every epoch would repeat epoch 0's order.
+                    sampler.set_epoch(epoch)
                 for batch in train_loader:
                     if max_steps is not None and trainer.step >= max_steps:
                         break

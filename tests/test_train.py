@@ -68,6 +68,27 @@ def test_fit_trains_and_records_every_epoch(device):
     assert "val_accuracy" in repr(history)
 
 
+def test_fit_gives_a_distributed_sampler_each_epoch(device):
+    """fit calls sampler.set_epoch(epoch) (as a DDP loop must), so a
+    DistributedSampler shuffles each epoch anew instead of repeating epoch 0."""
+    x, y = blobs(n=64, device=device)
+    dataset = gg.data.TensorDataset(x, y)
+    seen = []
+
+    class Recording(gg.distributed.DistributedSampler):
+        def __iter__(self):
+            order = list(super().__iter__())
+            seen.append((self.epoch, order))
+            return iter(order)
+
+    sampler = Recording(dataset, num_replicas=2, rank=0, seed=3)
+    loader = gg.data.DataLoader(dataset, batch_size=16, sampler=sampler)
+    model = mlp().to(device)
+    fit(model, gg.optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss(), loader, epochs=3, progress=False)
+    assert [epoch for epoch, _ in seen] == [0, 1, 2]
+    assert seen[0][1] != seen[1][1] != seen[2][1]
+
+
 def test_fit_training_loss_is_the_sample_mean_of_the_steps():
     gg.manual_seed(0)
     train, _ = loaders(batch_size=100)       # 240 = 100 + 100 + 40: an uneven last batch
