@@ -94,12 +94,6 @@ class FunctionNode(Node):
         self.ctx._saved = ()
         self.released = True
 
-    def apply(self, grads, tensor_mode, retain=True):
-        fixed = self._input_gradients(grads, tensor_mode)
-        if not retain:
-            self.release()
-        return fixed
-
     def _input_gradients(self, grads, tensor_mode):
         wrapped = []
         for grad, (shape, dtype, data) in zip(grads, self.output_meta):

@@ -140,8 +140,8 @@ class Node:
     """One recorded application of an op (the ``grad_fn`` of its outputs).
 
     Subclasses set ``next_edges`` (one ``(node, output_nr)`` or None per
-    input) and implement :meth:`apply`, which maps the gradients of the
-    node's outputs to the gradients of its inputs.  A node with exactly one
+    input) and implement ``_input_gradients`` (or all of :meth:`apply`), which
+    maps the gradients of the node's outputs to the gradients of its inputs.  A node with exactly one
     input edge may instead set ``only_edge`` (that input's position) and
     ``edge``, and implement ``input_gradient``, which returns that input's
     gradient alone: the engine then builds no per-input lists (see OpNode).
@@ -162,10 +162,17 @@ class Node:
     # prune them, whatever their edges say beforehand.
     discovers_edges = False
 
-    def apply(self, grads, tensor_mode, retain=True):  # pragma: no cover - abstract
+    def apply(self, grads, tensor_mode, retain=True):
         """Gradients of the inputs (one per ``next_edges`` entry, None where there
         is no edge) from ``grads``, one per output; then :meth:`release` unless
         ``retain`` (one call per node fewer for the engine)."""
+        gradients = self._input_gradients(grads, tensor_mode)
+        if not retain:
+            self.release()
+        return gradients
+
+    def _input_gradients(self, grads, tensor_mode):  # pragma: no cover - abstract
+        """What :meth:`apply` returns, before any release: subclasses define it."""
         raise NotImplementedError
 
     def release(self):

@@ -433,12 +433,6 @@ class CheckpointNode(Node):
         self.kwargs = None
         self.released = True
 
-    def apply(self, grads, tensor_mode, retain=True):
-        gradients = self._input_gradients(grads, tensor_mode)
-        if not retain:
-            self.release()
-        return gradients
-
     def _input_gradients(self, grads, tensor_mode):
         if tensor_mode and state.grad_enabled:
             raise AutogradError(

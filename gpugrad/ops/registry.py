@@ -27,7 +27,18 @@ the input's shape (:func:`sum_to`), and casts it to the input's dtype.
 no gradient are never called) or one function returning a tuple.  Rules get
 ``(g, out, *inputs, **params)``: the output's gradient, the output, the inputs
 (saved tensors, or :class:`InputMeta` with ``shape``/``dtype`` for inputs the
-op declared it does not need), and the op's keyword parameters.
+op declared it does not need), and the op's keyword parameters.  A rule that
+returns ``g`` unchanged is written :func:`pass_through` and never called.
+Fused ops may declare a ``residual`` (something the forward computed that
+backward reuses: cross-entropy's softmax) and a ``vjp_prologue`` (a first step
+shared by all their rules: ``linear_relu`` masks ``g`` once).
+
+Per-op cost is Python's, not the arithmetic's, for small arrays, so the common
+case has a lean path: :func:`tensor_method` makes ``x.exp()`` and ``x * 2.0``
+one frame that runs the forward and fills in the node itself; a node keeps the
+argument tuple and arrays it was called with and, when only one input needs a
+gradient (most ops), that one edge; version checks are one comparison with the
+sequence number of the latest in-place change.
 """
 
 from __future__ import annotations
