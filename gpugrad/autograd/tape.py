@@ -615,14 +615,15 @@ def _accumulate(leaf, grad, tensor_mode, given=None):
     if not tensor_mode:
         if grad.__class__ is not np.ndarray and isinstance(grad, np.generic):
             grad = backend.xp_of(leaf.data).asarray(grad)     # a NumPy scalar from a full reduction
+        previous = leaf.grad
         dtype = leaf.data.dtype
         if grad.dtype != dtype:
             grad = grad.astype(dtype)
-        elif leaf.grad is None and (grad.base is not None or (given is not None and id(grad) in given)):
+        elif previous is None and (grad.base is not None or (given is not None and id(grad) in given)):
             grad = grad.copy()
-        if leaf.grad is not None:
+        if previous is not None:
             # Out of place: the old .grad may be referenced by the user.
-            grad = leaf.grad.data + grad
+            grad = previous.data + grad
         if given is not None:
             given.add(id(grad))
         result = _new_tensor(Tensor)

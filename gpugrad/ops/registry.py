@@ -660,7 +660,12 @@ class OpNode(Node):
                 if edge is None:
                     fitted.append(None)
                     continue
-                result = rule(grad, out, *inputs, **params)
+                if rule is pass_through:
+                    result = grad
+                elif params:
+                    result = rule(grad, out, *inputs, **params)
+                else:
+                    result = rule(grad, out, *inputs)
                 if result.shape != source.shape or result.dtype != source.dtype:
                     result = _fit(result, source)
                 fitted.append(result)
