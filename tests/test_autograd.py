@@ -488,3 +488,20 @@ def test_each_leaf_grad_owns_its_memory(device):
     x.backward(given)
     given.mul_(3.0)
     np.testing.assert_array_equal(x.grad.numpy(), [1.0, 2.0])
+
+
+def test_a_leaf_used_twice_gets_the_sum_and_its_hooks_run_once(device):
+    """A hook-free leaf takes gradients as they arrive; one with a hook (or a
+    post-accumulate hook) gets the sum of all its uses at once, so each hook
+    runs once per backward."""
+    for hooked in (False, True):
+        x = leaf([1.0, 2.0], device)
+        calls, finished = [], []
+        if hooked:
+            x.register_hook(lambda g: calls.append(g.tolist()))
+            x.register_post_accumulate_grad_hook(lambda t: finished.append(t.grad.tolist()))
+        ((x * 3.0).sum() + (x.exp() * 0.0).sum() + (x * x).sum()).backward()
+        np.testing.assert_allclose(x.grad.numpy(), [5.0, 7.0])
+        if hooked:
+            assert len(calls) == 1 and np.allclose(calls[0], [5.0, 7.0])
+            assert len(finished) == 1 and np.allclose(finished[0], [5.0, 7.0])
