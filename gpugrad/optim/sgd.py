@@ -66,6 +66,7 @@ class SGD(Optimizer):
     def _update_group(self, group, params):
         lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
         weight_decay, nesterov, maximize = group["weight_decay"], group["nesterov"], group["maximize"]
+        step_dtype = step = None            # lr as a 0-d array of the parameters' dtype (see below)
         for param in params:
             values = param.data
             # Never write into .grad: it belongs to the user (and may be shared).
@@ -84,4 +85,9 @@ class SGD(Optimizer):
             # lr as a cached 0-d array of the parameter's dtype: the same float32
             # product as lr * grad (NumPy casts a Python float to the array's
             # dtype anyway), at half the cost per small parameter.
-            values -= grad * (scalar_array(lr, values.dtype) if values.__class__ is np.ndarray else lr)
+            if values.__class__ is not np.ndarray:
+                values -= lr * grad
+                continue
+            if values.dtype is not step_dtype:
+                step_dtype, step = values.dtype, scalar_array(lr, values.dtype)
+            values -= grad * step
