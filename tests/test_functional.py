@@ -407,11 +407,26 @@ def test_regression_and_binary_losses(reduction, device, rng):
 
 
 def test_binary_cross_entropy_clamps_log_at_minus_100(device):
-    p = np.array([0.0, 1.0, 0.5])
-    t = np.array([1.0, 0.0, 1.0])
-    got = F.binary_cross_entropy(gg.tensor(p, device=device), gg.tensor(t, device=device), reduction="none")
-    np.testing.assert_allclose(got.numpy(), TF.binary_cross_entropy(torch.tensor(p), torch.tensor(t),
-                                                                    reduction="none").numpy())
+    """Loss and gradients as PyTorch's at the edges: logs clamped at -100, and the
+    input's gradient (p - t) / max(p (1 - p), 1e-12), huge rather than 0 where
+    the clamp bites.  The target's gradient is the difference of the clamped
+    logs: PyTorch's inside (0, 1), finite (+-100) at 0 and 1 where PyTorch's is
+    infinite."""
+    p = np.array([0.0, 1.0, 0.5, 0.0, 1.0])
+    t = np.array([1.0, 0.0, 1.0, 0.0, 1.0])
+    mine_p = gg.tensor(p, device=device, requires_grad=True)
+    mine_t = gg.tensor(t, device=device, requires_grad=True)
+    got = F.binary_cross_entropy(mine_p, mine_t, reduction="none")
+    theirs_p = torch.tensor(p, requires_grad=True)
+    theirs_t = torch.tensor(t, requires_grad=True)
+    want = TF.binary_cross_entropy(theirs_p, theirs_t, reduction="none")
+    np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy())
+    got.sum().backward()
+    want.sum().backward()
+    np.testing.assert_allclose(mine_p.grad.numpy(), theirs_p.grad.numpy())
+    np.testing.assert_allclose(mine_t.grad.numpy()[2], theirs_t.grad.numpy()[2])
+    np.testing.assert_array_equal(mine_t.grad.numpy()[[0, 1, 3, 4]], [100.0, -100.0, 100.0, -100.0])
+    assert mine_p.grad.numpy()[0] == -1e12
 
 
 # --------------------------------------------------------------------------

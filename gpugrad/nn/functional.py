@@ -724,22 +724,18 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", wei
     return _reduce(loss, reduction, "l1_loss")
 
 
-def _clamped_log(x):
-    """``max(log(x), -100)`` like PyTorch's BCE, with a finite gradient at 0."""
-    positive = x > 0
-    safe = ew.where(positive, x, 1.0)
-    return ew.where(positive, ew.clamp(ew.log(safe), min=-100.0), -100.0)
-
-
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
-    """``-(t * log(p) + (1 - t) * log(1 - p))`` of probabilities ``p``, logs clamped at -100."""
+    """``-(t * log(p) + (1 - t) * log(1 - p))`` of probabilities ``p``, logs clamped at -100;
+    the gradient is PyTorch's, ``(p - t) / max(p (1 - p), 1e-12)``."""
     reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_same_shape(input, target, "binary_cross_entropy")
     data = input.data
     if data.size and (bool((data < 0).any()) or bool((data > 1).any())):
         raise ValueError("binary_cross_entropy: input values must be probabilities in [0, 1]; apply sigmoid "
                          "first, or use binary_cross_entropy_with_logits on the logits")
-    loss = -(target * _clamped_log(input) + (1.0 - target) * _clamped_log(1.0 - input))
+    # One op: PyTorch's loss (logs clamped at -100) and its gradient, which stays
+    # large (not 0) at p = 0 or 1 with the wrong target.
+    loss = nn_ops.binary_cross_entropy(input, target)
     if weight is not None:
         loss = loss * weight
     return _reduce(loss, reduction, "binary_cross_entropy")

@@ -21,10 +21,10 @@ import numpy as np
 from .. import kernels
 from ..backend import xp_of as _xp
 from ..errors import ShapeError
-from .elementwise import exp, sqrt
+from .elementwise import clamp, exp, log, maximum, sqrt, where
 from .reduce import logsumexp, mean, sum_
 from .registry import defop
-from .samples import Ints, Positive, Sample
+from .samples import Ints, Positive, Probability, Sample
 from .shape import reshape, unsqueeze
 
 
@@ -294,4 +294,50 @@ cross_entropy = defop(
     reference=_reference_cross_entropy)
 
 
-__all__ = ["batch_norm", "layer_norm", "dropout", "cross_entropy", "cross_entropy_grad"]
+# --------------------------------------------------------------------------
+# binary_cross_entropy of probabilities, elementwise, with PyTorch's gradient
+# --------------------------------------------------------------------------
+# NOTE: PyTorch clamps both logs at -100 in the loss but differentiates
+# (p - t) / max(p (1 - p), 1e-12), not the clamped logs: at p = 0 or 1 with
+# the wrong target the gradient is huge (-1e12), where differentiating the
+# clamp would give 0 and stop learning.  One op, so backward can use that form.
+# The target's gradient is the difference of the clamped logs: PyTorch's inside
+# (0, 1), and +-100 rather than +-inf at 0 and 1.
+_BCE_EPSILON = 1e-12
+
+
+def clamped_log(x):
+    """``max(log(x), -100)``, PyTorch's BCE log, with a finite gradient at 0."""
+    positive = x > 0
+    safe = where(positive, x, 1.0)
+    return where(positive, clamp(log(safe), min=-100.0), -100.0)
+
+
+def _binary_cross_entropy_forward(p, target):
+    return -(target * clamped_log(p) + (1 - target) * clamped_log(1 - p))
+
+
+def _bce_grad_input(g, out, p, target):
+    return g * (p - target) / maximum((1 - p) * p, _BCE_EPSILON)
+
+
+def _bce_grad_target(g, out, p, target):
+    return g * (clamped_log(1 - p) - clamped_log(p))
+
+
+def _reference_binary_cross_entropy(p, target):
+    with np.errstate(divide="ignore"):
+        return -(target * np.maximum(np.log(p), -100) + (1 - target) * np.maximum(np.log(1 - p), -100))
+
+
+binary_cross_entropy = defop(
+    "binary_cross_entropy", _binary_cross_entropy_forward,
+    vjp=(_bce_grad_input, _bce_grad_target),
+    jvp=lambda t, out, p, target: (_bce_grad_input(t[0], out, p, target)
+                                   + _bce_grad_target(t[1], out, p, target)),
+    promote=True,
+    samples=[Sample(Probability((3, 4)), Probability((3, 4))), Sample(Probability((5,)), Ints((5,), 0, 2))],
+    reference=_reference_binary_cross_entropy)
+
+
+__all__ = ["batch_norm", "layer_norm", "dropout", "cross_entropy", "cross_entropy_grad", "binary_cross_entropy"]

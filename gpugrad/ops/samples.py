@@ -7,6 +7,7 @@ on the device under test, so every op is checked on every device:
 ``(2, 3)``           normal random values of that shape
 ``Positive((3,))``   values in [0.5, 2] (log, sqrt, pow bases)
 ``Unit((3,))``       values in (-0.9, 0.9) (functions defined on (-1, 1))
+``Probability((3,))`` values in [0.05, 0.95] (probabilities away from 0 and 1)
 ``Away((3,))``       |values| in [0.3, 2] (abs, sign, division, kinks at 0)
 ``Distinct((3,))``   a shuffled, well-separated range (max, sort, pooling: no ties)
 ``Ints((3,), 0, 4)`` an int64 array (indices; never differentiated)
@@ -48,6 +49,11 @@ class Positive(Spec):
 class Unit(Spec):
     def make(self, rng):
         return rng.uniform(-0.9, 0.9, self.shape)
+
+
+class Probability(Spec):
+    def make(self, rng):
+        return rng.uniform(0.05, 0.95, self.shape)
 
 
 class Away(Spec):
