@@ -29,7 +29,37 @@ def _index(index, length, kind):
     return index % length
 
 
-class Sequential(Module):
+class _NumberedModules:
+    """What Sequential and ModuleList share: children numbered "0", "1", ...,
+    kept contiguous as modules come and go."""
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def append(self, module):
+        self.add_module(str(len(self)), module)
+        return self
+
+    def extend(self, modules):
+        for module in modules:
+            self.append(module)
+        return self
+
+    def _insert(self, index, module):
+        items = list(self._modules.values())
+        items.insert(index, module)
+        self._renumber(items)
+
+    def _renumber(self, modules):
+        self._modules.clear()
+        for i, module in enumerate(modules):
+            self.add_module(str(i), module)
+
+
+class Sequential(_NumberedModules, Module):
     """Modules applied one after another; ``Sequential(a, b)`` or ``Sequential(OrderedDict(...))``.
 
     Examples
@@ -67,37 +97,15 @@ class Sequential(Module):
             del self._modules[keys[_index(index, len(self), "Sequential")]]
         # keep the numbering contiguous, like PyTorch
         if all(key.isdigit() for key in self._modules):
-            items = list(self._modules.values())
-            self._modules.clear()
-            for i, module in enumerate(items):
-                self._modules[str(i)] = module
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
+            self._renumber(list(self._modules.values()))
 
     def __add__(self, other):
         if not isinstance(other, Sequential):
             return NotImplemented
         return Sequential(*self, *other)
 
-    def append(self, module):
-        self.add_module(str(len(self)), module)
-        return self
-
-    def extend(self, modules):
-        for module in modules:
-            self.append(module)
-        return self
-
     def insert(self, index, module):
-        items = list(self._modules.values())
-        items.insert(index, module)
-        self._modules.clear()
-        for i, item in enumerate(items):
-            self.add_module(str(i), item)
+        self._insert(index, module)
         return self
 
     def forward(self, input):
@@ -134,7 +142,7 @@ def _run_linear(op, input, linear):
     return apply_op(op, arguments, _NO_PARAMS)
 
 
-class ModuleList(Module):
+class ModuleList(_NumberedModules, Module):
     """A list of modules whose parameters the parent module sees (a plain list would hide them)."""
 
     def __init__(self, modules=None):
@@ -156,15 +164,7 @@ class ModuleList(Module):
             del items[index]
         else:
             del items[_index(index, len(self), "ModuleList")]
-        self._modules.clear()
-        for i, module in enumerate(items):
-            self._modules[str(i)] = module
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
+        self._renumber(items)
 
     def __iadd__(self, modules):
         return self.extend(modules)
@@ -172,21 +172,8 @@ class ModuleList(Module):
     def __add__(self, other):
         return ModuleList(list(self) + list(other))
 
-    def append(self, module):
-        self.add_module(str(len(self)), module)
-        return self
-
-    def extend(self, modules):
-        for module in modules:
-            self.append(module)
-        return self
-
     def insert(self, index, module):
-        items = list(self._modules.values())
-        items.insert(index, module)
-        self._modules.clear()
-        for i, item in enumerate(items):
-            self.add_module(str(i), item)
+        self._insert(index, module)
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError("ModuleList has no forward(); iterate over it in your module's forward")
