@@ -221,24 +221,26 @@ def _reference_conv2d(x, weight, stride, padding, dilation, groups):
     return out
 
 
-def _reference_conv2d_input_grad(g, weight, input_shape, stride, padding, dilation, groups):
-    x = np.zeros(input_shape)
-    result = np.zeros(input_shape)
-    for index in np.ndindex(*input_shape):
-        x[index] = 1.0
-        result[index] = np.sum(_reference_conv2d(x, weight, stride, padding, dilation, groups) * g)
-        x[index] = 0.0
+def _reference_linear_grad(shape, conv_of, g):
+    """The gradient ``sum(conv_of(a) * g)`` by ``a`` for ``conv_of`` linear in ``a``:
+    its value at each unit basis array."""
+    basis = np.zeros(shape)
+    result = np.zeros(shape)
+    for index in np.ndindex(*shape):
+        basis[index] = 1.0
+        result[index] = np.sum(conv_of(basis) * g)
+        basis[index] = 0.0
     return result
+
+
+def _reference_conv2d_input_grad(g, weight, input_shape, stride, padding, dilation, groups):
+    return _reference_linear_grad(
+        input_shape, lambda x: _reference_conv2d(x, weight, stride, padding, dilation, groups), g)
 
 
 def _reference_conv2d_weight_grad(x, g, weight_shape, stride, padding, dilation, groups):
-    weight = np.zeros(weight_shape)
-    result = np.zeros(weight_shape)
-    for index in np.ndindex(*weight_shape):
-        weight[index] = 1.0
-        result[index] = np.sum(_reference_conv2d(x, weight, stride, padding, dilation, groups) * g)
-        weight[index] = 0.0
-    return result
+    return _reference_linear_grad(
+        weight_shape, lambda weight: _reference_conv2d(x, weight, stride, padding, dilation, groups), g)
 
 
 # --------------------------------------------------------------------------
