@@ -132,11 +132,7 @@ class Tensor:
 
     def _bump_version(self):
         """Record an in-place change of ``data`` (graphs that saved this tensor notice)."""
-        box = self._version_box
-        if box is None:
-            box = self._version_box = [0, 0]
-        box[0] += 1
-        box[1] = LAST_INPLACE[0] = next_sequence()
+        bump_versions((self,))
 
     def numel(self) -> int:
         return int(self.data.size)
@@ -212,10 +208,6 @@ class Tensor:
         inputs : sequence of Tensor, optional
             Accumulate only into these leaves.
         """
-        if inputs is None:          # straight to the engine (what tape.backward would do)
-            _tape_module.run_backward([self], None if gradient is None else [gradient],
-                                      create_graph if retain_graph is None else retain_graph, create_graph)
-            return
         _tape_module.backward([self], None if gradient is None else [gradient], retain_graph=retain_graph,
                               create_graph=create_graph, inputs=inputs)
 

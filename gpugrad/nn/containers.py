@@ -6,9 +6,9 @@ from __future__ import annotations
 import operator
 from collections import OrderedDict
 
+from ..ops.activation import apply_linear
 from ..ops.activation import linear as _linear
 from ..ops.activation import linear_relu as _linear_relu
-from ..ops.registry import apply_op, apply_promoted
 from ..tensor import Tensor
 from .layers.activation import ReLU
 from .layers.linear import Linear
@@ -16,7 +16,6 @@ from .module import Module, Parameter
 
 _LINEAR = _linear.op
 _LINEAR_RELU = _linear_relu.op
-_NO_PARAMS = {}     # shared by every fused node: never mutated
 
 __all__ = ["Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict", "Identity", "Flatten",
            "Unflatten"]
@@ -135,11 +134,7 @@ class Sequential(_NumberedModules, Module):
 def _run_linear(op, input, linear):
     """What ``linear(input)`` does (or, with ``op`` linear_relu, relu of it), for a hook-free Linear."""
     parameters = linear._parameters
-    weight, bias = parameters["weight"], parameters["bias"]
-    arguments = (input, weight, bias)
-    if input.data.dtype == weight.data.dtype == bias.data.dtype:
-        return apply_promoted(op, arguments, _NO_PARAMS)
-    return apply_op(op, arguments, _NO_PARAMS)
+    return apply_linear(op, input, parameters["weight"], parameters["bias"])
 
 
 class ModuleList(_NumberedModules, Module):

@@ -50,7 +50,6 @@ __all__ = [
 # helpers
 # --------------------------------------------------------------------------
 _LINEAR = act.linear.op
-_NO_PARAMS = {}     # shared by every linear node: never mutated
 
 
 def _tensor(value, name, op):
@@ -173,12 +172,8 @@ def linear(input, weight, bias=None):
     (2, 4)
     """
     if bias is not None:
-        if isinstance(input, Tensor):
-            # No dispatch (runs per layer per step), and no promotion when the dtypes agree.
-            if (isinstance(weight, Tensor) and isinstance(bias, Tensor)
-                    and input.data.dtype == weight.data.dtype == bias.data.dtype):
-                return apply_promoted(_LINEAR, (input, weight, bias), _NO_PARAMS)
-            return apply_op(_LINEAR, (input, weight, bias), _NO_PARAMS)
+        if isinstance(input, Tensor) and isinstance(weight, Tensor) and isinstance(bias, Tensor):
+            return act.apply_linear(_LINEAR, input, weight, bias)
         return act.linear(input, weight, bias)
     if weight.ndim != 2 or input.ndim < 1 or input.shape[-1] != weight.shape[1]:
         raise ShapeError(f"linear: input of shape {tuple(input.shape)} does not fit weight of shape "

@@ -29,7 +29,7 @@ from ..autograd.tape import state
 from ..errors import ShapeError
 from ..tensor import Tensor
 from .elementwise import exp, sigmoid, tanh, where
-from .registry import apply_op, defop, record
+from .registry import NO_PARAMS, apply_op, apply_promoted, defop, record
 from .samples import Away, Ints, Sample, Unit
 from .reduce import accumulator, sum_
 from .shape import reshape, swapaxes
@@ -389,6 +389,15 @@ linear = defop(
     reference=lambda x, weight, bias: x @ weight.T + bias)
 
 
+def apply_linear(op, x, weight, bias):
+    """``op`` (linear or linear_relu) on three Tensors, as a layer calls it once per
+    step: straight to the op, and without the promotion step when the dtypes agree."""
+    arguments = (x, weight, bias)
+    if x.data.dtype == weight.data.dtype == bias.data.dtype:
+        return apply_promoted(op, arguments, NO_PARAMS)
+    return apply_op(op, arguments, NO_PARAMS)
+
+
 # --------------------------------------------------------------------------
 # linear_relu: relu(x @ weight.T + bias), what nn.Sequential runs for a Linear
 # followed by a ReLU.  One node instead of two: the rules are linear's, after
@@ -419,4 +428,4 @@ linear_relu = defop(
 
 
 __all__ = ["relu", "leaky_relu", "elu", "gelu", "silu", "softplus", "mish", "activation_grad", "linear",
-           "linear_relu"]
+           "linear_relu", "apply_linear"]

@@ -251,7 +251,8 @@ def apply_promoted(op, args, params):
 
 
 _NO_ARGUMENT = object()
-_NO_PARAMS = {}          # shared by the nodes of operators, which take no parameters: never mutated
+NO_PARAMS = {}
+"""The parameters of ops called without any: one dict shared by all their nodes, never mutated."""
 
 
 def tensor_method(op, swap=None):
@@ -283,14 +284,14 @@ def tensor_method(op, swap=None):
                     position, args, datas = 1, (constant, self), [constant, data]
                 else:
                     position, args, datas = 0, (self, constant), [data, constant]
-                params = _NO_PARAMS
+                params = NO_PARAMS
             else:
                 if kind is not Tensor and not isinstance(other, (Tensor, int, float, bool)):
                     if isinstance(other, (np.ndarray, np.generic, list, tuple)) or backend.is_gpu_array(other):
                         other = Tensor(other, device=self.device)
                     else:
                         return NotImplemented
-                return apply_op(op, (other, self) if swap else (self, other), _NO_PARAMS)
+                return apply_op(op, (other, self) if swap else (self, other), NO_PARAMS)
         else:
             if other is not _NO_ARGUMENT:
                 raise TypeError(f"Tensor.{method.__name__}() takes its parameters by keyword, got a positional "
@@ -499,6 +500,9 @@ class OpNode(Node):
     ``saved`` is the same with Tensors in place of arrays, for
     ``create_graph``.  The shape and dtype a gradient must have are read off
     ``saved_raw`` too, so nothing else is stored per input.
+
+    Nodes are made by :func:`record` (and by the lean path of
+    :func:`tensor_method`), not by calling the class.
     """
 
     # Defaults on the class: a node stores only what differs (recorded for every op).
@@ -527,11 +531,6 @@ class OpNode(Node):
         edges = [None] * self.n_inputs
         edges[self.only_edge] = self.edge
         return edges
-
-    def __init__(self, op, args, params, result, datas=None):
-        if datas is None:
-            datas = [arg.data if isinstance(arg, Tensor) else arg for arg in args]
-        _fill(self, op, args, datas, params, result)
 
     @property
     def name(self):
@@ -607,14 +606,16 @@ class OpNode(Node):
             if result.shape != source.shape or result.dtype != source.dtype:
                 result = _fit(result, source)
         if not retain:
+            # release(), inlined: this runs once per node of every backward.
             self.saved = self.saved_raw = self.out_data = None
             self.released = True
             if op.residual:
                 self.residual = None
         return result
 
-    def _rule_result(self, grad, tensor_mode, position):
-        """input_gradient's rule call for the rest: tensor mode, a residual, a prologue, one rule for all inputs."""
+    def _rule_arguments(self, grad, tensor_mode):
+        """``(g, out, inputs, params)`` as the rules get them: Tensors under
+        create_graph, arrays (and the residual) otherwise, ``g`` after the prologue."""
         op = self.op
         params = self.params
         if tensor_mode:
@@ -627,6 +628,12 @@ class OpNode(Node):
                 params = dict(params, residual=self.residual)
         if op.vjp_prologue is not None:
             grad = op.vjp_prologue(grad, out, *inputs, **params)
+        return grad, out, inputs, params
+
+    def _rule_result(self, grad, tensor_mode, position):
+        """input_gradient's rule call for the rest: tensor mode, a residual, a prologue, one rule for all inputs."""
+        op = self.op
+        grad, out, inputs, params = self._rule_arguments(grad, tensor_mode)
         if op.vjp_per_input:
             rule = op.vjp[position]
             return grad if rule is pass_through else rule(grad, out, *inputs, **params)
@@ -641,18 +648,7 @@ class OpNode(Node):
             self._check_versions()
         op = self.op
         raw = self.saved_raw
-        params = self.params
-        grad = grads[0]
-        if tensor_mode:
-            out = self.saved_output(True)
-            inputs = self.saved
-        else:
-            out = self.out_data
-            inputs = raw
-            if self.residual is not None:
-                params = dict(params, residual=self.residual)
-        if op.vjp_prologue is not None:
-            grad = op.vjp_prologue(grad, out, *inputs, **params)
+        grad, out, inputs, params = self._rule_arguments(grads[0], tensor_mode)
         edges = self._edges
         if op.vjp_per_input:
             fitted = []
@@ -674,10 +670,7 @@ class OpNode(Node):
             fitted = [_fit(result, source) if result is not None and edge is not None else None
                       for result, edge, source in zip(results, edges, raw)]
         if not retain:
-            self.saved = self.saved_raw = self.out_data = None
-            self.released = True
-            if self.residual is not None:
-                self.residual = None
+            self.release()
         return fitted
 
 
@@ -731,10 +724,7 @@ def _fill(node, op, args, datas, params, result, save=None):
         # tensor-mode list keeps Tensors only where the op saves them).
         saved = list(args)
         for index in unsaved:
-            data = datas[index]
-            meta = datas[index] = saved[index] = _new_object(InputMeta)     # _meta_of, inlined
-            meta.shape = data.shape
-            meta.dtype = data.dtype
+            datas[index] = saved[index] = _meta_of(datas[index])
         node.saved = saved
         node.saved_raw = datas
     if op.save_output:
