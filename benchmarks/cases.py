@@ -92,7 +92,7 @@ def to_numpy(tensor) -> np.ndarray:
         return np.array(tensor.numpy())
     from .baselines import to_numpy as array_to_numpy
 
-    return array_to_numpy(tensor.data)
+    return array_to_numpy(tensor.array)
 
 
 def load_parameter(gg, parameter, array: np.ndarray) -> None:

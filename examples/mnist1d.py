@@ -151,10 +151,10 @@ class RandomShifts:
         for x, y in self.loader:
             if self.max_shift:
                 n, length = x.shape
-                shifts = gg.randint(-self.max_shift, self.max_shift + 1, (n, 1), device=x.device).data
+                shifts = gg.randint(-self.max_shift, self.max_shift + 1, (n, 1), device=x.device).array
                 xp = gg.backend.xp_of(shifts)   # NumPy or CuPy, wherever the batch lives
                 positions = (xp.arange(length)[None, :] - shifts) % length   # rolled[i, j] = x[i, j - s_i]
-                x = gg.as_tensor(xp.take_along_axis(x.data, positions, axis=1))
+                x = gg.as_tensor(xp.take_along_axis(x.array, positions, axis=1))
             yield x, y
 
     def state_dict(self):

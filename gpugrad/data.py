@@ -142,7 +142,7 @@ def default_collate(samples):
     tensor_class = _tensor_class()
     first = samples[0]
     if isinstance(first, tensor_class) or isinstance(first, np.ndarray) or backend.is_gpu_array(first):
-        arrays = [sample.data if isinstance(sample, tensor_class) else sample for sample in samples]
+        arrays = [sample.array if isinstance(sample, tensor_class) else sample for sample in samples]
         shapes = {tuple(array.shape) for array in arrays}
         if len(shapes) != 1:
             raise ShapeError(f"default_collate: samples in one batch have different shapes {sorted(shapes)}; "
@@ -304,7 +304,7 @@ class DataLoader:
         dataset_type = type(self.dataset)
         if (isinstance(self.dataset, TensorDataset) and dataset_type.__getitem__ is TensorDataset.__getitem__
                 and self.collate_fn is None):
-            return tuple(self._take(tensor.data, indices, contiguous) for tensor in self.dataset.tensors)
+            return tuple(self._take(tensor.array, indices, contiguous) for tensor in self.dataset.tensors)
         samples = [self.dataset[int(index)] for index in indices]
         batch = (self.collate_fn or default_collate)(samples)
         return batch if self.device is None else _move(batch, self.device)
@@ -350,7 +350,7 @@ class DataLoader:
 def _move(batch, device):
     tensor_class = _tensor_class()
     if isinstance(batch, tensor_class):
-        return batch if batch.device == device else _wrap(batch.data, device)
+        return batch if batch.device == device else _wrap(batch.array, device)
     if isinstance(batch, Mapping):
         return {key: _move(value, device) for key, value in batch.items()}
     if isinstance(batch, (list, tuple)):

@@ -471,7 +471,7 @@ def all_reduce(tensor, op="sum"):
     op = _normalise_op("all_reduce", op)
     _check_op_dtype("all_reduce", op, tensor.dtype)
     if _ensure().world_size > 1:
-        _all_reduce_array(tensor.data, op)
+        _all_reduce_array(tensor.array, op)
         tensor._bump_version()
     return tensor
 
@@ -493,7 +493,7 @@ def broadcast(tensor, src=0):
     _check_tensor("broadcast", tensor)
     src = _check_src("broadcast", src)
     if _world.world_size > 1:
-        _broadcast_array(tensor.data, src)
+        _broadcast_array(tensor.array, src)
         tensor._bump_version()
     return tensor
 
@@ -529,9 +529,9 @@ def all_gather(tensor_list, tensor):
         if target.device != tensor.device:
             raise DeviceError(f"all_gather: tensor_list[{index}] is on {target.device} but the tensor is on "
                               f"{tensor.device}; keep them on one device (gg.empty_like(tensor))")
-    gathered = _all_gather_array(tensor.data)
+    gathered = _all_gather_array(tensor.array)
     for index, target in enumerate(tensor_list):
-        target.data[...] = gathered[index]
+        target.array[...] = gathered[index]
         target._bump_version()
 
 
@@ -712,9 +712,9 @@ class DistributedDataParallel(Module):
         locals_ = []
         for i in order:
             param = self._params[i]
-            local = None if param.grad is None else param.grad.data
+            local = None if param.grad is None else param.grad.array
             if local is None:
-                local = backend.xp_of(param.data).zeros(param.shape, dtype=param.dtype)
+                local = backend.xp_of(param.array).zeros(param.shape, dtype=param.dtype)
             locals_.append(local.astype(param.dtype, copy=False))
         used_anywhere = None
         if self.find_unused_parameters:
@@ -738,7 +738,7 @@ class DistributedDataParallel(Module):
     def _broadcast_tensors(self, tensors):
         if _world.world_size == 1 or not tensors:
             return
-        arrays = [tensor.data for tensor in tensors]
+        arrays = [tensor.array for tensor in tensors]
         for positions in _flat_groups(arrays).values():
             xp = backend.xp_of(arrays[positions[0]])
             flat = xp.concatenate([arrays[p].reshape(-1) for p in positions])
@@ -746,7 +746,7 @@ class DistributedDataParallel(Module):
             offset = 0
             for position in positions:
                 tensor = tensors[position]
-                tensor.data[...] = flat[offset:offset + tensor.numel()].reshape(tensor.shape)
+                tensor.array[...] = flat[offset:offset + tensor.numel()].reshape(tensor.shape)
                 tensor._bump_version()
                 offset += tensor.numel()
 

@@ -185,7 +185,7 @@ class _Encoder:
         if isinstance(value, np.generic) and not isinstance(value, np.void):
             return self.encode(value.item(), path)
         if isinstance(value, self.tensor_class):
-            reference = {"__tensor__": self._store(value, value.data, path)}
+            reference = {"__tensor__": self._store(value, value.array, path)}
             if getattr(value, "requires_grad", False):
                 reference["requires_grad"] = True
             return reference

@@ -2,7 +2,7 @@
 
 A Tensor is deliberately thin.  It holds
 
-* ``data``: the raw ``numpy.ndarray`` or ``cupy.ndarray``;
+* ``array``: the raw ``numpy.ndarray`` or ``cupy.ndarray`` (``data`` is PyTorch's detached view of it);
 * ``grad_fn``/``_output_nr``: the graph node that produced it (``None`` for leaves);
 * ``requires_grad`` and ``grad`` for leaves;
 * ``_version_box``: ``[version, sequence of the latest change]``, shared by a
@@ -72,7 +72,7 @@ class Tensor:
 
     def __init__(self, data, dtype=None, device=None, requires_grad=False):
         array = _to_array(data, dtype, device)
-        self.data = array
+        self.array = array
         if requires_grad:
             self.requires_grad_(True)
 
@@ -81,7 +81,7 @@ class Tensor:
     def _make(array, grad_fn=None, output_nr=0):
         """Wrap a raw array without copying (the hot path of every op)."""
         tensor = object.__new__(Tensor)
-        tensor.data = array
+        tensor.array = array
         if grad_fn is not None:
             tensor.grad_fn = grad_fn
             tensor._output_nr = output_nr
@@ -91,23 +91,23 @@ class Tensor:
     # ------------------------------------------------------------ properties
     @property
     def shape(self):
-        return self.data.shape
+        return self.array.shape
 
     @property
     def ndim(self):
-        return self.data.ndim
+        return self.array.ndim
 
     @property
     def dtype(self):
-        return self.data.dtype
+        return self.array.dtype
 
     @property
     def device(self) -> backend.Device:
-        return backend.device_of(self.data)
+        return backend.device_of(self.array)
 
     @property
     def is_cuda(self) -> bool:
-        return backend.is_gpu_array(self.data)
+        return backend.is_gpu_array(self.array)
 
     @property
     def is_leaf(self) -> bool:
@@ -135,25 +135,25 @@ class Tensor:
         bump_versions((self,))
 
     def numel(self) -> int:
-        return int(self.data.size)
+        return int(self.array.size)
 
     def size(self, dim=None):
         return self.shape if dim is None else self.shape[dim]
 
     def dim(self) -> int:
-        return self.data.ndim
+        return self.array.ndim
 
     def element_size(self) -> int:
-        return self.data.dtype.itemsize
+        return self.array.dtype.itemsize
 
     @property
     def nbytes(self) -> int:
-        return int(self.data.nbytes)
+        return int(self.array.nbytes)
 
     def __len__(self):
-        if self.data.ndim == 0:
+        if self.array.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
-        return self.data.shape[0]
+        return self.array.shape[0]
 
     # ------------------------------------------------------------- autograd
     def requires_grad_(self, requires_grad=True):
@@ -164,9 +164,9 @@ class Tensor:
                     "requires_grad_: only leaf tensors can stop requiring grad; "
                     "use t.detach() to get a tensor outside the graph")
             return self
-        if requires_grad and self.data.dtype.kind not in "fc":
+        if requires_grad and self.array.dtype.kind not in "fc":
             raise DTypeError(
-                f"requires_grad_: only floating tensors can require gradients, got {self.data.dtype} "
+                f"requires_grad_: only floating tensors can require gradients, got {self.array.dtype} "
                 f"(shape {tuple(self.shape)}); convert first with t.float() or t.to(gg.float64)")
         self.requires_grad = bool(requires_grad)
         return self
@@ -211,9 +211,40 @@ class Tensor:
         _tape_module.backward([self], None if gradient is None else [gradient], retain_graph=retain_graph,
                               create_graph=create_graph, inputs=inputs)
 
+    @property
+    def data(self):
+        """PyTorch's ``t.data``: a tensor sharing this one's memory, outside the graph.
+
+        Unlike :meth:`detach`, the result has a version counter of its own, so
+        in-place changes made through it (``p.data.add_(g, alpha=-lr)``) are not
+        seen by the graph's saved-tensor checks, as in PyTorch.  The raw NumPy
+        or CuPy array is :attr:`array`.
+
+        Examples
+        --------
+        >>> import gpugrad as gg
+        >>> w = gg.ones(3, requires_grad=True)
+        >>> d = w.data
+        >>> d.requires_grad, d.grad_fn is None
+        (False, True)
+        >>> _ = d.mul_(2)
+        >>> w
+        tensor([2., 2., 2.], requires_grad=True)
+        """
+        return Tensor._make(self.array)
+
+    @data.setter
+    def data(self, value):
+        # ``p.data = other`` swaps the memory under p, keeping p's identity,
+        # graph role and .grad, as PyTorch does.
+        if not isinstance(value, Tensor):
+            raise TypeError(f"t.data = value: value must be a Tensor, got {type(value).__name__}; "
+                            "wrap it with gg.tensor(...) (the raw array is t.array)")
+        self.array = value.array
+
     def detach(self):
         """A tensor sharing this one's data (and version counter) but outside the graph."""
-        out = Tensor._make(self.data)
+        out = Tensor._make(self.array)
         out._version_box = self._shared_version_box()
         # NOTE: no reference back to self: a detached loss must not keep its graph alive.
         return out
@@ -228,30 +259,30 @@ class Tensor:
     # ------------------------------------------------------------ transfers
     def numpy(self) -> np.ndarray:
         """The values as a NumPy array (copied from the GPU; shared on the CPU)."""
-        return backend.to_numpy(self.data)
+        return backend.to_numpy(self.array)
 
     def __array__(self, dtype=None, copy=None):
-        if backend.is_gpu_array(self.data):
+        if backend.is_gpu_array(self.array):
             raise TypeError(
                 "np.asarray(tensor) on a cuda tensor: NumPy cannot read GPU memory implicitly; "
                 "call t.numpy() or t.cpu() first")
-        return self.data if dtype is None else self.data.astype(dtype, copy=False)
+        return self.array if dtype is None else self.array.astype(dtype, copy=False)
 
     def __dlpack__(self, *args, **kwargs):
-        return self.data.__dlpack__(*args, **kwargs)
+        return self.array.__dlpack__(*args, **kwargs)
 
     def __dlpack_device__(self):
-        return self.data.__dlpack_device__()
+        return self.array.__dlpack_device__()
 
     def item(self):
-        if self.data.size != 1:
+        if self.array.size != 1:
             from .errors import ShapeError
             raise ShapeError(f"item: only one-element tensors can be converted to a Python number, "
                              f"got shape {tuple(self.shape)}; index or reduce first")
-        return self.data.reshape(()).item() if not backend.is_gpu_array(self.data) else self.data.item()
+        return self.array.reshape(()).item() if not backend.is_gpu_array(self.array) else self.array.item()
 
     def tolist(self):
-        return backend.to_numpy(self.data).tolist()
+        return backend.to_numpy(self.array).tolist()
 
     def __float__(self):
         return float(self.item())
@@ -260,13 +291,13 @@ class Tensor:
         return int(self.item())
 
     def __index__(self):
-        if self.data.dtype.kind not in "iub":
+        if self.array.dtype.kind not in "iub":
             raise TypeError(f"only integer tensors can be used as an index, got {self.dtype}")
         return int(self.item())
 
     def __bool__(self):
-        if self.data.size != 1:
-            raise ValueError(f"the truth value of a tensor with {self.data.size} elements is "
+        if self.array.size != 1:
+            raise ValueError(f"the truth value of a tensor with {self.array.size} elements is "
                              "ambiguous; use t.any() or t.all()")
         return bool(self.item())
 
@@ -274,17 +305,17 @@ class Tensor:
         return id(self)
 
     def __iter__(self):
-        if self.data.ndim == 0:
+        if self.array.ndim == 0:
             raise TypeError("iteration over a 0-d tensor")
-        return (self[i] for i in range(self.data.shape[0]))
+        return (self[i] for i in range(self.array.shape[0]))
 
     def __repr__(self):
-        values = np.array2string(backend.to_numpy(self.data), separator=", ", precision=4,
+        values = np.array2string(backend.to_numpy(self.array), separator=", ", precision=4,
                                  prefix="tensor(", threshold=200, edgeitems=3)
         extras = []
-        if self.data.dtype not in (backend.get_default_dtype(), backend.int64, backend.bool_):
-            extras.append(f"dtype={self.data.dtype}")
-        if backend.is_gpu_array(self.data):
+        if self.array.dtype not in (backend.get_default_dtype(), backend.int64, backend.bool_):
+            extras.append(f"dtype={self.array.dtype}")
+        if backend.is_gpu_array(self.array):
             extras.append(f"device='{self.device}'")
         if self.grad_fn is not None:
             extras.append(f"grad_fn=<{self.grad_fn.name}>")
@@ -302,7 +333,7 @@ def _to_array(data, dtype=None, device=None):
     dtype = backend.as_dtype(dtype)
     device = backend.as_device(device) if device is not None else None
     if isinstance(data, Tensor):
-        data = data.data
+        data = data.array
     if backend.is_gpu_array(data):
         if device is None:
             device = backend.device_of(data)
@@ -341,7 +372,7 @@ def _flatten(data):
 
 def _nested_to_numpy(data):
     if isinstance(data, Tensor):
-        return backend.to_numpy(data.data)
+        return backend.to_numpy(data.array)
     if isinstance(data, (list, tuple)):
         return [_nested_to_numpy(item) for item in data]
     return data

@@ -134,7 +134,7 @@ class GraphLeakGuard:
 # Metrics.
 # ---------------------------------------------------------------------------
 def _as_array(value):
-    return value.data if hasattr(value, "data") and not isinstance(value, np.ndarray) else value
+    return value.array if hasattr(value, "data") and not isinstance(value, np.ndarray) else value
 
 
 def _class_targets(output, target, xp):

@@ -167,7 +167,7 @@ def test_detach_shares_data_but_not_graph(device):
     assert not d.requires_grad and d.grad_fn is None
     y = x * 2
     d2 = y.detach()
-    d2.data[0] = 100.0
+    d2.array[0] = 100.0
     assert y.tolist()[0] == 100.0
 
 
@@ -480,7 +480,7 @@ def test_each_leaf_grad_owns_its_memory(device):
     a = gg.ones(3, device=device, requires_grad=True)
     b = gg.ones(3, device=device, requires_grad=True)
     (a + b).sum().backward()
-    assert a.grad.data is not b.grad.data and a.grad.data.flags.owndata and b.grad.data.flags.owndata
+    assert a.grad.array is not b.grad.array and a.grad.array.flags.owndata and b.grad.array.flags.owndata
     a.grad.mul_(2.0)
     np.testing.assert_array_equal(b.grad.numpy(), [1.0, 1.0, 1.0])
     x = gg.ones(2, device=device, requires_grad=True)

@@ -217,5 +217,5 @@ def test_batches_move_to_the_requested_device(device):
 def test_in_order_batches_are_copies_not_views_of_the_dataset():
     dataset = _dataset(4)
     features, _ = next(iter(DataLoader(dataset, batch_size=2)))
-    features.data[...] = -1
+    features.array[...] = -1
     assert dataset.tensors[0].numpy()[0].tolist() == [0.0, 1.0]

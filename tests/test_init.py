@@ -75,10 +75,10 @@ def test_trunc_normal_constant_ones_zeros(device):
 
 def test_init_in_place_on_parameters_outside_graph_and_dtype_kept():
     p = nn.Parameter(gg.zeros(4, 3, dtype=gg.float64))
-    data = p.data
+    data = p.array
     version = p._version
     init.kaiming_uniform_(p)                         # a leaf that requires grad: must not raise
-    assert p.data is data and p.dtype == gg.float64 and p.grad_fn is None and p.requires_grad
+    assert p.array is data and p.dtype == gg.float64 and p.grad_fn is None and p.requires_grad
     assert p._version > version
     assert np.abs(p.numpy()).max() > 0
 

@@ -352,7 +352,7 @@ def test_boolean_bytes_other_than_0_and_1_load_as_true(tmp_path):
 def test_loaded_tensors_do_not_share_memory(tmp_path):
     gg.save({"a": gg.tensor([1.0, 2.0]), "b": gg.tensor([3.0, 4.0])}, tmp_path / "s.safetensors")
     loaded = gg.load(tmp_path / "s.safetensors")
-    loaded["a"].data[...] = 0
+    loaded["a"].array[...] = 0
     assert loaded["b"].numpy().tolist() == [3.0, 4.0]
     assert not np.shares_memory(loaded["a"].numpy(), loaded["b"].numpy())
 

@@ -41,7 +41,7 @@ def test_parameter_is_a_leaf_tensor_that_requires_grad():
     base = gg.ones(2, 3)
     p = nn.Parameter(base)
     assert isinstance(p, gg.Tensor) and p.is_leaf and p.requires_grad and p.grad_fn is None
-    assert p.data is base.data                      # shares memory, like torch
+    assert p.array is base.array                      # shares memory, like torch
     assert repr(p).startswith("Parameter containing:\ntensor(")
     assert not nn.Parameter(gg.ones(2), requires_grad=False).requires_grad
     with pytest.raises(TypeError, match="floating"):
@@ -265,7 +265,7 @@ def test_to_float64_keeps_parameter_identity_and_optimizer_works(device):
 
 def test_to_that_fails_midway_moves_nothing(monkeypatch):
     net = Net()
-    arrays = {name: p.data for name, p in net.named_parameters()}
+    arrays = {name: p.array for name, p in net.named_parameters()}
     calls = []
     real = gg.backend.to_device
 
@@ -278,14 +278,14 @@ def test_to_that_fails_midway_moves_nothing(monkeypatch):
     monkeypatch.setattr(gg.backend, "device_of", lambda array: gg.Device("cuda", 0))   # everything must move
     with pytest.raises(gg.OutOfMemoryError):
         net.to("cpu")
-    assert all(p.data is arrays[name] for name, p in net.named_parameters())
+    assert all(p.array is arrays[name] for name, p in net.named_parameters())
 
 
 def test_deepcopy_gives_independent_module():
     net = Net()
     twin = copy.deepcopy(net)
     with gg.no_grad():
-        twin.block.fc.weight.data[...] = 0
+        twin.block.fc.weight.array[...] = 0
     assert net.block.fc.weight.numpy().any()
     assert twin.shared is twin.head[0]             # sharing preserved inside the copy
     assert isinstance(twin.block.fc.weight, nn.Parameter)
@@ -306,8 +306,8 @@ def test_state_dict_round_trip_and_sharing(tmp_path):
     net, other = Net(), Net()
     state = net.state_dict()
     assert "block.cache" not in state and "block.scale" in state
-    assert state["shared.weight"].data is state["head.0.weight"].data       # both names, like torch
-    assert state["block.fc.weight"].data is net.block.fc.weight.data        # shares memory
+    assert state["shared.weight"].array is state["head.0.weight"].array       # both names, like torch
+    assert state["block.fc.weight"].array is net.block.fc.weight.array        # shares memory
     assert not state["block.fc.weight"].requires_grad
     weight = other.block.fc.weight
     result = other.load_state_dict(state)
@@ -402,7 +402,7 @@ def test_clip_grad_norm_matches_torch(norm_type, max_norm, device):
     np.testing.assert_allclose(total.item(), expected.item(), rtol=1e-10)
     for p, t, h in zip(ours, theirs, handles):
         assert p.grad is h                                    # the grad tensor object stays
-        assert p.grad.data.shape == tuple(t.grad.shape) and type(p.grad.data).__name__ == "ndarray"  # 0-d too
+        assert p.grad.array.shape == tuple(t.grad.shape) and type(p.grad.array).__name__ == "ndarray"  # 0-d too
         np.testing.assert_allclose(p.grad.numpy(), t.grad.numpy(), rtol=1e-10)
 
 
@@ -441,7 +441,7 @@ def test_clip_grad_value_matches_torch():
     scalar = gg.zeros((), requires_grad=True)
     scalar.grad = gg.tensor(3.0)
     nn.utils.clip_grad_value_(scalar, 1.0)
-    assert scalar.grad.item() == 1.0 and scalar.grad.data.shape == () and isinstance(scalar.grad.data, np.ndarray)
+    assert scalar.grad.item() == 1.0 and scalar.grad.array.shape == () and isinstance(scalar.grad.array, np.ndarray)
 
 
 def test_parameters_to_vector_round_trip():
@@ -510,7 +510,7 @@ def test_relu_backward_keeps_a_bit_mask_or_its_output_not_the_input(device):
         mask = node.params["saved"]
         assert mask.dtype == np.uint8 and mask.size == 64 * 32 // 8
     else:
-        assert "saved" not in node.params and node.out_data is y.data
+        assert "saved" not in node.params and node.out_data is y.array
     y.sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), (x.detach().numpy() > 0).astype(np.float32))
 

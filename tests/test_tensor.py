@@ -244,3 +244,36 @@ def test_op_methods_take_parameters_by_keyword(device):
     with pytest.raises(TypeError, match="by keyword"):
         x.tanh(1)
     assert x.tanh().shape == (2,)
+
+
+def test_data_shares_memory_outside_the_graph_without_version_checks(device):
+    """``t.data`` as in PyTorch: same memory, no graph, in-place changes not version-checked."""
+    w = gg.tensor([1.0, 2.0, 3.0], device=device, requires_grad=True)
+    y = (w * w).sum()                      # saves w
+    d = w.data
+    assert d.requires_grad is False and d.grad_fn is None and d.is_leaf
+    d.mul_(2)                              # through .data: the graph does not notice ...
+    assert w.tolist() == [2.0, 4.0, 6.0]   # ... but the memory is shared
+    y.backward()                           # PyTorch: no error, gradient from the changed values
+    assert w.grad.tolist() == [4.0, 8.0, 12.0]
+    assert w.data.norm().item() == pytest.approx(float(np.sqrt(4 + 16 + 36)))
+
+
+def test_data_matches_pytorch():
+    torch = pytest.importorskip("torch")
+    w_t = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    w_g = gg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    for w in (w_t, w_g):
+        y = (w * w).sum()
+        w.data.add_(w.data, alpha=-0.5) if w is w_t else w.data.add_(w.data * -0.5)
+        y.backward()
+    np.testing.assert_allclose(w_g.grad.numpy(), w_t.grad.numpy())
+    np.testing.assert_allclose(w_g.numpy(), w_t.detach().numpy())
+
+
+def test_data_assignment_swaps_memory_and_refuses_raw_arrays():
+    w = gg.zeros(2, requires_grad=True)
+    w.data = gg.ones(3)
+    assert w.tolist() == [1.0, 1.0, 1.0] and w.requires_grad and w.is_leaf
+    with pytest.raises(TypeError, match="t.array"):
+        w.data = np.ones(3)

@@ -27,7 +27,7 @@ def _as_float64(inputs):
     converted = []
     for value in inputs:
         if isinstance(value, Tensor) and value.dtype.kind == "f":
-            leaf = Tensor._make(value.data.astype(np.float64, copy=True))
+            leaf = Tensor._make(value.array.astype(np.float64, copy=True))
             leaf.requires_grad = value.requires_grad
             converted.append(leaf)
         else:
@@ -54,7 +54,7 @@ def _weighted_sum(outputs, weights):
     for out, weight in zip(outputs, weights):
         if out.dtype.kind != "f":
             continue
-        total += float(backend.xp_of(out.data).sum(out.data.astype(np.float64) * weight))
+        total += float(backend.xp_of(out.array).sum(out.array.astype(np.float64) * weight))
     return total
 
 
@@ -88,16 +88,16 @@ def numerical_grad(f, inputs, eps=1e-6, grad_outputs=None):
     # NOTE: f runs in the caller's grad mode: f may itself call gg.grad (gradgradcheck).
     outputs = _outputs(f, inputs)
     if grad_outputs is None:
-        weights = [backend.xp_of(o.data).ones(o.shape) for o in outputs]
+        weights = [backend.xp_of(o.array).ones(o.shape) for o in outputs]
     else:
-        weights = [backend.to_device(w.data if isinstance(w, Tensor) else np.asarray(w), o.device).astype(np.float64)
+        weights = [backend.to_device(w.array if isinstance(w, Tensor) else np.asarray(w), o.device).astype(np.float64)
                    for w, o in zip(grad_outputs, outputs)]
     grads = []
     for value in inputs:
         if not (isinstance(value, Tensor) and value.dtype.kind == "f"):
             grads.append(None)
             continue
-        flat = value.data.reshape(-1)   # a view: perturbations land in value.data
+        flat = value.array.reshape(-1)   # a view: perturbations land in value.array
         grad = np.zeros(flat.shape[0])
         for i in range(flat.shape[0]):
             original = float(flat[i])
@@ -160,8 +160,8 @@ def gradcheck(f, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, check_forward=True, che
                 analytic = [None] * len(chosen)
             for position, i in enumerate(chosen):
                 got = analytic[position]
-                got = np.zeros(inputs[i].shape) if got is None else backend.to_numpy(got.data)
-                want = backend.to_numpy(numeric[i].data)
+                got = np.zeros(inputs[i].shape) if got is None else backend.to_numpy(got.array)
+                want = backend.to_numpy(numeric[i].array)
                 index = _first_mismatch(got, want, atol, rtol)
                 if index is not None:
                     raise GradcheckError(
@@ -184,14 +184,14 @@ def gradcheck(f, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, check_forward=True, che
             minus = list(inputs)
             for i, d in zip(chosen, directions):
                 step = backend.to_device(d * eps, inputs[i].device)
-                plus[i] = Tensor._make(inputs[i].data + step).requires_grad_()
-                minus[i] = Tensor._make(inputs[i].data - step).requires_grad_()
+                plus[i] = Tensor._make(inputs[i].array + step).requires_grad_()
+                minus[i] = Tensor._make(inputs[i].array - step).requires_grad_()
             outs_plus, outs_minus = _outputs(f, plus), _outputs(f, minus)
             floating = [k for k, o in enumerate(_outputs(f, inputs)) if o.dtype.kind == "f"]
             for position, k in enumerate(floating):
-                want = (backend.to_numpy(outs_plus[k].data).astype(np.float64)
-                        - backend.to_numpy(outs_minus[k].data).astype(np.float64)) / (2 * eps)
-                got = backend.to_numpy(analytic_tangents[k].data)
+                want = (backend.to_numpy(outs_plus[k].array).astype(np.float64)
+                        - backend.to_numpy(outs_minus[k].array).astype(np.float64)) / (2 * eps)
+                got = backend.to_numpy(analytic_tangents[k].array)
                 index = _first_mismatch(np.broadcast_to(got, want.shape), want, atol, rtol)
                 if index is not None:
                     raise GradcheckError(
@@ -230,10 +230,10 @@ def gradgradcheck(f, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3, 
         outputs = _outputs(f, values)
         live = [(o, c) for o, c in zip(outputs, cotangents) if o.requires_grad]
         if not live:
-            return tuple(Tensor._make(backend.xp_of(v.data).zeros_like(v.data)) for v in leaves)
+            return tuple(Tensor._make(backend.xp_of(v.array).zeros_like(v.array)) for v in leaves)
         grads = tape.grad([o for o, _ in live], leaves, grad_outputs=[c for _, c in live],
                           create_graph=True, allow_unused=True)
-        return tuple(g if g is not None else Tensor._make(backend.xp_of(v.data).zeros_like(v.data)) * v
+        return tuple(g if g is not None else Tensor._make(backend.xp_of(v.array).zeros_like(v.array)) * v
                      for g, v in zip(grads, leaves))
 
     return gradcheck(first_derivative, [inputs[i] for i in chosen], eps=eps, atol=atol, rtol=rtol,

@@ -38,7 +38,7 @@ def unpack_dual(value, level):
     from ..ops.registry import strip_level
     tangent = value._tangents.get(level) if value._tangents else None
     if tangent is None:
-        tangent = Tensor._make(backend.xp_of(value.data).zeros_like(value.data))
+        tangent = Tensor._make(backend.xp_of(value.array).zeros_like(value.array))
     return strip_level(value, level), tangent
 
 

@@ -82,7 +82,7 @@ class FunctionNode(Node):
         self.creation_site = tape.user_frames() if state.capture_sites else None
         self.next_edges = tuple(edge_of(a) if isinstance(a, Tensor) else None for a in args)
         self.input_meta = tuple((a.shape, a.dtype) if isinstance(a, Tensor) else None for a in args)
-        self.output_meta = tuple((o.shape, o.dtype, o.data) for o in outputs)
+        self.output_meta = tuple((o.shape, o.dtype, o.array) for o in outputs)
         self.n_outputs = len(outputs)
 
     @property
@@ -125,7 +125,7 @@ class FunctionNode(Node):
                                  f"input {index} of shape {tuple(meta[0])}; it must match the input's shape")
             if result.dtype != meta[1]:
                 result = result.to(meta[1])
-            fixed.append(result if tensor_mode else result.data)
+            fixed.append(result if tensor_mode else result.array)
         return fixed
 
 
@@ -167,7 +167,7 @@ class Function:
         if not all(isinstance(o, Tensor) for o in outputs):
             raise TypeError(f"{cls.__name__}.forward must return a Tensor or a tuple of Tensors")
         # Outputs are new tensors even when forward returns an input unchanged.
-        outputs = tuple(Tensor._make(o.data) if any(o is a for a in args + plain_args) or o.grad_fn is not None else o
+        outputs = tuple(Tensor._make(o.array) if any(o is a for a in args + plain_args) or o.grad_fn is not None else o
                         for o in outputs)
         non_differentiable = getattr(ctx, "_non_differentiable", set())
         if state.grad_enabled and any(needs):
@@ -196,7 +196,7 @@ def _forward_mode(cls, ctx, args, outputs, level):
     for a in args:
         if isinstance(a, Tensor):
             tangent = a._tangents.get(level) if a._tangents else None
-            tangents.append(tangent if tangent is not None else Tensor._make(backend.xp_of(a.data).zeros_like(a.data)))
+            tangents.append(tangent if tangent is not None else Tensor._make(backend.xp_of(a.array).zeros_like(a.array)))
         else:
             tangents.append(None)
     results = cls.jvp(ctx, *tangents)

@@ -229,7 +229,7 @@ def graph_alias(tensor, data=None, tangents=None):
     Forward mode strips or adds tangent levels this way, and in-place ops
     stand a snapshot of the old value in for the tensor being overwritten.
     """
-    alias = Tensor._make(tensor.data if data is None else data, tensor.grad_fn, tensor._output_nr)
+    alias = Tensor._make(tensor.array if data is None else data, tensor.grad_fn, tensor._output_nr)
     alias.requires_grad = tensor.requires_grad
     if tensor.grad_fn is None and tensor.requires_grad:
         alias._accumulator = edge_of(tensor)[0]
@@ -361,18 +361,18 @@ def _run_hooks(hooks, grad, tensor_mode):
                 raise ShapeError(f"hook {getattr(hook, '__name__', hook)!r} returned a gradient of shape "
                                  f"{tuple(replacement.shape)} for a tensor of shape {tuple(wrapped.shape)}; "
                                  "a hook must return a gradient of the same shape (or None)")
-            grad = replacement if tensor_mode else replacement.data
+            grad = replacement if tensor_mode else replacement.array
     return grad
 
 
 def _root_gradient(tensor, gradient, tensor_mode):
     if gradient is None:
-        if tensor.data.size != 1:
+        if tensor.array.size != 1:
             raise AutogradError(
                 f"backward: grad can be implicitly created only for one-element outputs, but the output "
                 f"has shape {tuple(tensor.shape)}; reduce it first (e.g. loss.sum() or loss.mean()) or pass "
                 "gradient=gg.ones_like(output)")
-        data = tensor.data
+        data = tensor.array
         if data.__class__ is np.ndarray and data.ndim == 0:
             grad = np.array(1, dtype=data.dtype)       # the usual loss: cheaper than ones()
         else:
@@ -388,7 +388,7 @@ def _root_gradient(tensor, gradient, tensor_mode):
         from ..errors import DeviceError
         raise DeviceError(f"backward: gradient is on {gradient.device} but the output is on {tensor.device}; "
                           "move one of them with .to(device)")
-    return gradient if tensor_mode else gradient.data
+    return gradient if tensor_mode else gradient.array
 
 
 def _second_backward_error(node):
@@ -614,20 +614,20 @@ def _accumulate(leaf, grad, tensor_mode, given=None):
     """
     if not tensor_mode:
         if grad.__class__ is not np.ndarray and isinstance(grad, np.generic):
-            grad = backend.xp_of(leaf.data).asarray(grad)     # a NumPy scalar from a full reduction
+            grad = backend.xp_of(leaf.array).asarray(grad)     # a NumPy scalar from a full reduction
         previous = leaf.grad
-        dtype = leaf.data.dtype
+        dtype = leaf.array.dtype
         if grad.dtype != dtype:
             grad = grad.astype(dtype)
         elif previous is None and (grad.base is not None or (given is not None and id(grad) in given)):
             grad = grad.copy()
         if previous is not None:
             # Out of place: the old .grad may be referenced by the user.
-            grad = previous.data + grad
+            grad = previous.array + grad
         if given is not None:
             given.add(id(grad))
         result = _new_tensor(Tensor)
-        result.data = grad
+        result.array = grad
         leaf.grad = result
         return
     if grad.dtype != leaf.dtype:
@@ -648,7 +648,7 @@ def backward(outputs, gradients=None, retain_graph=None, create_graph=False, inp
         given = set()
         for tensor, grad in zip(inputs, grads):
             if grad is not None:
-                _accumulate(tensor, grad if create_graph else grad.data, create_graph, given)
+                _accumulate(tensor, grad if create_graph else grad.array, create_graph, given)
                 node = tensor._accumulator
                 if node is not None and node.post_hooks:
                     for hook in list(node.post_hooks):
@@ -750,7 +750,7 @@ def _check_anomaly_backward(node, input_grads, only_edge=None):
             index = only_edge
         if grad is None:
             continue
-        array = grad.data if isinstance(grad, Tensor) else grad
+        array = grad.array if isinstance(grad, Tensor) else grad
         if _has_non_finite(array):
             raise AnomalyError(
                 f"detect_anomaly: the backward of op '{node.name}' produced NaN or Inf in the gradient of its "

@@ -53,7 +53,7 @@ def _fresh_input(primal):
     if primal.dtype.kind not in "fc":
         raise AutogradError(f"vjp: primal of dtype {primal.dtype} (shape {tuple(primal.shape)}) cannot be "
                             "differentiated; convert it with .float() or .double()")
-    leaf = Tensor._make(primal.data)
+    leaf = Tensor._make(primal.array)
     leaf.requires_grad = True
     if primal._tangents:
         leaf._tangents = dict(primal._tangents)   # forward-mode tangents ride along (forward-over-reverse)
@@ -65,7 +65,7 @@ def _plain_output(out, connected):
     the caller's primals were themselves in a graph; forward-mode tangents kept."""
     if connected:
         return out
-    result = Tensor._make(out.data)
+    result = Tensor._make(out.array)
     if out._tangents:
         result._tangents = out._tangents
     return result
@@ -134,7 +134,7 @@ def vjp(f, *primals, create_graph=None):
                               create_graph=record, allow_unused=True)
         else:
             grads = (None,) * len(inputs)
-        return tuple(g if g is not None else Tensor._make(backend.xp_of(x.data).zeros_like(x.data))
+        return tuple(g if g is not None else Tensor._make(backend.xp_of(x.array).zeros_like(x.array))
                      for g, x in zip(grads, inputs))
 
     plain = [_plain_output(out, connected) for out in output_list]
@@ -146,8 +146,8 @@ def vjp(f, *primals, create_graph=None):
 # --------------------------------------------------------------------------
 def _basis(reference, index):
     """The ``index``-th unit tensor shaped like ``reference`` (a one-hot direction)."""
-    xp = backend.xp_of(reference.data)
-    array = xp.zeros(reference.data.size, dtype=reference.dtype)
+    xp = backend.xp_of(reference.array)
+    array = xp.zeros(reference.array.size, dtype=reference.dtype)
     array[index] = 1
     return Tensor._make(array.reshape(reference.shape))
 
@@ -195,8 +195,8 @@ def jacrev(f, argnums=0):
         per_output = []
         for k, out in enumerate(output_list):
             rows = [[] for _ in nums]
-            for i in range(out.data.size):
-                cotangents = [_basis(out, i) if m == k else Tensor._make(backend.xp_of(o.data).zeros_like(o.data))
+            for i in range(out.array.size):
+                cotangents = [_basis(out, i) if m == k else Tensor._make(backend.xp_of(o.array).zeros_like(o.array))
                               for m, o in enumerate(output_list)]
                 grads = vjp_fn(*cotangents)
                 for j, g in enumerate(grads):
@@ -207,7 +207,7 @@ def jacrev(f, argnums=0):
                 if rows[j]:
                     jacobian = stack(rows[j]).reshape(tuple(out.shape) + tuple(arg.shape))
                 else:
-                    jacobian = Tensor._make(backend.xp_of(arg.data).zeros(tuple(out.shape) + tuple(arg.shape),
+                    jacobian = Tensor._make(backend.xp_of(arg.array).zeros(tuple(out.shape) + tuple(arg.shape),
                                                                           dtype=arg.dtype))
                 jacobians.append(jacobian)
             per_output.append(jacobians[0] if single_arg else tuple(jacobians))
@@ -244,8 +244,8 @@ def jacfwd(f, argnums=0):
         outputs = None
         for j, primal in enumerate(primals):
             columns = []
-            for i in range(primal.data.size):
-                tangents = [_basis(p, i) if m == j else Tensor._make(backend.xp_of(p.data).zeros_like(p.data))
+            for i in range(primal.array.size):
+                tangents = [_basis(p, i) if m == j else Tensor._make(backend.xp_of(p.array).zeros_like(p.array))
                             for m, p in enumerate(primals)]
                 outputs, output_tangents = jvp(restricted, tuple(primals), tuple(tangents))
                 columns.append((output_tangents,) if isinstance(outputs, Tensor) else tuple(output_tangents))
@@ -264,10 +264,10 @@ def jacfwd(f, argnums=0):
                 if columns:
                     # stack puts the input index first; move it behind the output dimensions
                     stacked = stack([column[k] for column in columns])            # (n_in, *out.shape)
-                    stacked = stacked.reshape(primal.data.size, out.data.size)
+                    stacked = stacked.reshape(primal.array.size, out.array.size)
                     jacobian = stacked.transpose(0, 1).reshape(shape)
                 else:
-                    jacobian = Tensor._make(backend.xp_of(out.data).zeros(shape, dtype=out.dtype))
+                    jacobian = Tensor._make(backend.xp_of(out.array).zeros(shape, dtype=out.dtype))
                 jacobians.append(jacobian)
             per_output.append(jacobians[0] if single_arg else tuple(jacobians))
         return per_output[0] if single_out else tuple(per_output)
@@ -323,10 +323,10 @@ def hvp(f, primals, v):
 
     def value_and_gradient(*xs):
         value, vjp_fn = vjp(f, *xs)
-        if not isinstance(value, Tensor) or value.data.size != 1:
+        if not isinstance(value, Tensor) or value.array.size != 1:
             raise ShapeError("hvp: f must return a one-element tensor (a scalar loss), got "
                              f"{type(value).__name__ if not isinstance(value, Tensor) else tuple(value.shape)}")
-        one = Tensor._make(backend.xp_of(value.data).ones(value.shape, dtype=value.dtype))
+        one = Tensor._make(backend.xp_of(value.array).ones(value.shape, dtype=value.dtype))
         return (value,) + tuple(vjp_fn(one))
 
     outputs, tangents = jvp(value_and_gradient, primal_tuple, v_tuple)
@@ -442,7 +442,7 @@ class CheckpointNode(Node):
         inputs = []
         for arg in args:
             if isinstance(arg, Tensor):
-                fresh = Tensor._make(arg.data)
+                fresh = Tensor._make(arg.array)
                 if arg.requires_grad:
                     fresh.requires_grad = True
                 inputs.append(fresh)
@@ -494,7 +494,7 @@ class CheckpointNode(Node):
         by_target = {id(t): r for t, r in zip(targets, results)}
         gradients = [by_target.get(id(x)) if isinstance(x, Tensor) else None for x in inputs]
         gradients += [by_target.get(id(leaf)) for leaf in self.extra_leaves]
-        return [None if g is None else (g if tensor_mode else g.data) for g in gradients]
+        return [None if g is None else (g if tensor_mode else g.array) for g in gradients]
 
 
 def _module_parameters(fn):
@@ -562,7 +562,7 @@ def checkpoint(fn, *args, preserve_rng_state=True, use_reentrant=None, **kwargs)
     if not all(isinstance(o, Tensor) for o in output_list):
         raise TypeError("checkpoint: fn must return a tensor or a tuple of tensors")
     # Fresh tensors: fn may return an argument unchanged.
-    output_list = [Tensor._make(o.data) for o in output_list]
+    output_list = [Tensor._make(o.array) for o in output_list]
     node = CheckpointNode(fn, args, kwargs, output_list, _module_parameters(fn), snapshot, preserve_rng_state)
     for index, out in enumerate(output_list):
         if out.dtype.kind in "fc":

@@ -298,7 +298,7 @@ def _max_pool(input, spatial, kernel_size, stride, padding, dilation, ceil_mode,
     out = undo(out)
     if not return_indices:
         return out
-    indices = Tensor._make(cv.max_pool2d_indices(x.data, **params))
+    indices = Tensor._make(cv.max_pool2d_indices(x.array, **params))
     return out, undo(indices)
 
 
@@ -405,7 +405,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
 
 
 def _update_running(input, running_mean, running_var, momentum):
-    data = input.data
+    data = input.array
     xp = backend.xp_of(data)
     axes = (0,) + tuple(range(2, data.ndim))
     count = data.size // data.shape[1]
@@ -413,10 +413,10 @@ def _update_running(input, running_mean, running_var, momentum):
     batch_var = xp.var(data, axis=axes) * (count / max(count - 1, 1))
     with no_grad():
         if running_mean is not None:
-            running_mean.copy_(Tensor._make((running_mean.data * (1 - momentum) + batch_mean * momentum)
+            running_mean.copy_(Tensor._make((running_mean.array * (1 - momentum) + batch_mean * momentum)
                                             .astype(running_mean.dtype, copy=False)))
         if running_var is not None:
-            running_var.copy_(Tensor._make((running_var.data * (1 - momentum) + batch_var * momentum)
+            running_var.copy_(Tensor._make((running_var.array * (1 - momentum) + batch_var * momentum)
                                            .astype(running_var.dtype, copy=False)))
 
 
@@ -447,7 +447,7 @@ def dropout(input, p=0.5, training=True, inplace=False):
         raise ValueError(f"dropout: probability p={p} must be in [0, 1]")
     if not training or p == 0.0:
         return input
-    y, mask = kernels.dropout_forward(input.data, p, backend.generator(input.device))
+    y, mask = kernels.dropout_forward(input.array, p, backend.generator(input.device))
     params = dict(p=p, mask=mask)
     if (input._tangents is not None and state.forward_levels) or state.anomaly:
         return apply_op(nn_ops.dropout.op, (input,), params)
@@ -463,9 +463,9 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
     if input.dtype.kind not in "iu":
         raise DTypeError(f"embedding: indices must be an integer tensor, got {input.dtype}; use input.long()")
     num = weight.shape[0]
-    if input.data.size and (int(input.data.max()) >= num or int(input.data.min()) < 0):
-        raise IndexError(f"embedding: index out of range: got indices in [{int(input.data.min())}, "
-                         f"{int(input.data.max())}] for an embedding of {num} rows")
+    if input.array.size and (int(input.array.max()) >= num or int(input.array.min()) < 0):
+        raise IndexError(f"embedding: index out of range: got indices in [{int(input.array.min())}, "
+                         f"{int(input.array.max())}] for an embedding of {num} rows")
     if scale_grad_by_freq or sparse:
         raise ValueError("embedding: scale_grad_by_freq and sparse are not supported")
     if max_norm is not None:
@@ -475,19 +475,19 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
     out = sh.reshape(rows, shape=tuple(input.shape) + (weight.shape[1],))
     if padding_idx is not None:
         pad = padding_idx + num if padding_idx < 0 else padding_idx
-        is_pad = sh.unsqueeze(Tensor._make(input.data == pad), axis=-1)
+        is_pad = sh.unsqueeze(Tensor._make(input.array == pad), axis=-1)
         out = ew.where(is_pad, out.detach(), out)   # same values; no gradient reaches the padding row
     return out
 
 
 def _renormalize(weight, input, max_norm, norm_type):
-    xp = backend.xp_of(weight.data)
-    rows = xp.unique(input.data.reshape(-1))
+    xp = backend.xp_of(weight.array)
+    rows = xp.unique(input.array.reshape(-1))
     with no_grad():
-        selected = weight.data[rows]
+        selected = weight.array[rows]
         norms = xp.sum(xp.abs(selected) ** norm_type, axis=1) ** (1.0 / norm_type)
         scale = xp.where(norms > max_norm, max_norm / (norms + 1e-7), 1.0).astype(weight.dtype)
-        weight.data[rows] = selected * scale[:, None]
+        weight.array[rows] = selected * scale[:, None]
         if hasattr(weight, "_bump_version"):
             weight._bump_version()
 
@@ -497,7 +497,7 @@ def one_hot(tensor, num_classes=-1):
     _tensor(tensor, "tensor", "one_hot")
     if tensor.dtype.kind not in "iu":
         raise DTypeError(f"one_hot: expected an integer tensor of class indices, got {tensor.dtype}; use .long()")
-    data = tensor.data
+    data = tensor.array
     xp = backend.xp_of(data)
     if data.size and int(data.min()) < 0:
         raise ValueError(f"one_hot: class values must be non-negative, got {int(data.min())}")
@@ -526,7 +526,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     length, source = query.shape[-2], key.shape[-2]
     factor = 1.0 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
     scores = la.matmul(query, sh.swapaxes(key, -1, -2)) * factor
-    xp = backend.xp_of(scores.data)
+    xp = backend.xp_of(scores.array)
     if is_causal:
         if attn_mask is not None:
             raise ValueError("scaled_dot_product_attention: give attn_mask or is_causal=True, not both")
@@ -564,19 +564,19 @@ def _reduce(loss, reduction, op):
 
 
 def _check_class_target(input, target, ignore_index, op):
-    input_shape = input.data.shape
+    input_shape = input.array.shape
     if not input_shape:
         raise ShapeError(f"{op}: input must have a class dimension, got a 0-d tensor")
     classes = input_shape[1] if len(input_shape) > 1 else input_shape[0]
     expected = (input_shape[:1] + input_shape[2:]) if len(input_shape) > 1 else ()
-    if target.data.dtype.kind not in "iu":
+    if target.array.dtype.kind not in "iu":
         raise DTypeError(f"{op}: target of dtype {target.dtype} and shape {tuple(target.shape)}: expected class "
                          f"indices (an integer tensor of shape {expected}) or, for cross_entropy, class "
                          f"probabilities of the input's shape {tuple(input.shape)}; use target.long() for indices")
-    if target.data.shape != expected:
+    if target.array.shape != expected:
         raise ShapeError(f"{op}: target of shape {tuple(target.shape)} does not fit input of shape "
                          f"{tuple(input.shape)}; class indices need shape {expected}")
-    data = target.data
+    data = target.array
     # Whether every index is in [0, classes), in one reduction: read as unsigned,
     # a negative index is huge, so max() < classes rules out both ends.
     if data.size == 0:
@@ -598,7 +598,7 @@ def _nll(logp, target, weight, ignore_index, reduction, op):
     """Negative log-likelihood of class indices; (loss, per-element weights or None)."""
     if logp.ndim == 1:
         logp, target = sh.unsqueeze(logp, axis=0), sh.unsqueeze(target, axis=0)
-    data = target.data
+    data = target.array
     xp = backend.xp_of(data)
     valid = data != ignore_index
     all_valid = bool(valid.all())
@@ -607,7 +607,7 @@ def _nll(logp, target, weight, ignore_index, reduction, op):
     picked = sh.squeeze(picked, axis=(1,))
     weights = None
     if weight is not None:
-        weights = weight.data[safe] * valid
+        weights = weight.array[safe] * valid
     elif not all_valid:
         weights = valid.astype(logp.dtype)
     loss = -picked if weights is None else -picked * Tensor._make(weights.astype(logp.dtype, copy=False))
@@ -641,12 +641,12 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         _tensor(target, "target", "cross_entropy")
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing={label_smoothing} must be in [0, 1]")
-    input_shape = input.data.shape
+    input_shape = input.array.shape
     class_dim = 1 if len(input_shape) > 1 else 0
     classes = input_shape[class_dim]
     if weight is not None and tuple(weight.shape) != (classes,):
         raise ShapeError(f"cross_entropy: weight of shape {tuple(weight.shape)} does not fit {classes} classes")
-    if target.data.dtype.kind == "f" and target.data.shape == input_shape:
+    if target.array.dtype.kind == "f" and target.array.shape == input_shape:
         logp = rd.log_softmax(input, axis=class_dim)
         return _cross_entropy_probabilities(logp, target, weight, reduction, label_smoothing, class_dim)
     all_class_indices = _check_class_target(input, target, ignore_index, "cross_entropy")
@@ -662,7 +662,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     shape[class_dim] = classes
     weighted = logp if weight is None else logp * sh.reshape(weight, shape=tuple(shape))
     smooth = -rd.sum_(weighted, axis=class_dim)
-    valid = target.data != ignore_index
+    valid = target.array != ignore_index
     if not bool(valid.all()):
         smooth = ew.where(Tensor._make(valid), smooth, 0.0)
     if reduction == "mean":
@@ -687,7 +687,7 @@ def _cross_entropy_probabilities(logp, target, weight, reduction, label_smoothin
         logp = logp * sh.reshape(weight, shape=tuple(shape))
     per_element = -rd.sum_(logp * target, axis=class_dim)
     if reduction == "mean":
-        count = logp.data.size // classes if logp.ndim > 1 else 1
+        count = logp.array.size // classes if logp.ndim > 1 else 1
         return rd.sum_(per_element) / float(count)
     return _reduce(per_element, reduction, "cross_entropy")
 
@@ -724,7 +724,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     the gradient is PyTorch's, ``(p - t) / max(p (1 - p), 1e-12)``."""
     reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_same_shape(input, target, "binary_cross_entropy")
-    data = input.data
+    data = input.array
     if data.size and (bool((data < 0).any()) or bool((data > 1).any())):
         raise ValueError("binary_cross_entropy: input values must be probabilities in [0, 1]; apply sigmoid "
                          "first, or use binary_cross_entropy_with_logits on the logits")

@@ -28,7 +28,7 @@ __all__ = ["calculate_gain", "uniform_", "normal_", "trunc_normal_", "constant_"
 def _write(tensor, values):
     """Store ``values`` (any float array on the tensor's device) into ``tensor`` in place."""
     with tape.no_grad():
-        data = tensor.data
+        data = tensor.array
         data[...] = values.astype(data.dtype, copy=False)
         tensor._bump_version()
     return tensor
@@ -95,7 +95,7 @@ def normal_(tensor, mean=0.0, std=1.0, generator=None):
 def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None):
     """Fill from N(mean, std**2) restricted to [a, b] (redrawing values that fall outside)."""
     generator = generator or _generator(tensor)
-    xp = backend.xp_of(tensor.data)
+    xp = backend.xp_of(tensor.array)
     values = generator.standard_normal(tensor.shape) * std + mean
     for _ in range(100):
         outside = (values < a) | (values > b)
@@ -109,7 +109,7 @@ def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None):
 def constant_(tensor, val):
     """Fill with ``val``."""
     with tape.no_grad():
-        tensor.data[...] = val
+        tensor.array[...] = val
         tensor._bump_version()
     return tensor
 

@@ -64,16 +64,16 @@ class Parameter(Tensor):
         if data is None:
             data = Tensor._make(np.empty((0,), dtype=backend.get_default_dtype()))
         if isinstance(data, Tensor):
-            self.data = data.data
+            self.array = data.array
             self._version_box = data._shared_version_box()   # shares memory, so shares versions
         elif hasattr(data, "shape") and hasattr(data, "dtype"):
-            self.data = data                                   # a NumPy or CuPy array
+            self.array = data                                   # a NumPy or CuPy array
         else:
-            self.data = Tensor(data).data
+            self.array = Tensor(data).array
         if requires_grad:
-            if self.data.dtype.kind not in "fc":
-                raise DTypeError(f"Parameter: only floating tensors can require gradients, got {self.data.dtype} "
-                                 f"(shape {tuple(self.data.shape)}); pass requires_grad=False or convert with "
+            if self.array.dtype.kind not in "fc":
+                raise DTypeError(f"Parameter: only floating tensors can require gradients, got {self.array.dtype} "
+                                 f"(shape {tuple(self.array.shape)}); pass requires_grad=False or convert with "
                                  "t.float()")
             self.requires_grad = True
 
@@ -83,14 +83,14 @@ class Parameter(Tensor):
     __str__ = __repr__
 
     def __reduce_ex__(self, protocol):
-        return (Parameter, (Tensor._make(self.data), self.requires_grad))
+        return (Parameter, (Tensor._make(self.array), self.requires_grad))
 
     def __deepcopy__(self, memo):
         if id(self) in memo:
             return memo[id(self)]
-        result = Parameter(Tensor._make(self.data.copy()), self.requires_grad)
+        result = Parameter(Tensor._make(self.array.copy()), self.requires_grad)
         if self.grad is not None:
-            result.grad = Tensor._make(self.grad.data.copy())
+            result.grad = Tensor._make(self.grad.array.copy())
         memo[id(self)] = result
         return result
 
@@ -159,7 +159,7 @@ def _parse_to(args, kwargs):
 def _as_array(value):
     """The raw array behind a state-dict value (gg.Tensor, NumPy/CuPy array, or anything array-like)."""
     if isinstance(value, Tensor):
-        return value.data
+        return value.array
     if hasattr(value, "shape") and hasattr(value, "dtype") and (isinstance(value, np.ndarray)
                                                                  or backend.is_gpu_array(value)):
         return value
@@ -457,7 +457,7 @@ class Module:
             else:
                 # NOTE: a fresh array, not an in-place write: the engine may have given
                 # two leaves the same gradient array (add's VJP), and grads can carry a graph.
-                data = param.grad.data
+                data = param.grad.array
                 param.grad = Tensor._make(backend.xp_of(data).zeros_like(data))
 
     def apply(self, fn):
@@ -482,14 +482,14 @@ class Module:
                     if tensor is None or id(tensor) in seen:
                         continue
                     seen.add(id(tensor))
-                    new = convert(tensor.data)
+                    new = convert(tensor.array)
                     grad = tensor.grad
-                    new_grad = None if grad is None else convert(grad.data)
+                    new_grad = None if grad is None else convert(grad.array)
                     updates.append((tensor, new, new_grad))
         for tensor, new, new_grad in updates:
-            if new is not tensor.data:
-                tensor.data = new
-            if new_grad is not None and new_grad is not tensor.grad.data:
+            if new is not tensor.array:
+                tensor.array = new
+            if new_grad is not None and new_grad is not tensor.grad.array:
                 tensor.grad = Tensor._make(new_grad)
         return self
 
@@ -609,7 +609,7 @@ class Module:
         with tape.no_grad():
             for key, array in arrays.items():
                 tensor = expected[key]
-                target = tensor.data
+                target = tensor.array
                 source = backend.to_device(array, backend.device_of(target))
                 target[...] = source.astype(target.dtype, copy=False)
                 tensor._bump_version()

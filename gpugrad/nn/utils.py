@@ -74,11 +74,11 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     grads = _unique_grads(parameters)
     if not grads:
         return Tensor._make(np.zeros((), dtype=backend.get_default_dtype()))
-    first = grads[0].data
+    first = grads[0].array
     xp = backend.xp_of(first)
     device = backend.device_of(first)
     dtype = first.dtype
-    norms = [backend.to_device(_vector_norm(backend.xp_of(g.data), g.data, norm_type), device).astype(dtype)
+    norms = [backend.to_device(_vector_norm(backend.xp_of(g.array), g.array, norm_type), device).astype(dtype)
              for g in grads]
     total = xp.asarray(_vector_norm(xp, xp.stack(norms), norm_type), dtype=dtype)
     if error_if_nonfinite and not bool(xp.isfinite(total)):
@@ -88,9 +88,9 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     coefficient = xp.minimum(max_norm / (total + 1e-6), 1.0).astype(dtype)
     with tape.no_grad():
         for grad in grads:
-            data = grad.data
+            data = grad.array
             scaled = data * backend.to_device(coefficient, backend.device_of(data)).astype(data.dtype)
-            grad.data = backend.xp_of(data).asarray(scaled)     # NumPy gives 0-d results as scalars
+            grad.array = backend.xp_of(data).asarray(scaled)     # NumPy gives 0-d results as scalars
             grad.grad_fn = None
             grad._bump_version()
     return Tensor._make(total)
@@ -102,8 +102,8 @@ def clip_grad_value_(parameters, clip_value, foreach=None):
     clip_value = float(clip_value)
     with tape.no_grad():
         for grad in _unique_grads(_parameter_list(parameters)):
-            xp = backend.xp_of(grad.data)
-            grad.data = xp.asarray(xp.clip(grad.data, -clip_value, clip_value))
+            xp = backend.xp_of(grad.array)
+            grad.array = xp.asarray(xp.clip(grad.array, -clip_value, clip_value))
             grad.grad_fn = None
             grad._bump_version()
 
@@ -128,7 +128,7 @@ def vector_to_parameters(vec, parameters):
     with tape.no_grad():
         for param in parameters:
             n = param.numel()
-            piece = vec.data[offset:offset + n].reshape(param.shape)
-            param.data[...] = backend.to_device(piece, param.device).astype(param.dtype, copy=False)
+            piece = vec.array[offset:offset + n].reshape(param.shape)
+            param.array[...] = backend.to_device(piece, param.device).astype(param.dtype, copy=False)
             param._bump_version()
             offset += n

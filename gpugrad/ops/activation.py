@@ -37,7 +37,7 @@ from .linalg import matmul
 
 
 def _raw(value):
-    return value.data if isinstance(value, Tensor) else value
+    return value.array if isinstance(value, Tensor) else value
 
 
 def _kernel_name(name, params):
@@ -253,7 +253,7 @@ def _make_activation(name, reference, samples, param_names=()):
             return forward(x, **params)
         if state.unusual or not (x.requires_grad and state.grad_enabled):
             return apply_op(op, (x,), params)
-        data = x.data
+        data = x.array
         if name == "relu" and data.__class__ is np.ndarray and data.dtype.kind == "f":
             # NOTE: on NumPy, packing the mask costs three extra passes for a memory
             # saving that CPU training rarely needs, while relu's output already says
@@ -281,7 +281,7 @@ def _record(op, x, params, y):
     """The output of ``op(x)`` computed outside the op, with a node that keeps
     only ``params`` (which carry what backward needs), not ``x``."""
     result = Tensor._make(y)
-    record(op, (x,), [x.data], params, result, save=())
+    record(op, (x,), [x.array], params, result, save=())
     return result
 
 
@@ -364,7 +364,7 @@ def _linear_jvp(t, out, x, weight, bias):
 def _check_linear(x, weight, bias):
     if isinstance(x, Tensor) and isinstance(weight, Tensor) and isinstance(bias, Tensor):
         # The common case, read off the arrays' shapes (no property calls: runs per layer per step).
-        x_shape, weight_shape, bias_shape = x.data.shape, weight.data.shape, bias.data.shape
+        x_shape, weight_shape, bias_shape = x.array.shape, weight.array.shape, bias.array.shape
         if (len(weight_shape) == 2 and x_shape and x_shape[-1] == weight_shape[1]
                 and (bias_shape == weight_shape[:1] or bias_shape == ())):
             return
@@ -393,7 +393,7 @@ def apply_linear(op, x, weight, bias):
     """``op`` (linear or linear_relu) on three Tensors, as a layer calls it once per
     step: straight to the op, and without the promotion step when the dtypes agree."""
     arguments = (x, weight, bias)
-    if x.data.dtype == weight.data.dtype == bias.data.dtype:
+    if x.array.dtype == weight.array.dtype == bias.array.dtype:
         return apply_promoted(op, arguments, NO_PARAMS)
     return apply_op(op, arguments, NO_PARAMS)
 

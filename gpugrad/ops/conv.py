@@ -32,7 +32,7 @@ from .samples import Distinct, Ints, Sample
 
 
 def _raw(value):
-    return value.data if isinstance(value, Tensor) else value
+    return value.array if isinstance(value, Tensor) else value
 
 
 def _as_strided(array):

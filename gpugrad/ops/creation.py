@@ -48,9 +48,9 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
     dtype('float32')
     """
     result = Tensor(data, dtype=dtype, device=device)
-    source = data.data if isinstance(data, Tensor) else data
+    source = data.array if isinstance(data, Tensor) else data
     if hasattr(source, "__array_interface__") or backend.is_gpu_array(source):
-        result.data = result.data.copy()   # a new tensor never aliases the caller's array
+        result.array = result.array.copy()   # a new tensor never aliases the caller's array
     if requires_grad:
         result.requires_grad_(True)
     return result

@@ -112,7 +112,7 @@ def _along_axis(index, axis, xp):
 
 
 def _check_gather(x, index, axis):
-    if index.data.dtype.kind not in "iu":
+    if index.array.dtype.kind not in "iu":
         from ..errors import DTypeError
         raise DTypeError(f"gather: index must be an integer tensor, got {index.dtype}; use index.long()")
     if index.ndim != x.ndim:
@@ -123,9 +123,9 @@ def _check_gather(x, index, axis):
 
 def _check_index_range(op, index, size, axis):
     """Indices must lie in [-size, size) along ``axis``: say which values fall outside."""
-    if index.data.size and (int(index.data.max()) >= size or int(index.data.min()) < -size):
+    if index.array.size and (int(index.array.max()) >= size or int(index.array.min()) < -size):
         raise IndexError(f"{op}: index out of range for dim {axis} of size {size} "
-                         f"(got values in [{int(index.data.min())}, {int(index.data.max())}])")
+                         f"(got values in [{int(index.array.min())}, {int(index.array.max())}])")
 
 
 def _gather_forward(x, index, axis):
@@ -152,7 +152,7 @@ gather = defop(
 def _zeros_like(g, shape):
     """Zeros of ``shape`` like ``g`` (a constant: raw array or tensor)."""
     from ..tensor import Tensor
-    xp = _xp(g.data if isinstance(g, Tensor) else g)
+    xp = _xp(g.array if isinstance(g, Tensor) else g)
     zeros = xp.zeros(shape, dtype=g.dtype)
     return Tensor._make(zeros) if isinstance(g, Tensor) else zeros
 
@@ -184,7 +184,7 @@ def _pad_to(value, shape):
 
 
 def _check_index_select(x, index, axis):
-    if index.data.dtype.kind not in "iu" or index.ndim != 1:
+    if index.array.dtype.kind not in "iu" or index.ndim != 1:
         raise ShapeError(f"index_select: index must be a 1-D integer tensor, got shape {tuple(index.shape)} "
                          f"{index.dtype}")
     _check_index_range("index_select", index, x.shape[axis], axis)

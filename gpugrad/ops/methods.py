@@ -140,12 +140,12 @@ Tensor.is_floating_point = lambda self: self.dtype.kind == "f"
 
 
 def contiguous(self):
-    data = self.data
+    data = self.array
     return self if data.flags.c_contiguous else clone(self)
 
 
 Tensor.contiguous = contiguous
-Tensor.is_contiguous = lambda self: bool(self.data.flags.c_contiguous)
+Tensor.is_contiguous = lambda self: bool(self.array.flags.c_contiguous)
 
 # --------------------------------------------------------------------------
 # operators
@@ -308,13 +308,13 @@ def cumsum(input, dim=_NOTHING, *, axis=_NOTHING):
 
 
 def all_(input, dim=_NOTHING, keepdim=False):
-    xp = backend.xp_of(input.data)
-    return Tensor._make(xp.all(input.data, axis=_axis(dim, _NOTHING), keepdims=keepdim))
+    xp = backend.xp_of(input.array)
+    return Tensor._make(xp.all(input.array, axis=_axis(dim, _NOTHING), keepdims=keepdim))
 
 
 def any_(input, dim=_NOTHING, keepdim=False):
-    xp = backend.xp_of(input.data)
-    return Tensor._make(xp.any(input.data, axis=_axis(dim, _NOTHING), keepdims=keepdim))
+    xp = backend.xp_of(input.array)
+    return Tensor._make(xp.any(input.array, axis=_axis(dim, _NOTHING), keepdims=keepdim))
 
 
 Tensor.norm, Tensor.cumsum, Tensor.all, Tensor.any = norm, cumsum, all_, any_
@@ -515,7 +515,7 @@ def _normalize_index(index):
     result = []
     for item in items:
         if isinstance(item, Tensor):
-            item = item.data
+            item = item.array
         elif isinstance(item, list):
             item = np.asarray(item)
         if hasattr(item, "dtype") and getattr(item, "ndim", 0) >= 0 and not isinstance(item, (int, np.integer)):
@@ -580,7 +580,7 @@ def take_along_dim(input, indices, dim=None):
     if tuple(input.shape) != tuple(input_shape):
         input = expand(input, input_shape)
     if tuple(indices.shape) != tuple(index_shape):
-        indices = Tensor._make(backend.xp_of(indices.data).broadcast_to(indices.data, index_shape))
+        indices = Tensor._make(backend.xp_of(indices.array).broadcast_to(indices.array, index_shape))
     return ix.gather(input, indices, axis=dim)
 
 
@@ -625,8 +625,8 @@ def _check_inplace(tensor, name, others=()):
 
 
 def _write(tensor, values, name):
-    """Copy ``values`` into ``tensor.data`` in place (views of it see the change)."""
-    data = tensor.data
+    """Copy ``values`` into ``tensor.array`` in place (views of it see the change)."""
+    data = tensor.array
     if values.shape != data.shape:
         try:
             values = backend.xp_of(data).broadcast_to(values, data.shape)
@@ -646,7 +646,7 @@ def _write(tensor, values, name):
 def _snapshot(tensor):
     """A copy standing in for ``tensor`` in the graph of an in-place op: same
     graph edge, its own data, so the op's saved input is not overwritten."""
-    return tape.graph_alias(tensor, data=tensor.data.copy(), tangents=tensor._tangents)
+    return tape.graph_alias(tensor, data=tensor.array.copy(), tangents=tensor._tangents)
 
 
 def inplace(tensor, compute, name, others=()):
@@ -661,11 +661,11 @@ def inplace(tensor, compute, name, others=()):
     if not record:
         with tape.no_grad():
             result = compute(tensor)
-        _write(tensor, result.data, name)
+        _write(tensor, result.array, name)
         tensor._bump_version()
         return tensor
     result = compute(_snapshot(tensor))
-    _write(tensor, result.data, name)
+    _write(tensor, result.array, name)
     tensor._bump_version()
     tensor.grad_fn, tensor._output_nr = result.grad_fn, result._output_nr
     tensor.requires_grad = result.requires_grad
@@ -702,7 +702,7 @@ Tensor.neg_ = lambda self: inplace(self, ew.neg, "neg_")
 
 def _constant_fill(tensor, value_maker, name):
     _check_inplace(tensor, name)
-    data = tensor.data
+    data = tensor.array
     value = value_maker(backend.xp_of(data), data.shape, data.dtype)
     _write(tensor, value, name)
     tensor._bump_version()
@@ -753,7 +753,7 @@ def setitem(self, index, value):
         value = to(value, self.device)
     record = _check_inplace(self, "__setitem__", (value,))
     if not record:
-        self.data[index] = value.data if isinstance(value, Tensor) else value
+        self.array[index] = value.array if isinstance(value, Tensor) else value
         self._bump_version()
         return
     inplace(self, lambda current: ix.index_put(current, value, index=index), "__setitem__", (value,))

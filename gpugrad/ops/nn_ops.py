@@ -89,7 +89,7 @@ def _check_batch_norm(x, weight, bias, eps):
         if tuple(value.shape) != (channels,):
             raise ShapeError(f"batch_norm: {name} of shape {tuple(value.shape)} does not fit input of shape "
                              f"{tuple(x.shape)}; it needs shape ({channels},) (one per channel, dim 1)")
-    count = x.data.size // max(channels, 1)
+    count = x.array.size // max(channels, 1)
     if count < 2:
         raise ShapeError(f"batch_norm: training needs more than one value per channel, got input of shape "
                          f"{tuple(x.shape)}; use a larger batch or eval mode")

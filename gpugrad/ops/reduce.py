@@ -172,7 +172,7 @@ def _keep(value, shape, axis):
 def _check_nonempty(name):
     def check(x, axis=None, keepdims=False):
         normalize_axes(axis, x.ndim, name)
-        if x.data.size == 0:
+        if x.array.size == 0:
             raise ShapeError(f"{name}: cannot reduce an empty tensor of shape {tuple(x.shape)} "
                              "(the result is undefined); check the input is not empty")
     return check

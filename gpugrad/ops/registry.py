@@ -215,7 +215,7 @@ def apply_promoted(op, args, params):
     datas = []
     for arg in args:
         if isinstance(arg, Tensor):
-            datas.append(arg.data)
+            datas.append(arg.array)
             if arg.requires_grad:
                 requires_grad = True
             if arg._tangents is not None and state.forward_levels:
@@ -238,7 +238,7 @@ def apply_promoted(op, args, params):
     if out.__class__ is not _ndarray and isinstance(out, np.generic):
         out = np.asarray(out)        # full reductions give NumPy scalars; tensors hold arrays
     result = _new_object(Tensor)     # Tensor._make, inlined: this runs for every op
-    result.data = out
+    result.array = out
     if op.view:
         _link_view(result, args[0])
     if requires_grad and state.grad_enabled and op.differentiable:
@@ -273,7 +273,7 @@ def tensor_method(op, swap=None):
     binary = swap is not None
 
     def method(self, other=_NO_ARGUMENT, **params):
-        data = self.data
+        data = self.array
         if binary:
             kind = other.__class__
             if (kind is float or kind is int) and data.__class__ is _ndarray and data.dtype.kind == "f":
@@ -309,7 +309,7 @@ def tensor_method(op, swap=None):
         if out.__class__ is not _ndarray and isinstance(out, np.generic):
             out = np.asarray(out)
         result = _new_object(Tensor)
-        result.data = out
+        result.array = out
         if self.requires_grad and state.grad_enabled:
             # _fill for one Tensor input, inlined.
             node = _new_object(OpNode)
@@ -438,9 +438,9 @@ def promote_arguments(op, args):
         # Fast exit: tensors that all share one dtype (linear's x, weight and bias).
         first = args[0]
         if isinstance(first, Tensor):
-            dtype = first.data.dtype
+            dtype = first.array.dtype
             for arg in args:
-                if not isinstance(arg, Tensor) or arg.data.dtype != dtype:
+                if not isinstance(arg, Tensor) or arg.array.dtype != dtype:
                     break
             else:
                 return args
@@ -449,11 +449,11 @@ def promote_arguments(op, args):
         first, second = args
         first_is_tensor, second_is_tensor = isinstance(first, Tensor), isinstance(second, Tensor)
         if first_is_tensor and second_is_tensor:
-            if first.data.dtype == second.data.dtype:
+            if first.array.dtype == second.array.dtype:
                 return args
         elif first_is_tensor or second_is_tensor:
             tensor, other = (first, second) if first_is_tensor else (second, first)
-            data = tensor.data
+            data = tensor.array
             if data.dtype.kind == "f" and type(other) in (float, int):
                 if type(data) is not np.ndarray:
                     return args       # CuPy takes Python scalars natively
@@ -728,7 +728,7 @@ def _fill(node, op, args, datas, params, result, save=None):
         node.saved = saved
         node.saved_raw = datas
     if op.save_output:
-        node.out_data = result.data
+        node.out_data = result.array
         node.out_box = result._version_box = [0, 0]      # result is new: no counter yet
     result.grad_fn = node
     result.requires_grad = True
@@ -780,8 +780,8 @@ def _tangent_at(arg, level):
 
 def _zero_tangent(arg):
     if isinstance(arg, Tensor):
-        xp = backend.xp_of(arg.data)
-        return Tensor._make(xp.zeros_like(arg.data))
+        xp = backend.xp_of(arg.array)
+        return Tensor._make(xp.zeros_like(arg.array))
     return 0.0
 
 
@@ -795,7 +795,7 @@ def _apply_with_tangents(op, args, params):
         # backward pass run inside this forward level (forward-over-reverse,
         # e.g. hessian) differentiates through the saved inputs too.
         node.saved = [original if isinstance(saved, Tensor) and isinstance(original, Tensor)
-                      and saved.data is original.data else saved
+                      and saved.array is original.array else saved
                       for original, saved in zip(args, node.saved)]
     if not op.differentiable:
         return result
@@ -805,15 +805,15 @@ def _apply_with_tangents(op, args, params):
     tangents_in = tuple(_tangent_at(arg, level) for arg in args)
     tangent = op.jvp(tangents_in, result, *stripped, **params)
     if not isinstance(tangent, Tensor):
-        tangent = Tensor._make(backend.xp_of(result.data).broadcast_to(
-            backend.xp_of(result.data).asarray(tangent, dtype=result.dtype), result.shape).copy())
+        tangent = Tensor._make(backend.xp_of(result.array).broadcast_to(
+            backend.xp_of(result.array).asarray(tangent, dtype=result.dtype), result.shape).copy())
     if tangent.shape != result.shape:
         from .shape import broadcast_to
         tangent = broadcast_to(tangent, result.shape)
     if tangent.dtype != result.dtype:
         tangent = _cast(tangent, result.dtype)
     if state.anomaly:
-        tape.check_anomaly_forward(op.name, tangent.data, what="forward-mode tangent")
+        tape.check_anomaly_forward(op.name, tangent.array, what="forward-mode tangent")
     tangents = dict(result._tangents) if result._tangents else {}
     tangents[level] = tangent
     result._tangents = tangents

@@ -12,7 +12,7 @@ from .samples import Sample
 
 
 def _check_reshape(x, shape):
-    size = x.data.size
+    size = x.array.size
     known = 1
     unknown = 0
     for n in shape:

@@ -49,9 +49,9 @@ class Adagrad(Optimizer):
         lr, lr_decay, eps = group["lr"], group["lr_decay"], group["eps"]
         weight_decay, maximize = group["weight_decay"], group["maximize"]
         for param in params:
-            values = param.data
+            values = param.array
             xp = backend.xp_of(values)
-            grad = -param.grad.data if maximize else param.grad.data
+            grad = -param.grad.array if maximize else param.grad.array
             state = self.state.setdefault_for(param)
             if not state:
                 state["step"] = 0
@@ -60,6 +60,6 @@ class Adagrad(Optimizer):
             if weight_decay != 0:
                 grad = grad + weight_decay * values
             clr = lr / (1 + (state["step"] - 1) * lr_decay)
-            accumulated = state["sum"].data
+            accumulated = state["sum"].array
             accumulated += grad * grad
             values -= clr * (grad / (xp.sqrt(accumulated) + eps))

@@ -82,9 +82,9 @@ class Adam(Optimizer):
         weight_decay, amsgrad = group["weight_decay"], group["amsgrad"]
         maximize, decoupled = group["maximize"], group["decoupled_weight_decay"]
         for param in params:
-            values = param.data
+            values = param.array
             xp = backend.xp_of(values)
-            grad = -param.grad.data if maximize else param.grad.data
+            grad = -param.grad.array if maximize else param.grad.array
             state = self.state.setdefault_for(param)
             if not state:
                 state["step"] = 0
@@ -97,7 +97,7 @@ class Adam(Optimizer):
                 state["max_exp_avg_sq"] = wrap_array(xp.zeros_like(values))
             state["step"] += 1
             step = state["step"]
-            exp_avg, exp_avg_sq = state["exp_avg"].data, state["exp_avg_sq"].data
+            exp_avg, exp_avg_sq = state["exp_avg"].array, state["exp_avg_sq"].array
 
             if weight_decay != 0:
                 if decoupled:
@@ -112,7 +112,7 @@ class Adam(Optimizer):
             bias_correction2_sqrt = math.sqrt(1 - beta2 ** step)
             step_size = lr / bias_correction1
             if amsgrad:
-                max_exp_avg_sq = state["max_exp_avg_sq"].data
+                max_exp_avg_sq = state["max_exp_avg_sq"].array
                 xp.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
                 denom = xp.sqrt(max_exp_avg_sq) / bias_correction2_sqrt + eps
             else:

@@ -3,7 +3,7 @@
 An optimizer owns *parameter groups* (lists of leaf tensors sharing options
 such as ``lr``) and per-parameter *state* (momentum buffers, running
 averages).  ``step()`` reads each parameter's ``.grad`` and updates
-``p.data`` **in place**, with plain NumPy/CuPy array arithmetic on the
+``p.array`` **in place**, with plain NumPy/CuPy array arithmetic on the
 parameter's own device: no autograd graph is built, and graphs that saved
 the parameter are told through ``p._bump_version()``.
 
@@ -243,7 +243,7 @@ class Optimizer:
                 if set_to_none:
                     param.grad = None
                 else:
-                    param.grad.data[...] = 0
+                    param.grad.array[...] = 0
 
     def step(self, closure=None):
         """Update every parameter that has a gradient; return ``closure()``'s loss.
@@ -272,7 +272,7 @@ class Optimizer:
                 grad = param.grad
                 if grad is None:
                     continue
-                grad_data, param_data = grad.data, param.data
+                grad_data, param_data = grad.array, param.array
                 if not (grad_data.__class__ is np.ndarray and param_data.__class__ is np.ndarray
                         and grad_data.shape == param_data.shape):
                     _check_gradient(type(self).__name__, param)     # the full check, with its errors
@@ -407,29 +407,29 @@ def _check_gradient(owner, param):
     if tuple(grad.shape) != tuple(param.shape):
         raise ShapeError(f"{owner}.step: a parameter of shape {tuple(param.shape)} has a gradient of shape "
                          f"{tuple(grad.shape)}; gradients must match their parameter's shape")
-    if backend.device_of(grad.data) != backend.device_of(param.data):
-        raise DeviceError(f"{owner}.step: a parameter on {backend.device_of(param.data)} has its gradient on "
-                          f"{backend.device_of(grad.data)}; move the gradient (or the parameter) so they match")
+    if backend.device_of(grad.array) != backend.device_of(param.array):
+        raise DeviceError(f"{owner}.step: a parameter on {backend.device_of(param.array)} has its gradient on "
+                          f"{backend.device_of(grad.array)}; move the gradient (or the parameter) so they match")
 
 
 def _cast_state_value(owner, index, key, value, param):
     if key == "step":
         # Steps are plain numbers here (PyTorch keeps 0-d tensors); accept both.
         if _is_tensor(value) or hasattr(value, "dtype"):
-            value = backend.to_numpy(value.data if _is_tensor(value) else value).reshape(-1)[0].item()
+            value = backend.to_numpy(value.array if _is_tensor(value) else value).reshape(-1)[0].item()
         return int(value) if float(value).is_integer() else float(value)
     if not _is_tensor(value):
         if hasattr(value, "dtype") and hasattr(value, "shape"):   # a raw numpy/cupy array
             value = wrap_array(value)
         else:
             return value
-    if value.data.ndim and tuple(value.shape) != tuple(param.shape):
+    if value.array.ndim and tuple(value.shape) != tuple(param.shape):
         raise ShapeError(f"{owner}.load_state_dict: state {key!r} of parameter {index} has shape "
                          f"{tuple(value.shape)} but the parameter has shape {tuple(param.shape)}; "
                          "the checkpoint belongs to a different model")
-    array = backend.to_device(value.data, backend.device_of(param.data))
+    array = backend.to_device(value.array, backend.device_of(param.array))
     if array.dtype.kind == "f":
-        array = array.astype(param.data.dtype, copy=False)
-    if array is value.data:
+        array = array.astype(param.array.dtype, copy=False)
+    if array is value.array:
         array = array.copy()    # never alias the caller's state dict
     return wrap_array(array)

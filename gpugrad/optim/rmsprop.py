@@ -55,9 +55,9 @@ class RMSprop(Optimizer):
         weight_decay, momentum = group["weight_decay"], group["momentum"]
         centered, maximize = group["centered"], group["maximize"]
         for param in params:
-            values = param.data
+            values = param.array
             xp = backend.xp_of(values)
-            grad = -param.grad.data if maximize else param.grad.data
+            grad = -param.grad.array if maximize else param.grad.array
             state = self.state.setdefault_for(param)
             if not state:
                 state["step"] = 0
@@ -70,11 +70,11 @@ class RMSprop(Optimizer):
 
             if weight_decay != 0:
                 grad = grad + weight_decay * values
-            square_avg = state["square_avg"].data
+            square_avg = state["square_avg"].array
             square_avg *= alpha
             square_avg += (1 - alpha) * (grad * grad)
             if centered:
-                grad_avg = state["grad_avg"].data
+                grad_avg = state["grad_avg"].array
                 # torch.lerp_ with weight 1 - alpha (< 0.5 for the usual alpha)
                 if 1 - alpha < 0.5:
                     grad_avg += (1 - alpha) * (grad - grad_avg)
@@ -85,7 +85,7 @@ class RMSprop(Optimizer):
                 avg = xp.sqrt(square_avg)
             avg += eps
             if momentum > 0:
-                buffer = state["momentum_buffer"].data
+                buffer = state["momentum_buffer"].array
                 buffer *= momentum
                 buffer += grad / avg
                 values -= lr * buffer

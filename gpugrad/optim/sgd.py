@@ -68,9 +68,9 @@ class SGD(Optimizer):
         weight_decay, nesterov, maximize = group["weight_decay"], group["nesterov"], group["maximize"]
         step_dtype = step = None            # lr as a 0-d array of the parameters' dtype (see below)
         for param in params:
-            values = param.data
+            values = param.array
             # Never write into .grad: it belongs to the user (and may be shared).
-            grad = -param.grad.data if maximize else param.grad.data
+            grad = -param.grad.array if maximize else param.grad.array
             if weight_decay != 0:
                 grad = grad + weight_decay * values
             if momentum != 0:
@@ -79,9 +79,9 @@ class SGD(Optimizer):
                 if buffer is None:
                     buffer = state["momentum_buffer"] = wrap_array(grad.astype(values.dtype, copy=True))
                 else:
-                    buffer.data *= momentum
-                    buffer.data += (1 - dampening) * grad
-                grad = grad + momentum * buffer.data if nesterov else buffer.data
+                    buffer.array *= momentum
+                    buffer.array += (1 - dampening) * grad
+                grad = grad + momentum * buffer.array if nesterov else buffer.array
             # lr as a cached 0-d array of the parameter's dtype: the same float32
             # product as lr * grad (NumPy casts a Python float to the array's
             # dtype anyway), at half the cost per small parameter.

@@ -28,7 +28,7 @@ def _additive_mask(mask, dtype, name):
         return None
     if not isinstance(mask, Tensor):
         mask = Tensor(mask)
-    data = mask.data
+    data = mask.array
     xp = backend.xp_of(data)
     if data.dtype == backend.bool_:
         return Tensor._make(xp.where(data, xp.asarray(-math.inf, dtype=dtype), xp.asarray(0, dtype=dtype)))
@@ -162,7 +162,7 @@ class MultiheadAttention(Module):
 
         mask = _additive_mask(attn_mask, scores.dtype, "attn_mask")
         if mask is None and is_causal:
-            xp = backend.xp_of(scores.data)
+            xp = backend.xp_of(scores.array)
             upper = xp.triu(xp.ones((target_len, source_len), dtype=bool), 1)
             mask = _additive_mask(Tensor._make(upper), scores.dtype, "attn_mask")
         if mask is not None:

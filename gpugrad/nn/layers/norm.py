@@ -70,7 +70,7 @@ class _BatchNorm(Module):
         if self.training and self.track_running_stats and self.num_batches_tracked is not None:
             counter = self.num_batches_tracked
             with tape.no_grad():
-                counter.data += 1
+                counter.array += 1
                 counter._bump_version()
             factor = 1.0 / float(counter.item()) if self.momentum is None else self.momentum
         use_batch_stats = self.training or (self.running_mean is None and self.running_var is None)

@@ -40,7 +40,7 @@ class _Unbind(Function):
 
     @staticmethod
     def forward(ctx, x):
-        return tuple(Tensor._make(x.data[t]) for t in range(x.shape[0]))
+        return tuple(Tensor._make(x.array[t]) for t in range(x.shape[0]))
 
     @staticmethod
     def backward(ctx, *grads):
