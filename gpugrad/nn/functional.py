@@ -463,9 +463,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
     if input.dtype.kind not in "iu":
         raise DTypeError(f"embedding: indices must be an integer tensor, got {input.dtype}; use input.long()")
     num = weight.shape[0]
-    if input.array.size and (int(input.array.max()) >= num or int(input.array.min()) < 0):
-        raise IndexError(f"embedding: index out of range: got indices in [{int(input.array.min())}, "
-                         f"{int(input.array.max())}] for an embedding of {num} rows")
+    ix.check_index_range("embedding", input.array, num, 0)   # PyTorch refuses negative indices too
     if scale_grad_by_freq or sparse:
         raise ValueError("embedding: scale_grad_by_freq and sparse are not supported")
     if max_norm is not None:

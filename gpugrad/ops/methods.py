@@ -534,6 +534,7 @@ def _index_to_device(index, device):
 
 
 def getitem(self, index):
+    ix.check_boolean_masks(self.shape, index)
     index = _normalize_index(index)
     if ix.is_basic_index(index):
         _check_basic_index(self, index)
@@ -571,8 +572,15 @@ def take_along_dim(input, indices, dim=None):
     """Pick values along ``dim`` (flattened when ``dim`` is None), broadcasting the indices."""
     indices = _as_tensor(indices)
     if dim is None:
+        # PyTorch: the flattened input is gathered, so negative indices are refused.
+        ix.check_index_range("take_along_dim", indices.array, input.numel(), None)
         return ix.gather(reshape(input, -1), reshape(indices, -1), axis=0)
     dim = dim % input.ndim
+    # PyTorch wraps indices in [-size, 0) along ``dim`` (NumPy's take_along_axis too); beyond that is an error.
+    size = input.shape[dim]
+    ix.check_index_range("take_along_dim", indices.array, size, dim, allow_negative=True)
+    if indices.array.size and int(indices.array.min()) < 0:
+        indices = Tensor._make(indices.array % size)
     shape = list(np.broadcast_shapes(tuple(n for i, n in enumerate(input.shape) if i != dim),
                                      tuple(n for i, n in enumerate(indices.shape) if i != dim)))
     input_shape = shape[:dim] + [input.shape[dim]] + shape[dim:]
@@ -746,9 +754,11 @@ Tensor.copy_ = copy_
 
 
 def setitem(self, index, value):
+    ix.check_boolean_masks(self.shape, index, "__setitem__")
     index = _normalize_index(index)
     if not ix.is_basic_index(index):
         index = _index_to_device(index, self.device)
+    ix.check_setitem_value(self.array, index, value)
     if isinstance(value, Tensor) and value.device != self.device:
         value = to(value, self.device)
     record = _check_inplace(self, "__setitem__", (value,))
