@@ -648,6 +648,9 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         logp = rd.log_softmax(input, axis=class_dim)
         return _cross_entropy_probabilities(logp, target, weight, reduction, label_smoothing, class_dim)
     all_class_indices = _check_class_target(input, target, ignore_index, "cross_entropy")
+    if all_class_indices and 0 <= ignore_index < classes:
+        # ignore_index is a real class id: targets equal to it must still be left out.
+        all_class_indices = not bool((target.array == ignore_index).any())
     if (len(input_shape) == 2 and weight is None and label_smoothing == 0.0
             and reduction in ("mean", "sum", "none") and all_class_indices):
         # The fused common case, straight to the op (it does no type promotion).
