@@ -88,7 +88,7 @@ def relu(input, inplace=False):
 
     >>> import gpugrad as gg
     >>> relu(gg.tensor([-1.0, 2.0]))
-    tensor([0., 2.])
+    tensor([0., 2.], device='cpu')
     """
     if inplace:
         _inplace_unsupported(inplace, "relu")
@@ -308,7 +308,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     >>> import gpugrad as gg
     >>> max_pool2d(gg.arange(16.0).reshape(1, 1, 4, 4), 2)
     tensor([[[[ 5.,  7.],
-              [13., 15.]]]])
+              [13., 15.]]]], device='cpu')
     """
     return _max_pool(input, 2, kernel_size, stride, padding, dilation, ceil_mode, return_indices, "max_pool2d")
 

@@ -55,7 +55,7 @@ class Parameter(Tensor):
     (True, True)
     >>> w
     Parameter containing:
-    tensor([1., 1.], requires_grad=True)
+    tensor([1., 1.], device='cpu', requires_grad=True)
     """
 
     def __init__(self, data=None, requires_grad=True):
