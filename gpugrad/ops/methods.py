@@ -485,9 +485,7 @@ Tensor.view_as = Tensor.reshape_as
 
 def cat(tensors, dim=0, *, axis=_NOTHING):
     """Concatenate along an existing dimension."""
-    tensors = list(tensors)
-    if not tensors:
-        raise ShapeError("cat: expected a non-empty list of tensors")
+    tensors = _tensor_list(tensors, "cat")
     chosen = _axis(dim if dim != 0 else _NOTHING, axis, 0)
     tensors = _common_dtype(tensors)
     return sh.concatenate(*tensors, axis=chosen)
@@ -495,12 +493,24 @@ def cat(tensors, dim=0, *, axis=_NOTHING):
 
 def stack(tensors, dim=0, *, axis=_NOTHING):
     """Stack equal-shape tensors along a new dimension."""
-    tensors = list(tensors)
-    if not tensors:
-        raise ShapeError("stack: expected a non-empty list of tensors")
+    tensors = _tensor_list(tensors, "stack")
     chosen = _axis(dim if dim != 0 else _NOTHING, axis, 0)
     chosen = chosen % (tensors[0].ndim + 1)
     return sh.stack(*_common_dtype(tensors), axis=chosen)
+
+
+def _tensor_list(tensors, op):
+    """``tensors`` as a non-empty list of Tensors, or an error naming the bad element."""
+    if isinstance(tensors, Tensor) or not hasattr(tensors, "__iter__"):
+        raise TypeError(f"{op}: expected a sequence of tensors, got {type(tensors).__name__}")
+    tensors = list(tensors)
+    if not tensors:
+        raise ShapeError(f"{op}: expected a non-empty list of tensors")
+    for position, item in enumerate(tensors):
+        if not isinstance(item, Tensor):
+            raise TypeError(f"{op}: expected a Tensor as element {position}, but got {type(item).__name__} "
+                            f"({item!r:.60}); convert it with gg.tensor(...) first")
+    return tensors
 
 
 def _common_dtype(tensors):
