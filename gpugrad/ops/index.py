@@ -51,6 +51,9 @@ def _is_mask(item):
     return hasattr(item, "dtype") and hasattr(item, "shape") and item.dtype == np.bool_
 
 
+_PLAIN_INDEX_TYPES = (int, slice)
+
+
 def check_boolean_masks(shape, index, op="index"):
     """Refuse a boolean mask whose shape differs from the dimensions it indexes.
 
@@ -58,7 +61,13 @@ def check_boolean_masks(shape, index, op="index"):
     indices and pick the wrong elements without a word (NumPy and PyTorch
     raise IndexError).
     """
-    items = [_raw_index_item(item) for item in (index if isinstance(index, tuple) else (index,))]
+    items = index if isinstance(index, tuple) else (index,)
+    for item in items:
+        if not (item is None or item is Ellipsis or item.__class__ in _PLAIN_INDEX_TYPES):
+            break
+    else:
+        return             # ints and slices only: the common case costs one loop
+    items = [_raw_index_item(item) for item in items]
     if not any(_is_mask(item) for item in items):
         return
 
