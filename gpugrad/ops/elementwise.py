@@ -115,7 +115,7 @@ def _pow_forward(a, b):
     if _kind(a) in "iub" and _kind(b) in "iu" and bool(b < 0 if isinstance(b, int) else (b < 0).any()):
         # PyTorch's integer pow for negative exponents (NumPy raises, CuPy differs):
         # 1 stays 1, -1 alternates by parity, everything else (0 included) becomes 0.
-        xp = _xp(b)
+        xp = _xp(b) if hasattr(b, "dtype") else _xp(a)
         negative = b < 0
         positive_part = a ** xp.where(negative, 0, b)
         parity = xp.where(b % 2 == 0, 1, -1).astype(positive_part.dtype)
