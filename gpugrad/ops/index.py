@@ -85,9 +85,9 @@ def check_boolean_masks(shape, index, op="index"):
             indexed = tuple(shape[dim:dim + item.ndim])
             if indexed != tuple(item.shape):
                 raise IndexError(f"{op}: the shape of the mask {list(item.shape)} at index {position} does not "
-                                 f"match the shape of the indexed tensor {list(shape)} at dim {dim} "
-                                 f"(dims {dim}..{dim + item.ndim - 1} have sizes {list(indexed)}); a boolean "
-                                 "mask must have exactly the sizes of the dimensions it selects")
+                                 f"match the shape of the indexed tensor {list(shape)} at dim {dim} (sizes "
+                                 f"{list(indexed)} there); a boolean mask must have exactly the sizes of the "
+                                 "dimensions it selects")
         dim += dims_used(item)
 
 
