@@ -5,7 +5,7 @@
 >>> y = (x.exp() * x).sum()
 >>> y.backward()
 >>> x.grad
-tensor([ 5.4366, 22.1672])
+tensor([ 5.4366, 22.1672], device='cpu')
 """
 
 import functools as _functools

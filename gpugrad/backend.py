@@ -135,6 +135,9 @@ def cuda_synchronize() -> None:
 # --------------------------------------------------------------------------
 # Devices.
 # --------------------------------------------------------------------------
+VALID_DEVICE_SPELLINGS = "'cpu', 'cuda' or 'cuda:N' with N a device number such as 0 (any letter case)"
+
+
 class Device:
     """Where a tensor lives: ``Device("cpu")`` or ``Device("cuda:0")``.
 
@@ -151,10 +154,11 @@ class Device:
             self.type, self.index = spec.type, spec.index
             return
         if not isinstance(spec, str):
-            raise DeviceError(f"device: {spec!r} is not a device; use 'cpu', 'cuda' or 'cuda:N'")
-        kind, _, number = spec.partition(":")
-        if kind not in ("cpu", "cuda"):
-            raise DeviceError(f"device: unknown device {spec!r}; use 'cpu', 'cuda' or 'cuda:N'")
+            raise DeviceError(f"device: {spec!r} is not a device; use {VALID_DEVICE_SPELLINGS}")
+        # Case-insensitive, as PyTorch's parser is not but users write "CPU" and "Cuda:0".
+        kind, colon, number = spec.strip().lower().partition(":")
+        if kind not in ("cpu", "cuda") or (colon and not number.isdigit()):
+            raise DeviceError(f"device: unknown device {spec!r}; use {VALID_DEVICE_SPELLINGS}")
         self.type = kind
         if kind == "cpu":
             self.index = None
@@ -189,6 +193,20 @@ class Device:
 CPU = Device("cpu")
 
 
+def device_or_dtype(name, op):
+    """What a string given to ``to(...)`` means: a Device (``"cuda:0"``, ``"CPU"``)
+    or, failing that, a dtype name (``"float64"``); anything else (``"gpu"``,
+    ``"cuda:x"``) is a DeviceError listing the valid spellings."""
+    try:
+        return Device(name)
+    except DeviceError as device_error:
+        try:
+            return as_dtype(name)
+        except (DTypeError, TypeError):
+            raise DeviceError(f"{op}: {name!r} is neither a device nor a dtype; devices are spelled "
+                              f"{VALID_DEVICE_SPELLINGS}") from device_error
+
+
 def require_cuda(device=None):
     """Return cupy, or raise a DeviceError explaining why CUDA is unusable."""
     cp = cupy_module()
@@ -219,10 +237,15 @@ _default_device = None
 
 
 def _device_from_environment() -> Device:
-    wanted = os.environ.get("GPUGRAD_DEVICE", "").strip().lower()
+    raw = os.environ.get("GPUGRAD_DEVICE", "")
+    wanted = raw.strip().lower()
     if wanted in ("", "auto"):
         return Device("cuda:0") if cuda_is_available() else CPU
-    device = Device(wanted)
+    try:
+        device = Device(wanted)
+    except DeviceError:
+        raise DeviceError(f"GPUGRAD_DEVICE={raw!r} is not a device; set it to 'auto' (or leave it unset), "
+                          f"or to {VALID_DEVICE_SPELLINGS}") from None
     if device.type == "cuda" and not cuda_is_available():
         # Asking for CUDA where there is none must not crash the import;
         # tests skip CUDA cleanly and scripts fall back to the CPU.

@@ -42,7 +42,7 @@ Examples
 (0, 1)
 >>> t = gg.tensor([1.0, 2.0])
 >>> dist.all_reduce(t, op="mean")
-tensor([1., 2.])
+tensor([1., 2.], device='cpu')
 """
 
 from __future__ import annotations
@@ -465,7 +465,7 @@ def all_reduce(tensor, op="sum"):
     --------
     >>> import gpugrad as gg
     >>> gg.distributed.all_reduce(gg.tensor([3.0, 4.0]), op="sum")   # a world of one: unchanged
-    tensor([3., 4.])
+    tensor([3., 4.], device='cpu')
     """
     _check_tensor("all_reduce", tensor)
     op = _normalise_op("all_reduce", op)
@@ -488,7 +488,7 @@ def broadcast(tensor, src=0):
     --------
     >>> import gpugrad as gg
     >>> gg.distributed.broadcast(gg.tensor([1, 2]), src=0)
-    tensor([1, 2])
+    tensor([1, 2], device='cpu')
     """
     _check_tensor("broadcast", tensor)
     src = _check_src("broadcast", src)
@@ -510,7 +510,7 @@ def all_gather(tensor_list, tensor):
     >>> out = [gg.zeros(2)]
     >>> gg.distributed.all_gather(out, gg.tensor([5.0, 6.0]))
     >>> out
-    [tensor([5., 6.])]
+    [tensor([5., 6.], device='cpu')]
     """
     _check_tensor("all_gather", tensor)
     world = _ensure()

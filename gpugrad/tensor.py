@@ -49,7 +49,7 @@ class Tensor:
     >>> x = gg.tensor([1.0, 2.0, 3.0], requires_grad=True)
     >>> (x * x).sum().backward()
     >>> x.grad
-    tensor([2., 4., 6.])
+    tensor([2., 4., 6.], device='cpu')
     """
 
     # Defaults live on the class, so making a tensor stores only what differs:
@@ -229,7 +229,7 @@ class Tensor:
         (False, True)
         >>> _ = d.mul_(2)
         >>> w
-        tensor([2., 2., 2.], requires_grad=True)
+        tensor([2., 2., 2.], device='cpu', requires_grad=True)
         """
         return Tensor._make(self.array)
 
@@ -312,11 +312,9 @@ class Tensor:
     def __repr__(self):
         values = np.array2string(backend.to_numpy(self.array), separator=", ", precision=4,
                                  prefix="tensor(", threshold=200, edgeitems=3)
-        extras = []
+        extras = [f"device='{self.device}'"]    # always, cpu too (the API promises it); PyTorch's order
         if self.array.dtype not in (backend.get_default_dtype(), backend.int64, backend.bool_):
             extras.append(f"dtype={self.array.dtype}")
-        if backend.is_gpu_array(self.array):
-            extras.append(f"device='{self.device}'")
         if self.grad_fn is not None:
             extras.append(f"grad_fn=<{self.grad_fn.name}>")
         elif self.requires_grad:

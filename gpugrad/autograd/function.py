@@ -19,7 +19,7 @@ Examples
 >>> x = gg.tensor([2.0], requires_grad=True)
 >>> Cube.apply(x).sum().backward()
 >>> x.grad
-tensor([12.])
+tensor([12.], device='cpu')
 """
 
 from __future__ import annotations

@@ -98,7 +98,7 @@ def vjp(f, *primals, create_graph=None):
     >>> import gpugrad as gg
     >>> out, vjp_fn = gg.vjp(lambda x: x ** 2, gg.tensor([1.0, 2.0, 3.0]))
     >>> vjp_fn(gg.tensor([1.0, 1.0, 0.5]))
-    (tensor([2., 4., 3.]),)
+    (tensor([2., 4., 3.], device='cpu'),)
     """
     connected = any(isinstance(p, Tensor) and p.requires_grad for p in primals)
     inputs = [_fresh_input(p) for p in primals]
@@ -175,7 +175,7 @@ def jacrev(f, argnums=0):
     >>> import gpugrad as gg
     >>> gg.jacrev(lambda x: x ** 2)(gg.tensor([1.0, 2.0]))
     tensor([[2., 0.],
-            [0., 4.]])
+            [0., 4.]], device='cpu')
     """
     from ..ops.methods import stack
 
@@ -226,7 +226,7 @@ def jacfwd(f, argnums=0):
     --------
     >>> import gpugrad as gg
     >>> gg.jacfwd(lambda x: x.sin().sum())(gg.tensor([0.0, 0.0]))
-    tensor([1., 1.])
+    tensor([1., 1.], device='cpu')
     """
     from ..ops.methods import stack
 
@@ -283,7 +283,7 @@ def hessian(f, argnums=0):
     >>> import gpugrad as gg
     >>> gg.hessian(lambda x: (x ** 3).sum())(gg.tensor([1.0, 2.0]))
     tensor([[ 6.,  0.],
-            [ 0., 12.]])
+            [ 0., 12.]], device='cpu')
     """
     return jacfwd(jacrev(f, argnums), argnums)
 
@@ -313,7 +313,7 @@ def hvp(f, primals, v):
     >>> import gpugrad as gg
     >>> value, hv = gg.hvp(lambda x: (x ** 3).sum(), gg.tensor([1.0, 2.0]), gg.tensor([1.0, 1.0]))
     >>> float(value), hv
-    (9.0, tensor([ 6., 12.]))
+    (9.0, tensor([ 6., 12.], device='cpu'))
     """
     single = isinstance(primals, Tensor)
     primal_tuple = _as_tuple(primals)

@@ -88,7 +88,7 @@ def relu(input, inplace=False):
 
     >>> import gpugrad as gg
     >>> relu(gg.tensor([-1.0, 2.0]))
-    tensor([0., 2.])
+    tensor([0., 2.], device='cpu')
     """
     if inplace:
         _inplace_unsupported(inplace, "relu")
@@ -308,7 +308,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     >>> import gpugrad as gg
     >>> max_pool2d(gg.arange(16.0).reshape(1, 1, 4, 4), 2)
     tensor([[[[ 5.,  7.],
-              [13., 15.]]]])
+              [13., 15.]]]], device='cpu')
     """
     return _max_pool(input, 2, kernel_size, stride, padding, dilation, ceil_mode, return_indices, "max_pool2d")
 
@@ -463,9 +463,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
     if input.dtype.kind not in "iu":
         raise DTypeError(f"embedding: indices must be an integer tensor, got {input.dtype}; use input.long()")
     num = weight.shape[0]
-    if input.array.size and (int(input.array.max()) >= num or int(input.array.min()) < 0):
-        raise IndexError(f"embedding: index out of range: got indices in [{int(input.array.min())}, "
-                         f"{int(input.array.max())}] for an embedding of {num} rows")
+    ix.check_index_range("embedding", input.array, num, 0)   # PyTorch refuses negative indices too
     if scale_grad_by_freq or sparse:
         raise ValueError("embedding: scale_grad_by_freq and sparse are not supported")
     if max_norm is not None:
@@ -650,6 +648,9 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         logp = rd.log_softmax(input, axis=class_dim)
         return _cross_entropy_probabilities(logp, target, weight, reduction, label_smoothing, class_dim)
     all_class_indices = _check_class_target(input, target, ignore_index, "cross_entropy")
+    if all_class_indices and 0 <= ignore_index < classes:
+        # ignore_index is a real class id: targets equal to it must still be left out.
+        all_class_indices = not bool((target.array == ignore_index).any())
     if (len(input_shape) == 2 and weight is None and label_smoothing == 0.0
             and reduction in ("mean", "sum", "none") and all_class_indices):
         # The fused common case, straight to the op (it does no type promotion).

@@ -55,7 +55,7 @@ class Parameter(Tensor):
     (True, True)
     >>> w
     Parameter containing:
-    tensor([1., 1.], requires_grad=True)
+    tensor([1., 1.], device='cpu', requires_grad=True)
     """
 
     def __init__(self, data=None, requires_grad=True):
@@ -138,8 +138,14 @@ def _parse_to(args, kwargs):
     for arg in args:
         if isinstance(arg, Tensor):
             device, dtype = arg.device, arg.dtype
-        elif isinstance(arg, backend.Device) or (isinstance(arg, str) and arg.split(":")[0] in ("cpu", "cuda")):
+        elif isinstance(arg, backend.Device):
             device = arg
+        elif isinstance(arg, str):
+            parsed = backend.device_or_dtype(arg, "Module.to")
+            if isinstance(parsed, backend.Device):
+                device = parsed
+            else:
+                dtype = parsed
         elif isinstance(arg, int) and not isinstance(arg, bool):
             device = backend.Device("cuda", arg)
         elif arg is not None:

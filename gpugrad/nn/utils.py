@@ -63,9 +63,9 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     >>> w = gg.tensor([3.0, 4.0], requires_grad=True)
     >>> (w * w / 2).sum().backward()          # grad = w, norm 5
     >>> gg.nn.utils.clip_grad_norm_([w], max_norm=1.0)
-    tensor(5.)
+    tensor(5., device='cpu')
     >>> w.grad
-    tensor([0.6, 0.8])
+    tensor([0.6, 0.8], device='cpu')
     """
     del foreach  # one fused path here
     parameters = _parameter_list(parameters)

@@ -14,6 +14,8 @@ import numpy as np
 
 from .. import backend
 from ..backend import xp_of as _xp
+from ..errors import DTypeError
+from ..tensor import Tensor
 from .registry import defop, pass_through
 from .samples import Away, Distinct, Ints, Mask, Positive, Sample, Unit
 
@@ -95,10 +97,37 @@ def _pow_jvp(t, out, a, b):
     return tangent
 
 
+def _check_pow(a, b):
+    # PyTorch refuses an integer tensor to a negative Python integer (a 0-d array
+    # after promotion); a tensor exponent with negative entries is computed below.
+    if (isinstance(a, Tensor) and a.array.dtype.kind in "iub" and not isinstance(b, (Tensor, bool, float))
+            and _kind(b) in "iu" and getattr(b, "ndim", 0) == 0 and int(b) < 0):
+        raise DTypeError(f"pow: Integers to negative integer powers are not allowed. ({a.dtype} tensor of shape "
+                         f"{tuple(a.shape)} ** {int(b)}); convert first, e.g. t.float() ** {int(b)}")
+
+
+def _kind(value):
+    """dtype kind of an array or a Python number (``2 ** t`` passes the int as is)."""
+    return value.dtype.kind if hasattr(value, "dtype") else ("i" if isinstance(value, int) else "f")
+
+
+def _pow_forward(a, b):
+    if _kind(a) in "iub" and _kind(b) in "iu" and bool(b < 0 if isinstance(b, int) else (b < 0).any()):
+        # PyTorch's integer pow for negative exponents (NumPy raises, CuPy differs):
+        # 1 stays 1, -1 alternates by parity, everything else (0 included) becomes 0.
+        xp = _xp(b) if hasattr(b, "dtype") else _xp(a)
+        negative = b < 0
+        positive_part = a ** xp.where(negative, 0, b)
+        parity = xp.where(b % 2 == 0, 1, -1).astype(positive_part.dtype)
+        small = xp.where(a == 1, 1, xp.where(a == -1, parity, 0)).astype(positive_part.dtype)
+        return xp.where(negative, small, positive_part)
+    return a ** b
+
+
 power = defop(
-    "pow", lambda a, b: a ** b,
+    "pow", _pow_forward,
     vjp=(_pow_vjp_base, _pow_vjp_exponent), jvp=_pow_jvp,
-    promote=True, save_output=True,
+    promote=True, save_output=True, check=_check_pow,
     samples=[Sample(Positive((3, 4)), (3, 4)), Sample((3, 4), 2), Sample((2, 3), 3.0),
              Sample(Positive((2, 3)), 0.5), Sample(1.7, (2, 3)), Sample(Positive((3, 1)), (4,))],
     reference=np.power)

@@ -35,6 +35,84 @@ def is_basic_index(index):
 # --------------------------------------------------------------------------
 # t[index]
 # --------------------------------------------------------------------------
+def _raw_index_item(item):
+    """An index item as NumPy/CuPy sees it (Tensors and lists become arrays)."""
+    if hasattr(item, "array") and hasattr(item, "grad_fn"):      # a Tensor (no import cycle)
+        return item.array
+    if isinstance(item, list):
+        try:
+            return np.asarray(item)
+        except (ValueError, TypeError):
+            return item
+    return item
+
+
+def _is_mask(item):
+    return hasattr(item, "dtype") and hasattr(item, "shape") and item.dtype == np.bool_
+
+
+_PLAIN_INDEX_TYPES = (int, slice)
+
+
+def check_boolean_masks(shape, index, op="index"):
+    """Refuse a boolean mask whose shape differs from the dimensions it indexes.
+
+    ``nonzero()`` would otherwise turn a too-short mask into valid integer
+    indices and pick the wrong elements without a word (NumPy and PyTorch
+    raise IndexError).
+    """
+    items = index if isinstance(index, tuple) else (index,)
+    for item in items:
+        if not (item is None or item is Ellipsis or item.__class__ in _PLAIN_INDEX_TYPES):
+            break
+    else:
+        return             # ints and slices only: the common case costs one loop
+    items = [_raw_index_item(item) for item in items]
+    if not any(_is_mask(item) for item in items):
+        return
+
+    def dims_used(item):
+        if item is None or item is Ellipsis or isinstance(item, bool):
+            return 0
+        return item.ndim if _is_mask(item) else 1
+    ellipsis_dims = max(len(shape) - sum(dims_used(item) for item in items), 0)
+    dim = 0
+    for position, item in enumerate(items):
+        if item is Ellipsis:
+            dim += ellipsis_dims
+            continue
+        if _is_mask(item):
+            indexed = tuple(shape[dim:dim + item.ndim])
+            if indexed != tuple(item.shape):
+                raise IndexError(f"{op}: the shape of the mask {list(item.shape)} at index {position} does not "
+                                 f"match the shape of the indexed tensor {list(shape)} at dim {dim} (sizes "
+                                 f"{list(indexed)} there); a boolean mask must have exactly the sizes of the "
+                                 "dimensions it selects")
+        dim += dims_used(item)
+
+
+def check_setitem_value(array, index, value):
+    """``t[index] = value``: ``value`` must broadcast to the selected region's
+    shape (leading size-1 dimensions of ``value`` may be dropped, as in NumPy and
+    PyTorch); otherwise a ShapeError naming both shapes, before anything is written."""
+    if isinstance(value, (int, float, bool, np.generic)):
+        return
+    value_shape = tuple(value.shape) if hasattr(value, "shape") else np.shape(value)
+    if is_basic_index(index):
+        target = array[index].shape
+    else:
+        xp = _xp(array)
+        target = xp.broadcast_to(xp.zeros((), dtype=bool), array.shape)[index].shape
+    trimmed = tuple(value_shape)
+    while len(trimmed) > len(target) and trimmed[0] == 1:
+        trimmed = trimmed[1:]
+    fits = len(trimmed) <= len(target) and all(v in (1, t) for v, t in zip(reversed(trimmed), reversed(target)))
+    if not fits:
+        raise ShapeError(f"__setitem__: a value of shape {tuple(value_shape)} cannot be assigned to the indexed "
+                         f"region of shape {tuple(target)} (tensor shape {tuple(array.shape)}); the value must "
+                         "broadcast to the region's shape")
+
+
 def _index_backward_forward(g, index, shape):
     xp = _xp(g)
     grad = xp.zeros(shape, dtype=g.dtype)
@@ -111,25 +189,52 @@ def _along_axis(index, axis, xp):
     return tuple(grids)
 
 
-def _check_gather(x, index, axis):
+def _check_gather(x, index, axis, op="gather"):
+    """PyTorch's gather rules: an integer index with the input's number of
+    dimensions, no larger than the input outside ``axis``, values in [0, size)."""
     if index.array.dtype.kind not in "iu":
         from ..errors import DTypeError
-        raise DTypeError(f"gather: index must be an integer tensor, got {index.dtype}; use index.long()")
+        raise DTypeError(f"{op}: index must be an integer tensor, got {index.dtype}; use index.long()")
     if index.ndim != x.ndim:
-        raise ShapeError(f"gather: index has {index.ndim} dimensions but input has {x.ndim} "
+        raise ShapeError(f"{op}: index has {index.ndim} dimensions but input has {x.ndim} "
                          f"(shapes {tuple(index.shape)} and {tuple(x.shape)}); they must match")
-    _check_index_range("gather", index, x.shape[axis], axis)
+    for dim, (n, size) in enumerate(zip(index.shape, x.shape)):
+        if dim != axis and n > size:
+            raise ShapeError(f"{op}: index of shape {tuple(index.shape)} is larger than input of shape "
+                             f"{tuple(x.shape)} in dim {dim} ({n} > {size}); only dim {axis} may differ")
+    check_index_range(op, index.array, x.shape[axis], axis)
 
 
-def _check_index_range(op, index, size, axis):
-    """Indices must lie in [-size, size) along ``axis``: say which values fall outside."""
-    if index.array.size and (int(index.array.max()) >= size or int(index.array.min()) < -size):
-        raise IndexError(f"{op}: index out of range for dim {axis} of size {size} "
-                         f"(got values in [{int(index.array.min())}, {int(index.array.max())}])")
+def check_index_range(op, index, size, axis, allow_negative=False):
+    """Raise an IndexError naming ``op``, a bad value and the valid range when an
+    index (a raw array) falls outside [0, size) ([-size, size) with ``allow_negative``).
+
+    PyTorch's gather, scatter_add, index_select, index_add and embedding refuse
+    negative indices; NumPy would silently wrap them, hence this check.
+    """
+    if not index.size:
+        return
+    low = -size if allow_negative else 0
+    smallest, largest = int(index.min()), int(index.max())
+    if smallest >= low and largest < size:
+        return
+    bad = smallest if smallest < low else largest
+    where = f"dim {axis}" if axis is not None else "the flattened input"
+    raise IndexError(f"{op}: index {bad} is out of range for {where} of size {size}; valid indices are "
+                     f"in [{low}, {size - 1}]")
+
+
+def _leading_block(x, index, axis):
+    """``x`` cut to ``index``'s extent outside ``axis``: PyTorch's gather reads only
+    ``x[i][index[i][j]]`` for the positions of ``index`` (NumPy would broadcast a
+    size-1 index dimension instead)."""
+    if all(n == size or dim == axis for dim, (n, size) in enumerate(zip(index.shape, x.shape))):
+        return x
+    return x[tuple(slice(None) if dim == axis else slice(0, n) for dim, n in enumerate(index.shape))]
 
 
 def _gather_forward(x, index, axis):
-    return _xp(x).take_along_axis(x, index, axis=axis)
+    return _xp(x).take_along_axis(_leading_block(x, index, axis), index, axis=axis)
 
 
 def _scatter_add_forward(x, index, src, axis):
@@ -146,7 +251,7 @@ gather = defop(
     jvp=lambda t, out, x, index, axis: gather(t[0], index, axis=axis),
     save=(1,), check=_check_gather,
     samples=[Sample((3, 4), Ints((3, 2), 0, 4), axis=1), Sample((3, 4), Ints((5, 4), 0, 3), axis=0)],
-    reference=lambda x, index, axis: np.take_along_axis(x, index, axis=axis))
+    reference=lambda x, index, axis: np.take_along_axis(_leading_block(x, index, axis), index, axis=axis))
 
 
 def _zeros_like(g, shape):
@@ -158,7 +263,7 @@ def _zeros_like(g, shape):
 
 
 def _check_scatter(x, index, src, axis):
-    _check_gather(x, index, axis)
+    _check_gather(x, index, axis, op="scatter_add")
     if any(i > s for i, s in zip(index.shape, src.shape)):
         raise ShapeError(f"scatter_add: index shape {tuple(index.shape)} is larger than src shape "
                          f"{tuple(src.shape)}")
@@ -183,11 +288,11 @@ def _pad_to(value, shape):
     return pad_constant(value, pad_width=tuple((0, s - v) for v, s in zip(value.shape, shape)))
 
 
-def _check_index_select(x, index, axis):
+def _check_index_select(x, index, axis, op="index_select"):
     if index.array.dtype.kind not in "iu" or index.ndim != 1:
-        raise ShapeError(f"index_select: index must be a 1-D integer tensor, got shape {tuple(index.shape)} "
+        raise ShapeError(f"{op}: index must be a 1-D integer tensor, got shape {tuple(index.shape)} "
                          f"{index.dtype}")
-    _check_index_range("index_select", index, x.shape[axis], axis)
+    check_index_range(op, index.array, x.shape[axis], axis)
 
 
 index_select = defop(
@@ -209,7 +314,7 @@ def _index_add_forward(x, index, source, axis, alpha=1.0):
 
 
 def _check_index_add(x, index, source, axis, alpha=1.0):
-    _check_index_select(x, index, axis)
+    _check_index_select(x, index, axis, op="index_add")
     expected = list(x.shape)
     expected[axis] = index.shape[0]
     if tuple(source.shape) != tuple(expected):

@@ -106,23 +106,48 @@ def _einsum_vjp(g, out, *operands, equation):
     terms, output, sizes = parse_einsum(equation, [o.shape for o in operands])
     grads = []
     for i, term in enumerate(terms):
-        if len(set(term)) != len(term):
-            raise ShapeError(f"einsum: the gradient of an operand with a repeated index ({term!r}) is not "
-                             "supported; take the diagonal explicitly first")
         others = [t for j, t in enumerate(terms) if j != i]
         other_ops = [o for j, o in enumerate(operands) if j != i]
+        # A repeated index (``'ii'``) reads only the diagonal: the gradient is worked
+        # out over the distinct letters, then placed back on that diagonal.
+        distinct = "".join(dict.fromkeys(term))
         present = set(output).union(*others) if others else set(output)
         # Letters summed away inside this operand alone reappear by broadcasting.
-        missing = [c for c in term if c not in present]
-        reduced_term = "".join(c for c in term if c in present)
+        missing = [c for c in distinct if c not in present]
+        reduced_term = "".join(c for c in distinct if c in present)
         grad = einsum(g, *other_ops, equation=",".join([output] + others) + "->" + reduced_term)
         if missing:
             from .shape import broadcast_to, reshape
-            kept = tuple(sizes[c] if c in present else 1 for c in term)
-            grad = reshape(grad, shape=kept)   # reduced_term keeps term's order: only 1s are inserted
-            grad = broadcast_to(grad, shape=tuple(sizes[c] for c in term))
+            kept = tuple(sizes[c] if c in present else 1 for c in distinct)
+            grad = reshape(grad, shape=kept)   # reduced_term keeps the order: only 1s are inserted
+            grad = broadcast_to(grad, shape=tuple(sizes[c] for c in distinct))
+        if distinct != term:
+            grad = _onto_diagonal(grad, distinct, term, sizes, used=set(equation) | set("".join(terms)) | set(output))
         grads.append(grad)
     return grads
+
+
+def _onto_diagonal(grad, distinct, term, sizes, used):
+    """``grad`` over the letters ``distinct`` spread onto ``term`` (which repeats some
+    of them), zero off the diagonal: each repeat gets a fresh letter tied to its
+    first occurrence by an identity matrix, ``'i,ia->ia'`` for ``'ii'``."""
+    from ..tensor import Tensor
+    is_tensor = isinstance(grad, Tensor)     # a Tensor under create_graph, else a raw array
+    raw = grad.array if is_tensor else grad
+    xp = _xp(raw)
+    spare = iter(c for c in string.ascii_letters if c not in used)
+    seen, letters, ties, identities = set(), [], [], []
+    for c in term:
+        if c in seen:
+            fresh = next(spare)
+            letters.append(fresh)
+            ties.append(c + fresh)
+            identity = xp.eye(sizes[c], dtype=raw.dtype)
+            identities.append(Tensor._make(identity) if is_tensor else identity)
+        else:
+            seen.add(c)
+            letters.append(c)
+    return einsum(grad, *identities, equation=",".join([distinct] + ties) + "->" + "".join(letters))
 
 
 einsum = defop(
@@ -130,7 +155,9 @@ einsum = defop(
     jvp=lambda t, out, *operands, equation: _einsum_jvp(t, operands, equation),
     samples=[Sample((3, 4), (4, 5), equation="ij,jk->ik"), Sample((2, 3, 4), (2, 4, 5), equation="bij,bjk->bik"),
              Sample((3, 4), equation="ij->"), Sample((3, 4), (3, 4), equation="ij,ij->i"),
-             Sample((2, 3, 4), equation="...j->..."), Sample((3,), (4,), equation="i,j->ij")],
+             Sample((2, 3, 4), equation="...j->..."), Sample((3,), (4,), equation="i,j->ij"),
+             Sample((3, 3), equation="ii->i"), Sample((3, 3), equation="ii"), Sample((3, 3, 2), equation="iij->j"),
+             Sample((2, 3, 3), equation="bii->bi"), Sample((3, 3), (3, 4), equation="ii,ij->j")],
     reference=lambda *operands, equation: np.einsum(equation, *operands))
 
 

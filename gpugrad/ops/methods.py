@@ -92,8 +92,14 @@ def to(self, *args, **kwargs):
     for arg in args:
         if isinstance(arg, Tensor):
             device, dtype = arg.device, arg.dtype
-        elif isinstance(arg, (backend.Device,)) or (isinstance(arg, str) and arg.split(":")[0] in ("cpu", "cuda")):
+        elif isinstance(arg, backend.Device):
             device = arg
+        elif isinstance(arg, str):
+            parsed = backend.device_or_dtype(arg, "to")
+            if isinstance(parsed, backend.Device):
+                device = parsed
+            else:
+                dtype = parsed
         elif isinstance(arg, int) and not isinstance(arg, bool):
             device = backend.Device("cuda", arg)
         else:
@@ -479,9 +485,7 @@ Tensor.view_as = Tensor.reshape_as
 
 def cat(tensors, dim=0, *, axis=_NOTHING):
     """Concatenate along an existing dimension."""
-    tensors = list(tensors)
-    if not tensors:
-        raise ShapeError("cat: expected a non-empty list of tensors")
+    tensors = _tensor_list(tensors, "cat")
     chosen = _axis(dim if dim != 0 else _NOTHING, axis, 0)
     tensors = _common_dtype(tensors)
     return sh.concatenate(*tensors, axis=chosen)
@@ -489,12 +493,24 @@ def cat(tensors, dim=0, *, axis=_NOTHING):
 
 def stack(tensors, dim=0, *, axis=_NOTHING):
     """Stack equal-shape tensors along a new dimension."""
-    tensors = list(tensors)
-    if not tensors:
-        raise ShapeError("stack: expected a non-empty list of tensors")
+    tensors = _tensor_list(tensors, "stack")
     chosen = _axis(dim if dim != 0 else _NOTHING, axis, 0)
     chosen = chosen % (tensors[0].ndim + 1)
     return sh.stack(*_common_dtype(tensors), axis=chosen)
+
+
+def _tensor_list(tensors, op):
+    """``tensors`` as a non-empty list of Tensors, or an error naming the bad element."""
+    if isinstance(tensors, Tensor) or not hasattr(tensors, "__iter__"):
+        raise TypeError(f"{op}: expected a sequence of tensors, got {type(tensors).__name__}")
+    tensors = list(tensors)
+    if not tensors:
+        raise ShapeError(f"{op}: expected a non-empty list of tensors")
+    for position, item in enumerate(tensors):
+        if not isinstance(item, Tensor):
+            raise TypeError(f"{op}: expected a Tensor as element {position}, but got {type(item).__name__} "
+                            f"({item!r:.60}); convert it with gg.tensor(...) first")
+    return tensors
 
 
 def _common_dtype(tensors):
@@ -534,6 +550,7 @@ def _index_to_device(index, device):
 
 
 def getitem(self, index):
+    ix.check_boolean_masks(self.shape, index)
     index = _normalize_index(index)
     if ix.is_basic_index(index):
         _check_basic_index(self, index)
@@ -571,8 +588,15 @@ def take_along_dim(input, indices, dim=None):
     """Pick values along ``dim`` (flattened when ``dim`` is None), broadcasting the indices."""
     indices = _as_tensor(indices)
     if dim is None:
+        # PyTorch: the flattened input is gathered, so negative indices are refused.
+        ix.check_index_range("take_along_dim", indices.array, input.numel(), None)
         return ix.gather(reshape(input, -1), reshape(indices, -1), axis=0)
     dim = dim % input.ndim
+    # PyTorch wraps indices in [-size, 0) along ``dim`` (NumPy's take_along_axis too); beyond that is an error.
+    size = input.shape[dim]
+    ix.check_index_range("take_along_dim", indices.array, size, dim, allow_negative=True)
+    if indices.array.size and int(indices.array.min()) < 0:
+        indices = Tensor._make(indices.array % size)
     shape = list(np.broadcast_shapes(tuple(n for i, n in enumerate(input.shape) if i != dim),
                                      tuple(n for i, n in enumerate(indices.shape) if i != dim)))
     input_shape = shape[:dim] + [input.shape[dim]] + shape[dim:]
@@ -746,9 +770,11 @@ Tensor.copy_ = copy_
 
 
 def setitem(self, index, value):
+    ix.check_boolean_masks(self.shape, index, "__setitem__")
     index = _normalize_index(index)
     if not ix.is_basic_index(index):
         index = _index_to_device(index, self.device)
+    ix.check_setitem_value(self.array, index, value)
     if isinstance(value, Tensor) and value.device != self.device:
         value = to(value, self.device)
     record = _check_inplace(self, "__setitem__", (value,))

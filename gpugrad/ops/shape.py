@@ -218,7 +218,7 @@ stack = defop(
 
 
 flip = defop(
-    "flip", lambda x, axis: _xp(x).flip(x, axis=axis),
+    "flip", lambda x, axis: _xp(x).flip(x, axis=axis).copy(),   # PyTorch's flip copies; NumPy's is a view
     vjp=(lambda g, out, x, axis: flip(g, axis=axis),),
     jvp=lambda t, out, x, axis: flip(t[0], axis=axis),
     save=(), samples=[Sample((3, 4), axis=(0,)), Sample((2, 3, 4), axis=(0, 2))],
