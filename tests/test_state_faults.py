@@ -1,0 +1,193 @@
+"""Training state that survives faults (issue 13): safe checkpoint files, validated
+state loading, exact mid-epoch resume.  The table-driven rows of the same promises
+are in tests/test_bad_input.py (STATE_CASES); these are the tests that need loops,
+signals or whole training runs."""
+
+import json
+import os
+import random
+import signal
+import struct
+import sys
+
+import numpy as np
+import pytest
+
+import gpugrad as gg
+from gpugrad import nn
+from gpugrad.train import Callback, EarlyStopping, fit
+
+
+# ---------------------------------------------------------------------------
+# Files.
+# ---------------------------------------------------------------------------
+def test_a_new_checkpoint_gets_the_umask_permissions_and_a_replaced_one_keeps_its_own(tmp_path):
+    previous = os.umask(0o077)
+    try:
+        gg.save({"w": gg.ones(2)}, tmp_path / "private.safetensors")
+        assert os.stat(tmp_path / "private.safetensors").st_mode & 0o777 == 0o600
+        os.umask(0o002)
+        gg.save({"w": gg.ones(2)}, tmp_path / "group.safetensors")
+        assert os.stat(tmp_path / "group.safetensors").st_mode & 0o777 == 0o664
+        # As open() would: the reference is a file created by open() under the same umask.
+        with open(tmp_path / "reference", "wb"):
+            pass
+        assert os.stat(tmp_path / "reference").st_mode & 0o777 == 0o664
+        os.chmod(tmp_path / "group.safetensors", 0o640)
+        gg.save({"w": gg.zeros(2)}, tmp_path / "group.safetensors")
+        assert os.stat(tmp_path / "group.safetensors").st_mode & 0o777 == 0o640
+    finally:
+        os.umask(previous)
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symbolic links here")
+def test_saving_to_a_symbolic_link_writes_through_to_its_target(tmp_path):
+    (tmp_path / "runs").mkdir()
+    target = tmp_path / "runs" / "epoch-3.safetensors"
+    gg.save({"w": gg.ones(2)}, target)
+    link = tmp_path / "latest.safetensors"
+    link.symlink_to(os.path.join("runs", "epoch-3.safetensors"))
+    gg.save({"w": gg.full((2,), 7.0)}, link)
+    assert link.is_symlink(), "the link was replaced by a plain file"
+    assert gg.load(target)["w"].numpy().tolist() == [7.0, 7.0]
+    dangling = tmp_path / "dangling.safetensors"
+    dangling.symlink_to("runs/new.safetensors")
+    gg.save({"w": gg.ones(1)}, dangling)
+    assert dangling.is_symlink() and gg.load(tmp_path / "runs" / "new.safetensors")["w"].numpy().tolist() == [1.0]
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["epoch-3.safetensors", "new.safetensors"]
+
+
+def _open_descriptors():
+    return sorted(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not (sys.platform.startswith("linux") and hasattr(signal, "setitimer")),
+                    reason="needs /proc/self/fd and interval timers")
+@pytest.mark.parametrize("how", ["keyboard_interrupt", "sigterm_handler", "sigint_via_kill"])
+def test_an_interrupt_at_any_point_of_save_leaves_no_temporary_file_and_no_descriptor(tmp_path, how):
+    """Hundreds of small saves, each hit by a signal after a random tiny delay."""
+    generator = random.Random(0)
+    path = tmp_path / "ckpt.safetensors"
+    state = {"w": gg.arange(64, dtype=gg.float32), "step": 1, "nested": [gg.ones(3, 3), (1.5, "x")]}
+    gg.save(state, path)
+    descriptors = _open_descriptors()
+    interrupted = completed = 0
+
+    def raise_interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    def send_sigint(signum, frame):
+        os.kill(os.getpid(), signal.SIGINT)         # a real Ctrl-C, at a random point
+
+    def exit_on_term(signum, frame):
+        raise SystemExit(143)
+
+    previous_alarm = signal.getsignal(signal.SIGALRM)
+    previous_term = signal.getsignal(signal.SIGTERM)
+    try:
+        if how == "keyboard_interrupt":
+            signal.signal(signal.SIGALRM, raise_interrupt)
+        elif how == "sigint_via_kill":
+            signal.signal(signal.SIGALRM, send_sigint)
+        else:
+            signal.signal(signal.SIGTERM, exit_on_term)
+            signal.signal(signal.SIGALRM, lambda s, f: os.kill(os.getpid(), signal.SIGTERM))
+        for attempt in range(300):
+            state["step"] = attempt
+            try:
+                signal.setitimer(signal.ITIMER_REAL, generator.uniform(1e-6, 4e-4))
+                gg.save(state, path)
+                completed += 1
+                # Let a timer that has not fired yet fire here, outside the save.
+                while signal.getitimer(signal.ITIMER_REAL)[0] > 0:
+                    pass
+            except (KeyboardInterrupt, SystemExit):
+                interrupted += 1
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.safetensors"], attempt
+            assert _open_descriptors() == descriptors, attempt
+            loaded = gg.load(path)      # always a whole checkpoint, the old one or the new one
+            assert loaded["w"].numpy().tolist() == list(range(64))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous_alarm)
+        signal.signal(signal.SIGTERM, previous_term)
+    assert interrupted > 20, (interrupted, completed)       # the signals did land inside saves
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, ())
+    assert signal.SIGINT not in blocked and signal.SIGTERM not in blocked, "save left signals blocked"
+
+
+# ---------------------------------------------------------------------------
+# Crafted structures: always gg.CheckpointError.
+# ---------------------------------------------------------------------------
+def _craft(path, structure, tensors=(("t", b"\0" * 8, "I64", [1]), ("f", b"\0" * 4, "F32", [1]))):
+    header = {"__metadata__": {"format": "gpugrad", "gpugrad.format_version": "1",
+                               "gpugrad.structure": json.dumps(structure)}}
+    offset, data = 0, b""
+    for name, raw, dtype, shape in tensors:
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len(raw)]}
+        offset += len(raw)
+        data += raw
+    encoded = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(encoded)) + encoded + data)
+    return path
+
+
+@pytest.mark.parametrize("structure, fact", [
+    ({"__tensor__": ["t"]}, "tensor reference of type list"),
+    ({"__tensor__": {"a": 1}}, "tensor reference of type dict"),
+    ({"__tensor__": 3}, "tensor reference of type int"),
+    ({"__ndarray__": None}, "tensor reference of type NoneType"),
+    ({"__tensor__": "t", "requires_grad": True}, "requires_grad=True on tensor 't' of dtype int64"),
+    ({"__tensor__": "f", "requires_grad": "yes"}, "not a boolean"),
+    ({"__tensor__": "f", "extra": 1}, "extra keys"),
+    ({"__tuple__": [1], "__float__": "nan"}, "extra keys"),
+    ({"__ndarray__": "t", "requires_grad": True}, "extra keys"),
+    ({"__tuple__": {"a": 1}}, "tuple node holding a dict"),
+    ({"__float__": ["nan"]}, "float node"),
+    ({"__float__": "1e999"}, "float node"),
+    ({"__dict__": {"a": 1}}, "malformed dict"),
+    ({"__dict__": [[1, 2, 3]]}, "malformed dict"),
+    ({"__dict__": [[[1], 2]]}, "unusable dict key"),
+    ({"__dict__": [[{"__tensor__": "t"}, 2]]}, "unusable dict key"),
+    ({"__dict__": [[{"__tuple__": [[1]]}, 2]]}, "unusable dict key"),
+    ([{"__tensor__": "missing"}], "does not contain"),
+])
+def test_crafted_structures_are_refused_with_checkpoint_error(tmp_path, structure, fact):
+    path = _craft(tmp_path / "crafted.safetensors", structure)
+    with pytest.raises(gg.CheckpointError, match="crafted.safetensors") as info:
+        gg.load(path)
+    assert fact in str(info.value)
+
+
+def _random_node(generator, depth=0):
+    choice = generator.randrange(12 if depth < 4 else 5)
+    leaves = [None, True, 1, -2.5, "t", "f", "missing", "nan", [], {}]
+    if choice < 5:
+        return generator.choice(leaves)
+    if choice == 5:
+        return [_random_node(generator, depth + 1) for _ in range(generator.randrange(3))]
+    if choice == 6:
+        return {generator.choice(["a", "requires_grad", "__tensor__"]): _random_node(generator, depth + 1)}
+    marker = generator.choice(["__tensor__", "__ndarray__", "__tuple__", "__float__", "__dict__"])
+    node = {marker: _random_node(generator, depth + 1)}
+    if generator.random() < 0.3:
+        node[generator.choice(["requires_grad", "x", "__tuple__"])] = _random_node(generator, depth + 1)
+    if marker == "__dict__" and generator.random() < 0.5:
+        node[marker] = [[_random_node(generator, depth + 1), _random_node(generator, depth + 1)]]
+    return node
+
+
+def test_fuzzed_structures_load_or_raise_checkpoint_error_only(tmp_path):
+    generator = random.Random(13)
+    path = tmp_path / "fuzz.safetensors"
+    outcomes = {"loaded": 0, "refused": 0}
+    for _ in range(300):
+        _craft(path, _random_node(generator))
+        try:
+            gg.load(path)
+            outcomes["loaded"] += 1
+        except gg.CheckpointError:
+            outcomes["refused"] += 1
+    assert outcomes["loaded"] > 25 and outcomes["refused"] > 25, outcomes
