@@ -191,3 +191,166 @@ def test_fuzzed_structures_load_or_raise_checkpoint_error_only(tmp_path):
         except gg.CheckpointError:
             outcomes["refused"] += 1
     assert outcomes["loaded"] > 25 and outcomes["refused"] > 25, outcomes
+
+
+# ---------------------------------------------------------------------------
+# Exact resume from max_steps chunks.
+# ---------------------------------------------------------------------------
+def _blobs(n, seed):
+    rng = np.random.default_rng(seed)
+    centres = np.array([[2.0, 0.0], [-1.0, 1.7], [-1.0, -1.7]], dtype=np.float32)
+    labels = rng.integers(0, 3, n)
+    points = centres[labels] + 0.7 * rng.standard_normal((n, 2)).astype(np.float32)
+    return gg.tensor(points), gg.tensor(labels.astype(np.int64))
+
+
+class NoisyBlobs(gg.data.Dataset):
+    """Augmentation from the global generator at fetch time: the resume must not replay it."""
+
+    def __init__(self, n=200, seed=0):
+        self.x, self.y = _blobs(n, seed)
+
+    def __len__(self):
+        return self.x.shape[0]
+
+    def __getitem__(self, index):
+        return self.x[index] + 0.05 * gg.randn(2), self.y[index]
+
+
+def _run(checkpoint=None, max_steps=None, seed=0, epochs=6, patience=1):
+    """Shuffle (seed drawn from the global RNG), augmentation, dropout, BatchNorm, AdamW, a
+    per-batch schedule, early stopping with restore_best_weights and a second stateful callback."""
+    gg.manual_seed(seed)
+    train = gg.data.DataLoader(NoisyBlobs(), batch_size=32, shuffle=True)      # 7 batches, the last of 8
+    xv, yv = _blobs(90, 1)
+    val = gg.data.DataLoader(gg.data.TensorDataset(xv, yv), batch_size=30)
+    model = nn.Sequential(nn.Linear(2, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 3))
+    optimizer = gg.optim.AdamW(model.parameters(), lr=2e-2, weight_decay=0.05)
+    scheduler = gg.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * len(train))
+    stopper = EarlyStopping(monitor="val_loss", patience=patience, min_delta=0.02, restore_best_weights=True)
+    counter = EarlyStopping(monitor="loss", patience=100)
+    history = fit(model, optimizer, nn.CrossEntropyLoss(), train, val, epochs=epochs, scheduler=scheduler,
+                  scheduler_step="batch", callbacks=[stopper, counter], checkpoint=checkpoint, max_steps=max_steps,
+                  progress=False)
+    return model, optimizer, history, stopper
+
+
+def _arrays(model, optimizer):
+    params = {k: v.numpy().copy() for k, v in model.state_dict().items()}
+    moments = {(i, k): (v.numpy().copy() if hasattr(v, "numpy") else v)
+               for i, s in optimizer.state_dict()["state"].items() for k, v in s.items()}
+    return params, moments
+
+
+@pytest.mark.parametrize("chunk", [3, 5, 8])
+def test_a_job_split_into_max_steps_chunks_ends_bit_for_bit_as_one_run(tmp_path, chunk):
+    model, optimizer, history, stopper = _run()
+    expected_params, expected_moments = _arrays(model, optimizer)
+    assert stopper.stopped_epoch is not None, "the run should stop early (restore_best_weights is exercised)"
+
+    path = str(tmp_path / "job.safetensors")
+    calls, steps, mid_epoch = 0, 0, 0
+    while True:
+        calls += 1
+        # A new process each time (the first starts the job with its seed; later ones start from
+        # other random states, which the checkpoint must replace).
+        model_c, optimizer_c, history_c, stopper_c = _run(path, max_steps=steps + chunk,
+                                                          seed=0 if calls == 1 else 1000 + calls)
+        saved = gg.load(path)
+        if saved["step"] == steps or calls > 60:        # no progress: the job is over
+            break
+        assert saved["step"] == steps + chunk or saved["position"] is None
+        steps = saved["step"]
+        mid_epoch += saved["position"] is not None
+    assert mid_epoch >= 2, "the chunks should stop inside epochs"
+    params, moments = _arrays(model_c, optimizer_c)
+    assert params.keys() == expected_params.keys()
+    for key in expected_params:
+        assert np.array_equal(params[key], expected_params[key]), key
+    assert moments.keys() == expected_moments.keys()
+    for key in expected_moments:
+        assert np.array_equal(np.asarray(moments[key]), np.asarray(expected_moments[key])), key
+    assert history_c.epochs == history.epochs
+    for key in history:
+        if key != "time":
+            assert history_c[key] == history[key], key
+    assert (stopper_c.best, stopper_c.best_epoch, stopper_c.wait, stopper_c.stopped_epoch) == \
+        (stopper.best, stopper.best_epoch, stopper.wait, stopper.stopped_epoch)
+
+
+def _small_fit(callbacks=(), checkpoint=None, **options):
+    gg.manual_seed(0)
+    x, y = _blobs(64, 0)
+    loader = gg.data.DataLoader(gg.data.TensorDataset(x, y), batch_size=16, shuffle=True, seed=0)
+    model = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 3))
+    optimizer = gg.optim.Adam(model.parameters(), lr=1e-2)
+    scheduler = options.pop("scheduler", lambda o: gg.optim.lr_scheduler.StepLR(o, step_size=1, gamma=0.5))(optimizer)
+    fit_call = lambda **more: fit(model, optimizer, nn.CrossEntropyLoss(), loader, callbacks=list(callbacks),  # noqa: E731
+                                  checkpoint=checkpoint, scheduler=scheduler, progress=False, **dict(options, **more))
+    return model, optimizer, scheduler, loader, fit_call
+
+
+def _everything(model, optimizer, scheduler, loader):
+    return (
+        {k: v.numpy().copy() for k, v in model.state_dict().items()},
+        repr(optimizer.param_groups), {i: {k: np.asarray(v.numpy() if hasattr(v, "numpy") else v).tolist()
+                                           for k, v in s.items()} for i, s in optimizer.state_dict()["state"].items()},
+        repr(scheduler.state_dict()), repr(loader.state_dict()), repr(gg.backend.get_rng_state()),
+    )
+
+
+def _assert_same(before, after):
+    for b, a in zip(before, after):
+        if isinstance(b, dict) and b and isinstance(next(iter(b.values())), np.ndarray):
+            assert b.keys() == a.keys()
+            for key in b:
+                assert np.array_equal(b[key], a[key]), key
+        else:
+            assert b == a
+
+
+def test_a_checkpoint_with_other_callbacks_is_refused_and_nothing_changes(tmp_path):
+    path = str(tmp_path / "c.safetensors")
+    _, _, _, _, run = _small_fit([EarlyStopping(monitor="loss", patience=5)], checkpoint=path)
+    run(epochs=2)
+    model, optimizer, scheduler, loader, run = _small_fit([], checkpoint=path)
+    before = _everything(model, optimizer, scheduler, loader)
+    with pytest.raises(ValueError, match=r"callbacks \['EarlyStopping'\] but this run has \[\]") as info:
+        run(epochs=4)
+    assert "same callbacks" in str(info.value) and "c.safetensors" in str(info.value)
+    _assert_same(before, _everything(model, optimizer, scheduler, loader))
+    # Stateless callbacks (LambdaCallback) do not count; the same stateful ones resume.
+    _, _, _, _, run = _small_fit([gg.train.LambdaCallback(on_epoch_end=lambda e, l: None),
+                                  EarlyStopping(monitor="loss", patience=5)], checkpoint=path)
+    assert len(run(epochs=4)) == 4
+
+
+def test_a_resume_that_fails_half_way_puts_everything_back(tmp_path):
+    path = str(tmp_path / "c.safetensors")
+    _, _, _, _, run = _small_fit(checkpoint=path)
+    run(epochs=2)
+    saved = gg.load(path)
+    saved["scheduler"]["gamma"] = float("nan")      # model and optimizer load, then the scheduler refuses
+    gg.save(saved, path)
+    model, optimizer, scheduler, loader, run = _small_fit(checkpoint=path)
+    before = _everything(model, optimizer, scheduler, loader)
+    with pytest.raises(ValueError, match="gamma") as info:
+        run(epochs=4)
+    assert "nothing was changed" in str(info.value)
+    _assert_same(before, _everything(model, optimizer, scheduler, loader))
+
+
+def test_fit_on_a_loader_without_batches_is_an_error():
+    x, y = _blobs(5, 0)
+    loader = gg.data.DataLoader(gg.data.TensorDataset(x, y), batch_size=8, drop_last=True)
+    model = nn.Linear(2, 3)
+    before = model.weight.numpy().copy()
+    with pytest.raises(ValueError, match=r"no batch.*5 sample\(s\), batch_size=8, drop_last=True"):
+        fit(model, gg.optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss(), loader, progress=False)
+
+    class Empty:        # an iterable without len()
+        def __iter__(self):
+            return iter(())
+    with pytest.raises(ValueError, match="yielded no batch in epoch 0"):
+        fit(model, gg.optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss(), Empty(), progress=False)
+    assert np.array_equal(model.weight.numpy(), before)
