@@ -1095,7 +1095,10 @@ def _check_checkpoint(state, trainer, callbacks, made, path):
         short = lambda names: [name.rsplit(".", 1)[-1] for name in names]     # noqa: E731
         refuse(f"it holds the state of the callbacks {short(saved_types)} but this run has {short(own_types)} "
                "(callbacks with state, in order); pass the same callbacks in the same order")
-    _restore_rng(state.get("rng"), check_only=True)
+    try:
+        _restore_rng(state.get("rng"), check_only=True)
+    except ValueError as error:
+        refuse(str(error).removeprefix("fit: "))
     position = state.get("position")
     if position is not None:
         fields = {"batches_done", "loss_sum", "count", "lr", "metrics", "elapsed"}
@@ -1119,9 +1122,6 @@ def _restore(state, trainer, train_loader, val_loader, callbacks, made, path):
     model, optimizer, scheduler = trainer.model, trainer.optimizer, trainer.scheduler
     undo = []       # how to put back what was applied, newest first
     try:
-        kept = {key: value.detach().clone() for key, value in model.state_dict().items()}
-        model.load_state_dict(state["model"])
-        undo.append(lambda: model.load_state_dict(kept))
         kept_optimizer = (optimizer.state, optimizer.param_groups)    # load_state_dict builds new objects
         optimizer.load_state_dict(state["optimizer"])
         undo.append(lambda: setattr(optimizer, "state", kept_optimizer[0])
@@ -1139,6 +1139,9 @@ def _restore(state, trainer, train_loader, val_loader, callbacks, made, path):
         for callback, entry in zip([c for c in callbacks if _is_stateful(c)], saved):
             undo.append(_attributes_undo(callback))
             callback.load_state_dict(entry["state"])
+        # The model last: its load_state_dict checks everything before copying (so a refusal
+        # changes nothing), and undoing it would move the parameters' version counters.
+        model.load_state_dict(state["model"])
         kept_rng = _capture_rng()
         _restore_rng(state["rng"])
         undo.append(lambda: _restore_rng(kept_rng))
@@ -1147,7 +1150,7 @@ def _restore(state, trainer, train_loader, val_loader, callbacks, made, path):
             step()
         if isinstance(error, Exception) and not str(error).startswith("fit: cannot resume"):
             try:
-                replacement = type(error)(f"fit: cannot resume from {path!r}: {error}; nothing was changed "
+                replacement = type(error)(f"fit: cannot resume from {path!r}: {str(error).rstrip('. ')}; nothing was changed "
                                           "(model, optimizer, scheduler, loaders, callbacks and random state are "
                                           "as they were)")
             except Exception:       # noqa: BLE001 - an exception type with another signature: keep it
