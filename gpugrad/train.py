@@ -393,7 +393,9 @@ class Callback:
     ``stop_training`` (set it True to end the run after the current epoch).
     ``logs`` is the epoch's record (``loss``, ``val_loss``, metrics, ``lr``).
     A callback with state that matters for resuming (counters, best values)
-    returns it from :meth:`state_dict`; fit stores it in the checkpoint.
+    returns it from :meth:`state_dict`; fit stores it in the checkpoint, and
+    a resumed run must pass callbacks of the same classes with state (those
+    overriding ``state_dict``), in the same order, or the resume is refused.
     """
 
     trainer = None
@@ -754,14 +756,20 @@ def fit(model, optimizer, loss_fn, train_loader, val_loader=None, epochs=1, metr
     callbacks : sequence of :class:`Callback`
     checkpoint : str, optional
         Path of a checkpoint written atomically (``gg.save``) at every epoch
-        end: model, optimizer, scheduler, random-generator and loader states,
-        callback states and the history.
+        end, and when ``max_steps`` stops the run inside an epoch: model,
+        optimizer, scheduler, random-generator and loader states, callback
+        states, the history, and (mid-epoch) the batches done and the
+        epoch's running sums.
     resume : bool or None
         ``None`` (default): resume when ``checkpoint`` exists.  ``True``: it
         must exist.  ``False``: start afresh and overwrite it.  A resumed run
-        continues exactly where the saved one stopped: on the CPU, the
-        parameters after an interrupted-and-resumed run equal those of an
-        uninterrupted run bit for bit.
+        continues exactly where the saved one stopped (inside an epoch: with
+        its next batch): on the CPU, the parameters after an interrupted, or
+        ``max_steps``-chunked, and resumed run equal those of an uninterrupted
+        run bit for bit.  Resuming is all or nothing: the checkpoint is
+        checked, and if any part is refused (a state dict that does not fit,
+        callbacks with state other than the saved ones, a scheduler given or
+        dropped) everything is left as it was and the error names the part.
     progress : True, False, "bar" or "lines"
         True: a tqdm progress bar when stderr is a terminal (one plain line per
         epoch if tqdm is not installed), quiet otherwise.
@@ -769,7 +777,9 @@ def fit(model, optimizer, loss_fn, train_loader, val_loader=None, epochs=1, metr
         Move the model and each batch there.
     max_steps : int, optional
         Stop after this many optimizer steps in total (the last epoch may be
-        partial); ``epochs`` then only bounds the run.
+        partial: its record in the returned history covers the batches done;
+        the checkpoint keeps the epoch open, so a later ``fit`` with a larger
+        ``max_steps`` finishes it); ``epochs`` then only bounds the run.
     description : str, optional
         Label of the progress bar.
 
@@ -778,6 +788,12 @@ def fit(model, optimizer, loss_fn, train_loader, val_loader=None, epochs=1, metr
     History
         ``history["loss"]``, ``["val_loss"]``, ``["accuracy"]``, ``["lr"]``,
         ``["time"]``, ... one value per epoch.
+
+    Raises
+    ------
+    ValueError
+        The training loader yields no batch (e.g. ``drop_last=True`` with
+        fewer samples than ``batch_size``), or a checkpoint cannot be resumed.
 
     Warns
     -----
