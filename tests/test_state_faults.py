@@ -92,7 +92,7 @@ def test_an_interrupt_at_any_point_of_save_leaves_no_temporary_file_and_no_descr
         else:
             signal.signal(signal.SIGTERM, exit_on_term)
             signal.signal(signal.SIGALRM, lambda s, f: os.kill(os.getpid(), signal.SIGTERM))
-        for attempt in range(300):
+        for attempt in range(200):
             state["step"] = attempt
             try:
                 signal.setitimer(signal.ITIMER_REAL, generator.uniform(1e-6, 4e-4))
