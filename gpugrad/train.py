@@ -875,8 +875,9 @@ def fit(model, optimizer, loss_fn, train_loader, val_loader=None, epochs=1, metr
                     break
                 trainer.epoch = epoch
                 position, resumed = resumed, None
-                for callback in callbacks:
-                    callback.on_epoch_begin(epoch, {})
+                if position is None:        # a resumed epoch began in the saved run (its callbacks' state shows it)
+                    for callback in callbacks:
+                        callback.on_epoch_begin(epoch, {})
                 started = time.perf_counter()
                 if hasattr(model, "train"):
                     model.train()

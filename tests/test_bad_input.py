@@ -467,6 +467,8 @@ STATE_CASES = [
     Case("optimizer_load_group_lr_nan", _load_into(
         lambda d, o: {"state": {}, "param_groups": [dict(o.state_dict()["param_groups"][0], lr=NAN)]}),
          ValueError, ["Adam", "lr", "NaN"]),
+    Case("optimizer_lr_inf", lambda d, p: ((lambda w: (lambda: gg.optim.Adam([w], lr=INF), [w]))(t(3, device=d, grad=True))),
+         ValueError, ["Adam", "lr=inf", "infinite"]),
     Case("optimizer_step_read_only", _read_only_step, ValueError, ["SGD.step", "read-only", r"\(2,\)", "no parameter was changed"]),
     # Schedulers: every constructor refuses NaN / infinite / out-of-range settings.
     _scheduler_case("steplr_gamma_nan", lambda o: S.StepLR(o, 2, gamma=NAN), ["StepLR", "gamma=nan", "finite"]),

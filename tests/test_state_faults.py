@@ -354,3 +354,41 @@ def test_fit_on_a_loader_without_batches_is_an_error():
     with pytest.raises(ValueError, match="yielded no batch in epoch 0"):
         fit(model, gg.optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss(), Empty(), progress=False)
     assert np.array_equal(model.weight.numpy(), before)
+
+
+class Counting(Callback):
+    """A callback whose state counts its hooks: a chunked run must see each hook once."""
+
+    def __init__(self):
+        self.counts = {"epoch_begin": 0, "batch_begin": 0, "batch_end": 0, "epoch_end": 0}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.counts["epoch_begin"] += 1
+
+    def on_batch_begin(self, step, logs=None):
+        self.counts["batch_begin"] += 1
+
+    def on_batch_end(self, step, logs=None):
+        self.counts["batch_end"] += 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.counts["epoch_end"] += 1
+
+    def state_dict(self):
+        return dict(self.counts)
+
+    def load_state_dict(self, state):
+        self.counts = dict(state)
+
+
+def test_a_resumed_epoch_does_not_begin_twice(tmp_path):
+    whole = Counting()
+    _, _, _, _, run = _small_fit([whole], scheduler=lambda o: None)
+    run(epochs=3)
+    assert whole.counts == {"epoch_begin": 3, "batch_begin": 12, "batch_end": 12, "epoch_end": 3}
+    path = str(tmp_path / "c.safetensors")
+    for stop in (3, 6, 9, 12):
+        chunked = Counting()
+        _, _, _, _, run = _small_fit([chunked], checkpoint=path, scheduler=lambda o: None)
+        run(epochs=3, max_steps=stop)
+    assert gg.load(path)["callbacks"][0]["state"] == whole.counts

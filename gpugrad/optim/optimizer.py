@@ -108,6 +108,8 @@ def _check_number(owner, name, value, low=0.0, high=None, low_inclusive=True, hi
         raise ValueError(f"{owner}: {name}={value!r} must be a real number")
     if math.isnan(value):
         raise ValueError(f"{owner}: {name} is NaN; pass a finite number")
+    if math.isinf(value):
+        raise ValueError(f"{owner}: {name}={value!r} is infinite; pass a finite number")
     bad_low = value < low if low_inclusive else value <= low
     bad_high = high is not None and (value > high if high_inclusive else value >= high)
     if bad_low or bad_high:
