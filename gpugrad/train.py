@@ -816,6 +816,14 @@ def fit(model, optimizer, loss_fn, train_loader, val_loader=None, epochs=1, metr
     for callback in callbacks:
         if not isinstance(callback, Callback):
             raise TypeError(f"fit: callbacks must be gg.train.Callback instances, got {type(callback).__name__}")
+    try:
+        batches_per_epoch = len(train_loader)
+    except TypeError:
+        batches_per_epoch = None
+    if batches_per_epoch == 0:
+        raise ValueError(f"fit: the training loader yields no batch ({_describe_empty(train_loader)}), so "
+                         "there is nothing to train on; lower batch_size, set drop_last=False, or check the data")
+
     device = None if device is None else backend.as_device(device)
     if device is not None and hasattr(model, "to"):
         model.to(device)
@@ -824,14 +832,6 @@ def fit(model, optimizer, loss_fn, train_loader, val_loader=None, epochs=1, metr
     if plateau and scheduler_step == "batch":
         raise ValueError("fit: ReduceLROnPlateau steps on a monitored value once per epoch; use "
                          "scheduler_step='epoch' with it")
-
-    try:
-        batches_per_epoch = len(train_loader)
-    except TypeError:
-        batches_per_epoch = None
-    if batches_per_epoch == 0:
-        raise ValueError(f"fit: the training loader yields no batch ({_describe_empty(train_loader)}), so "
-                         "there is nothing to train on; lower batch_size, set drop_last=False, or check the data")
 
     history = History()
     trainer = _Trainer(model, optimizer, scheduler, history)
