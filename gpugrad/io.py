@@ -38,14 +38,21 @@ from __future__ import annotations
 import json
 import math
 import os
+import secrets
+import signal
 import struct
-import tempfile
+import threading
 from collections.abc import Mapping
 
 import numpy as np
 
 from . import backend
 from .errors import CheckpointError, DTypeError
+
+try:        # the C functions: signal.getsignal/signal wrap every number in an enum (slow)
+    import _signal as _raw_signal
+except ImportError:  # pragma: no cover - other Pythons
+    _raw_signal = signal
 
 __all__ = ["save", "load"]
 
@@ -86,7 +93,12 @@ def save(obj, path):
     path : str or os.PathLike
         Destination.  The data goes to a temporary file in the same directory,
         is flushed to disk, then renamed over ``path``: a crash at any moment
-        leaves either the old file or the new one, never a mix.
+        leaves either the old file or the new one, never a mix.  A symbolic
+        link is written through (its target is replaced, the link stays).  A
+        new file gets the permissions ``open()`` would give it under the
+        process umask; a replaced file keeps its own.  An interrupt
+        (KeyboardInterrupt, SIGTERM, SIGHUP) at any moment leaves no
+        temporary file and no open descriptor behind.
 
     Examples
     --------
@@ -113,34 +125,137 @@ def save(obj, path):
     # Pad with spaces to a multiple of 8 so the data is aligned (as safetensors does).
     header_bytes += b" " * (-len(header_bytes) % 8)
 
-    directory = os.path.dirname(os.path.abspath(path))
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    # Through a symbolic link to its target, as torch.save and safetensors do:
+    # renaming over the link itself would replace the link with a plain file.
+    path = os.path.realpath(path)
+    _write_atomically(path, header_bytes, encoder.arrays)
+
+
+# While the temporary file exists, signal handlers are deferred, so no handler
+# (the KeyboardInterrupt of Ctrl-C, a SIGTERM handler raising SystemExit, a
+# timer's) can raise between creating the file (or its descriptor) and
+# recording it.  Python runs handlers only in the main thread, between
+# bytecodes; there, for the duration of the write, every Python-level handler
+# (and SIGINT/SIGTERM/SIGHUP, even at their defaults) is swapped for one that
+# only records the signal.  (Masking the signals would not do: the kernel then
+# hands them to another thread, e.g. a BLAS worker, and Python still runs the
+# handler in the main thread.)  A recorded signal that would interrupt (the
+# default handlers) aborts the write at the next chunk: the temporary file is
+# removed and its descriptor closed.  Then the original handlers come back and
+# each recorded signal is handled as it would have been (a program's own
+# handler, which may only set a "stop soon" flag, runs after a completed save).
+_CATCH_AT_DEFAULT = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+_VALID_SIGNALS = tuple(int(number) for number in signal.valid_signals())
+_CHUNK_BYTES = 1 << 24      # how often a long write looks for a recorded interrupt
+
+
+class _Interrupted(Exception):
+    """A recorded signal would interrupt: abort the write, clean up, then handle it."""
+
+
+class _DeferredSignals:
+    """Swap the main thread's signal handlers for recorders; restore them and replay."""
+
+    def __init__(self):
+        self.originals = {}
+        self.recorded = []
+
+    def _record(self, signum, frame):
+        self.recorded.append((signum, frame))
+
+    def hold(self):
+        if threading.current_thread() is not threading.main_thread():
+            return      # handlers never run in this thread
+        for number in _VALID_SIGNALS:
+            try:
+                handler = _raw_signal.getsignal(number)
+            except (OSError, ValueError):
+                continue
+            if callable(handler) or (handler == signal.SIG_DFL and number in _CATCH_AT_DEFAULT):
+                self.originals[number] = handler      # recorded before the swap: restored whatever happens
+                try:
+                    _raw_signal.signal(number, self._record)
+                except (OSError, ValueError, RuntimeError):
+                    del self.originals[number]
+
+    def would_interrupt(self):
+        return any(self.originals.get(number) in (signal.default_int_handler, signal.SIG_DFL)
+                   for number, _ in self.recorded)
+
+    def release(self):
+        """Restore every handler, then handle the recorded signals (a handler may raise here)."""
+        for number, handler in self.originals.items():
+            _raw_signal.signal(number, handler)
+        recorded, self.recorded = self.recorded, []
+        for number, frame in recorded:
+            handler = self.originals[number]
+            if callable(handler):
+                handler(number, frame)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(number)     # the default action, now that nothing is left behind
+
+
+def _new_file_mode():
+    """The mode open() gives a new file: 0o666 less the process umask."""
     try:
-        # mkstemp makes the file private (0600); give the checkpoint the mode the
-        # old file had, or the usual 0644 for a new one.
+        with open("/proc/self/status", encoding="ascii") as status:     # Linux: read without changing it
+            for line in status:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    umask = os.umask(0o022)     # elsewhere: the only portable way to read it is to set it
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def _write_atomically(path, header_bytes, arrays):
+    """Write to a temporary file beside ``path``, fsync it, rename it over ``path``."""
+    directory = os.path.dirname(path)
+    deferred = _DeferredSignals()
+    interrupted = False
+    try:
+        deferred.hold()
         try:
-            mode = os.stat(path).st_mode & 0o777
+            mode = os.stat(path).st_mode & 0o7777     # replacing a file keeps its permissions
         except OSError:
-            mode = 0o644
-        with os.fdopen(descriptor, "wb") as handle:
-            if hasattr(os, "fchmod"):
-                os.fchmod(handle.fileno(), mode)
-            handle.write(struct.pack("<Q", len(header_bytes)))
-            handle.write(header_bytes)
-            for _, array in encoder.arrays:
-                # A flat byte view: no copy, and fine for 0-d and empty arrays.
-                handle.write(array.reshape(-1).view(np.uint8).data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        # Includes KeyboardInterrupt: never leave a half-written temporary behind.
+            mode = _new_file_mode()
+        temporary, descriptor = _create_temporary(directory, os.path.basename(path))
         try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        raise
-    _fsync_directory(directory)
+            try:
+                if hasattr(os, "fchmod"):
+                    os.fchmod(descriptor, mode)
+                _write_all(descriptor, struct.pack("<Q", len(header_bytes)), deferred)
+                _write_all(descriptor, header_bytes, deferred)
+                for _, array in arrays:
+                    # A flat byte view: no copy, and fine for 0-d and empty arrays.
+                    _write_all(descriptor, array.reshape(-1).view(np.uint8), deferred)
+                os.fsync(descriptor)
+            finally:
+                os.close(descriptor)
+            if deferred.would_interrupt():
+                raise _Interrupted
+            os.replace(temporary, path)
+        except _Interrupted:
+            interrupted = True
+            _remove(temporary)
+        except BaseException:
+            # Never leave a half-written temporary behind (a full disk, a bad write, ...).
+            _remove(temporary)
+            raise
+        else:
+            _fsync_directory(directory)
+    finally:
+        deferred.release()      # a recorded signal's handler raises here, after the cleanup
+    if interrupted:     # the handler did not raise (it was changed meanwhile): still say so
+        raise KeyboardInterrupt(f"gg.save: interrupted; {path!r} was left as it was")
+
+
+def _remove(temporary):
+    try:
+        os.unlink(temporary)
+    except OSError:
+        pass
 
 
 def _fsync_directory(directory):
@@ -155,6 +270,27 @@ def _fsync_directory(directory):
         pass
     finally:
         os.close(descriptor)
+
+
+def _create_temporary(directory, base):
+    """Create ``.<base>.<random>.tmp`` privately (0600); return its path and descriptor."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        temporary = os.path.join(directory, f".{base}.{secrets.token_hex(6)}.tmp")
+        try:
+            return temporary, os.open(temporary, flags, 0o600)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"gg.save: could not create a temporary file beside {base!r} in {directory!r}")
+
+
+def _write_all(descriptor, data, deferred):
+    view = memoryview(data).cast("B")
+    written = 0
+    while written < len(view):
+        if deferred.would_interrupt():
+            raise _Interrupted
+        written += os.write(descriptor, view[written:written + _CHUNK_BYTES])
 
 
 def _tensor_class():
@@ -458,12 +594,20 @@ def _tensor_maker(device):
 
 
 class _Decoder:
+    """Rebuilds the saved tree; any node ``save`` could not have written is a CheckpointError."""
+
     def __init__(self, arrays, make, path):
         self.arrays, self.make, self.path = arrays, make, path
         self.built = {}     # a tensor referenced twice (shared weights) is rebuilt once, shared again
 
+    def _fail(self, what):
+        raise CheckpointError(f"gg.load: the structure in {self.path!r} holds {what}, which gg.save never "
+                              "writes; the file is corrupt or crafted")
+
     def _array(self, name):
-        if not isinstance(name, str) or name not in self.arrays:
+        if not isinstance(name, str):
+            self._fail(f"a tensor reference of type {type(name).__name__} ({str(name)[:60]})")
+        if name not in self.arrays:
             raise CheckpointError(f"gg.load: the structure in {self.path!r} refers to tensor {name!r}, "
                                   "which the file does not contain")
         return self.arrays[name]
@@ -472,40 +616,59 @@ class _Decoder:
         if isinstance(node, list):
             return [self.decode(item) for item in node]
         if not isinstance(node, dict):
-            return node
-        if len(node) == 1 or (len(node) == 2 and "requires_grad" in node and "__tensor__" in node):
-            if "__tensor__" in node:
-                name = node["__tensor__"]
-                key = ("tensor", name)
-                if key not in self.built:
-                    self.built[key] = self.make(self._array(name), bool(node.get("requires_grad", False)))
-                return self.built[key]
-            if "__ndarray__" in node:
-                key = ("ndarray", node["__ndarray__"])
-                if key not in self.built:
-                    self.built[key] = self._array(node["__ndarray__"])
-                return self.built[key]
-            if "__tuple__" in node:
-                items = node["__tuple__"]
-                if not isinstance(items, list):
-                    raise CheckpointError(f"gg.load: malformed tuple in {self.path!r}")
-                return tuple(self.decode(item) for item in items)
-            if "__float__" in node:
-                if node["__float__"] not in ("nan", "inf", "-inf"):
-                    raise CheckpointError(f"gg.load: malformed float {node['__float__']!r} in {self.path!r}")
-                return float(node["__float__"])
-            if "__dict__" in node:
-                pairs = node["__dict__"]
-                if not isinstance(pairs, list) or not all(isinstance(p, list) and len(p) == 2 for p in pairs):
-                    raise CheckpointError(f"gg.load: malformed dict in {self.path!r}")
-                result = {}
-                for key, value in pairs:
-                    key = self.decode(key)
-                    if isinstance(key, Mapping) or isinstance(key, list) or not _hashable(key):
-                        raise CheckpointError(f"gg.load: unusable dict key {key!r} in {self.path!r}")
-                    result[key] = self.decode(value)
-                return result
-        return {key: self.decode(value) for key, value in node.items()}
+            return node     # JSON scalars: None, bool, int, float, str
+        markers = [key for key in node if key in _MARKERS]
+        if not markers:
+            return {key: self.decode(value) for key, value in node.items()}
+        marker = markers[0]
+        extra = sorted(set(node) - {marker, "requires_grad"} if marker == "__tensor__" else set(node) - {marker})
+        if len(markers) > 1 or extra:
+            self._fail(f"a {marker!r} node with the extra keys {extra or markers[1:]}")
+        value = node[marker]
+        if marker == "__tensor__":
+            return self._tensor(value, node.get("requires_grad", False))
+        if marker == "__ndarray__":
+            key = ("ndarray", value)
+            array = self._array(value)
+            if key not in self.built:
+                self.built[key] = array
+            return self.built[key]
+        if marker == "__tuple__":
+            if not isinstance(value, list):
+                self._fail(f"a tuple node holding a {type(value).__name__}")
+            return tuple(self.decode(item) for item in value)
+        if marker == "__float__":
+            if not (isinstance(value, str) and value in ("nan", "inf", "-inf")):
+                self._fail(f"the float node {str(value)[:60]!r}")
+            return float(value)
+        # "__dict__": a dict whose keys are not plain strings, as [key, value] pairs.
+        if not isinstance(value, list) or not all(isinstance(p, list) and len(p) == 2 for p in value):
+            self._fail("a malformed dict node (expected a list of [key, value] pairs)")
+        result = {}
+        for key, item in value:
+            key = self.decode(key)
+            if isinstance(key, (Mapping, list)) or not _hashable(key) or _holds_tensor(key):
+                raise CheckpointError(f"gg.load: unusable dict key {str(key)[:60]} in {self.path!r}")
+            result[key] = self.decode(item)
+        return result
+
+    def _tensor(self, name, requires_grad):
+        if not isinstance(requires_grad, bool):
+            self._fail(f"requires_grad={str(requires_grad)[:60]!r} (not a boolean)")
+        array = self._array(name)
+        if requires_grad and array.dtype.kind not in "fc":
+            self._fail(f"requires_grad=True on tensor {name!r} of dtype {array.dtype} (only floating tensors "
+                       "can require gradients)")
+        key = ("tensor", name)
+        if key not in self.built:
+            self.built[key] = self.make(array, requires_grad)
+        return self.built[key]
+
+
+def _holds_tensor(key):
+    if isinstance(key, tuple):
+        return any(_holds_tensor(part) for part in key)
+    return not (key is None or isinstance(key, (str, int, float, bool)))
 
 
 def _hashable(value):

@@ -393,7 +393,9 @@ class Callback:
     ``stop_training`` (set it True to end the run after the current epoch).
     ``logs`` is the epoch's record (``loss``, ``val_loss``, metrics, ``lr``).
     A callback with state that matters for resuming (counters, best values)
-    returns it from :meth:`state_dict`; fit stores it in the checkpoint.
+    returns it from :meth:`state_dict`; fit stores it in the checkpoint, and
+    a resumed run must pass callbacks of the same classes with state (those
+    overriding ``state_dict``), in the same order, or the resume is refused.
     """
 
     trainer = None
@@ -503,10 +505,37 @@ class EarlyStopping(Callback):
             self.trainer.model.load_state_dict(self._best_state)
 
     def state_dict(self):
-        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait}
+        """Counters, the best value and epoch, and (with restore_best_weights) the best weights."""
+        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait,
+                "stopped_epoch": self.stopped_epoch, "best_state": self._best_state}
 
     def load_state_dict(self, state):
-        self.best, self.best_epoch, self.wait = float(state["best"]), state["best_epoch"], int(state["wait"])
+        """Restore :meth:`state_dict`; everything is checked before anything changes."""
+        owner = "EarlyStopping.load_state_dict"
+        if not isinstance(state, dict) or not {"best", "best_epoch", "wait"} <= set(state):
+            raise ValueError(f"{owner}: expected a dict with 'best', 'best_epoch' and 'wait' (from "
+                             f"EarlyStopping.state_dict()), got {state!r:.100}")
+        best = state["best"]
+        if isinstance(best, bool) or not isinstance(best, numbers.Real) or math.isnan(best):
+            raise ValueError(f"{owner}: best={best!r} must be a number (not NaN)")
+        for key in ("best_epoch", "stopped_epoch"):
+            value = state.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0):
+                raise ValueError(f"{owner}: {key}={value!r} must be None or an epoch number >= 0")
+        wait = state["wait"]
+        if isinstance(wait, bool) or not isinstance(wait, numbers.Integral) or wait < 0:
+            raise ValueError(f"{owner}: wait={wait!r} must be an integer >= 0")
+        best_state = state.get("best_state")
+        if best_state is not None and not (isinstance(best_state, dict)
+                                           and all(hasattr(v, "shape") for v in best_state.values())):
+            raise ValueError(f"{owner}: best_state must be None or a model state dict of tensors")
+        if self.restore_best_weights and best_state is None and state["best_epoch"] is not None:
+            raise ValueError(f"{owner}: restore_best_weights=True but the saved state has no best weights "
+                             f"(it was saved with restore_best_weights=False); the best epoch "
+                             f"{state['best_epoch']}'s weights cannot be restored")
+        self.best, self.best_epoch, self.wait = float(best), state["best_epoch"], int(wait)
+        self.stopped_epoch = state.get("stopped_epoch")
+        self._best_state = best_state if self.restore_best_weights else None
 
 
 class ModelCheckpoint(Callback):
@@ -547,10 +576,17 @@ class ModelCheckpoint(Callback):
         self.saved.append(path)
 
     def state_dict(self):
-        return {"best": self.best}
+        return {"best": self.best, "saved": list(self.saved)}
 
     def load_state_dict(self, state):
-        self.best = float(state["best"])
+        best = state.get("best") if isinstance(state, dict) else None
+        if isinstance(best, bool) or not isinstance(best, numbers.Real) or math.isnan(best):
+            raise ValueError(f"ModelCheckpoint.load_state_dict: expected {{'best': number}} (from "
+                             f"ModelCheckpoint.state_dict()), got {state!r:.100}")
+        saved = state.get("saved", [])
+        if not (isinstance(saved, list) and all(isinstance(path, str) for path in saved)):
+            raise ValueError("ModelCheckpoint.load_state_dict: 'saved' must be a list of paths")
+        self.best, self.saved = float(best), list(saved)
 
 
 # ---------------------------------------------------------------------------
@@ -720,14 +756,20 @@ def fit(model, optimizer, loss_fn, train_loader, val_loader=None, epochs=1, metr
     callbacks : sequence of :class:`Callback`
     checkpoint : str, optional
         Path of a checkpoint written atomically (``gg.save``) at every epoch
-        end: model, optimizer, scheduler, random-generator and loader states,
-        callback states and the history.
+        end, and when ``max_steps`` stops the run inside an epoch: model,
+        optimizer, scheduler, random-generator and loader states, callback
+        states, the history, and (mid-epoch) the batches done and the
+        epoch's running sums.
     resume : bool or None
         ``None`` (default): resume when ``checkpoint`` exists.  ``True``: it
         must exist.  ``False``: start afresh and overwrite it.  A resumed run
-        continues exactly where the saved one stopped: on the CPU, the
-        parameters after an interrupted-and-resumed run equal those of an
-        uninterrupted run bit for bit.
+        continues exactly where the saved one stopped (inside an epoch: with
+        its next batch): on the CPU, the parameters after an interrupted, or
+        ``max_steps``-chunked, and resumed run equal those of an uninterrupted
+        run bit for bit.  Resuming is all or nothing: the checkpoint is
+        checked, and if any part is refused (a state dict that does not fit,
+        callbacks with state other than the saved ones, a scheduler given or
+        dropped) everything is left as it was and the error names the part.
     progress : True, False, "bar" or "lines"
         True: a tqdm progress bar when stderr is a terminal (one plain line per
         epoch if tqdm is not installed), quiet otherwise.
@@ -735,7 +777,9 @@ def fit(model, optimizer, loss_fn, train_loader, val_loader=None, epochs=1, metr
         Move the model and each batch there.
     max_steps : int, optional
         Stop after this many optimizer steps in total (the last epoch may be
-        partial); ``epochs`` then only bounds the run.
+        partial: its record in the returned history covers the batches done;
+        the checkpoint keeps the epoch open, so a later ``fit`` with a larger
+        ``max_steps`` finishes it); ``epochs`` then only bounds the run.
     description : str, optional
         Label of the progress bar.
 
@@ -744,6 +788,12 @@ def fit(model, optimizer, loss_fn, train_loader, val_loader=None, epochs=1, metr
     History
         ``history["loss"]``, ``["val_loss"]``, ``["accuracy"]``, ``["lr"]``,
         ``["time"]``, ... one value per epoch.
+
+    Raises
+    ------
+    ValueError
+        The training loader yields no batch (e.g. ``drop_last=True`` with
+        fewer samples than ``batch_size``), or a checkpoint cannot be resumed.
 
     Warns
     -----
@@ -766,6 +816,14 @@ def fit(model, optimizer, loss_fn, train_loader, val_loader=None, epochs=1, metr
     for callback in callbacks:
         if not isinstance(callback, Callback):
             raise TypeError(f"fit: callbacks must be gg.train.Callback instances, got {type(callback).__name__}")
+    try:
+        batches_per_epoch = len(train_loader)
+    except TypeError:
+        batches_per_epoch = None
+    if batches_per_epoch == 0:
+        raise ValueError(f"fit: the training loader yields no batch ({_describe_empty(train_loader)}), so "
+                         "there is nothing to train on; lower batch_size, set drop_last=False, or check the data")
+
     device = None if device is None else backend.as_device(device)
     if device is not None and hasattr(model, "to"):
         model.to(device)
@@ -778,6 +836,7 @@ def fit(model, optimizer, loss_fn, train_loader, val_loader=None, epochs=1, metr
     history = History()
     trainer = _Trainer(model, optimizer, scheduler, history)
     start_epoch = 0
+    resumed = None          # the mid-epoch position of a resumed checkpoint, if any
     if checkpoint is not None:
         checkpoint = os.fspath(checkpoint)
         exists = os.path.exists(checkpoint)
@@ -788,14 +847,10 @@ def fit(model, optimizer, loss_fn, train_loader, val_loader=None, epochs=1, metr
             if not isinstance(state, dict) or state.get("format") != _CHECKPOINT_FORMAT:
                 raise ValueError(f"fit: {checkpoint!r} is not a fit() checkpoint (no format "
                                  f"{_CHECKPOINT_FORMAT!r}); pass resume=False to overwrite it")
-            _restore(state, trainer, train_loader, val_loader, callbacks)
+            resumed = _restore(state, trainer, train_loader, val_loader, callbacks, made, checkpoint)
             history = trainer.history
             start_epoch = int(state["epoch"])
 
-    try:
-        batches_per_epoch = len(train_loader)
-    except TypeError:
-        batches_per_epoch = None
     total = None
     if batches_per_epoch is not None:
         total = epochs * batches_per_epoch
@@ -819,8 +874,10 @@ def fit(model, optimizer, loss_fn, train_loader, val_loader=None, epochs=1, metr
                 if trainer.stop_training or (max_steps is not None and trainer.step >= max_steps):
                     break
                 trainer.epoch = epoch
-                for callback in callbacks:
-                    callback.on_epoch_begin(epoch, {})
+                position, resumed = resumed, None
+                if position is None:        # a resumed epoch began in the saved run (its callbacks' state shows it)
+                    for callback in callbacks:
+                        callback.on_epoch_begin(epoch, {})
                 started = time.perf_counter()
                 if hasattr(model, "train"):
                     model.train()
@@ -834,9 +891,22 @@ def fit(model, optimizer, loss_fn, train_loader, val_loader=None, epochs=1, metr
                     # DistributedSampler draws each epoch's order from (seed, epoch), the same
                     # on every rank: without this every epoch would repeat epoch 0's order.
                     sampler.set_epoch(epoch)
-                for batch in train_loader:
-                    if max_steps is not None and trainer.step >= max_steps:
-                        break
+                # Where this epoch's order comes from, for a checkpoint written mid-epoch.
+                epoch_loader_state = _loader_state(train_loader) if checkpoint is not None else None
+                batches = iter(train_loader)
+                batches_done = 0
+                if position is not None:
+                    # Resume inside the epoch: replay its order past the batches already
+                    # trained on, take back its running sums, and only then the random
+                    # state of the moment it stopped (fetching may have drawn from it).
+                    batches_done = _skip_batches(batches, position["batches_done"], checkpoint)
+                    total_loss, count, lr = position["loss_sum"], position["count"], position["lr"]
+                    for metric, (metric_total, metric_count) in zip(made, position["metrics"]):
+                        metric.total, metric.count = metric_total, metric_count
+                    started -= position["elapsed"]
+                    _restore_rng(position["rng"])
+                stopped_inside = False
+                for batch in batches:
                     for callback in callbacks:
                         callback.on_batch_begin(trainer.step, {})
                     inputs, target = _split_batch(batch)
@@ -851,6 +921,7 @@ def fit(model, optimizer, loss_fn, train_loader, val_loader=None, epochs=1, metr
                     if scheduler is not None and scheduler_step == "batch":
                         scheduler.step()
                     trainer.step += 1
+                    batches_done += 1
                     loss_value = float(loss.detach())
                     if not math.isfinite(loss_value) and not warned_nonfinite:
                         warned_nonfinite = True
@@ -867,8 +938,23 @@ def fit(model, optimizer, loss_fn, train_loader, val_loader=None, epochs=1, metr
                     bar.batch(loss_value)
                     for callback in callbacks:
                         callback.on_batch_end(trainer.step, {"loss": loss_value})
-                if count == 0:
-                    break
+                    if max_steps is not None and trainer.step >= max_steps:
+                        # Stop without fetching the next batch (that could draw random numbers).
+                        rng_at_stop = _capture_rng() if checkpoint is not None else None
+                        stopped_inside = not _epoch_is_over(batches, batches_done, batches_per_epoch)
+                        break
+                if batches_done == 0:
+                    raise ValueError(f"fit: the training loader yielded no batch in epoch {epoch} "
+                                     f"({_describe_empty(train_loader)}); nothing was trained in this epoch. "
+                                     "Lower batch_size, set drop_last=False, or check the data")
+                if stopped_inside and checkpoint is not None:
+                    # max_steps ended the run inside the epoch: a checkpoint of this very
+                    # moment, from which the next run continues with the next batch.
+                    position = {"batches_done": batches_done, "loss_sum": total_loss, "count": count, "lr": lr,
+                                "metrics": [[metric.total, metric.count] for metric in made],
+                                "elapsed": time.perf_counter() - started, "rng": rng_at_stop}
+                    save(_snapshot(trainer, epoch, epoch_loader_state, val_loader, callbacks, position),
+                         checkpoint)
                 logs = {"loss": total_loss / count}
                 for metric in made:
                     logs[metric.name] = metric.value()
@@ -887,8 +973,9 @@ def fit(model, optimizer, loss_fn, train_loader, val_loader=None, epochs=1, metr
                 for callback in callbacks:
                     callback.on_epoch_end(epoch, logs)
                 bar.epoch(epoch, epochs, logs)
-                if checkpoint is not None:
-                    save(_snapshot(trainer, epoch + 1, train_loader, val_loader, callbacks), checkpoint)
+                if checkpoint is not None and not stopped_inside:
+                    save(_snapshot(trainer, epoch + 1, _loader_state(train_loader), val_loader, callbacks, None),
+                         checkpoint)
         finally:
             bar.close()
     for callback in callbacks:
@@ -896,43 +983,214 @@ def fit(model, optimizer, loss_fn, train_loader, val_loader=None, epochs=1, metr
     return history
 
 
+def _describe_empty(loader):
+    dataset = getattr(loader, "dataset", None)
+    try:
+        size = len(dataset) if dataset is not None else None
+    except TypeError:
+        size = None
+    parts = []
+    if size is not None:
+        parts.append(f"{size} sample(s)")
+    for name in ("batch_size", "drop_last"):
+        if hasattr(loader, name):
+            parts.append(f"{name}={getattr(loader, name)!r}")
+    return ", ".join(parts) if parts else f"a {type(loader).__name__}"
+
+
+def _skip_batches(batches, count, checkpoint):
+    for done in range(count):
+        if next(batches, _END) is _END:
+            raise ValueError(f"fit: the checkpoint {checkpoint!r} stopped after batch {count} of its epoch, but the "
+                             f"training loader now yields only {done} batch(es) in that epoch; resume with the "
+                             "loader (dataset, batch_size, drop_last) of the saved run, or resume=False")
+    return count
+
+
+def _epoch_is_over(batches, batches_done, batches_per_epoch):
+    if batches_per_epoch is not None:
+        return batches_done >= batches_per_epoch
+    return next(batches, _END) is _END      # a loader without len(): look one batch ahead
+
+
+_END = object()
+
+
 def _loader_state(loader):
     return loader.state_dict() if hasattr(loader, "state_dict") else None
 
 
-def _snapshot(trainer, epochs_done, train_loader, val_loader, callbacks):
+# ---------------------------------------------------------------------------
+# The random state in checkpoints (one place, so that a new stream, e.g. the
+# CUDA generators, is added here only).
+# ---------------------------------------------------------------------------
+def _capture_rng():
+    """The random state a checkpoint stores (``backend.get_rng_state()``)."""
+    return backend.get_rng_state()
+
+
+def _restore_rng(state, check_only=False):
+    """Check ``state`` in full on a scratch generator; then (unless ``check_only``) make it current."""
+    if not (isinstance(state, dict) and "cpu" in state and isinstance(state["cpu"], dict)):
+        raise ValueError(f"fit: the checkpoint's random state must be a dict with a 'cpu' generator state "
+                         f"(from backend.get_rng_state()), got {str(state)[:100]}")
+    seed = state.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+        raise ValueError(f"fit: the checkpoint's random seed {seed!r} is not an integer or None")
+    scratch = type(backend.generator(backend.CPU).bit_generator)()
+    try:
+        scratch.state = state["cpu"]
+    except (TypeError, ValueError, KeyError) as error:
+        raise ValueError(f"fit: the checkpoint's CPU random state is not a valid "
+                         f"{type(scratch).__name__} state ({error})") from None
+    if not check_only:
+        backend.set_rng_state(state)
+
+
+# ---------------------------------------------------------------------------
+# Checkpoints.
+# ---------------------------------------------------------------------------
+def _is_stateful(callback):
+    """Whether the callback has state to resume (its class overrides state_dict)."""
+    return type(callback).state_dict is not Callback.state_dict
+
+
+def _callback_name(callback):
+    return f"{type(callback).__module__}.{type(callback).__qualname__}"
+
+
+def _snapshot(trainer, epoch, train_loader_state, val_loader, callbacks, position):
+    """The checkpoint: at an epoch end (``position`` None, ``epoch`` = epochs done), or inside
+    epoch ``epoch`` after ``position["batches_done"]`` batches (``train_loader_state`` is then the
+    loader's state when that epoch began, so its order is replayed)."""
     return {
         "format": _CHECKPOINT_FORMAT,
-        "epoch": epochs_done,
+        "epoch": epoch,
         "step": trainer.step,
         "stop_training": trainer.stop_training,
         "model": trainer.model.state_dict(),
         "optimizer": trainer.optimizer.state_dict(),
         "scheduler": trainer.scheduler.state_dict() if trainer.scheduler is not None else None,
-        "rng": backend.get_rng_state(),
-        "train_loader": _loader_state(train_loader),
+        "rng": _capture_rng() if position is None else position["rng"],
+        "train_loader": train_loader_state,
         "val_loader": _loader_state(val_loader) if val_loader is not None else None,
-        "callbacks": [callback.state_dict() for callback in callbacks],
+        "callbacks": [{"type": _callback_name(callback), "stateful": _is_stateful(callback),
+                       "state": callback.state_dict()} for callback in callbacks],
         "history": trainer.history.to_dict(),
+        "position": None if position is None else {key: value for key, value in position.items() if key != "rng"},
     }
 
 
-def _restore(state, trainer, train_loader, val_loader, callbacks):
-    trainer.model.load_state_dict(state["model"])
-    trainer.optimizer.load_state_dict(state["optimizer"])
-    if trainer.scheduler is not None:
-        if state["scheduler"] is None:
-            raise ValueError("fit: the checkpoint was written without a scheduler, but one was given now")
-        trainer.scheduler.load_state_dict(state["scheduler"])
-    if state["train_loader"] is not None and hasattr(train_loader, "load_state_dict"):
-        train_loader.load_state_dict(state["train_loader"])
-    if val_loader is not None and state.get("val_loader") is not None and hasattr(val_loader, "load_state_dict"):
-        val_loader.load_state_dict(state["val_loader"])
-    saved_callbacks = state.get("callbacks") or []
-    if len(saved_callbacks) == len(callbacks):
-        for callback, callback_state in zip(callbacks, saved_callbacks):
-            callback.load_state_dict(callback_state)
-    backend.set_rng_state(state["rng"])
-    trainer.history = History.from_dict(state["history"])
+def _is_count(value):
+    return not isinstance(value, bool) and isinstance(value, numbers.Integral) and value >= 0
+
+
+def _check_checkpoint(state, trainer, callbacks, made, path):
+    """Everything about ``state`` that can be checked without changing anything."""
+    def refuse(message):
+        raise ValueError(f"fit: cannot resume from {path!r}: {message}; nothing was changed "
+                         "(pass resume=False to start afresh and overwrite it)")
+
+    for key in ("epoch", "step"):
+        if not _is_count(state.get(key)):
+            refuse(f"its {key!r} is {state.get(key)!r}, not an integer >= 0")
+    for key in ("model", "optimizer", "history"):
+        if not isinstance(state.get(key), dict):
+            refuse(f"its {key!r} entry is a {type(state.get(key)).__name__}, not a dict")
+    if trainer.scheduler is not None and state.get("scheduler") is None:
+        refuse("the checkpoint was written without a scheduler, but one was given now")
+    if trainer.scheduler is None and state.get("scheduler") is not None:
+        refuse("the checkpoint was written with a learning-rate scheduler, but none was given now (the "
+               "schedule would silently stop); pass the same scheduler")
+    saved = state.get("callbacks") or []
+    if not (isinstance(saved, list) and all(isinstance(entry, dict) and {"type", "state"} <= set(entry)
+                                            for entry in saved)):
+        refuse("its callback states are not in the layout fit writes ([{'type', 'state'}, ...])")
+    saved_types = [entry["type"] for entry in saved if entry.get("stateful", True)]
+    own_types = [_callback_name(callback) for callback in callbacks if _is_stateful(callback)]
+    if saved_types != own_types:
+        short = lambda names: [name.rsplit(".", 1)[-1] for name in names]     # noqa: E731
+        refuse(f"it holds the state of the callbacks {short(saved_types)} but this run has {short(own_types)} "
+               "(callbacks with state, in order); pass the same callbacks in the same order")
+    try:
+        _restore_rng(state.get("rng"), check_only=True)
+    except ValueError as error:
+        refuse(str(error).removeprefix("fit: "))
+    position = state.get("position")
+    if position is not None:
+        fields = {"batches_done", "loss_sum", "count", "lr", "metrics", "elapsed"}
+        if not (isinstance(position, dict) and fields <= set(position) and _is_count(position["batches_done"])
+                and position["batches_done"] > 0 and _is_count(position["count"])
+                and isinstance(position["metrics"], list)):
+            refuse("its mid-epoch position is malformed")
+        if len(position["metrics"]) != len(made):
+            refuse(f"it stopped inside an epoch with {len(position['metrics'])} metric(s) running but this run "
+                   f"has {len(made)}; pass the same metrics")
+    try:
+        return History.from_dict(state["history"])
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        refuse(f"its history is malformed ({type(error).__name__}: {error})")
+
+
+def _restore(state, trainer, train_loader, val_loader, callbacks, made, path):
+    """Resume from ``state``, all or nothing: check what can be checked, then apply each part;
+    if any part refuses, every part already applied is put back and the error re-raised."""
+    history = _check_checkpoint(state, trainer, callbacks, made, path)
+    model, optimizer, scheduler = trainer.model, trainer.optimizer, trainer.scheduler
+    undo = []       # how to put back what was applied, newest first
+    try:
+        kept_optimizer = (optimizer.state, optimizer.param_groups)    # load_state_dict builds new objects
+        optimizer.load_state_dict(state["optimizer"])
+        undo.append(lambda: setattr(optimizer, "state", kept_optimizer[0])
+                    or setattr(optimizer, "param_groups", kept_optimizer[1]))
+        if scheduler is not None:
+            undo.append(_attributes_undo(scheduler))
+            scheduler.load_state_dict(state["scheduler"])
+        if state.get("train_loader") is not None and hasattr(train_loader, "load_state_dict"):
+            undo.append(_attributes_undo(train_loader))
+            train_loader.load_state_dict(state["train_loader"])
+        if val_loader is not None and state.get("val_loader") is not None and hasattr(val_loader, "load_state_dict"):
+            undo.append(_attributes_undo(val_loader))
+            val_loader.load_state_dict(state["val_loader"])
+        saved = [entry for entry in state.get("callbacks") or [] if entry.get("stateful", True)]
+        for callback, entry in zip([c for c in callbacks if _is_stateful(c)], saved):
+            undo.append(_attributes_undo(callback))
+            callback.load_state_dict(entry["state"])
+        # The model last: its load_state_dict checks everything before copying (so a refusal
+        # changes nothing), and undoing it would move the parameters' version counters.
+        model.load_state_dict(state["model"])
+        kept_rng = _capture_rng()
+        _restore_rng(state["rng"])
+        undo.append(lambda: _restore_rng(kept_rng))
+    except BaseException as error:
+        for step in reversed(undo):
+            step()
+        if isinstance(error, Exception) and not str(error).startswith("fit: cannot resume"):
+            try:
+                replacement = type(error)(f"fit: cannot resume from {path!r}: {str(error).rstrip('. ')}; nothing was changed "
+                                          "(model, optimizer, scheduler, loaders, callbacks and random state are "
+                                          "as they were)")
+            except Exception:       # noqa: BLE001 - an exception type with another signature: keep it
+                raise error from None
+            raise replacement from error
+        raise
+    trainer.history = history
     trainer.step = int(state["step"])
     trainer.stop_training = bool(state.get("stop_training", False))
+    position = state.get("position")
+    if position is None:
+        return None
+    return dict(position, rng=state["rng"])
+
+
+def _attributes_undo(obj):
+    """Undo for a ``load_state_dict`` that assigns attributes (schedulers, loaders, callbacks)."""
+    if not hasattr(obj, "__dict__"):
+        saved = obj.state_dict()
+        return lambda: obj.load_state_dict(saved)
+    saved = dict(vars(obj))
+
+    def undo():
+        vars(obj).clear()
+        vars(obj).update(saved)
+    return undo

@@ -43,9 +43,35 @@ def _snapshot(watched):
                           sorted(os.listdir(os.path.dirname(path)))))
         elif isinstance(item, dict):
             state.append(("dict", repr(sorted(item.keys()))))
+        elif isinstance(item, gg.optim.Optimizer):
+            packed = item.state_dict()
+            state.append(("optimizer", repr(packed["param_groups"]),
+                          repr({index: {key: (value.numpy().tolist() if isinstance(value, gg.Tensor) else value)
+                                        for key, value in entries.items()}
+                                for index, entries in packed["state"].items()})))
+        elif isinstance(item, (gg.optim.lr_scheduler.LRScheduler, gg.optim.lr_scheduler.ReduceLROnPlateau)):
+            state.append(("scheduler", repr(sorted(item.state_dict().items(), key=lambda pair: pair[0]))))
+        elif isinstance(item, gg.data.DataLoader):
+            state.append(("loader", repr(item.state_dict())))
+        elif isinstance(item, _Directory):
+            state.append(("directory", sorted(os.listdir(item.path)),
+                          {name: oct(os.stat(os.path.join(item.path, name)).st_mode)
+                           for name in os.listdir(item.path)}))
+        elif isinstance(item, _RandomState):
+            state.append(("rng", repr(gg.backend.get_rng_state())))
         else:
             raise TypeError(item)
     return state
+
+
+class _RandomState:
+    """Watch the global random state."""
+
+
+@dataclass
+class _Directory:
+    """Watch a whole directory: no file appears, disappears or changes mode (temporary files)."""
+    path: str
 
 
 def _same(before, after):
@@ -294,11 +320,244 @@ IO_CASES = [
          TypeError, ["gg.save", "object", r"\['a'\]"]),
 ]
 
-ALL_CASES = OP_CASES + AUTOGRAD_CASES + OPTIM_CASES + DATA_CASES + IO_CASES
+# --------------------------------------------------------------------------
+# training state (issue 13): validated loading, fit's resume, crafted files
+# --------------------------------------------------------------------------
+def _trained(optimizer_class=gg.optim.Adam, device="cpu", **options):
+    w = gg.tensor([1.0, -2.0, 0.5], device=device, requires_grad=True)
+    optimizer = optimizer_class([w], lr=0.1, **options)
+    w.grad = gg.ones(3, device=device)
+    optimizer.step()
+    w.grad = gg.ones(3, device=device)
+    return w, optimizer
+
+
+def _load_into(make_state, optimizer_class=gg.optim.Adam, **options):
+    """load_state_dict of a crafted state into a stepped optimizer; watch it all."""
+    def build(d, p):
+        w, optimizer = _trained(optimizer_class, d, **options)
+        state = make_state(d, optimizer)
+        return (lambda: optimizer.load_state_dict(state)), [w, optimizer]
+    return build
+
+
+def _adam_state(d, optimizer, **entry):
+    packed = optimizer.state_dict()
+    base = {"step": 1, "exp_avg": gg.zeros(3, device=d), "exp_avg_sq": gg.zeros(3, device=d)}
+    base.update(entry)
+    return {"state": {0: {k: v for k, v in base.items() if v is not _DROP}}, "param_groups": packed["param_groups"]}
+
+
+_DROP = object()
+
+
+def _read_only_step(d, p):
+    if d != "cpu":
+        pytest.skip("device memory has no read-only flag")
+    writable = gg.tensor([1.0, 2.0], requires_grad=True)
+    frozen = gg.from_numpy(np.frombuffer(np.array([3.0, 4.0], dtype=np.float32).tobytes(), dtype=np.float32))
+    frozen.requires_grad_()
+    optimizer = gg.optim.SGD([writable, frozen], lr=0.1, momentum=0.9)
+    writable.grad, frozen.grad = gg.ones(2), gg.ones(2)
+    return (lambda: optimizer.step()), [writable, frozen, optimizer]
+
+
+def _scheduler_case(name, make, error_facts):
+    def build(d, p):
+        w, optimizer = _trained(gg.optim.SGD, d, momentum=0.9)
+        return (lambda: make(optimizer)), [w, optimizer]
+    return Case(f"scheduler_{name}", build, ValueError, error_facts)
+
+
+def _scheduler_load(name, make, key, value, facts):
+    def build(d, p):
+        w, optimizer = _trained(gg.optim.SGD, d, momentum=0.9)
+        scheduler = make(optimizer)
+        state = dict(scheduler.state_dict(), **{key: value})
+        return (lambda: scheduler.load_state_dict(state)), [w, optimizer, scheduler]
+    return Case(f"scheduler_load_{name}", build, ValueError, facts)
+
+
+S = gg.optim.lr_scheduler
+NAN, INF = float("nan"), float("inf")
+
+
+def _fit_setup(d, p, callbacks=(), samples=48, batch_size=16, drop_last=False):
+    gg.manual_seed(0)
+    x = gg.randn(samples, 2, device=d)
+    y = (x[:, 0] > 0).long()
+    loader = gg.data.DataLoader(gg.data.TensorDataset(x, y), batch_size=batch_size, shuffle=True, seed=0,
+                                drop_last=drop_last)
+    model = gg.nn.Linear(2, 2).to(d)
+    optimizer = gg.optim.Adam(model.parameters(), lr=0.01)
+    scheduler = S.StepLR(optimizer, step_size=1, gamma=0.5)
+    path = p / "run.safetensors"
+
+    def run(**options):
+        return gg.train.fit(model, optimizer, gg.nn.CrossEntropyLoss(), loader, scheduler=scheduler,
+                            callbacks=list(callbacks), checkpoint=path, progress=False, **options)
+    watched = [model.weight, model.bias, optimizer, scheduler, loader, path, _Directory(str(p)), _RandomState()]
+    return run, path, watched
+
+
+def _resume_with(edit=None, callbacks_then=(), callbacks_now=()):
+    """A fit checkpoint (optionally edited), then a resume that must refuse it and change nothing."""
+    def build(d, p):
+        first, path, _ = _fit_setup(d, p, callbacks_then)
+        first(epochs=1)
+        if edit is not None:
+            state = gg.load(path)
+            edit(state)
+            gg.save(state, path)
+        run, _, watched = _fit_setup(d, p, callbacks_now)
+        return (lambda: run(epochs=3)), watched
+    return build
+
+
+def _set(path, value):
+    def edit(state):
+        node = state
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+    return edit
+
+
+def _crafted_file(structure, facts_name="crafted.safetensors"):
+    def build(d, p):
+        import json
+        import struct
+        header = {"__metadata__": {"format": "gpugrad", "gpugrad.structure": json.dumps(structure)},
+                  "t": {"dtype": "I64", "shape": [1], "data_offsets": [0, 8]}}
+        encoded = json.dumps(header).encode()
+        path = p / facts_name
+        path.write_bytes(struct.pack("<Q", len(encoded)) + encoded + b"\0" * 8)
+        return (lambda: gg.load(path)), [path, _Directory(str(p))]
+    return build
+
+
+STATE_CASES = [
+    # Optimizer.load_state_dict: validate everything, then apply.
+    Case("optimizer_load_other_algorithm", _load_into(lambda d, o: _trained(gg.optim.SGD, d, momentum=0.9)[1].state_dict()
+                                                       | {"param_groups": o.state_dict()["param_groups"]}),
+         ValueError, ["Adam.load_state_dict", "momentum_buffer", "another optimizer", "exp_avg"]),
+    Case("optimizer_load_step_nan", _load_into(lambda d, o: _adam_state(d, o, step=NAN)),
+         ValueError, ["Adam.load_state_dict", "'step' of parameter 0 is nan", "finite integer >= 0"]),
+    Case("optimizer_load_step_negative", _load_into(lambda d, o: _adam_state(d, o, step=-3)),
+         ValueError, ["'step' of parameter 0 is -3", "finite integer >= 0"]),
+    Case("optimizer_load_step_fraction", _load_into(lambda d, o: _adam_state(d, o, step=2.5)),
+         ValueError, ["'step' of parameter 0 is 2.5"]),
+    Case("optimizer_load_step_string", _load_into(lambda d, o: _adam_state(d, o, step="3")),
+         ValueError, ["'step' of parameter 0", "str"]),
+    Case("optimizer_load_step_inf", _load_into(lambda d, o: _adam_state(d, o, step=INF)),
+         ValueError, ["'step' of parameter 0 is inf"]),
+    Case("optimizer_load_moment_shape", _load_into(lambda d, o: _adam_state(d, o, exp_avg=gg.zeros(4, device=d))),
+         gg.ShapeError, ["'exp_avg' of parameter 0", r"\(4,\)", r"\(3,\)"]),
+    Case("optimizer_load_moment_0d", _load_into(lambda d, o: _adam_state(d, o, exp_avg_sq=gg.tensor(0.0, device=d))),
+         gg.ShapeError, ["'exp_avg_sq' of parameter 0", r"shape \(\)", r"\(3,\)"]),
+    Case("optimizer_load_moment_dtype", _load_into(lambda d, o: _adam_state(d, o, exp_avg=gg.zeros(3, dtype=gg.float64, device=d))),
+         gg.DTypeError, ["'exp_avg' of parameter 0", "float64", "float32"]),
+    Case("optimizer_load_moment_not_tensor", _load_into(lambda d, o: _adam_state(d, o, exp_avg=[0.0, 0.0, 0.0])),
+         TypeError, ["'exp_avg' of parameter 0", "list", "tensor"]),
+    Case("optimizer_load_incomplete", _load_into(lambda d, o: _adam_state(d, o, exp_avg_sq=_DROP)),
+         ValueError, ["lacks", "exp_avg_sq"]),
+    Case("optimizer_load_sgd_momentum_shape", _load_into(
+        lambda d, o: {"state": {0: {"momentum_buffer": gg.zeros(2, device=d)}}, "param_groups": o.state_dict()["param_groups"]},
+        gg.optim.SGD, momentum=0.9), gg.ShapeError, ["SGD.load_state_dict", "momentum_buffer", r"\(2,\)", r"\(3,\)"]),
+    Case("optimizer_load_group_lr_nan", _load_into(
+        lambda d, o: {"state": {}, "param_groups": [dict(o.state_dict()["param_groups"][0], lr=NAN)]}),
+         ValueError, ["Adam", "lr", "NaN"]),
+    Case("optimizer_lr_inf", lambda d, p: ((lambda w: (lambda: gg.optim.Adam([w], lr=INF), [w]))(t(3, device=d, grad=True))),
+         ValueError, ["Adam", "lr=inf", "infinite"]),
+    Case("optimizer_step_read_only", _read_only_step, ValueError, ["SGD.step", "read-only", r"\(2,\)", "no parameter was changed"]),
+    # Schedulers: every constructor refuses NaN / infinite / out-of-range settings.
+    _scheduler_case("steplr_gamma_nan", lambda o: S.StepLR(o, 2, gamma=NAN), ["StepLR", "gamma=nan", "finite"]),
+    _scheduler_case("steplr_gamma_negative", lambda o: S.StepLR(o, 2, gamma=-0.5), ["StepLR", "gamma=-0.5", "range"]),
+    _scheduler_case("steplr_step_size", lambda o: S.StepLR(o, 0), ["StepLR", "step_size=0"]),
+    _scheduler_case("multistep_gamma_inf", lambda o: S.MultiStepLR(o, [1, 2], gamma=INF), ["MultiStepLR", "gamma=inf"]),
+    _scheduler_case("multistep_negative_milestone", lambda o: S.MultiStepLR(o, [-1, 2]), ["MultiStepLR", r"milestones\[0\]=-1"]),
+    _scheduler_case("multistep_unsorted", lambda o: S.MultiStepLR(o, [3, 1]), ["MultiStepLR", "increasing"]),
+    _scheduler_case("exponential_gamma_nan", lambda o: S.ExponentialLR(o, NAN), ["ExponentialLR", "gamma=nan"]),
+    _scheduler_case("exponential_gamma_zero", lambda o: S.ExponentialLR(o, 0.0), ["ExponentialLR", "gamma=0.0", "range"]),
+    _scheduler_case("cosine_eta_min_nan", lambda o: S.CosineAnnealingLR(o, 5, eta_min=NAN), ["CosineAnnealingLR", "eta_min=nan"]),
+    _scheduler_case("cosine_t_max", lambda o: S.CosineAnnealingLR(o, 0), ["CosineAnnealingLR", "T_max=0"]),
+    _scheduler_case("linear_start_nan", lambda o: S.LinearLR(o, start_factor=NAN), ["LinearLR", "start_factor=nan"]),
+    _scheduler_case("linear_end_nan", lambda o: S.LinearLR(o, end_factor=NAN), ["LinearLR", "end_factor=nan"]),
+    _scheduler_case("onecycle_div_factor_zero", lambda o: S.OneCycleLR(o, 1.0, total_steps=10, div_factor=0),
+                    ["OneCycleLR", "div_factor=0", "range"]),
+    _scheduler_case("onecycle_final_div_inf", lambda o: S.OneCycleLR(o, 1.0, total_steps=10, final_div_factor=INF),
+                    ["OneCycleLR", "final_div_factor=inf"]),
+    _scheduler_case("onecycle_max_lr_nan", lambda o: S.OneCycleLR(o, NAN, total_steps=10), ["OneCycleLR", r"max_lr\[0\]=nan"]),
+    _scheduler_case("onecycle_momentum_nan", lambda o: S.OneCycleLR(o, 1.0, total_steps=10, base_momentum=NAN),
+                    ["OneCycleLR", r"base_momentum\[0\]=nan"]),
+    _scheduler_case("onecycle_zero_step_phase", lambda o: S.OneCycleLR(o, 1.0, total_steps=10, pct_start=0.1),
+                    ["OneCycleLR", "pct_start=0.1", "total_steps=10", "zero steps"]),
+    _scheduler_case("plateau_factor_nan", lambda o: S.ReduceLROnPlateau(o, factor=NAN), ["ReduceLROnPlateau", "factor=nan"]),
+    _scheduler_case("plateau_factor_negative", lambda o: S.ReduceLROnPlateau(o, factor=-0.5), ["ReduceLROnPlateau", "factor=-0.5"]),
+    _scheduler_case("plateau_patience", lambda o: S.ReduceLROnPlateau(o, patience=-1), ["ReduceLROnPlateau", "patience=-1"]),
+    _scheduler_case("plateau_threshold_inf", lambda o: S.ReduceLROnPlateau(o, threshold=INF), ["ReduceLROnPlateau", "threshold=inf"]),
+    _scheduler_case("plateau_min_lr_nan", lambda o: S.ReduceLROnPlateau(o, min_lr=NAN), ["ReduceLROnPlateau", r"min_lr\[0\]=nan"]),
+    _scheduler_case("plateau_eps_nan", lambda o: S.ReduceLROnPlateau(o, eps=NAN), ["ReduceLROnPlateau", "eps=nan"]),
+    _scheduler_case("plateau_cooldown", lambda o: S.ReduceLROnPlateau(o, cooldown=0.5), ["ReduceLROnPlateau", "cooldown=0.5"]),
+    _scheduler_case("last_epoch", lambda o: S.ExponentialLR(o, 0.9, last_epoch=-7), ["ExponentialLR", "last_epoch=-7"]),
+    # ... and load_state_dict refuses the same values before changing anything.
+    _scheduler_load("steplr_gamma", lambda o: S.StepLR(o, 2), "gamma", NAN, ["StepLR.load_state_dict", "gamma=nan"]),
+    _scheduler_load("cosine_last_epoch", lambda o: S.CosineAnnealingLR(o, 4), "last_epoch", 1.5,
+                    ["CosineAnnealingLR.load_state_dict", "last_epoch=1.5"]),
+    _scheduler_load("base_lrs", lambda o: S.LinearLR(o), "base_lrs", [INF], ["LinearLR.load_state_dict", r"base_lrs\[0\]=inf"]),
+    _scheduler_load("onecycle_total_steps", lambda o: S.OneCycleLR(o, 1.0, total_steps=10), "total_steps", 0,
+                    ["OneCycleLR.load_state_dict", "total_steps=0"]),
+    _scheduler_load("plateau_factor", lambda o: S.ReduceLROnPlateau(o), "factor", 2.0, ["ReduceLROnPlateau.load_state_dict", "factor=2.0"]),
+    _scheduler_load("plateau_best_nan", lambda o: S.ReduceLROnPlateau(o), "best", NAN, ["ReduceLROnPlateau.load_state_dict", "best=nan"]),
+    _scheduler_load("unknown_key", lambda o: S.StepLR(o, 2), "T_max", 3, ["StepLR.load_state_dict", "unknown keys", "T_max"]),
+    # fit: resume is all or nothing; callbacks must match; a loader must yield batches.
+    Case("fit_resume_callbacks_mismatch", _resume_with(callbacks_then=[gg.train.EarlyStopping(monitor="loss")]),
+         ValueError, ["cannot resume", "run.safetensors", r"\['EarlyStopping'\]", r"this run has \[\]", "same callbacks"]),
+    Case("fit_resume_callbacks_extra", _resume_with(callbacks_now=[gg.train.EarlyStopping(monitor="loss")]),
+         ValueError, ["cannot resume", r"callbacks \[\]", r"\['EarlyStopping'\]"]),
+    Case("fit_resume_scheduler_bad", _resume_with(_set(("scheduler", "gamma"), NAN)),
+         ValueError, ["cannot resume", "StepLR.load_state_dict", "gamma=nan", "nothing was changed"]),
+    Case("fit_resume_optimizer_bad", _resume_with(_set(("optimizer", "state", 0, "step"), -1)),
+         ValueError, ["cannot resume", "Adam.load_state_dict", "'step' of parameter 0 is -1"]),
+    Case("fit_resume_optimizer_dtype", _resume_with(lambda st: st["optimizer"]["state"][0].update(
+        exp_avg=st["optimizer"]["state"][0]["exp_avg"].double())),
+         gg.DTypeError, ["cannot resume", "exp_avg", "float64", "float32"]),
+    Case("fit_resume_model_shape", _resume_with(_set(("model", "weight"), gg.zeros(3, 2))),
+         gg.nn.module.StateDictError, ["cannot resume", "size mismatch for weight", r"\(3, 2\)", r"\(2, 2\)"]),
+    Case("fit_resume_rng_bad", _resume_with(_set(("rng", "cpu"), {"bit_generator": "PCG64", "state": "junk"})),
+         ValueError, ["cannot resume", "random state"]),
+    Case("fit_resume_step_negative", _resume_with(_set(("step",), -4)),
+         ValueError, ["cannot resume", "'step' is -4"]),
+    Case("fit_resume_position_bad", _resume_with(_set(("position",), {"batches_done": 0})),
+         ValueError, ["cannot resume", "mid-epoch position"]),
+    Case("fit_resume_scheduler_dropped", _resume_with(_set(("scheduler",), None)),
+         ValueError, ["cannot resume", "without a scheduler"]),
+    Case("fit_empty_loader", lambda d, p: (lambda run, path, watched: (lambda: run(epochs=2), watched))(
+        *_fit_setup(d, p, samples=5, batch_size=8, drop_last=True)),
+         ValueError, ["fit", "no batch", r"5 sample\(s\)", "batch_size=8", "drop_last=True"]),
+    # Files: crafted checkpoint structures are CheckpointErrors, never a bare TypeError.
+    Case("load_reference_list", _crafted_file({"__tensor__": ["t"]}), gg.CheckpointError,
+         ["crafted.safetensors", "tensor reference of type list"]),
+    Case("load_reference_dict", _crafted_file({"w": {"__ndarray__": {"x": 1}}}), gg.CheckpointError,
+         ["crafted.safetensors", "tensor reference of type dict"]),
+    Case("load_requires_grad_integer", _crafted_file({"__tensor__": "t", "requires_grad": True}), gg.CheckpointError,
+         ["crafted.safetensors", "requires_grad=True", "int64"]),
+    Case("load_requires_grad_not_bool", _crafted_file({"__tensor__": "t", "requires_grad": 1}), gg.CheckpointError,
+         ["crafted.safetensors", "not a boolean"]),
+    Case("load_unknown_node", _crafted_file({"__tuple__": [], "__float__": "nan"}), gg.CheckpointError,
+         ["crafted.safetensors", "extra keys"]),
+    Case("load_unhashable_key", _crafted_file({"__dict__": [[[1, 2], 0]]}), gg.CheckpointError,
+         ["crafted.safetensors", "unusable dict key"]),
+    Case("load_tensor_key", _crafted_file({"__dict__": [[{"__tensor__": "t"}, 0]]}), gg.CheckpointError,
+         ["crafted.safetensors", "unusable dict key"]),
+]
+
+ALL_CASES = OP_CASES + AUTOGRAD_CASES + OPTIM_CASES + DATA_CASES + IO_CASES + STATE_CASES
 
 
 def test_battery_is_large_enough():
     assert len(ALL_CASES) >= 60, len(ALL_CASES)
+    assert len(STATE_CASES) >= 60, len(STATE_CASES)
     assert len({case.name for case in ALL_CASES}) == len(ALL_CASES)
 
 

@@ -35,6 +35,8 @@ class Adagrad(Optimizer):
     0.5
     """
 
+    state_keys = {"step": True, "sum": True}
+
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0,
                  eps=1e-10, *, maximize=False):
         defaults = dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,

@@ -59,6 +59,8 @@ class Adam(Optimizer):
     [0.9, -0.9]
     """
 
+    state_keys = {"step": True, "exp_avg": True, "exp_avg_sq": True, "max_exp_avg_sq": False}
+
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  amsgrad=False, *, maximize=False, decoupled_weight_decay=False):
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,

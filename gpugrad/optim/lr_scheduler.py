@@ -22,6 +22,7 @@ Examples
 from __future__ import annotations
 
 import math
+import numbers
 from collections import Counter
 
 from .optimizer import Optimizer
@@ -46,6 +47,34 @@ def _per_group(name, what, optimizer, value):
     return [value] * len(optimizer.param_groups)
 
 
+def _check_value(owner, name, value, low=-math.inf, high=math.inf, low_inclusive=True, high_inclusive=True):
+    """A finite real number in the given range, or a ValueError naming ``owner``, ``name`` and the range."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{owner}: {name}={value!r} must be a real number")
+    if not math.isfinite(value):
+        raise ValueError(f"{owner}: {name}={value!r} must be finite (NaN and infinities would make every "
+                         "later learning rate NaN or infinite)")
+    if (value < low if low_inclusive else value <= low) or (value > high if high_inclusive else value >= high):
+        left = "[" if low_inclusive and low != -math.inf else "("
+        right = "]" if high_inclusive and high != math.inf else ")"
+        raise ValueError(f"{owner}: {name}={value!r} is out of range; it must lie in {left}{low!r}, {high!r}{right}")
+    return value
+
+
+def _check_count(owner, name, value, low=0):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{owner}: {name}={value!r} must be an integer >= {low}")
+    return value
+
+
+def _check_each(owner, name, values, count, **bounds):
+    if not isinstance(values, (list, tuple)) or len(values) != count:
+        raise ValueError(f"{owner}: {name}={values!r} must hold one number per parameter group ({count})")
+    for position, value in enumerate(values):
+        _check_value(owner, f"{name}[{position}]", value, **bounds)
+
+
+
 class LRScheduler:
     """Base class: tracks ``last_epoch`` and writes ``get_lr()`` into the groups.
 
@@ -60,6 +89,7 @@ class LRScheduler:
     def __init__(self, optimizer, last_epoch=-1):
         name = type(self).__name__
         _check_optimizer(name, optimizer)
+        _check_count(name, "last_epoch", last_epoch, low=-1)
         self.optimizer = optimizer
         if last_epoch == -1:
             for group in optimizer.param_groups:
@@ -103,12 +133,30 @@ class LRScheduler:
         return {key: value for key, value in self.__dict__.items() if key != "optimizer"}
 
     def load_state_dict(self, state_dict):
-        """Restore a state from :meth:`state_dict`."""
-        unknown = sorted(set(state_dict) - set(self.__dict__))
+        """Restore a state from :meth:`state_dict`; it is checked in full before anything changes.
+
+        Raises ValueError for keys of another scheduler class, and for
+        settings or counters its constructor would refuse (NaN, infinite or
+        out-of-range values).
+        """
+        name = f"{type(self).__name__}.load_state_dict"
+        if not isinstance(state_dict, dict):
+            raise ValueError(f"{name}: expected a dict from scheduler.state_dict(), got {type(state_dict).__name__}")
+        unknown = sorted(str(key) for key in set(state_dict) - set(self.__dict__))
         if unknown:
-            raise ValueError(f"{type(self).__name__}.load_state_dict: unknown keys {unknown}; "
-                             "the state belongs to a different scheduler class")
+            raise ValueError(f"{name}: unknown keys {unknown}; the state belongs to a different scheduler class")
+        merged = dict(self.__dict__, **state_dict)
+        self._check_state(name, merged)
         self.__dict__.update(state_dict)
+
+    def _check_state(self, owner, state):
+        """Check a full attribute dict (``__dict__`` after a load); subclasses add their settings."""
+        groups = len(self.optimizer.param_groups)
+        _check_count(owner, "last_epoch", state["last_epoch"], low=-1)
+        _check_count(owner, "_step_count", state.get("_step_count", 0))
+        _check_each(owner, "base_lrs", state["base_lrs"], groups, low=0.0)
+        if "_last_lr" in state:
+            _check_each(owner, "_last_lr", state["_last_lr"], groups, low=0.0)
 
     def _current_lrs(self):
         return [group["lr"] for group in self.optimizer.param_groups]
@@ -128,11 +176,19 @@ class StepLR(LRScheduler):
     """
 
     def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
-        if isinstance(step_size, bool) or not isinstance(step_size, int) or step_size <= 0:
-            raise ValueError(f"StepLR: step_size={step_size!r} must be a positive integer")
+        self._check_settings("StepLR", {"step_size": step_size, "gamma": gamma})
         self.step_size = step_size
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
+
+    @staticmethod
+    def _check_settings(owner, state):
+        _check_count(owner, "step_size", state["step_size"], low=1)
+        _check_value(owner, "gamma", state["gamma"], low=0.0, low_inclusive=False)
+
+    def _check_state(self, owner, state):
+        super()._check_state(owner, state)
+        self._check_settings(owner, state)
 
     def get_lr(self):
         if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
@@ -157,12 +213,27 @@ class MultiStepLR(LRScheduler):
 
     def __init__(self, optimizer, milestones, gamma=0.1, last_epoch=-1):
         milestones = list(milestones)
-        if milestones != sorted(milestones):
-            raise ValueError(f"MultiStepLR: milestones {milestones} must be increasing")
+        self._check_settings("MultiStepLR", {"milestones": milestones, "gamma": gamma})
         # A Counter, as in PyTorch: a milestone listed twice decays twice.
         self.milestones = Counter(milestones)
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
+
+    @staticmethod
+    def _check_settings(owner, state):
+        milestones = state["milestones"]
+        listed = sorted(milestones.elements()) if isinstance(milestones, Counter) else milestones
+        if not isinstance(listed, (list, tuple)):
+            raise ValueError(f"{owner}: milestones={milestones!r} must be a list of step numbers")
+        for position, milestone in enumerate(listed):
+            _check_count(owner, f"milestones[{position}]", milestone)
+        if list(listed) != sorted(listed):
+            raise ValueError(f"{owner}: milestones {list(listed)} must be increasing")
+        _check_value(owner, "gamma", state["gamma"], low=0.0, low_inclusive=False)
+
+    def _check_state(self, owner, state):
+        super()._check_state(owner, state)
+        self._check_settings(owner, state)
 
     def get_lr(self):
         if self.last_epoch not in self.milestones:
@@ -176,10 +247,20 @@ class MultiStepLR(LRScheduler):
         return state
 
     def load_state_dict(self, state_dict):
+        if not isinstance(state_dict, dict):
+            raise ValueError(f"MultiStepLR.load_state_dict: expected a dict from scheduler.state_dict(), got "
+                             f"{type(state_dict).__name__}")
         state = dict(state_dict)
-        milestones = state.get("milestones", [])
-        state["milestones"] = Counter(milestones if not isinstance(milestones, dict)
-                                      else {int(k): v for k, v in milestones.items()})
+        milestones = state.get("milestones", sorted(self.milestones.elements()))
+        if isinstance(milestones, dict):
+            try:
+                milestones = sorted(Counter({int(k): int(v) for k, v in milestones.items()}).elements())
+            except (TypeError, ValueError):
+                raise ValueError(f"MultiStepLR.load_state_dict: milestones={milestones!r} must map steps to "
+                                 "counts") from None
+        self._check_settings("MultiStepLR.load_state_dict", {"milestones": milestones,
+                                                             "gamma": state.get("gamma", self.gamma)})
+        state["milestones"] = Counter(milestones)
         super().load_state_dict(state)
 
 
@@ -196,8 +277,17 @@ class ExponentialLR(LRScheduler):
     """
 
     def __init__(self, optimizer, gamma, last_epoch=-1):
+        self._check_settings("ExponentialLR", {"gamma": gamma})
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
+
+    @staticmethod
+    def _check_settings(owner, state):
+        _check_value(owner, "gamma", state["gamma"], low=0.0, low_inclusive=False)
+
+    def _check_state(self, owner, state):
+        super()._check_state(owner, state)
+        self._check_settings(owner, state)
 
     def get_lr(self):
         if self._is_initial:
@@ -219,11 +309,20 @@ class CosineAnnealingLR(LRScheduler):
     """
 
     def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
-        if isinstance(T_max, bool) or not isinstance(T_max, int) or T_max <= 0:
-            raise ValueError(f"CosineAnnealingLR: T_max={T_max!r} must be a positive integer (steps per half cycle)")
+        self._check_settings("CosineAnnealingLR", {"T_max": T_max, "eta_min": eta_min})
         self.T_max = T_max
         self.eta_min = eta_min
         super().__init__(optimizer, last_epoch)
+
+    @staticmethod
+    def _check_settings(owner, state):
+        if isinstance(state["T_max"], bool) or not isinstance(state["T_max"], numbers.Integral) or state["T_max"] <= 0:
+            raise ValueError(f"{owner}: T_max={state['T_max']!r} must be a positive integer (steps per half cycle)")
+        _check_value(owner, "eta_min", state["eta_min"], low=0.0)
+
+    def _check_state(self, owner, state):
+        super()._check_state(owner, state)
+        self._check_settings(owner, state)
 
     def get_lr(self):
         # The recursive form (PyTorch's) composes with other changes to the rate.
@@ -255,16 +354,24 @@ class LinearLR(LRScheduler):
     """
 
     def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5, last_epoch=-1):
-        if start_factor > 1.0 or start_factor <= 0:
-            raise ValueError(f"LinearLR: start_factor={start_factor!r} must lie in (0, 1]")
-        if end_factor > 1.0 or end_factor < 0:
-            raise ValueError(f"LinearLR: end_factor={end_factor!r} must lie in [0, 1]")
-        if isinstance(total_iters, bool) or not isinstance(total_iters, int) or total_iters <= 0:
-            raise ValueError(f"LinearLR: total_iters={total_iters!r} must be a positive integer")
+        self._check_settings("LinearLR", {"start_factor": start_factor, "end_factor": end_factor,
+                                          "total_iters": total_iters})
         self.start_factor = start_factor
         self.end_factor = end_factor
         self.total_iters = total_iters
         super().__init__(optimizer, last_epoch)
+
+    @staticmethod
+    def _check_settings(owner, state):
+        _check_value(owner, "start_factor", state["start_factor"], 0.0, 1.0, low_inclusive=False)
+        _check_value(owner, "end_factor", state["end_factor"], 0.0, 1.0)
+        if (isinstance(state["total_iters"], bool) or not isinstance(state["total_iters"], numbers.Integral)
+                or state["total_iters"] <= 0):
+            raise ValueError(f"{owner}: total_iters={state['total_iters']!r} must be a positive integer")
+
+    def _check_state(self, owner, state):
+        super()._check_state(owner, state)
+        self._check_settings(owner, state)
 
     def get_lr(self):
         if self.last_epoch == 0:
@@ -330,6 +437,23 @@ class OneCycleLR(LRScheduler):
             raise ValueError(f"OneCycleLR: pct_start={pct_start!r} must be a float in [0, 1]")
         if anneal_strategy not in ("cos", "linear"):
             raise ValueError(f"OneCycleLR: anneal_strategy={anneal_strategy!r} must be 'cos' or 'linear'")
+        # Every setting is checked before the optimizer's groups are touched.
+        groups = len(optimizer.param_groups)
+        _check_each("OneCycleLR", "max_lr", _per_group("OneCycleLR", "max_lr", optimizer, max_lr), groups,
+                    low=0.0, low_inclusive=False)
+        _check_value("OneCycleLR", "div_factor", div_factor, low=0.0, low_inclusive=False)
+        _check_value("OneCycleLR", "final_div_factor", final_div_factor, low=0.0, low_inclusive=False)
+        if cycle_momentum:
+            beta = "betas" in optimizer.defaults
+            for what, value in (("base_momentum", base_momentum), ("max_momentum", max_momentum)):
+                _check_each("OneCycleLR", what, _per_group("OneCycleLR", what, optimizer, value), groups,
+                            low=0.0, high=1.0, high_inclusive=not beta)
+        _check_count("OneCycleLR", "last_epoch", last_epoch, low=-1)
+        warmup_end = float(pct_start * self.total_steps) - 1
+        if warmup_end == 0 or (three_phase and float(2 * pct_start * self.total_steps) - 2 == warmup_end):
+            raise ValueError(f"OneCycleLR: pct_start={pct_start!r} with total_steps={self.total_steps} makes a "
+                             "phase of zero steps (its rate would be 0/0); choose pct_start so that "
+                             "pct_start * total_steps is not 1 (e.g. a little larger or smaller)")
         self.anneal_strategy = anneal_strategy
         if three_phase:
             self._schedule_phases = [
@@ -370,6 +494,19 @@ class OneCycleLR(LRScheduler):
                     group["max_momentum"] = top
                     group["base_momentum"] = bottom
         super().__init__(optimizer, last_epoch)
+
+    def _check_state(self, owner, state):
+        super()._check_state(owner, state)
+        _check_count(owner, "total_steps", state["total_steps"], low=1)
+        if state["anneal_strategy"] not in ("cos", "linear"):
+            raise ValueError(f"{owner}: anneal_strategy={state['anneal_strategy']!r} must be 'cos' or 'linear'")
+        phases = state["_schedule_phases"]
+        if not (isinstance(phases, list) and phases and all(isinstance(p, dict) and "end_step" in p for p in phases)):
+            raise ValueError(f"{owner}: _schedule_phases is malformed")
+        for phase in phases:
+            _check_value(owner, "a phase's end_step", phase["end_step"])
+        if state["last_epoch"] > state["total_steps"]:
+            raise ValueError(f"{owner}: last_epoch={state['last_epoch']} is past total_steps={state['total_steps']}")
 
     def _anneal(self, start, end, pct):
         if self.anneal_strategy == "cos":
@@ -440,8 +577,10 @@ class ReduceLROnPlateau(LRScheduler):
     def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4,  # noqa: PLR0913
                  threshold_mode="rel", cooldown=0, min_lr=0, eps=1e-8):  # pylint: disable=super-init-not-called
         _check_optimizer("ReduceLROnPlateau", optimizer)
-        if factor >= 1.0:
-            raise ValueError(f"ReduceLROnPlateau: factor={factor!r} must be < 1 (it multiplies the rate)")
+        min_lrs = min_lr if isinstance(min_lr, (list, tuple)) else [min_lr] * len(optimizer.param_groups)
+        self._check_settings("ReduceLROnPlateau", len(optimizer.param_groups), {
+            "factor": factor, "patience": patience, "threshold": threshold, "cooldown": cooldown, "eps": eps,
+            "min_lrs": min_lrs, "mode": mode, "threshold_mode": threshold_mode})
         self.optimizer = optimizer
         self.factor = factor
         if isinstance(min_lr, (list, tuple)):
@@ -457,6 +596,19 @@ class ReduceLROnPlateau(LRScheduler):
         self._last_lr = [group["lr"] for group in optimizer.param_groups]
         self._init_is_better(mode, threshold, threshold_mode)
         self._reset()
+
+    @staticmethod
+    def _check_settings(owner, groups, state):
+        _check_value(owner, "factor", state["factor"], 0.0, 1.0, high_inclusive=False)
+        _check_count(owner, "patience", state["patience"])
+        _check_count(owner, "cooldown", state["cooldown"])
+        _check_value(owner, "threshold", state["threshold"], low=0.0)
+        _check_value(owner, "eps", state["eps"], low=0.0)
+        _check_each(owner, "min_lr", state["min_lrs"], groups, low=0.0)
+        if state["mode"] not in ("min", "max"):
+            raise ValueError(f"{owner}: mode={state['mode']!r} must be 'min' or 'max'")
+        if state["threshold_mode"] not in ("rel", "abs"):
+            raise ValueError(f"{owner}: threshold_mode={state['threshold_mode']!r} must be 'rel' or 'abs'")
 
     def _init_is_better(self, mode, threshold, threshold_mode):
         if mode not in ("min", "max"):
@@ -528,6 +680,21 @@ class ReduceLROnPlateau(LRScheduler):
         return {key: value for key, value in self.__dict__.items() if key != "optimizer"}
 
     def load_state_dict(self, state_dict):
-        """Restore a state from :meth:`state_dict`."""
+        """Restore a state from :meth:`state_dict`; it is checked in full before anything changes."""
+        owner = "ReduceLROnPlateau.load_state_dict"
+        if not isinstance(state_dict, dict):
+            raise ValueError(f"{owner}: expected a dict from scheduler.state_dict(), got {type(state_dict).__name__}")
+        unknown = sorted(str(key) for key in set(state_dict) - set(self.__dict__))
+        if unknown:
+            raise ValueError(f"{owner}: unknown keys {unknown}; the state belongs to a different scheduler class")
+        merged = dict(self.__dict__, **state_dict)
+        groups = len(self.optimizer.param_groups)
+        self._check_settings(owner, groups, merged)
+        for key in ("last_epoch", "num_bad_epochs", "cooldown_counter"):
+            _check_count(owner, key, merged[key])
+        best = merged["best"]
+        if isinstance(best, bool) or not isinstance(best, numbers.Real) or math.isnan(best):
+            raise ValueError(f"{owner}: best={best!r} must be a number (infinite before the first step), not NaN")
+        _check_each(owner, "_last_lr", merged["_last_lr"], groups, low=0.0)
         self.__dict__.update(state_dict)
         self._init_is_better(self.mode, self.threshold, self.threshold_mode)

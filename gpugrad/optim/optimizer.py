@@ -25,7 +25,7 @@ import numpy as np
 
 from .. import backend
 from ..autograd import tape
-from ..errors import DeviceError, ShapeError
+from ..errors import DeviceError, DTypeError, ShapeError
 from ..tensor import bump_versions
 
 __all__ = ["Optimizer", "required"]
@@ -108,6 +108,8 @@ def _check_number(owner, name, value, low=0.0, high=None, low_inclusive=True, hi
         raise ValueError(f"{owner}: {name}={value!r} must be a real number")
     if math.isnan(value):
         raise ValueError(f"{owner}: {name} is NaN; pass a finite number")
+    if math.isinf(value):
+        raise ValueError(f"{owner}: {name}={value!r} is infinite; pass a finite number")
     bad_low = value < low if low_inclusive else value <= low
     bad_high = high is not None and (value > high if high_inclusive else value >= high)
     if bad_low or bad_high:
@@ -274,7 +276,7 @@ class Optimizer:
                     continue
                 grad_data, param_data = grad.array, param.array
                 if not (grad_data.__class__ is np.ndarray and param_data.__class__ is np.ndarray
-                        and grad_data.shape == param_data.shape):
+                        and grad_data.shape == param_data.shape and param_data.flags.writeable):
                     _check_gradient(type(self).__name__, param)     # the full check, with its errors
                 with_grad.append(param)
             work.append((group, with_grad))
@@ -314,18 +316,37 @@ class Optimizer:
                 packed_state[index_of[id(param)]] = dict(self.state[param])
         return {"state": packed_state, "param_groups": packed_groups}
 
+    #: The per-parameter state keys ``step()`` reads and writes, each mapped to
+    #: whether a non-empty state must hold it.  ``load_state_dict`` refuses any
+    #: other key (the state of another algorithm, e.g. SGD's into Adam) and any
+    #: incomplete state.  ``None`` (a subclass that does not declare them): not checked.
+    state_keys = None
+
     def load_state_dict(self, state_dict):
         """Restore state saved by :meth:`state_dict` (possibly via gg.save/gg.load).
 
-        State tensors are copied onto each parameter's device; floating ones
-        also take the parameter's dtype.  The saved groups must have the same
-        sizes as this optimizer's; otherwise ValueError, and nothing changes.
+        Everything is checked before anything changes: the groups must have
+        the same sizes as this optimizer's and pass the same option checks as
+        ``__init__``; each parameter's state may only hold this algorithm's
+        keys (:attr:`state_keys`), its ``step`` must be a finite integer >= 0,
+        and its tensors must have the parameter's shape and dtype (0-d
+        included).  State tensors are copied onto each parameter's device.
+        Any violation raises (ValueError, ShapeError, DTypeError, TypeError)
+        and leaves the optimizer exactly as it was.
         """
         name = type(self).__name__
         if not isinstance(state_dict, Mapping) or "param_groups" not in state_dict or "state" not in state_dict:
             raise ValueError(f"{name}.load_state_dict: expected a dict with 'state' and 'param_groups' "
                              "(from optimizer.state_dict()); got "
                              f"{sorted(state_dict) if isinstance(state_dict, Mapping) else type(state_dict).__name__}")
+        if not isinstance(state_dict["param_groups"], (list, tuple)) or not all(
+                isinstance(g, Mapping) and isinstance(g.get("params"), (list, tuple))
+                for g in state_dict["param_groups"]):
+            raise ValueError(f"{name}.load_state_dict: 'param_groups' must be a list of dicts each with a "
+                             "'params' list of indices, as optimizer.state_dict() writes")
+        if not isinstance(state_dict["state"], Mapping):
+            raise ValueError(f"{name}.load_state_dict: 'state' must be a dict {{index: {{key: value}}}}, got "
+                             f"a {type(state_dict['state']).__name__}")
         saved_groups = list(state_dict["param_groups"])
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(f"{name}.load_state_dict: the saved state has {len(saved_groups)} parameter "
@@ -339,7 +360,11 @@ class Optimizer:
         param_of = {}
         for saved, own in zip(saved_groups, self.param_groups):
             for index, param in zip(saved["params"], own["params"]):
-                param_of[_as_index(name, index)] = param
+                index = _as_index(name, index)
+                if index in param_of:
+                    raise ValueError(f"{name}.load_state_dict: parameter index {index} appears twice in the "
+                                     "saved param_groups; the state dict is corrupt")
+                param_of[index] = param
         # Build everything first, then swap it in: a bad entry changes nothing.
         new_state = _ParamState()
         for raw_index, entries in state_dict["state"].items():
@@ -347,12 +372,22 @@ class Optimizer:
             if index not in param_of:
                 raise ValueError(f"{name}.load_state_dict: state for parameter {index}, but the saved "
                                  f"groups only number parameters {sorted(param_of)}")
+            if not isinstance(entries, Mapping):
+                raise ValueError(f"{name}.load_state_dict: the state of parameter {index} is a "
+                                 f"{type(entries).__name__}, not a dict of its buffers")
             param = param_of[index]
-            new_state[param] = {key: _cast_state_value(name, index, key, value, param)
-                                for key, value in entries.items()}
+            self._check_state_keys(index, entries)
+            built = {}
+            for key, value in entries.items():
+                value = _cast_state_value(name, index, key, value, param)
+                if value is not None:       # PyTorch's SGD writes momentum_buffer=None for "none yet"
+                    built[key] = value
+            if built:
+                new_state[param] = built
         new_groups = []
         for saved, own in zip(saved_groups, self.param_groups):
-            group = {k: (tuple(v) if k == "betas" else v) for k, v in saved.items() if k != "params"}
+            group = {k: (tuple(v) if k == "betas" and isinstance(v, (list, tuple)) else v)
+                     for k, v in saved.items() if k != "params"}
             group["params"] = own["params"]
             # Options added since the checkpoint was written take their defaults;
             # the result must pass the same checks as a group given to __init__.
@@ -362,6 +397,23 @@ class Optimizer:
             new_groups.append(group)
         self.state = new_state
         self.param_groups = new_groups
+
+    def _check_state_keys(self, index, entries):
+        keys = type(self).state_keys
+        if keys is None or not entries:
+            return
+        name = type(self).__name__
+        unknown = sorted(str(key) for key in entries if key not in keys)
+        if unknown:
+            raise ValueError(f"{name}.load_state_dict: the state of parameter {index} holds {unknown}, which "
+                             f"{name} does not keep (its state keys are {sorted(keys)}); the state belongs to "
+                             "another optimizer (e.g. SGD's momentum_buffer loaded into Adam): load it into "
+                             "the optimizer class that saved it")
+        missing = sorted(key for key, needed in keys.items() if needed and entries.get(key) is None)
+        if missing and any(entries.get(key) is not None for key in entries):
+            raise ValueError(f"{name}.load_state_dict: the state of parameter {index} lacks {missing} "
+                             f"(it holds {sorted(str(k) for k in entries)}); {name} needs all of them to take "
+                             "its next step")
 
     def __repr__(self):
         lines = [f"{type(self).__name__} ("]
@@ -404,6 +456,12 @@ def _check_parameter(owner, position, param):
 
 def _check_gradient(owner, param):
     grad = param.grad
+    flags = getattr(param.array, "flags", None)
+    if flags is not None and not flags.writeable:
+        raise ValueError(f"{owner}.step: a parameter of shape {tuple(param.shape)} lives in read-only memory "
+                         "(e.g. np.frombuffer over bytes, a read-only memory map, or a broadcast view), so it "
+                         "cannot be updated in place; no parameter was changed. Build the parameter from a "
+                         "writable copy (gg.tensor(np.array(source)), or np.array(source) before from_numpy)")
     if tuple(grad.shape) != tuple(param.shape):
         raise ShapeError(f"{owner}.step: a parameter of shape {tuple(param.shape)} has a gradient of shape "
                          f"{tuple(grad.shape)}; gradients must match their parameter's shape")
@@ -412,24 +470,48 @@ def _check_gradient(owner, param):
                           f"{backend.device_of(grad.array)}; move the gradient (or the parameter) so they match")
 
 
+def _as_step(owner, index, value):
+    """A step count: a finite integer >= 0 (a Python number, a 0-d array or a one-element tensor)."""
+    raw = value
+    if _is_tensor(value) or hasattr(value, "dtype"):
+        array = backend.to_numpy(value.array if _is_tensor(value) else value)
+        if array.size != 1 or array.dtype.kind not in "iuf":
+            raise ValueError(f"{owner}.load_state_dict: 'step' of parameter {index} is an array of shape "
+                             f"{tuple(array.shape)} and dtype {array.dtype}; it must be one integer >= 0")
+        value = array.reshape(-1)[0].item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{owner}.load_state_dict: 'step' of parameter {index} is {str(raw)[:60]!r} "
+                         f"({type(raw).__name__}); it must be a finite integer >= 0")
+    if not (math.isfinite(value) and float(value).is_integer() and value >= 0):
+        raise ValueError(f"{owner}.load_state_dict: 'step' of parameter {index} is {value!r}; it must be a "
+                         "finite integer >= 0 (the number of steps taken)")
+    return int(value)
+
+
 def _cast_state_value(owner, index, key, value, param):
     if key == "step":
-        # Steps are plain numbers here (PyTorch keeps 0-d tensors); accept both.
-        if _is_tensor(value) or hasattr(value, "dtype"):
-            value = backend.to_numpy(value.array if _is_tensor(value) else value).reshape(-1)[0].item()
-        return int(value) if float(value).is_integer() else float(value)
+        # Steps are plain ints here (PyTorch keeps 0-d tensors); accept both.
+        return _as_step(owner, index, value)
+    if value is None and key == "momentum_buffer":
+        return None
     if not _is_tensor(value):
-        if hasattr(value, "dtype") and hasattr(value, "shape"):   # a raw numpy/cupy array
-            value = wrap_array(value)
+        if hasattr(value, "dtype") and hasattr(value, "shape") and hasattr(value, "__array__") \
+                or backend.is_gpu_array(value):   # a raw numpy/cupy array
+            value = wrap_array(value if backend.is_gpu_array(value) else np.asarray(value))
         else:
-            return value
-    if value.array.ndim and tuple(value.shape) != tuple(param.shape):
+            raise TypeError(f"{owner}.load_state_dict: state {key!r} of parameter {index} is a "
+                            f"{type(value).__name__}; it must be a tensor of the parameter's shape "
+                            f"{tuple(param.shape)}")
+    if tuple(value.shape) != tuple(param.shape):
         raise ShapeError(f"{owner}.load_state_dict: state {key!r} of parameter {index} has shape "
                          f"{tuple(value.shape)} but the parameter has shape {tuple(param.shape)}; "
                          "the checkpoint belongs to a different model")
+    if np.dtype(value.array.dtype) != np.dtype(param.array.dtype):
+        raise DTypeError(f"{owner}.load_state_dict: state {key!r} of parameter {index} is "
+                         f"{np.dtype(value.array.dtype)} but the parameter is {np.dtype(param.array.dtype)}; "
+                         "the state of a step must match its parameter's dtype: convert the model to the "
+                         "checkpoint's dtype before loading (or cast the saved state explicitly)")
     array = backend.to_device(value.array, backend.device_of(param.array))
-    if array.dtype.kind == "f":
-        array = array.astype(param.array.dtype, copy=False)
     if array is value.array:
         array = array.copy()    # never alias the caller's state dict
     return wrap_array(array)

@@ -40,6 +40,8 @@ class RMSprop(Optimizer):
     0.9
     """
 
+    state_keys = {"step": True, "square_avg": True, "momentum_buffer": False, "grad_avg": False}
+
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0,
                  centered=False, *, maximize=False):
         defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,

@@ -47,6 +47,8 @@ class SGD(Optimizer):
     [0.949999988079071, -2.049999952316284]
     """
 
+    state_keys = {"momentum_buffer": False}
+
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0,
                  nesterov=False, maximize=False):
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
