@@ -180,3 +180,211 @@ def test_recurrent_shape_errors(device):
         nn.RNN(3, 4, nonlinearity="sigmoid")
     with pytest.raises(gg.ShapeError, match="GRUCell"):
         nn.GRUCell(3, 4).to(device)(gg.randn(2, 3, device=device), gg.zeros(3, 4, device=device))
+
+
+# --------------------------------------------------------------------------- transformer
+def _causal(lib, size):
+    return lib.nn.Transformer.generate_square_subsequent_mask(size).double()
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_transformer_encoder_layer(norm_first, activation, batch_first, device):
+    build = lambda lib: lib.nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.0,  # noqa: E731
+                                                       activation=activation, batch_first=batch_first,
+                                                       norm_first=norm_first)
+    ours, theirs = _pair(build, device)
+    _compare(ours, theirs, [_randn(3, 5, 8)], device)
+
+
+def test_transformer_encoder_layer_masks(device):
+    ours, theirs = _pair(lambda lib: lib.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True),
+                         device)
+    padding = np.array([[False] * 5, [False, False, False, True, True], [False] * 4 + [True]])
+    causal = np.triu(np.ones((5, 5), dtype=bool), 1)
+
+    # _compare hands both libraries the same masks as their own tensors.
+    _compare(ours, theirs, [_randn(3, 5, 8), causal, padding], device,
+             call=lambda m, x, mask, pad: m(x, src_mask=mask, src_key_padding_mask=pad))
+    _compare(ours, theirs, [_randn(3, 5, 8), padding], device, call=lambda m, x, pad: m(x, src_key_padding_mask=pad))
+    # is_causal with the causal mask given (PyTorch's contract: the mask must be there, is_causal is a hint)
+    _compare(ours, theirs, [_randn(3, 5, 8)], device,
+             call=lambda m, x: m(x, src_mask=_causal(gg if m is ours else torch, 5).to(device) if m is ours
+                                 else _causal(torch, 5), is_causal=True))
+
+
+def test_transformer_encoder_stack(device):
+    def build(lib):
+        layer = lib.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0)
+        return lib.nn.TransformerEncoder(layer, num_layers=2, norm=lib.nn.LayerNorm(8), enable_nested_tensor=False)
+
+    ours, theirs = _pair(build, device)
+    assert "layers.1.self_attn.in_proj_weight" in ours.state_dict()
+    _compare(ours, theirs, [_randn(5, 3, 8)], device,
+             call=lambda m, x: m(x, mask=_causal(gg, 5).to(device) if m is ours else _causal(torch, 5)))
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_transformer_decoder_layer(norm_first, device):
+    ours, theirs = _pair(lambda lib: lib.nn.TransformerDecoderLayer(8, 2, 16, dropout=0.0, norm_first=norm_first,
+                                                                    activation="gelu"), device)
+    memory_padding = np.array([[False] * 7, [False] * 5 + [True] * 2])
+
+    def run(m, tgt, memory):
+        lib = gg if m is ours else torch
+        mask = _causal(lib, 4)
+        pad = lib.tensor(memory_padding)
+        if m is ours:
+            mask, pad = mask.to(device), pad.to(device)
+        return m(tgt, memory, tgt_mask=mask, memory_key_padding_mask=pad, tgt_is_causal=True)
+
+    _compare(ours, theirs, [_randn(4, 2, 8), _randn(7, 2, 8, seed=1)], device, call=run)
+
+
+def test_transformer_full_model(device):
+    build = lambda lib: lib.nn.Transformer(d_model=8, nhead=2, num_encoder_layers=2, num_decoder_layers=1,  # noqa
+                                           dim_feedforward=16, dropout=0.0, batch_first=True)
+    ours, theirs = _pair(build, device)
+
+    def run(m, src, tgt):
+        lib = gg if m is ours else torch
+        mask = _causal(lib, 4)
+        return m(src, tgt, tgt_mask=mask.to(device) if m is ours else mask)
+
+    _compare(ours, theirs, [_randn(2, 6, 8), _randn(2, 4, 8, seed=1)], device, call=run)
+
+
+def test_transformer_init_and_mask():
+    torch.manual_seed(0)
+    ours = nn.Transformer(d_model=16, nhead=4, num_encoder_layers=1, num_decoder_layers=1, dim_feedforward=32)
+    theirs = torch.nn.Transformer(d_model=16, nhead=4, num_encoder_layers=1, num_decoder_layers=1, dim_feedforward=32)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    weight = ours.encoder.layers[0].linear1.weight.numpy()
+    bound = math.sqrt(6 / (16 + 32))                       # xavier_uniform_ over every matrix, as PyTorch
+    assert np.abs(weight).max() <= bound and np.abs(weight).max() > 0.8 * bound
+    mask = nn.Transformer.generate_square_subsequent_mask(3)
+    assert mask.tolist() == torch.nn.Transformer.generate_square_subsequent_mask(3).tolist()
+
+
+def test_transformer_dropout_trains(device):
+    layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.5).to(device)
+    x = gg.randn(5, 2, 8, device=device)
+    layer.eval()
+    assert np.allclose(layer(x).numpy(), layer(x).numpy())
+    layer.train()
+    assert not np.allclose(layer(x).numpy(), layer(x).numpy())
+
+
+# --------------------------------------------------------------------------- transposed convolution
+CONV_T2D = [
+    dict(kernel_size=3),
+    dict(kernel_size=4, stride=2, padding=1),                      # DCGAN's upsampling block
+    dict(kernel_size=3, stride=2, padding=1, output_padding=1),
+    dict(kernel_size=(2, 3), stride=(2, 1), padding=(0, 1), dilation=(1, 2), bias=False),
+    dict(kernel_size=3, stride=2, groups=2, dilation=2, output_padding=1),
+]
+
+
+@pytest.mark.parametrize("kwargs", CONV_T2D)
+def test_conv_transpose2d(kwargs, device):
+    ours, theirs = _pair(lambda lib: lib.nn.ConvTranspose2d(4, 6, **kwargs), device)
+    _compare(ours, theirs, [_randn(2, 4, 5, 4)], device)
+
+
+@pytest.mark.parametrize("kwargs", [dict(kernel_size=3), dict(kernel_size=4, stride=2, padding=1),
+                                    dict(kernel_size=3, stride=3, output_padding=2, groups=2, bias=False)])
+def test_conv_transpose1d(kwargs, device):
+    ours, theirs = _pair(lambda lib: lib.nn.ConvTranspose1d(4, 2, **kwargs), device)
+    _compare(ours, theirs, [_randn(2, 4, 7)], device)
+    _compare(ours, theirs, [_randn(4, 7)], device)              # unbatched
+
+
+def test_conv_transpose_output_size_and_init(device):
+    ours, theirs = _pair(lambda lib: lib.nn.ConvTranspose2d(3, 2, 3, stride=2, padding=1), device)
+    _compare(ours, theirs, [_randn(1, 3, 4, 4)], device, call=lambda m, x: m(x, output_size=(8, 8)))
+    with pytest.raises(gg.ShapeError, match="output size"):
+        ours(gg.randn(1, 3, 4, 4, device=device, dtype=gg.float64), output_size=(10, 10))
+    layer = nn.ConvTranspose2d(16, 8, 3)
+    assert tuple(layer.weight.shape) == (16, 8, 3, 3)
+    bound = 1 / math.sqrt(8 * 9)                              # kaiming_uniform(a=sqrt(5)) on fan_in = 8 * 3 * 3
+    assert np.abs(layer.weight.numpy()).max() <= bound and np.abs(layer.bias.numpy()).max() <= bound
+    with pytest.raises(ValueError, match="output_padding"):
+        nn.ConvTranspose2d(3, 2, 3, stride=1, output_padding=1)
+
+
+# --------------------------------------------------------------------------- norms and the rest
+@pytest.mark.parametrize("groups,affine", [(2, True), (1, True), (4, False)])
+def test_group_norm(groups, affine, device):
+    ours, theirs = _pair(lambda lib: lib.nn.GroupNorm(groups, 4, affine=affine), device)
+    if affine:
+        with torch.no_grad():
+            theirs.weight.uniform_(0.5, 1.5)
+            theirs.bias.uniform_(-0.5, 0.5)
+        ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+    _compare(ours, theirs, [_randn(3, 4, 5, 2)], device)
+    _compare(ours, theirs, [_randn(3, 4)], device)
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(affine=True), dict(track_running_stats=True),
+                                    dict(affine=True, track_running_stats=True)])
+def test_instance_norm2d(kwargs, device):
+    ours, theirs = _pair(lambda lib: lib.nn.InstanceNorm2d(3, **kwargs), device)
+    for step in range(2):
+        _compare(ours, theirs, [_randn(2, 3, 4, 5, seed=step)], device)
+    for key, value in theirs.state_dict().items():
+        np.testing.assert_allclose(ours.state_dict()[key].numpy(), value.numpy(), rtol=1e-7, atol=1e-12)
+    ours.eval()
+    theirs.eval()
+    _compare(ours, theirs, [_randn(2, 3, 4, 5, seed=9)], device)
+    _compare(ours, theirs, [_randn(3, 4, 5, seed=9)], device)        # unbatched
+
+
+def test_instance_norm1d(device):
+    ours, theirs = _pair(lambda lib: lib.nn.InstanceNorm1d(3, affine=True), device)
+    _compare(ours, theirs, [_randn(2, 3, 6)], device)
+
+
+@pytest.mark.parametrize("kwargs", [dict(normalized_shape=8), dict(normalized_shape=(3, 8), eps=1e-3),
+                                    dict(normalized_shape=8, elementwise_affine=False)])
+def test_rms_norm(kwargs, device):
+    ours, theirs = _pair(lambda lib: lib.nn.RMSNorm(**kwargs), device)
+    if ours.weight is not None:
+        with torch.no_grad():
+            theirs.weight.uniform_(0.5, 1.5)
+        ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+    _compare(ours, theirs, [_randn(2, 3, 8)], device)
+
+
+@pytest.mark.parametrize("num_parameters", [1, 3])
+def test_prelu(num_parameters, device):
+    ours, theirs = _pair(lambda lib: lib.nn.PReLU(num_parameters, init=0.1), device)
+    _compare(ours, theirs, [_randn(2, 3, 4)], device)
+
+
+def test_hardswish_module(device):
+    ours, theirs = _pair(lambda lib: lib.nn.Hardswish(), device)
+    _compare(ours, theirs, [np.linspace(-5, 5, 37)], device)
+
+
+@pytest.mark.parametrize("kwargs", [dict(scale_factor=2), dict(size=(5, 7), mode="bilinear"),
+                                    dict(scale_factor=2, mode="bilinear", align_corners=True)])
+def test_upsample(kwargs, device):
+    ours, theirs = _pair(lambda lib: lib.nn.Upsample(**kwargs), device)
+    _compare(ours, theirs, [_randn(2, 3, 4, 3)], device)
+
+
+def test_dropout2d_zeroes_whole_channels(device):
+    gg.manual_seed(0)
+    layer = nn.Dropout2d(0.5).to(device)
+    out = layer(gg.ones(8, 16, 3, 3, device=device)).numpy()
+    per_channel = out.reshape(8, 16, 9)
+    assert set(np.unique(per_channel)) <= {0.0, 2.0}
+    assert (per_channel.min(-1) == per_channel.max(-1)).all()          # a channel is dropped whole or kept
+    assert 0.3 < (per_channel[..., 0] == 0).mean() < 0.7
+    x = gg.randn(2, 3, 4, 4, device=device, requires_grad=True)
+    y = layer(x)
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), (y.numpy() != 0) * 2.0)
+    layer.eval()
+    assert layer(x) is x

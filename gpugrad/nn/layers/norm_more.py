@@ -98,8 +98,8 @@ class _InstanceNorm(Module):
                              f"{tuple(input.shape)}")
         use_input_stats = self.training or not self.track_running_stats
         update = self.training and self.track_running_stats
-        if update:
-            self.num_batches_tracked.array[...] += 1
+        # NOTE: PyTorch's instance norm never advances num_batches_tracked (the buffer exists for
+        # state-dict compatibility with BatchNorm); the running averages always use ``momentum``.
         out = F.instance_norm(input, self.running_mean if update or not use_input_stats else None,
                               self.running_var if update or not use_input_stats else None, self.weight, self.bias,
                               use_input_stats, self.momentum, self.eps)
