@@ -380,3 +380,22 @@ def test_binary_cross_entropy_weight(reduction, device):
 def test_hardswish(device):
     x = np.array([-4.0, -3.5, -1.0, 0.0, 0.7, 2.9, 3.5, 5.0])
     check(F.hardswish, TF.hardswish, [x], device)
+
+
+def test_fill_values_that_need_gradients_get_them(device):
+    check(lambda t, m, v: t.masked_fill(m, v), lambda t, m, v: t.masked_fill(m, v),
+          [_randn(3, 4), _randn(3, 4) > 0, np.array(1.5)], device)
+    index = np.array([[0, 2], [1, 3]])
+    check(lambda t, v: t.scatter(1, gg.tensor(index, device=device), v),
+          lambda t, v: t.scatter(1, torch.tensor(index), v.expand(2, 2)), [_randn(2, 4), np.array(0.7)], device)
+
+
+def test_hardswish_gradient_at_the_kinks(device):
+    check(F.hardswish, TF.hardswish, [np.array([-3.0, 3.0, -3.0001, 3.0001])], device)
+
+
+def test_dropout2d_on_3d_input_drops_per_sample_channel(device):
+    gg.manual_seed(0)
+    out = F.dropout2d(gg.ones(64, 4, 5, device=device), 0.5).numpy()
+    assert (out.min(-1) == out.max(-1)).all()
+    assert 0.1 < (out[..., 0] == 0).mean(0).min() and (out[..., 0] == 0).mean(0).max() < 0.9

@@ -764,7 +764,9 @@ def hardswish(input, inplace=False):
     [-0.0, 0.0, 4.0]
     """
     _inplace_unsupported(inplace, "hardswish")
-    return input * ew.clamp(input + 3.0, min=0.0, max=6.0) / 6.0
+    # Written piecewise so the gradient at the kinks is PyTorch's: 0 at x = -3, 1 at x = 3.
+    inner = input * (input + 3.0) / 6.0
+    return ew.where(ew.le(input, -3.0), 0.0, ew.where(ew.lt(input, 3.0), inner, input))
 
 
 def prelu(input, weight):
@@ -787,7 +789,13 @@ def prelu(input, weight):
 
 
 def dropout2d(input, p=0.5, training=True, inplace=False):
-    """Zero whole channels (dim 1 of ``(N, C, H, W)``, dim 0 of ``(C, H, W)``) with probability ``p``."""
+    """Zero whole channels (dim 1 of ``(N, C, H, W)``; a 3-D input is read as ``(N, C, L)``, as PyTorch
+    does) with probability ``p``, scaling the rest by ``1 / (1 - p)``.
+
+    >>> import gpugrad as gg
+    >>> dropout2d(gg.ones(1, 2, 2, 2), 0.5, training=False).sum().item()
+    8.0
+    """
     _inplace_unsupported(inplace, "dropout2d")
     p = float(p)
     if not 0.0 <= p <= 1.0:
@@ -796,7 +804,8 @@ def dropout2d(input, p=0.5, training=True, inplace=False):
         raise ShapeError(f"dropout2d: expected a 3-D or 4-D input, got shape {tuple(input.shape)}")
     if not training or p == 0.0:
         return input
-    channel_shape = input.shape[:input.ndim - 2] + (1, 1)
+    # A 3-D input is (N, C, L), as PyTorch reads it (it warns): one draw per sample and channel.
+    channel_shape = tuple(input.shape[:2]) + (1,) * (input.ndim - 2)
     if p == 1.0:
         return input * 0.0
     keep = backend.generator(input.device).random(channel_shape) >= p

@@ -140,13 +140,18 @@ def masked_fill(input, mask, value):
     >>> x.masked_fill(gg.tensor([[True, False], [False, True]]), 5.0).tolist()
     [[5.0, 0.0], [0.0, 5.0]]
     """
+    if isinstance(value, Tensor) and value.requires_grad:
+        # A value that needs a gradient: the composition carries it (the primitive takes a constant).
+        _check_masked_fill(input, mask, value)
+        _fill_value(value, "masked_fill")
+        return ew.where(mask, ew.cast(value, input.dtype) if value.dtype != input.dtype else value, input)
     return _masked_fill(input, mask, value=_fill_value(value, "masked_fill"))
 
 
 def masked_fill_(self, mask, value):
     """In-place :func:`masked_fill`."""
-    value = _fill_value(value, "masked_fill_")
-    return methods.inplace(self, lambda current: _masked_fill(current, mask, value=value), "masked_fill_")
+    others = (value,) if isinstance(value, Tensor) else ()
+    return methods.inplace(self, lambda current: masked_fill(current, mask, value), "masked_fill_", others)
 
 
 # --------------------------------------------------------------------------
@@ -259,7 +264,9 @@ def scatter(input, dim, index, src=None, value=None, *, reduce=None):
     operand = src if src is not None else value
     if isinstance(operand, Tensor):
         if operand.ndim == 0:
-            return _scatter_value(input, index, value=operand.item(), axis=dim)
+            if not operand.requires_grad:
+                return _scatter_value(input, index, value=operand.item(), axis=dim)
+            operand = methods.expand(operand, tuple(index.shape))    # keeps the value's gradient
         if operand.dtype != input.dtype:
             operand = ew.cast(operand, input.dtype)
         return _scatter(input, index, operand, axis=dim)
