@@ -388,3 +388,68 @@ def test_dropout2d_zeroes_whole_channels(device):
     np.testing.assert_allclose(x.grad.numpy(), (y.numpy() != 0) * 2.0)
     layer.eval()
     assert layer(x) is x
+
+
+# --------------------------------------------------------------------------- small models, several steps
+def _lstm_language_model(lib):
+    class Model(lib.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = lib.nn.Embedding(11, 6)
+            self.lstm = lib.nn.LSTM(6, 8, num_layers=2, batch_first=True)
+            self.head = lib.nn.Linear(8, 11)
+
+        def forward(self, tokens):
+            output, _ = self.lstm(self.embed(tokens))
+            return self.head(output)
+
+    return Model()
+
+
+def test_lstm_language_model_training_steps_match_torch(device):
+    ours, theirs = _pair(_lstm_language_model, device)
+    tokens = np.random.default_rng(0).integers(0, 11, (3, 9))
+    inputs, targets = tokens[:, :-1], tokens[:, 1:]
+    ours_opt = gg.optim.SGD(ours.parameters(), lr=0.5)
+    theirs_opt = torch.optim.SGD(theirs.parameters(), lr=0.5)
+    for _ in range(3):
+        ours_loss = gg.nn.functional.cross_entropy(ours(gg.tensor(inputs, device=device)).reshape(-1, 11),
+                                                   gg.tensor(targets.reshape(-1), device=device))
+        theirs_loss = torch.nn.functional.cross_entropy(theirs(torch.tensor(inputs)).reshape(-1, 11),
+                                                        torch.tensor(targets.reshape(-1)))
+        assert math.isclose(ours_loss.item(), theirs_loss.item(), rel_tol=1e-9)
+        for model, opt, loss in ((ours, ours_opt, ours_loss), (theirs, theirs_opt, theirs_loss)):
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+
+def test_dcgan_generator_block_matches_torch(device):
+    def build(lib):
+        return lib.nn.Sequential(lib.nn.ConvTranspose2d(6, 4, 4, 1, 0, bias=False), lib.nn.BatchNorm2d(4),
+                                 lib.nn.ReLU(), lib.nn.ConvTranspose2d(4, 3, 4, 2, 1, bias=False), lib.nn.Tanh())
+
+    ours, theirs = _pair(build, device)
+    _compare(ours, theirs, [_randn(2, 6, 1, 1)], device)
+
+
+def test_gpt_block_sampling_with_causal_mask_topk_and_multinomial(device):
+    """A causal self-attention block as nanoGPT writes it, then top-k sampling of the next token."""
+    gg.manual_seed(0)
+    block = nn.TransformerEncoderLayer(16, 4, 32, dropout=0.0, batch_first=True, norm_first=True).to(device)
+    head = nn.Linear(16, 10).to(device)
+    x = gg.randn(2, 5, 16, device=device)
+    mask = gg.tril(gg.ones(5, 5, device=device)) == 0              # True above the diagonal: not attended
+    logits = head(block(x, src_mask=mask))[:, -1, :]
+    values, _ = gg.topk(logits, 3)
+    logits = logits.masked_fill(logits < values[:, [-1]], float("-inf"))
+    probabilities = logits.softmax(-1)
+    following = gg.multinomial(probabilities, num_samples=1)
+    assert tuple(following.shape) == (2, 1)
+    allowed = gg.topk(probabilities, 3).indices.numpy()
+    assert all(following.numpy()[row, 0] in allowed[row] for row in range(2))
+    # The causal mask: changing the last position does not change earlier outputs.
+    changed = x.clone()
+    changed[:, -1] = 5.0
+    np.testing.assert_allclose(block(changed, src_mask=mask)[:, :-1].numpy(), block(x, src_mask=mask)[:, :-1].numpy(),
+                               rtol=1e-5, atol=1e-6)

@@ -399,3 +399,27 @@ def test_dropout2d_on_3d_input_drops_per_sample_channel(device):
     out = F.dropout2d(gg.ones(64, 4, 5, device=device), 0.5).numpy()
     assert (out.min(-1) == out.max(-1)).all()
     assert 0.1 < (out[..., 0] == 0).mean(0).min() and (out[..., 0] == 0).mean(0).max() < 0.9
+
+
+def test_shape_errors_name_the_op(device):
+    x = gg.ones(3, 4, device=device)
+    with pytest.raises(gg.ShapeError, match="roll"):
+        x.roll((1, 2), (0,))
+    with pytest.raises(gg.ShapeError, match="unfold"):
+        x.unfold(1, 5, 1)
+    with pytest.raises(gg.ShapeError, match="repeat_interleave"):
+        x.repeat_interleave(gg.tensor([1, 2]), dim=0)
+    with pytest.raises(gg.ShapeError, match="baddbmm"):
+        gg.baddbmm(x, x, x)
+    with pytest.raises(gg.ShapeError, match="cdist"):
+        gg.cdist(x, gg.ones(2, 3, device=device))
+    with pytest.raises(gg.ShapeError, match="unfold"):
+        F.unfold(gg.ones(1, 1, 2, 2, device=device), 3)
+    with pytest.raises(gg.ShapeError, match="conv_transpose2d"):
+        F.conv_transpose2d(gg.ones(1, 3, 2, 2, device=device), gg.ones(4, 2, 3, 3, device=device))
+
+
+def test_index_put_with_a_bool_mask(device):
+    check(lambda t, v: t.clone().index_put_((gg.tensor(np.array([True, False, True]), device=device),), v),
+          lambda t, v: t.clone().index_put_((torch.tensor([True, False, True]),), v), [_randn(3, 2), _randn(2)],
+          device)

@@ -30,13 +30,19 @@ SortResult = collections.namedtuple("sort", ["values", "indices"])
 TopKResult = collections.namedtuple("topk", ["values", "indices"])
 
 
+def _stable_argsort(x, axis):
+    """Indices sorting ``x`` stably along ``axis`` (CuPy's sort is always stable and takes no kind)."""
+    if isinstance(x, np.ndarray):
+        return np.argsort(x, axis=axis, kind="stable")
+    return _xp(x).argsort(x, axis=axis)
+
+
 def _argsort_forward(x, axis=-1, descending=False):
-    xp = _xp(x)
     if descending:
         # Negating keeps a stable sort stable: ties stay in their original order
         # (PyTorch's stable=True); bools and unsigned ints are widened first.
         x = -(x.astype(np.int64) if x.dtype.kind in "bu" else x)
-    return xp.argsort(x, axis=axis, kind="stable").astype(np.int64)
+    return _stable_argsort(x, axis).astype(np.int64)
 
 
 def _check_axis(x, axis=-1, descending=False):
@@ -153,7 +159,7 @@ def multinomial(input, num_samples, replacement=False, *, generator=None):
         # Exp(1)/w keys are a draw without replacement; zero weights never win.
         with np.errstate(divide="ignore"):
             keys = -xp.log1p(-uniform) / weights
-        picks = xp.argsort(keys, axis=1, kind="stable")[:, :num_samples]
+        picks = _stable_argsort(keys, 1)[:, :num_samples]
     picks = picks.astype(np.int64)
     return Tensor._make(picks.reshape(-1) if input.ndim == 1 else picks)
 
