@@ -224,7 +224,8 @@ def test_scatter_in_place_one_hot(device):
 
     def grad_through(t, s):
         y = t * 1.0
-        y.scatter_(0, gg.tensor([[1, 0, 2]], device=device) if isinstance(t, gg.Tensor) else torch.tensor([[1, 0, 2]]), s)
+        index = gg.tensor([[1, 0, 2]], device=device) if isinstance(t, gg.Tensor) else torch.tensor([[1, 0, 2]])
+        y.scatter_(0, index, s)
         return y
 
     check(grad_through, grad_through, [_randn(3, 3), _randn(1, 3)], device)

@@ -924,8 +924,9 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         raise ValueError("interpolate: align_corners can only be set with the linear modes (linear, bilinear)")
     spatial = input.ndim - 2
     if spatial < 1 or spatial > 2 or (_INTERPOLATE_DIMS[mode] not in (None, spatial)):
-        raise ShapeError(f"interpolate: mode {mode!r} needs a {'3-D or 4-D' if mode == 'nearest' else (2 + _INTERPOLATE_DIMS[mode])}"
-                         f"-D input (N, C, ...), got shape {tuple(input.shape)}")
+        needed = "3-D or 4-D" if mode == "nearest" else f"{2 + _INTERPOLATE_DIMS[mode]}-D"
+        raise ShapeError(f"interpolate: mode {mode!r} needs a {needed} input (N, C, ...), got shape "
+                         f"{tuple(input.shape)}")
     if (size is None) == (scale_factor is None):
         raise ValueError("interpolate: give exactly one of size and scale_factor")
     in_sizes = input.shape[2:]

@@ -166,7 +166,8 @@ _roll = defop(
     vjp=(lambda g, out, x, shifts, axis=None: _roll(g, shifts=_negate(shifts), axis=axis),),
     jvp=lambda t, out, x, shifts, axis=None: _roll(t[0], shifts=shifts, axis=axis),
     save=(),
-    samples=[Sample((3, 4), shifts=1, axis=1), Sample((3, 4), shifts=-5), Sample((2, 3, 4), shifts=(1, 2), axis=(0, 2))],
+    samples=[Sample((3, 4), shifts=1, axis=1), Sample((3, 4), shifts=-5),
+             Sample((2, 3, 4), shifts=(1, 2), axis=(0, 2))],
     reference=lambda x, shifts, axis=None: np.roll(x, shifts, axis))
 
 
