@@ -33,6 +33,9 @@ from .ops.methods import (amax, amin, argmax, argmin, broadcast_to, cat, chunk, 
                           flip, gather, index_add, index_select, log_softmax, logsumexp, max, mean, min, norm,
                           pad, permute, prod, repeat, reshape, scatter_add, softmax, split, squeeze, stack, std,
                           sum, take_along_dim, transpose, unsqueeze, var, where)
+from .ops.extra_shape import (baddbmm, cdist, index_put, lerp, masked_fill, nan_to_num, repeat_interleave, roll,
+                              scatter, tile, tril, triu)
+from .ops.sorting import argsort, multinomial, sort, topk
 from . import data, distributed, nn, optim, train, viz
 from .io import load, save
 

@@ -14,6 +14,10 @@ from .layers import (ELU, GELU, GRU, AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, Ba
                      BCEWithLogitsLoss, Conv1d, Conv2d, CrossEntropyLoss, Dropout, Embedding, L1Loss, LayerNorm,
                      LeakyReLU, Linear, LogSoftmax, MaxPool1d, MaxPool2d, Mish, MSELoss, MultiheadAttention, NLLLoss,
                      ReLU, Sigmoid, SiLU, Softmax, Softplus, Tanh)
+from .layers import (LSTM, RNN, ConvTranspose1d, ConvTranspose2d, Dropout2d, GroupNorm, GRUCell, Hardswish,
+                     InstanceNorm1d, InstanceNorm2d, LSTMCell, PReLU, RMSNorm, RNNCell, Transformer,
+                     TransformerDecoder, TransformerDecoderLayer, TransformerEncoder, TransformerEncoderLayer,
+                     Upsample)
 from .module import IncompatibleKeys, Module, Parameter, StateDictError
 
 __all__ = ["functional", "init", "utils", "Module", "Parameter", "StateDictError", "IncompatibleKeys",
@@ -21,4 +25,8 @@ __all__ = ["functional", "init", "utils", "Module", "Parameter", "StateDictError
            "Conv2d", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Dropout", "MaxPool1d", "MaxPool2d", "AvgPool1d",
            "AvgPool2d", "AdaptiveAvgPool2d", "Embedding", "GRU", "MultiheadAttention", "ReLU", "LeakyReLU", "ELU",
            "GELU", "SiLU", "Sigmoid", "Tanh", "Softplus", "Mish", "Softmax", "LogSoftmax", "CrossEntropyLoss",
-           "MSELoss", "L1Loss", "BCEWithLogitsLoss", "BCELoss", "NLLLoss"]
+           "MSELoss", "L1Loss", "BCEWithLogitsLoss", "BCELoss", "NLLLoss",
+           "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNCell", "Transformer", "TransformerDecoder",
+           "TransformerDecoderLayer", "TransformerEncoder", "TransformerEncoderLayer", "ConvTranspose1d",
+           "ConvTranspose2d", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d", "RMSNorm", "Dropout2d", "Hardswish",
+           "PReLU", "Upsample"]

@@ -752,3 +752,382 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     if weight is not None:
         loss = loss * weight
     return _reduce(loss, reduction, "binary_cross_entropy_with_logits")
+
+
+# --------------------------------------------------------------------------
+# more of torch.nn.functional (issue 16): compositions of differentiable ops
+# --------------------------------------------------------------------------
+def hardswish(input, inplace=False):
+    """``x * relu6(x + 3) / 6``.
+
+    >>> import gpugrad as gg
+    >>> hardswish(gg.tensor([-4.0, 0.0, 4.0])).tolist()
+    [-0.0, 0.0, 4.0]
+    """
+    _inplace_unsupported(inplace, "hardswish")
+    # Written piecewise so the gradient at the kinks is PyTorch's: 0 at x = -3, 1 at x = 3.
+    inner = input * (input + 3.0) / 6.0
+    return ew.where(ew.le(input, -3.0), 0.0, ew.where(ew.lt(input, 3.0), inner, input))
+
+
+def prelu(input, weight):
+    """``max(0, x) + weight * min(0, x)``, ``weight`` per channel (dim 1) or one for all.
+
+    >>> import gpugrad as gg
+    >>> prelu(gg.tensor([[-2.0, 3.0]]), gg.tensor([0.25])).tolist()
+    [[-0.5, 3.0]]
+    """
+    if weight.ndim != 1:
+        raise ShapeError(f"prelu: weight must be 1-D, got shape {tuple(weight.shape)}")
+    if weight.shape[0] != 1:
+        channels = input.shape[1] if input.ndim >= 2 else input.shape[0]
+        if weight.shape[0] != channels:
+            raise ShapeError(f"prelu: weight has {weight.shape[0]} values but the input of shape "
+                             f"{tuple(input.shape)} has {channels} channels")
+        if input.ndim >= 2:
+            weight = sh.reshape(weight, shape=(weight.shape[0],) + (1,) * (input.ndim - 2))
+    return ew.where(ew.gt(input, 0.0), input, weight * input)
+
+
+def dropout2d(input, p=0.5, training=True, inplace=False):
+    """Zero whole channels (dim 1 of ``(N, C, H, W)``; a 3-D input is read as ``(N, C, L)``, as PyTorch
+    does) with probability ``p``, scaling the rest by ``1 / (1 - p)``.
+
+    >>> import gpugrad as gg
+    >>> dropout2d(gg.ones(1, 2, 2, 2), 0.5, training=False).sum().item()
+    8.0
+    """
+    _inplace_unsupported(inplace, "dropout2d")
+    p = float(p)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout2d: probability p={p} must be in [0, 1]")
+    if input.ndim not in (3, 4):
+        raise ShapeError(f"dropout2d: expected a 3-D or 4-D input, got shape {tuple(input.shape)}")
+    if not training or p == 0.0:
+        return input
+    # A 3-D input is (N, C, L), as PyTorch reads it (it warns): one draw per sample and channel.
+    channel_shape = tuple(input.shape[:2]) + (1,) * (input.ndim - 2)
+    if p == 1.0:
+        return input * 0.0
+    keep = backend.generator(input.device).random(channel_shape) >= p
+    mask = Tensor._make(backend.xp_of(input.array).asarray(keep, dtype=input.dtype) / (1.0 - p))
+    return input * mask
+
+
+def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
+    """``input / max(||input||_p, eps)`` along ``dim``.
+
+    >>> import gpugrad as gg
+    >>> normalize(gg.tensor([[3.0, 4.0]], dtype=gg.float64)).tolist()
+    [[0.6, 0.8]]
+    """
+    if out is not None:
+        raise TypeError("normalize: out= is not supported; assign the result")
+    norms = rd.norm(input, ord=float(p), axis=int(dim), keepdims=True)
+    return input / ew.clamp(norms, min=float(eps))
+
+
+def cosine_similarity(x1, x2, dim=1, eps=1e-8):
+    """Cosine of the angle between ``x1`` and ``x2`` along ``dim`` (PyTorch 2's form:
+    each normalised by ``max(||x||, eps)`` first, then the dot product).
+
+    >>> import gpugrad as gg
+    >>> cosine_similarity(gg.tensor([[1.0, 0.0]]), gg.tensor([[1.0, 1.0]])).tolist()[0] > 0.707
+    True
+    """
+    dim = int(dim)
+    n1 = ew.clamp(rd.norm(x1, ord=2.0, axis=dim, keepdims=True), min=float(eps))
+    n2 = ew.clamp(rd.norm(x2, ord=2.0, axis=dim, keepdims=True), min=float(eps))
+    return rd.sum_((x1 / n1) * (x2 / n2), axis=dim)
+
+
+def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
+    """im2col: every ``kernel_size`` block of a ``(N, C, H, W)`` input as a column, ``(N, C*kh*kw, L)``.
+
+    >>> import gpugrad as gg
+    >>> unfold(gg.ones(1, 2, 4, 4), 2).shape
+    (1, 8, 9)
+    """
+    unbatched = input.ndim == 3
+    if unbatched:
+        input = sh.unsqueeze(input, axis=0)
+    if input.ndim != 4:
+        raise ShapeError(f"unfold: expected a 3-D or 4-D input (N, C, H, W), got shape {tuple(input.shape)}")
+    kh, kw = _tuple(kernel_size, 2, "kernel_size", "unfold")
+    dh, dw = _tuple(dilation, 2, "dilation", "unfold")
+    ph, pw = _tuple(padding, 2, "padding", "unfold")
+    sh_, sw = _tuple(stride, 2, "stride", "unfold")
+    n, c, h, w = input.shape
+    out_h = (h + 2 * ph - dh * (kh - 1) - 1) // sh_ + 1
+    out_w = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    if out_h <= 0 or out_w <= 0:
+        raise ShapeError(f"unfold: kernel {(kh, kw)} (dilation {(dh, dw)}) does not fit the padded input "
+                         f"{(h + 2 * ph, w + 2 * pw)}")
+    if ph or pw:
+        input = sh.pad_constant(input, pad_width=((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    rows = (np.arange(kh) * dh)[:, None, None, None] + (np.arange(out_h) * sh_)[None, None, :, None]
+    cols = (np.arange(kw) * dw)[None, :, None, None] + (np.arange(out_w) * sw)[None, None, None, :]
+    index = (slice(None), slice(None), backend.to_device(np.broadcast_to(rows, (kh, kw, out_h, out_w)).copy(),
+                                                         input.device),
+             backend.to_device(np.broadcast_to(cols, (kh, kw, out_h, out_w)).copy(), input.device))
+    blocks = ix.take(input, index=index)                  # (N, C, kh, kw, out_h, out_w)
+    out = sh.reshape(blocks, shape=(n, c * kh * kw, out_h * out_w))
+    return sh.squeeze(out, axis=(0,)) if unbatched else out
+
+
+def _source_positions(in_size, out_size, scale, align_corners):
+    """Linear interpolation's source coordinate of every output position (PyTorch's formula)."""
+    positions = np.arange(out_size, dtype=np.float64)
+    if align_corners:
+        if out_size == 1:
+            return np.zeros(out_size)
+        return positions * ((in_size - 1) / (out_size - 1))
+    source = (positions + 0.5) * scale - 0.5
+    return np.maximum(source, 0.0)
+
+
+def _interpolate_axis(x, axis, out_size, scale, mode, align_corners):
+    in_size = x.shape[axis]
+    if mode == "nearest":
+        source = np.minimum(np.floor(np.arange(out_size) * scale).astype(np.int64), in_size - 1)
+        return ix.index_select(x, Tensor._make(backend.to_device(source, x.device)), axis=axis)
+    source = _source_positions(in_size, out_size, scale, align_corners)
+    low = np.minimum(np.floor(source).astype(np.int64), in_size - 1)
+    high = np.minimum(low + 1, in_size - 1)
+    frac = (source - low).astype(np.float64)
+    shape = [1] * x.ndim
+    shape[axis] = out_size
+    weight = _constant(frac.reshape(shape), x)
+    low_values = ix.index_select(x, Tensor._make(backend.to_device(low, x.device)), axis=axis)
+    high_values = ix.index_select(x, Tensor._make(backend.to_device(high, x.device)), axis=axis)
+    return low_values + (high_values - low_values) * weight
+
+
+_INTERPOLATE_DIMS = {"nearest": None, "linear": 1, "bilinear": 2}
+
+
+def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
+                recompute_scale_factor=None, antialias=False):
+    """Resize the spatial dims of ``(N, C, L)`` / ``(N, C, H, W)`` inputs: ``nearest``, ``linear``, ``bilinear``.
+
+    Exactly one of ``size`` and ``scale_factor``; ``align_corners`` as PyTorch
+    (only for the linear modes; ``False`` when not given).
+
+    >>> import gpugrad as gg
+    >>> interpolate(gg.ones(1, 1, 2, 2), scale_factor=2).shape
+    (1, 1, 4, 4)
+    """
+    if mode not in _INTERPOLATE_DIMS:
+        raise ValueError(f"interpolate: mode={mode!r} is not supported; use 'nearest', 'linear' or 'bilinear'")
+    if antialias:
+        raise ValueError("interpolate: antialias=True is not supported")
+    if mode == "nearest" and align_corners is not None:
+        raise ValueError("interpolate: align_corners can only be set with the linear modes (linear, bilinear)")
+    spatial = input.ndim - 2
+    if spatial < 1 or spatial > 2 or (_INTERPOLATE_DIMS[mode] not in (None, spatial)):
+        needed = "3-D or 4-D" if mode == "nearest" else f"{2 + _INTERPOLATE_DIMS[mode]}-D"
+        raise ShapeError(f"interpolate: mode {mode!r} needs a {needed} input (N, C, ...), got shape "
+                         f"{tuple(input.shape)}")
+    if (size is None) == (scale_factor is None):
+        raise ValueError("interpolate: give exactly one of size and scale_factor")
+    in_sizes = input.shape[2:]
+    if size is not None:
+        sizes = _tuple(size, spatial, "size", "interpolate")
+        scales = [i / o for i, o in zip(in_sizes, sizes)]
+    else:
+        factors = (float(scale_factor),) * spatial if isinstance(scale_factor, (int, float)) \
+            else tuple(float(f) for f in scale_factor)
+        if len(factors) != spatial:
+            raise ShapeError(f"interpolate: scale_factor needs {spatial} values, got {scale_factor}")
+        sizes = tuple(int(math.floor(i * f)) for i, f in zip(in_sizes, factors))
+        # PyTorch indexes with 1 / scale_factor unless asked to recompute it from the sizes.
+        scales = [i / o for i, o in zip(in_sizes, sizes)] if recompute_scale_factor else [1.0 / f for f in factors]
+    if any(s <= 0 for s in sizes):
+        raise ShapeError(f"interpolate: output size {sizes} must be positive")
+    out = input
+    for offset, (out_size, scale) in enumerate(zip(sizes, scales)):
+        out = _interpolate_axis(out, 2 + offset, out_size, scale, mode, bool(align_corners))
+    return out
+
+
+def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
+    """``0.5 d^2 / beta`` where ``|d| < beta``, ``|d| - 0.5 beta`` elsewhere (``d = input - target``)."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_same_shape(input, target, "smooth_l1_loss")
+    if beta < 0:
+        raise ValueError(f"smooth_l1_loss: beta must be non-negative, got {beta}")
+    diff = input - target
+    magnitude = ew.abs_(diff)
+    if beta == 0:
+        return _reduce(magnitude, reduction, "smooth_l1_loss")
+    loss = ew.where(ew.lt(magnitude, float(beta)), diff * diff * (0.5 / beta), magnitude - 0.5 * beta)
+    return _reduce(loss, reduction, "smooth_l1_loss")
+
+
+def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
+    """``0.5 d^2`` where ``|d| < delta``, ``delta (|d| - 0.5 delta)`` elsewhere."""
+    _check_same_shape(input, target, "huber_loss")
+    if delta <= 0:
+        raise ValueError(f"huber_loss: delta must be positive, got {delta}")
+    diff = input - target
+    magnitude = ew.abs_(diff)
+    loss = ew.where(ew.lt(magnitude, float(delta)), diff * diff * 0.5, (magnitude - 0.5 * delta) * float(delta))
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction, "huber_loss")
+
+
+def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
+    """KL divergence with log-probabilities ``input``: ``target * (log(target) - input)``
+    (``exp(target) * (target - input)`` with ``log_target``); 0 where target is 0.
+
+    ``reduction='batchmean'`` divides the sum by the batch size (the true KL);
+    ``'mean'`` divides by the number of elements, as PyTorch does.
+    """
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    if log_target:
+        loss = ew.exp(target) * (target - input)
+    else:
+        positive = ew.gt(target, 0.0)
+        safe = ew.where(positive, target, 1.0)
+        loss = ew.where(positive, target * ew.log(safe), 0.0) - target * input
+    if reduction == "batchmean":
+        return rd.sum_(loss) / float(input.shape[0] if input.ndim else 1)
+    return _reduce(loss, reduction, "kl_div")
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """Transposed 2-D convolution (the gradient of conv2d with respect to its input).
+
+    ``weight`` has PyTorch's layout ``(in_channels, out_channels / groups, kh, kw)``; the output size is
+    ``(H - 1) * stride - 2 * padding + dilation * (kh - 1) + output_padding + 1``.
+
+    >>> import gpugrad as gg
+    >>> conv_transpose2d(gg.ones(1, 4, 3, 3), gg.ones(4, 2, 4, 4), stride=2, padding=1).shape
+    (1, 2, 6, 6)
+    """
+    _tensor(input, "input", "conv_transpose2d")
+    _tensor(weight, "weight", "conv_transpose2d")
+    _check_float_operands("conv_transpose2d", input, weight)
+    unbatched = input.ndim == 3
+    if unbatched:
+        input = sh.unsqueeze(input, axis=0)
+    if input.ndim != 4 or weight.ndim != 4:
+        raise ShapeError(f"conv_transpose2d: expected a 3-D or 4-D input (N, C, H, W) and a 4-D weight "
+                         f"(in_channels, out_channels/groups, kh, kw), got {tuple(input.shape)} and "
+                         f"{tuple(weight.shape)}")
+    groups = int(groups)
+    if input.shape[1] != weight.shape[0] or groups < 1 or weight.shape[0] % groups:
+        raise ShapeError(f"conv_transpose2d: input of shape {tuple(input.shape)} has {input.shape[1]} channels; "
+                         f"weight of shape {tuple(weight.shape)} expects {weight.shape[0]} (divisible by "
+                         f"groups={groups})")
+    stride = _tuple(stride, 2, "stride", "conv_transpose2d")
+    padding = _tuple(padding, 2, "padding", "conv_transpose2d")
+    output_padding = _tuple(output_padding, 2, "output_padding", "conv_transpose2d")
+    dilation = _tuple(dilation, 2, "dilation", "conv_transpose2d")
+    for o, s, d in zip(output_padding, stride, dilation):
+        if not 0 <= o < max(s, d):
+            raise ValueError(f"conv_transpose2d: output_padding {output_padding} must be smaller than stride "
+                             f"{stride} or dilation {dilation}")
+    sizes = tuple((n - 1) * s - 2 * p + d * (k - 1) + o + 1 for n, s, p, d, k, o in
+                  zip(input.shape[2:], stride, padding, dilation, weight.shape[2:], output_padding))
+    if any(n <= 0 for n in sizes):
+        raise ShapeError(f"conv_transpose2d: the output size {sizes} is not positive (input {tuple(input.shape)}, "
+                         f"padding {padding})")
+    out_shape = (input.shape[0], weight.shape[1] * groups) + sizes
+    out = cv.conv2d_input_grad(input, weight, input_shape=out_shape, stride=stride,
+                               padding=tuple((p, p) for p in padding), dilation=dilation, groups=groups)
+    if bias is not None:
+        if tuple(bias.shape) != (out_shape[1],):
+            raise ShapeError(f"conv_transpose2d: bias of shape {tuple(bias.shape)} does not fit {out_shape[1]} "
+                             "output channels")
+        out = out + sh.reshape(bias, shape=(out_shape[1], 1, 1))
+    return sh.squeeze(out, axis=(0,)) if unbatched else out
+
+
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """Transposed 1-D convolution of ``(N, C, L)`` inputs (a conv_transpose2d with height 1)."""
+    _tensor(input, "input", "conv_transpose1d")
+    unbatched = input.ndim == 2
+    if unbatched:
+        input = sh.unsqueeze(input, axis=0)
+    if input.ndim != 3 or weight.ndim != 3:
+        raise ShapeError(f"conv_transpose1d: expected a 2-D or 3-D input (N, C, L) and a 3-D weight, got "
+                         f"{tuple(input.shape)} and {tuple(weight.shape)}")
+    one = lambda value, name: (1,) + _tuple(value, 1, name, "conv_transpose1d")  # noqa: E731
+    out = conv_transpose2d(sh.unsqueeze(input, axis=2), sh.unsqueeze(weight, axis=2), bias, one(stride, "stride"),
+                           (0,) + _tuple(padding, 1, "padding", "conv_transpose1d"),
+                           (0,) + _tuple(output_padding, 1, "output_padding", "conv_transpose1d"), groups,
+                           one(dilation, "dilation"))
+    out = sh.squeeze(out, axis=(2,))
+    return sh.squeeze(out, axis=(0,)) if unbatched else out
+
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
+    """Normalise ``(N, C, ...)`` over each group of ``C / num_groups`` channels and the spatial dims."""
+    if input.ndim < 2 or input.shape[1] % num_groups:
+        raise ShapeError(f"group_norm: {num_groups} groups must divide the channels of the input of shape "
+                         f"{tuple(input.shape)}")
+    n, c = input.shape[:2]
+    grouped = sh.reshape(input, shape=(n, num_groups, -1))
+    mean = rd.mean(grouped, axis=2, keepdims=True)
+    centered = grouped - mean
+    variance = rd.mean(centered * centered, axis=2, keepdims=True)
+    out = sh.reshape(centered / ew.sqrt(variance + float(eps)), shape=tuple(input.shape))
+    channel_shape = (c,) + (1,) * (input.ndim - 2)
+    if weight is not None:
+        out = out * sh.reshape(weight, shape=channel_shape)
+    if bias is not None:
+        out = out + sh.reshape(bias, shape=channel_shape)
+    return out
+
+
+def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None, use_input_stats=True,
+                  momentum=0.1, eps=1e-5):
+    """Normalise each channel of each sample over its spatial dims (``(N, C, ...)``)."""
+    axes = tuple(range(2, input.ndim))
+    c = input.shape[1]
+    channel_shape = (c,) + (1,) * (input.ndim - 2)
+    if use_input_stats:
+        mean = rd.mean(input, axis=axes, keepdims=True)
+        centered = input - mean
+        variance = rd.mean(centered * centered, axis=axes, keepdims=True)
+        if running_mean is not None and running_var is not None:
+            with no_grad():
+                count = int(np.prod(input.shape[2:]))
+                batch_mean = rd.mean(sh.reshape(mean, shape=(input.shape[0], c)), axis=0)
+                unbiased = variance * (count / max(count - 1, 1))
+                batch_var = rd.mean(sh.reshape(unbiased, shape=(input.shape[0], c)), axis=0)
+                running_mean.array[...] = ((1 - momentum) * running_mean.array + momentum * batch_mean.array)
+                running_var.array[...] = ((1 - momentum) * running_var.array + momentum * batch_var.array)
+                running_mean._bump_version()
+                running_var._bump_version()
+        out = centered / ew.sqrt(variance + float(eps))
+    else:
+        out = (input - sh.reshape(running_mean, shape=channel_shape)) / ew.sqrt(
+            sh.reshape(running_var, shape=channel_shape) + float(eps))
+    if weight is not None:
+        out = out * sh.reshape(weight, shape=channel_shape)
+    if bias is not None:
+        out = out + sh.reshape(bias, shape=channel_shape)
+    return out
+
+
+def rms_norm(input, normalized_shape, weight=None, eps=None):
+    """``x / sqrt(mean(x^2) + eps) * weight`` over the trailing ``normalized_shape`` dims
+    (``eps`` defaults to the dtype's machine epsilon, as PyTorch)."""
+    shape = (int(normalized_shape),) if isinstance(normalized_shape, (int, np.integer)) \
+        else tuple(int(n) for n in normalized_shape)
+    if len(shape) > input.ndim or tuple(input.shape[input.ndim - len(shape):]) != shape:
+        raise ShapeError(f"rms_norm: normalized_shape {shape} does not match the trailing dimensions of the input "
+                         f"of shape {tuple(input.shape)}")
+    if eps is None:
+        eps = float(np.finfo(input.dtype).eps)
+    axes = tuple(range(input.ndim - len(shape), input.ndim))
+    out = input * ew.rsqrt(rd.mean(input * input, axis=axes, keepdims=True) + float(eps))
+    return out * weight if weight is not None else out
+
+
+__all__ += ["hardswish", "prelu", "dropout2d", "normalize", "cosine_similarity", "unfold", "interpolate",
+            "smooth_l1_loss", "huber_loss", "kl_div", "conv_transpose1d", "conv_transpose2d", "group_norm",
+            "instance_norm", "rms_norm"]
