@@ -160,3 +160,142 @@ def test_lbfgs_converges_and_needs_a_closure():
     with pytest.raises(ValueError, match="one parameter group"):
         gg.optim.LBFGS([{"params": [gg.zeros(1, requires_grad=True)]},
                         {"params": [gg.zeros(1, requires_grad=True)]}])
+
+
+# --------------------------------------------------------------------------
+# Schedulers: the same rate (and momentum) sequence as torch's.
+# --------------------------------------------------------------------------
+def _optimizers(kind="SGD", **options):
+    rates = (0.1, 0.03)
+    ours = getattr(gg.optim, kind)([{"params": [gg.zeros(1, requires_grad=True)], "lr": lr} for lr in rates],
+                                   **options)
+    theirs = getattr(torch.optim, kind)([{"params": [torch.zeros(1, requires_grad=True)], "lr": lr}
+                                         for lr in rates], **options)
+    return ours, theirs
+
+
+class Halving:
+    """A callable object: its attributes are saved in LambdaLR's state dict."""
+
+    def __init__(self):
+        self.base = 0.5
+
+    def __call__(self, epoch):
+        return self.base ** (epoch // 3)
+
+
+SCHEDULES = {
+    "LambdaLR": (lambda lib, opt: lib.optim.lr_scheduler.LambdaLR(opt, lambda e: 0.9 ** e), "SGD", {}),
+    "LambdaLR-per-group": (lambda lib, opt: lib.optim.lr_scheduler.LambdaLR(
+        opt, [lambda e: 1 / (e + 1), Halving()]), "SGD", {}),
+    "CyclicLR": (lambda lib, opt: lib.optim.lr_scheduler.CyclicLR(opt, 0.01, 0.1, step_size_up=4),
+                 "SGD", dict(momentum=0.9)),
+    "CyclicLR-triangular2": (lambda lib, opt: lib.optim.lr_scheduler.CyclicLR(
+        opt, [0.01, 0.001], [0.1, 0.05], step_size_up=3, step_size_down=5, mode="triangular2"),
+        "SGD", dict(momentum=0.9)),
+    "CyclicLR-exp_range-adam": (lambda lib, opt: lib.optim.lr_scheduler.CyclicLR(
+        opt, 0.001, 0.01, step_size_up=5, mode="exp_range", gamma=0.97), "Adam", {}),
+    "CyclicLR-no-momentum": (lambda lib, opt: lib.optim.lr_scheduler.CyclicLR(
+        opt, 0.01, 0.1, step_size_up=2, cycle_momentum=False, scale_fn=lambda x: 0.8 ** x,
+        scale_mode="iterations"), "SGD", {}),
+    "CosineAnnealingWarmRestarts": (lambda lib, opt: lib.optim.lr_scheduler.CosineAnnealingWarmRestarts(
+        opt, T_0=5), "SGD", {}),
+    "CosineAnnealingWarmRestarts-mult": (lambda lib, opt: lib.optim.lr_scheduler.CosineAnnealingWarmRestarts(
+        opt, T_0=3, T_mult=2, eta_min=0.001), "SGD", {}),
+    "SequentialLR": (lambda lib, opt: lib.optim.lr_scheduler.SequentialLR(
+        opt, [lib.optim.lr_scheduler.LinearLR(opt, start_factor=0.1, total_iters=5),
+              lib.optim.lr_scheduler.ExponentialLR(opt, gamma=0.9)], milestones=[5]), "SGD", {}),
+    "SequentialLR-three": (lambda lib, opt: lib.optim.lr_scheduler.SequentialLR(
+        opt, [lib.optim.lr_scheduler.LinearLR(opt, start_factor=0.2, total_iters=8),
+              lib.optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.5),
+              lib.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=7)], milestones=[4, 12]), "SGD", {}),
+    "ChainedScheduler": (lambda lib, opt: lib.optim.lr_scheduler.ChainedScheduler(
+        [lib.optim.lr_scheduler.ExponentialLR(opt, gamma=0.95),
+         lib.optim.lr_scheduler.StepLR(opt, step_size=4, gamma=0.5)]), "SGD", {}),
+    "ChainedScheduler-warmup": (lambda lib, opt: lib.optim.lr_scheduler.ChainedScheduler(
+        [lib.optim.lr_scheduler.LinearLR(opt, start_factor=0.3, total_iters=6),
+         lib.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=9)]), "SGD", {}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SCHEDULES))
+def test_scheduler_matches_torch(case):
+    make, kind, options = SCHEDULES[case]
+    ours_opt, theirs_opt = _optimizers(kind, **options)
+    ours, theirs = make(gg, ours_opt), make(torch, theirs_opt)
+    for step in range(30):
+        np.testing.assert_allclose(ours.get_last_lr(), theirs.get_last_lr(), rtol=1e-12, atol=1e-15,
+                                   err_msg=f"step {step}")
+        for g, h in zip(ours_opt.param_groups, theirs_opt.param_groups):
+            assert math.isclose(g["lr"], h["lr"], rel_tol=1e-12, abs_tol=1e-15)
+            for key in ("momentum", "betas"):
+                if key in h:
+                    np.testing.assert_allclose(np.asarray(g[key]), np.asarray(h[key]), rtol=1e-12)
+        ours_opt.step()
+        theirs_opt.step()
+        ours.step()
+        theirs.step()
+
+
+def test_warm_restarts_fractional_epochs_match_torch():
+    ours_opt, theirs_opt = _optimizers()
+    ours = gg.optim.lr_scheduler.CosineAnnealingWarmRestarts(ours_opt, T_0=4, T_mult=2)
+    theirs = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(theirs_opt, T_0=4, T_mult=2)
+    for epoch in np.arange(0, 20, 0.35):
+        ours.step(float(epoch))
+        theirs.step(float(epoch))
+        np.testing.assert_allclose(ours.get_last_lr(), theirs.get_last_lr(), rtol=1e-12)
+    with pytest.raises(ValueError, match="non-negative"):
+        ours.step(-1.0)
+
+
+@pytest.mark.parametrize("case", ["LambdaLR-per-group", "CyclicLR", "CosineAnnealingWarmRestarts-mult",
+                                  "SequentialLR-three", "ChainedScheduler"])
+def test_scheduler_state_dict_resumes(case, tmp_path):
+    make, kind, options = SCHEDULES[case]
+    opt, _ = _optimizers(kind, **options)
+    sched = make(gg, opt)
+    for _ in range(7):
+        opt.step()
+        sched.step()
+    if case.startswith("LambdaLR"):
+        sched.lr_lambdas[1].base = 0.25
+    gg.save({"sched": sched.state_dict(), "opt": opt.state_dict()}, tmp_path / "s.ggz")
+    expected = []
+    for _ in range(10):
+        opt.step()
+        sched.step()
+        expected.append(sched.get_last_lr())
+    opt2, _ = _optimizers(kind, **options)
+    sched2 = make(gg, opt2)
+    saved = gg.load(tmp_path / "s.ggz")
+    opt2.load_state_dict(saved["opt"])
+    sched2.load_state_dict(saved["sched"])
+    if case.startswith("LambdaLR"):
+        assert sched2.lr_lambdas[1].base == 0.25
+    got = []
+    for _ in range(10):
+        opt2.step()
+        sched2.step()
+        got.append(sched2.get_last_lr())
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+def test_scheduler_combinations_reject_bad_input():
+    opt, _ = _optimizers()
+    other, _ = _optimizers()
+    s1 = gg.optim.lr_scheduler.ExponentialLR(opt, gamma=0.9)
+    s2 = gg.optim.lr_scheduler.ExponentialLR(other, gamma=0.9)
+    with pytest.raises(ValueError, match="different optimizer"):
+        gg.optim.lr_scheduler.ChainedScheduler([s1, s2])
+    with pytest.raises(ValueError, match="milestones"):
+        gg.optim.lr_scheduler.SequentialLR(opt, [s1], milestones=[3])
+    plateau = gg.optim.lr_scheduler.ReduceLROnPlateau(opt)
+    with pytest.raises(ValueError, match="ReduceLROnPlateau"):
+        gg.optim.lr_scheduler.SequentialLR(opt, [s1, plateau], milestones=[3])
+    with pytest.raises(ValueError, match="cycle_momentum"):
+        gg.optim.lr_scheduler.CyclicLR(gg.optim.Adagrad([gg.zeros(1, requires_grad=True)]), 0.1, 1.0)
+    with pytest.raises(ValueError, match="T_0"):
+        gg.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=0)
+    with pytest.raises(TypeError, match="callable"):
+        gg.optim.lr_scheduler.LambdaLR(opt, 0.5)
