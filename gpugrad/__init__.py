@@ -8,6 +8,7 @@
 tensor([ 5.4366, 22.1672])
 """
 
+import builtins as _builtins
 import functools as _functools
 
 from . import backend, cuda
@@ -34,7 +35,14 @@ from .ops.methods import (amax, amin, argmax, argmin, broadcast_to, cat, chunk, 
                           pad, permute, prod, repeat, reshape, scatter_add, softmax, split, squeeze, stack, std,
                           sum, take_along_dim, transpose, unsqueeze, var, where)
 from . import data, distributed, nn, optim, train, viz
-from .io import load, save
+from .io import load as _load_file, save as _save_file
+from . import accelerator, backends, utils
+from .generator import Generator, default_generator
+from .pytorch_names import write_out as _write_out
+from .pytorch_names import (BoolTensor, ByteTensor, CharTensor, DoubleTensor, FloatTensor, HalfTensor, IntTensor,
+                            LongTensor, ShortTensor, Size, addmm, bmm, mm, narrow)
+from .save_module import save_module
+from . import autograd
 
 __version__ = "0.1.0"
 
@@ -42,13 +50,19 @@ __version__ = "0.1.0"
 def _on_tensors(function):
     """``gg.exp(x)`` and friends: the op's polymorphic function (which maps raw
     arrays to raw arrays, for the rules inside the engine) made to take and
-    return Tensors for users, so ``gg.exp([1.0, 2.0])`` gives a Tensor."""
+    return Tensors for users, so ``gg.exp([1.0, 2.0])`` gives a Tensor.  PyTorch's
+    keywords work too: ``gg.add(input=a, other=b)``, and ``out=`` writes the
+    result into a given tensor."""
     @_functools.wraps(function)
-    def public(*args, **kwargs):
+    def public(*args, input=None, other=None, out=None, **kwargs):  # noqa: A002 - PyTorch's names
+        if input is not None:
+            args = (input,) + args
+        if other is not None:
+            args = args[:1] + (other,) + args[1:]
         if not any(isinstance(arg, Tensor) for arg in args):
             args = tuple(tensor(arg) if i == 0 or hasattr(arg, "__len__") or hasattr(arg, "shape") else arg
                          for i, arg in enumerate(args))
-        return function(*args, **kwargs)
+        return _write_out(function(*args, **kwargs), out, function.__name__, args)
     return public
 
 
@@ -93,5 +107,117 @@ def clone(t):
 def detach(t):
     return t.detach()
 
+
+def save(obj, f, *args, **kwargs):
+    """Save tensors, state dicts, optimizer states or a whole module to ``f`` (a path or a binary file object).
+
+    No pickle: a whole ``nn.Module`` is saved by :func:`gpugrad.save_module`
+    (its class path, constructor arguments and state dict), and loading it
+    needs ``gg.load(f, allowed_modules=[MyNet])``.  Other objects as
+    :func:`gpugrad.io.save`.
+
+    Examples
+    --------
+    >>> import io, gpugrad as gg
+    >>> buffer = io.BytesIO()
+    >>> gg.save({"w": gg.ones(2)}, buffer)
+    >>> _ = buffer.seek(0)
+    >>> gg.load(buffer)["w"]
+    tensor([1., 1.])
+    """
+    from .nn.module import Module
+    from .save_module import _save_any, save_module
+    if isinstance(obj, Module):
+        return save_module(obj, f, *args, **kwargs)
+    if args or kwargs:
+        raise TypeError(f"gg.save: unexpected arguments {list(args) + sorted(kwargs)}; gg.save(obj, f) takes none")
+    return _save_any(obj, f)
+
+
+def load(f, *args, **kwargs):
+    """Load what :func:`save` wrote, from a path or a binary file object.
+
+    ``device=`` as :func:`gpugrad.io.load`; ``allowed_modules=[MyNet, ...]``
+    lets a file holding a whole module rebuild it (see :func:`gpugrad.save_module`).
+    """
+    from .save_module import load_from_file_object
+    return load_from_file_object(_load_file, f, *args, **kwargs)
+
+
+
+class inference_mode:
+    """PyTorch's ``torch.inference_mode``: like :class:`no_grad` (nothing is recorded).
+
+    A context manager and a decorator, with or without parentheses;
+    ``inference_mode(False)`` changes nothing.  Unlike PyTorch, tensors made
+    inside are ordinary tensors (PyTorch forbids using them in autograd later).
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> w = gg.ones(2, requires_grad=True)
+    >>> with gg.inference_mode():
+    ...     y = w * 2
+    >>> y.requires_grad
+    False
+    """
+
+    def __new__(cls, mode=True):
+        if callable(mode) and not isinstance(mode, _builtins.bool):   # @gg.inference_mode without parentheses
+            return cls(True)(mode)
+        return super().__new__(cls)
+
+    def __init__(self, mode=True):
+        self.mode = _builtins.bool(mode)
+        self._contexts = []
+
+    def __enter__(self):
+        context = no_grad() if self.mode else None
+        if context is not None:
+            context.__enter__()
+        self._contexts.append(context)
+        return self
+
+    def __exit__(self, *exc):
+        context = self._contexts.pop()
+        if context is not None:
+            context.__exit__(*exc)
+        return False
+
+    def __call__(self, function):
+        mode = self.mode
+
+        @_functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            with inference_mode(mode):
+                return function(*args, **kwargs)
+        return wrapper
+
+
+def is_inference_mode_enabled():
+    """False: gpugrad has no separate inference mode state (``inference_mode`` is ``no_grad``)."""
+    return False
+
+
+class _UnsupportedBFloat16:
+    """``gg.bfloat16`` exists so PyTorch code naming it imports; using it raises a clear error."""
+
+    def __repr__(self):
+        return "gpugrad.bfloat16 (not supported yet: use gg.float16 or gg.float32)"
+
+    @property
+    def dtype(self):
+        # np.dtype(gg.bfloat16) reads this and fails; backend.as_dtype then
+        # reports the repr above in its DTypeError.
+        raise TypeError("bfloat16 tensors are not supported yet; use gg.float16 or gg.float32")
+
+    itemsize = 2
+    is_floating_point = True
+
+
+bfloat16 = _UnsupportedBFloat16()
+float = float32  # noqa: A001 - PyTorch's names; defined last, as they shadow builtins in this module
+int = int32  # noqa: A001
+short = int16
 
 __all__ = [name for name in dir() if not name.startswith("_")]
