@@ -287,6 +287,13 @@ def addmm(input, mat1, mat2, *, beta=1, alpha=1, out=None):
     [[3.0, 3.0, 3.0], [3.0, 3.0, 3.0]]
     """
     product = mm(mat1, mat2)
+    try:
+        fits = np.broadcast_shapes(tuple(input.array.shape), tuple(product.array.shape)) == tuple(product.array.shape)
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ShapeError(f"addmm: input of shape {tuple(input.array.shape)} does not broadcast to the product's "
+                         f"shape {tuple(product.array.shape)}")
     if alpha != 1:
         product = product * alpha
     if beta == 0:
@@ -294,9 +301,6 @@ def addmm(input, mat1, mat2, *, beta=1, alpha=1, out=None):
         result = product
     else:
         result = (input if beta == 1 else input * beta) + product
-    if tuple(result.array.shape) != tuple(product.array.shape):
-        raise ShapeError(f"addmm: input of shape {tuple(input.array.shape)} does not broadcast to the product's "
-                         f"shape {tuple(product.array.shape)}")
     return write_out(result, out, "addmm", (input, mat1, mat2))
 
 

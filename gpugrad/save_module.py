@@ -3,8 +3,8 @@
 ``torch.save(model, path)`` pickles the model, and loading a pickle runs
 whatever code the file names.  gpugrad never unpickles.  Instead
 :func:`save_module` writes the module's *recipe*: its class's import path, the
-arguments its constructor was called with (recorded when it was built), its
-training flag and its state dict, plus the simple attributes (numbers,
+arguments its constructor was called with (recorded when it was built), the
+training flag of every submodule and its state dict, plus the simple attributes (numbers,
 strings, booleans) of every submodule.  :func:`load_module` rebuilds only
 classes on an explicit allow-list (``gpugrad.nn``'s own layers are always
 allowed), checks that the rebuilt module has the same attributes and loads the
@@ -129,7 +129,7 @@ def _attributes(module):
     found = {}
     for prefix, sub in module.named_modules():
         for key, value in vars(sub).items():
-            if key.startswith("_") or not isinstance(value, _SIMPLE):
+            if key.startswith("_") or key == "training" or not isinstance(value, _SIMPLE):
                 continue
             if isinstance(value, float) and not np.isfinite(value):
                 value = repr(value)
@@ -153,7 +153,8 @@ def save_module(module, f):
         to save ``model.state_dict()`` instead.  Nothing is written then.
     """
     recipe = _recipe(module, "")
-    payload = {_MARKER: _FORMAT, "recipe": recipe, "training": bool(module.training),
+    payload = {_MARKER: _FORMAT, "recipe": recipe,
+               "training": {name: bool(sub.training) for name, sub in module.named_modules()},
                "attributes": _attributes(module), "state_dict": module.state_dict()}
     _save_any(payload, f)
 
@@ -256,7 +257,10 @@ def load_module(payload, allowed_modules=(), device=None):
         raise CheckpointError(
             f"gg.load: the saved weights do not fit a freshly built {type(module).__name__} ({error}); the module "
             "was changed after construction. Save model.state_dict() instead") from error
-    module.train(payload.get("training", True))
+    flags = payload.get("training", {})
+    for name, sub in module.named_modules():
+        # Set one module at a time: a submodule's mode may differ from its parent's.
+        object.__setattr__(sub, "training", bool(flags.get(name, True)))
     return module
 
 
