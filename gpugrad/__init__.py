@@ -40,7 +40,7 @@ from . import accelerator, backends, utils
 from .generator import Generator, default_generator
 from .pytorch_names import write_out as _write_out
 from .pytorch_names import (BoolTensor, ByteTensor, CharTensor, DoubleTensor, FloatTensor, HalfTensor, IntTensor,
-                            LongTensor, ShortTensor, Size, addmm, bmm, mm, narrow)
+                            LongTensor, ShortTensor, Size, addmm, bernoulli, bmm, mm, narrow, normal)
 from .save_module import save_module
 from . import autograd
 

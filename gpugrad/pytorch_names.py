@@ -30,7 +30,7 @@ from .autograd import tape
 from .errors import AutogradError, DeviceError, DTypeError, ShapeError
 from .tensor import Tensor
 
-__all__ = ["Size", "FloatTensor", "DoubleTensor", "HalfTensor", "LongTensor", "IntTensor", "ShortTensor",
+__all__ = ["Size", "bernoulli", "normal", "FloatTensor", "DoubleTensor", "HalfTensor", "LongTensor", "IntTensor", "ShortTensor",
            "ByteTensor", "CharTensor", "BoolTensor", "mm", "bmm", "addmm", "narrow", "write_out"]
 
 
@@ -412,3 +412,88 @@ def _install_node_names():
 
 
 _install_node_names()
+
+
+# --------------------------------------------------------------------------
+# bernoulli and normal, with generator=
+# --------------------------------------------------------------------------
+def bernoulli(input, p=None, *, generator=None, out=None):  # noqa: A002 - PyTorch's name
+    """0/1 draws: element ``i`` is 1 with probability ``input[i]`` (or ``p``), in ``input``'s dtype.
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> gg.bernoulli(gg.tensor([0.0, 1.0, 1.0, 0.0])).tolist()
+    [0.0, 1.0, 1.0, 0.0]
+    """
+    from .generator import rng_for
+    probabilities = input.array if p is None else backend.xp_of(input.array).full(input.array.shape, p,
+                                                                                    dtype=input.array.dtype)
+    xp = backend.xp_of(probabilities)
+    if probabilities.dtype.kind != "f":
+        raise DTypeError(f"bernoulli: probabilities must be floating, got {probabilities.dtype}")
+    if bool(xp.any((probabilities < 0) | (probabilities > 1) | xp.isnan(probabilities))):
+        raise ValueError("bernoulli: every probability must lie in [0, 1]")
+    rng = rng_for(input.device, generator, "bernoulli")
+    draws = rng.random(probabilities.shape)
+    result = Tensor._make((draws < probabilities).astype(probabilities.dtype))
+    return write_out(result, out, "bernoulli")
+
+
+def _bernoulli_(self, p=0.5, *, generator=None):
+    """Fill with 0/1 draws, each 1 with probability ``p`` (a number or a tensor of this shape)."""
+    from .ops.methods import _constant_fill
+    from .generator import rng_for
+    rng = rng_for(self.device, generator, "bernoulli_")
+    if isinstance(p, Tensor):
+        probabilities = backend.to_device(p.array, self.device)
+    else:
+        if not 0 <= p <= 1:
+            raise ValueError(f"bernoulli_: p={p!r} must lie in [0, 1]")
+        probabilities = p
+    return _constant_fill(self, lambda xp, s, d: (rng.random(s) < probabilities).astype(d), "bernoulli_")
+
+
+Tensor.bernoulli = lambda self, p=None, *, generator=None: bernoulli(self, p, generator=generator)
+Tensor.bernoulli_ = _bernoulli_
+
+
+def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None, out=None):
+    """Normal draws: ``normal(0.0, 1.0, size=(2, 3))``, or elementwise ``normal(mean_tensor, std_tensor)``.
+
+    The draws are not differentiable here; for a reparameterised sample write
+    ``mean + std * gg.randn_like(mean)``.
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> gg.normal(2.0, 0.0, size=(3,)).tolist()
+    [2.0, 2.0, 2.0]
+    """
+    from .generator import rng_for
+    for name, value in (("mean", mean), ("std", std)):
+        if isinstance(value, Tensor) and value.requires_grad and tape.is_grad_enabled():
+            raise AutogradError(f"normal: {name} requires grad, but the draws are not differentiable; write "
+                                "mean + std * gg.randn_like(mean) for a reparameterised sample")
+    tensors = [v for v in (mean, std) if isinstance(v, Tensor)]
+    if tensors:
+        if size is not None:
+            raise TypeError("normal: give size= only with float mean and std")
+        like = tensors[0]
+        means = mean.array if isinstance(mean, Tensor) else mean
+        stds = std.array if isinstance(std, Tensor) else std
+        shape = np.broadcast_shapes(*[t.array.shape for t in tensors])
+        device, dtype = like.device, like.array.dtype
+    else:
+        if size is None:
+            raise TypeError("normal: with float mean and std give size=, e.g. gg.normal(0.0, 1.0, size=(3,))")
+        means, stds = mean, std
+        shape = tuple(size) if isinstance(size, (tuple, list)) else (int(size),)
+        device = backend.as_device(device)
+        dtype = backend.get_default_dtype() if dtype is None else backend.as_dtype(dtype)
+    xp = device.xp
+    if bool(xp.any(xp.asarray(stds) < 0)):
+        raise ValueError("normal: std must be non-negative")
+    draws = rng_for(device, generator, "normal").standard_normal(shape)
+    result = Tensor._make((draws * stds + means).astype(dtype, copy=False))
+    return write_out(result, out, "normal")

@@ -463,3 +463,30 @@ def test_load_state_dict_from_file_object():
     np.testing.assert_array_equal(state["weight"].numpy(), model.weight.numpy())
     with pytest.raises(TypeError, match="file object"):
         gg.load(12)
+
+
+def test_bernoulli_and_normal_with_generators():
+    p = gg.tensor([0.0, 1.0, 0.3, 0.7] * 250)
+    g = gg.Generator().manual_seed(2)
+    draws = gg.bernoulli(p, generator=g)
+    assert draws.dtype == p.dtype and set(draws.tolist()) <= {0.0, 1.0}
+    assert draws[0::4].sum().item() == 0 and draws[1::4].sum().item() == 250
+    assert 40 < draws[2::4].sum().item() < 110
+    g.manual_seed(2)
+    assert gg.bernoulli(p, generator=g).tolist() == draws.tolist()
+    filled = gg.empty(1000).bernoulli_(0.25, generator=g)
+    assert 180 < filled.sum().item() < 320
+    assert torch.bernoulli(torch.tensor([0.0, 1.0])).tolist() == gg.bernoulli(gg.tensor([0.0, 1.0])).tolist()
+    with pytest.raises(ValueError, match="0, 1"):
+        gg.bernoulli(gg.tensor([1.5]))
+    g.manual_seed(9)
+    sample = gg.normal(3.0, 0.5, size=(4000,), generator=g)
+    assert abs(sample.mean().item() - 3.0) < 0.05 and abs(sample.std().item() - 0.5) < 0.05
+    elementwise = gg.normal(gg.tensor([0.0, 100.0]), gg.tensor([0.0, 0.0]))
+    assert elementwise.tolist() == torch.normal(torch.tensor([0.0, 100.0]), torch.tensor([0.0, 0.0])).tolist()
+    with pytest.raises(gg.AutogradError, match="randn_like"):
+        gg.normal(gg.zeros(2, requires_grad=True), 1.0)
+    g.manual_seed(1)
+    a = gg.randn_like(gg.zeros(3), generator=g)
+    g.manual_seed(1)
+    assert gg.randn(3, generator=g).tolist() == a.tolist()

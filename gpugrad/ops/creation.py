@@ -214,14 +214,14 @@ def randn(*shape, dtype=None, device=None, requires_grad=False, generator=None):
     return _random("normal", shape, dtype, device, requires_grad, "randn", generator)
 
 
-def rand_like(t, dtype=None, device=None, requires_grad=False):
+def rand_like(t, dtype=None, device=None, requires_grad=False, generator=None):
     dtype, device = _like(t, dtype, device)
-    return rand(t.shape, dtype=dtype, device=device, requires_grad=requires_grad)
+    return rand(t.shape, dtype=dtype, device=device, requires_grad=requires_grad, generator=generator)
 
 
-def randn_like(t, dtype=None, device=None, requires_grad=False):
+def randn_like(t, dtype=None, device=None, requires_grad=False, generator=None):
     dtype, device = _like(t, dtype, device)
-    return randn(t.shape, dtype=dtype, device=device, requires_grad=requires_grad)
+    return randn(t.shape, dtype=dtype, device=device, requires_grad=requires_grad, generator=generator)
 
 
 def randint(low, high=None, size=None, dtype=None, device=None, generator=None, requires_grad=False):
