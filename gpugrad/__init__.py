@@ -39,6 +39,8 @@ from .io import load as _load_file, save as _save_file
 from . import accelerator, backends, utils
 from .generator import Generator, default_generator
 from .pytorch_names import write_out as _write_out
+from .pytorch_names import (all_ as all, allclose, any_ as any, equal, get_num_threads,  # noqa: A004
+                            is_floating_point, isclose, relu, set_num_threads)
 from .pytorch_names import (BoolTensor, ByteTensor, CharTensor, DoubleTensor, FloatTensor, HalfTensor, IntTensor,
                             LongTensor, ShortTensor, Size, addmm, bernoulli, bmm, mm, narrow, normal)
 from .save_module import save_module
@@ -59,7 +61,7 @@ def _on_tensors(function):
             args = (input,) + args
         if other is not None:
             args = args[:1] + (other,) + args[1:]
-        if not any(isinstance(arg, Tensor) for arg in args):
+        if not _builtins.any(isinstance(arg, Tensor) for arg in args):
             args = tuple(tensor(arg) if i == 0 or hasattr(arg, "__len__") or hasattr(arg, "shape") else arg
                          for i, arg in enumerate(args))
         return _write_out(function(*args, **kwargs), out, function.__name__, args)
@@ -82,6 +84,36 @@ subtract = sub  # noqa: F821
 negative = neg  # noqa: F821
 device = Device
 dtype = type(float32)
+
+
+def manual_seed(seed):
+    """Seed every random op on every device; returns ``gg.default_generator`` (as ``torch.manual_seed``)."""
+    from .ops.creation import manual_seed as seed_everything
+    seed_everything(seed)
+    return default_generator
+
+
+def initial_seed():
+    """The seed of the global CPU stream (None if never seeded)."""
+    return default_generator.initial_seed()
+
+
+def seed():
+    """Seed the global streams from fresh entropy; return the seed."""
+    import numpy as _np
+    chosen = _builtins.int(_np.random.SeedSequence().generate_state(1, _np.uint64)[0] >> _np.uint64(1))
+    manual_seed(chosen)
+    return chosen
+
+
+def get_rng_state():
+    """The global CPU stream's state as a uint8 tensor (give it to :func:`set_rng_state`)."""
+    return default_generator.get_state()
+
+
+def set_rng_state(new_state):
+    """Restore the global CPU stream from :func:`get_rng_state`."""
+    default_generator.set_state(new_state)
 
 
 def einsum(equation, *operands):
@@ -134,13 +166,23 @@ def save(obj, f, *args, **kwargs):
     return _save_any(obj, f)
 
 
-def load(f, *args, **kwargs):
+def load(f, *args, map_location=None, weights_only=None, **kwargs):
     """Load what :func:`save` wrote, from a path or a binary file object.
 
-    ``device=`` as :func:`gpugrad.io.load`; ``allowed_modules=[MyNet, ...]``
+    ``device=`` (or PyTorch's ``map_location=``) as :func:`gpugrad.io.load`;
+    ``weights_only`` is accepted (no file runs code); ``allowed_modules=[MyNet, ...]``
     lets a file holding a whole module rebuild it (see :func:`gpugrad.save_module`).
     """
     from .save_module import load_from_file_object
+    if map_location is not None:
+        # PyTorch's spelling of device=; only a device (not a dict or a function) is meaningful here.
+        if isinstance(map_location, (dict,)) or callable(map_location) and not isinstance(map_location, Device):
+            raise TypeError("gg.load: map_location must be a device ('cpu', 'cuda', gg.device(...)); "
+                            "remapping by dict or function is not supported, move tensors with .to() after loading")
+        if "device" in kwargs:
+            raise TypeError("gg.load: give either device= or map_location=, not both")
+        kwargs["device"] = map_location
+    # weights_only: gpugrad files never hold code, so loading is always weights-only; accepted for PyTorch's calls.
     return load_from_file_object(_load_file, f, *args, **kwargs)
 
 

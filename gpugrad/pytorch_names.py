@@ -497,3 +497,75 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None,
     draws = rng_for(device, generator, "normal").standard_normal(shape)
     result = Tensor._make((draws * stds + means).astype(dtype, copy=False))
     return write_out(result, out, "normal")
+
+
+# --------------------------------------------------------------------------
+# small top-level functions PyTorch scripts call
+# --------------------------------------------------------------------------
+def _arrays_of(op, input, other):
+    if not isinstance(input, Tensor) or not isinstance(other, Tensor):
+        raise TypeError(f"{op}: expects two tensors, got {type(input).__name__} and {type(other).__name__}")
+    if input.device != other.device:
+        raise DeviceError(f"{op}: tensors on {input.device} and {other.device}; move one of them")
+    return input.array, other.array
+
+
+def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """Elementwise ``|input - other| <= atol + rtol * |other|`` (a bool tensor), as ``torch.isclose``.
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> gg.isclose(gg.tensor([1.0, 2.0]), gg.tensor([1.0 + 1e-7, 2.1])).tolist()
+    [True, False]
+    """
+    a, b = _arrays_of("isclose", input, other)
+    return Tensor._make(backend.xp_of(a).isclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """True when every element is close (see :func:`isclose`); shapes must broadcast."""
+    return bool(isclose(input, other, rtol, atol, equal_nan).array.all())
+
+
+def equal(input, other):
+    """True when both tensors have the same shape and the same values."""
+    a, b = _arrays_of("equal", input, other)
+    return tuple(a.shape) == tuple(b.shape) and bool((a == b).all())
+
+
+def is_floating_point(input):  # noqa: A002 - PyTorch's name
+    """True for floating dtypes."""
+    return input.array.dtype.kind == "f"
+
+
+def all_(input, dim=None, keepdim=False):  # noqa: A002
+    """``gg.all(t)``: whether every element is true (along ``dim``)."""
+    return input.all() if dim is None else input.all(dim, keepdim)
+
+
+def any_(input, dim=None, keepdim=False):  # noqa: A002
+    """``gg.any(t)``: whether some element is true (along ``dim``)."""
+    return input.any() if dim is None else input.any(dim, keepdim)
+
+
+def relu(input):  # noqa: A002
+    """``gg.relu(x)``, as ``gg.nn.functional.relu``."""
+    from .nn import functional
+    return functional.relu(input)
+
+
+_THREADS = [0]
+
+
+def set_num_threads(count):
+    """Recorded only: NumPy's and CuPy's thread pools are set by their own environment variables."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"set_num_threads: count={count!r} must be a positive integer")
+    _THREADS[0] = count
+
+
+def get_num_threads():
+    """The count given to :func:`set_num_threads` (else the CPU count)."""
+    import os
+    return _THREADS[0] or os.cpu_count() or 1

@@ -490,3 +490,26 @@ def test_bernoulli_and_normal_with_generators():
     a = gg.randn_like(gg.zeros(3), generator=g)
     g.manual_seed(1)
     assert gg.randn(3, generator=g).tolist() == a.tolist()
+
+
+def test_small_top_level_functions_match_torch(tmp_path):
+    a, b = [1.0, 2.0, float("nan")], [1.0 + 1e-7, 2.1, float("nan")]
+    assert gg.isclose(gg.tensor(a), gg.tensor(b)).tolist() == torch.isclose(torch.tensor(a), torch.tensor(b)).tolist()
+    assert gg.isclose(gg.tensor(a), gg.tensor(b), equal_nan=True).tolist() == \
+        torch.isclose(torch.tensor(a), torch.tensor(b), equal_nan=True).tolist()
+    assert gg.allclose(gg.tensor(a[:1]), gg.tensor(b[:1])) == torch.allclose(torch.tensor(a[:1]), torch.tensor(b[:1]))
+    assert gg.equal(gg.tensor([1, 2]), gg.tensor([1, 2])) and not gg.equal(gg.tensor([1, 2]), gg.tensor([[1, 2]]))
+    assert gg.all(gg.tensor([True, False])).item() is False and gg.any(gg.tensor([True, False])).item() is True
+    assert gg.relu(gg.tensor([-1.0, 2.0])).tolist() == [0.0, 2.0]
+    assert gg.is_floating_point(gg.ones(1)) and not gg.is_floating_point(gg.ones(1, dtype=gg.int64))
+    assert gg.manual_seed(3) is gg.default_generator and gg.initial_seed() == 3
+    state = gg.get_rng_state()
+    first = gg.rand(3)
+    gg.set_rng_state(state)
+    assert gg.rand(3).tolist() == first.tolist()
+    gg.set_num_threads(2)
+    assert gg.get_num_threads() == 2
+    gg.save({"w": gg.ones(2)}, tmp_path / "w.pt")
+    assert gg.load(tmp_path / "w.pt", map_location="cpu", weights_only=True)["w"].tolist() == [1.0, 1.0]
+    with pytest.raises(TypeError, match="map_location"):
+        gg.load(tmp_path / "w.pt", map_location={"cuda:0": "cpu"})
