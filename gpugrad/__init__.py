@@ -29,7 +29,8 @@ from .ops import elementwise as _elementwise
 from .ops.creation import (arange, as_tensor, empty, empty_like, eye, from_dlpack, from_numpy, full, full_like,
                            linspace, manual_seed, ones, ones_like, rand, rand_like, randint, randn, randn_like,
                            randperm, tensor, zeros, zeros_like)
-from .ops.linalg import dot, einsum as _einsum, matmul, outer
+from .ops.linalg import dot, einsum as _einsum, matmul as _matmul, outer
+from .ops.methods import cat as _cat, stack as _stack
 from .ops.methods import (amax, amin, argmax, argmin, broadcast_to, cat, chunk, clamp, cumsum, expand, flatten,
                           flip, gather, index_add, index_select, log_softmax, logsumexp, max, mean, min, norm,
                           pad, permute, prod, repeat, reshape, scatter_add, softmax, split, squeeze, stack, std,
@@ -76,7 +77,6 @@ for _name in ("abs_", "ceil", "cos", "eq", "erf", "exp", "expm1", "floor", "ge",
 del _name
 
 clip = clamp
-concatenate = cat
 swapaxes = transpose
 true_divide = divide = div  # noqa: F821 - defined by the loop above
 multiply = mul  # noqa: F821
@@ -114,6 +114,28 @@ def get_rng_state():
 def set_rng_state(new_state):
     """Restore the global CPU stream from :func:`get_rng_state`."""
     default_generator.set_state(new_state)
+
+
+def matmul(input, other, *, out=None):  # noqa: A002 - PyTorch's names
+    """Matrix product with NumPy/PyTorch broadcasting; ``out=`` writes the result into a given tensor."""
+    return _write_out(_matmul(input, other), out, "matmul", (input, other))
+
+
+def cat(tensors, dim=0, *, axis=None, out=None):
+    """Join tensors along an existing dimension; ``out=`` writes the result into a given tensor."""
+    tensors = list(tensors)
+    result = _cat(tensors, dim) if axis is None else _cat(tensors, axis=axis)
+    return _write_out(result, out, "cat", tensors)
+
+
+def stack(tensors, dim=0, *, axis=None, out=None):
+    """Join tensors along a new dimension; ``out=`` writes the result into a given tensor."""
+    tensors = list(tensors)
+    result = _stack(tensors, dim) if axis is None else _stack(tensors, axis=axis)
+    return _write_out(result, out, "stack", tensors)
+
+
+concat = concatenate = cat
 
 
 def einsum(equation, *operands):

@@ -177,6 +177,15 @@ def test_out_writes_into_the_given_tensor():
     grown = gg.empty(0)
     gg.mm(gg.ones(2, 3), gg.ones(3, 2), out=grown)
     assert grown.shape == (2, 2) and grown.tolist() == [[3.0, 3.0], [3.0, 3.0]]
+    product = gg.empty(2, 2)
+    assert gg.matmul(gg.ones(2, 3), gg.ones(3, 2), out=product) is product and product.tolist() == [[3.0] * 2] * 2
+    joined, t_joined = gg.empty(0), torch.empty(0)
+    gg.cat([gg.ones(2), gg.zeros(1)], out=joined)
+    torch.cat([torch.ones(2), torch.zeros(1)], out=t_joined)
+    assert joined.tolist() == t_joined.tolist()
+    stacked = gg.empty(2, 2)
+    gg.stack([gg.ones(2), gg.zeros(2)], dim=1, out=stacked)
+    assert stacked.tolist() == torch.stack([torch.ones(2), torch.zeros(2)], dim=1).tolist()
     t_out = torch.empty(2)
     torch.add(torch.tensor([1.0, 2.0]), torch.tensor([3.0, 5.0]), out=t_out)
     assert t_out.tolist() == [4.0, 7.0]
