@@ -299,3 +299,37 @@ def test_scheduler_combinations_reject_bad_input():
         gg.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=0)
     with pytest.raises(TypeError, match="callable"):
         gg.optim.lr_scheduler.LambdaLR(opt, 0.5)
+
+
+def test_lbfgs_state_dict_resumes_exactly(tmp_path):
+    def build():
+        w = gg.tensor([-1.5, 2.0], requires_grad=True)
+        b = gg.tensor([0.5], requires_grad=True)
+        opt = gg.optim.LBFGS([w, b], max_iter=3, history_size=4, line_search_fn="strong_wolfe")
+
+        def closure():
+            opt.zero_grad()
+            loss = (100 * (w[1] - w[0] ** 2) ** 2 + (1 - w[0]) ** 2 + (b ** 4).sum()).sum()
+            loss.backward()
+            return loss
+        return w, b, opt, closure
+    w, b, opt, closure = build()
+    for _ in range(3):
+        opt.step(closure)
+    gg.save({"opt": opt.state_dict(), "w": w.detach(), "b": b.detach()}, tmp_path / "lbfgs.ggz")
+    for _ in range(3):
+        opt.step(closure)
+    w2, b2, opt2, closure2 = build()
+    saved = gg.load(tmp_path / "lbfgs.ggz")
+    with gg.no_grad():
+        w2.copy_(saved["w"])
+        b2.copy_(saved["b"])
+    opt2.load_state_dict(saved["opt"])
+    for _ in range(3):
+        opt2.step(closure2)
+    np.testing.assert_array_equal(w2.numpy(), w.numpy())
+    np.testing.assert_array_equal(b2.numpy(), b.numpy())
+    bad = saved["opt"]
+    bad["state"][0]["d"] = gg.zeros(5)
+    with pytest.raises(ValueError, match="different model"):
+        opt2.load_state_dict(bad)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from .. import backend
 from ..tensor import bump_versions
 from .optimizer import Optimizer, _check_gradient, _check_number, wrap_array
@@ -77,6 +79,60 @@ class LBFGS(Optimizer):
 
     def add_param_group(self, param_group):
         raise ValueError("LBFGS: supports exactly one parameter group; build a new LBFGS over all the tensors")
+
+    _FLAT_KEYS = ("d", "prev_flat_grad", "old_dirs", "old_stps")
+
+    def load_state_dict(self, state_dict):
+        """Restore :meth:`state_dict`'s state; the flat vectors must have the parameters' total size."""
+        from collections.abc import Mapping
+        if not isinstance(state_dict, Mapping) or not isinstance(state_dict.get("state"), Mapping):
+            return super().load_state_dict(state_dict)
+        total = sum(int(p.array.size) for p in self._params)
+        dtype = self._params[0].array.dtype
+        device = backend.device_of(self._params[0].array)
+        flat, rest = {}, {}
+        for index, entries in state_dict["state"].items():
+            entries = dict(entries)
+            kept = {}
+            for key in self._FLAT_KEYS:
+                if key not in entries:
+                    continue
+                value = entries.pop(key)
+                values = value if isinstance(value, (list, tuple)) else [value]
+                copies = []
+                for item in values:
+                    array = backend.to_numpy(getattr(item, "array", item))
+                    if array.shape != (total,):
+                        raise ValueError(f"LBFGS.load_state_dict: state {key!r} has shape {array.shape} but the "
+                                         f"parameters hold {total} values; the checkpoint belongs to a different model")
+                    copies.append(wrap_array(backend.to_device(np.array(array, dtype=dtype), device)))
+                kept[key] = copies if isinstance(value, (list, tuple)) else copies[0]
+            flat[index] = kept
+            rest[index] = entries
+            history = len(kept.get("old_dirs", []))
+            if history != len(kept.get("old_stps", [])) or history != len(entries.get("ro", [])):
+                raise ValueError("LBFGS.load_state_dict: old_dirs, old_stps and ro must have the same length")
+            scalar = np.dtype(dtype).type
+            if "ro" in entries:
+                entries["ro"] = [scalar(v) for v in entries["ro"]]
+            if entries.get("H_diag") is not None:
+                entries["H_diag"] = scalar(entries["H_diag"])
+        super().load_state_dict({"state": rest, "param_groups": state_dict["param_groups"]})
+        first = self._params[0]
+        if first in self.state:
+            for entries in flat.values():
+                self.state[first].update(entries)
+
+    def state_dict(self):
+        """PyTorch's layout; the history's scalars (``ro``, ``H_diag``, ``t``) as Python floats, so it saves."""
+        packed = super().state_dict()
+        for entries in packed["state"].values():
+            if "ro" in entries:
+                entries["ro"] = [float(v) for v in entries["ro"]]
+            for key in ("H_diag", "t", "prev_loss"):
+                if entries.get(key) is not None:
+                    entries[key] = float(entries[key])
+        return packed
 
     # -- the parameters as one flat vector ---------------------------------
     def _xp(self):
