@@ -164,6 +164,11 @@ def test_input_other_keywords():
                                   torch.add(input=torch.tensor([1.0, 2.0]), other=torch.tensor([3.0, 5.0])).numpy())
     assert gg.mul(a, other=b).tolist() == [3.0, 10.0]
     assert gg.exp(input=gg.tensor([0.0])).tolist() == [1.0]
+    m, tm = gg.tensor([[1.0, 5.0], [3.0, 2.0]]), torch.tensor([[1.0, 5.0], [3.0, 2.0]])
+    assert gg.sum(input=m, dim=0).tolist() == torch.sum(input=tm, dim=0).tolist()
+    assert gg.max(input=m, dim=1).values.tolist() == torch.max(input=tm, dim=1).values.tolist()
+    assert gg.mean(input=m).item() == torch.mean(input=tm).item()
+    assert m.mul(other=m).tolist() == tm.mul(other=tm).tolist()
 
 
 def test_out_writes_into_the_given_tensor():
