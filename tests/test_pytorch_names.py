@@ -65,6 +65,10 @@ def test_size_behaves_like_torch_size():
     assert list(gg.Size([2, 3])) == [2, 3]
     with pytest.raises(IndexError, match="out of range"):
         x.size(3)
+    with pytest.raises(IndexError):
+        torch.tensor(1.0).size(0)
+    with pytest.raises(IndexError, match="0-d"):
+        gg.tensor(1.0).size(0)
 
 
 def test_format_spec_on_0d_tensors():
