@@ -531,3 +531,20 @@ def test_small_top_level_functions_match_torch(tmp_path):
     assert gg.load(tmp_path / "w.pt", map_location="cpu", weights_only=True)["w"].tolist() == [1.0, 1.0]
     with pytest.raises(TypeError, match="map_location"):
         gg.load(tmp_path / "w.pt", map_location={"cuda:0": "cpu"})
+
+
+def test_generator_on_each_device(device):
+    g = gg.Generator(device=device).manual_seed(11)
+    a = gg.rand(5, device=device, generator=g)
+    b = gg.bernoulli(gg.full((5,), 0.5, device=device), generator=g)
+    c = gg.normal(gg.zeros(5, device=device), gg.ones(5, device=device), generator=g)
+    g.manual_seed(11)
+    assert gg.rand(5, device=device, generator=g).tolist() == a.tolist()
+    assert gg.bernoulli(gg.full((5,), 0.5, device=device), generator=g).tolist() == b.tolist()
+    assert gg.normal(gg.zeros(5, device=device), gg.ones(5, device=device), generator=g).tolist() == c.tolist()
+    other = "cpu" if gg.device(device).type == "cuda" else None
+    if other is None:
+        assert a.device == gg.device("cpu")
+    else:
+        with pytest.raises(gg.DeviceError, match="generator"):
+            gg.rand(2, device=other, generator=g)
