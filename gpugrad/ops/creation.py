@@ -239,7 +239,24 @@ def randint(low, high=None, size=None, dtype=None, device=None):
 
 
 def randperm(n, device=None, dtype=None):
-    """A random permutation of ``0 .. n-1``."""
+    """A random permutation of ``0 .. n-1``, drawn from the device's generator.
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> sorted(gg.randperm(4).tolist())
+    [0, 1, 2, 3]
+    """
+    n = int(n)
+    if n < 0:
+        raise ValueError(f"randperm: n must be non-negative, got {n}")
     device = backend.as_device(device)
-    array = backend.generator(device).permutation(int(n))
+    generator = backend.generator(device)
+    if device.type == "cpu":
+        array = generator.permutation(n)
+    else:
+        # cupy.random.Generator has no permutation: sort random 63-bit keys
+        # (as PyTorch's CUDA randperm does); a tie (odds n**2 / 2**64) keeps index order.
+        keys = generator.integers(0, 2 ** 63 - 1, size=n, dtype=backend.int64)
+        array = backend.require_cuda(device).argsort(keys)
     return Tensor._make(array.astype(backend.int64 if dtype is None else backend.as_dtype(dtype)))
