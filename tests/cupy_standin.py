@@ -75,6 +75,7 @@ What it cannot know (a pass here is not a pass on a card):
 
 from __future__ import annotations
 
+import builtins
 import collections
 import contextlib
 import os
@@ -807,7 +808,7 @@ class CUDADriverError(RuntimeError):
 
 
 def _memGetInfo():
-    used = sum(_default_memory_pool._used.values())
+    used = builtins.sum(_default_memory_pool._used.values())
     return _TOTAL_MEMORY - used, _TOTAL_MEMORY
 
 
@@ -1006,7 +1007,7 @@ class RawKernel:
 
     def __call__(self, grid, block, args, *, shared_mem=0, stream=None):
         self._check(tuple(args))
-        if not all(int(g) > 0 for g in grid) or not all(int(b) > 0 for b in block):
+        if not builtins.all(int(g) > 0 for g in grid) or not builtins.all(int(b) > 0 for b in block):
             raise CUDADriverError(f"CUDA_ERROR_INVALID_VALUE: empty launch {grid} x {block}")
         if int(numpy.prod(block)) > self.max_threads_per_block:
             raise CUDADriverError(f"CUDA_ERROR_INVALID_VALUE: block {block} exceeds 1024 threads")
@@ -1299,6 +1300,26 @@ for _name in ("negative", "positive", "absolute", "invert", "divmod", "equal", "
     assert _name in _UFUNCS, _name
 
 
+def _as_strided(x, shape=None, strides=None):
+    """``cupy.lib.stride_tricks.as_strided`` (CuPy's signature: no ``writeable``)."""
+    if not isinstance(x, ndarray):
+        raise _unsupported(x)
+    return _wrap(numpy.lib.stride_tricks.as_strided(x._a, shape=shape, strides=strides), x._device_id)
+
+
+def _sliding_window_view(x, window_shape, axis=None, *, subok=False, writeable=False):
+    if not isinstance(x, ndarray):
+        raise _unsupported(x)
+    return _wrap(numpy.lib.stride_tricks.sliding_window_view(x._a, window_shape, axis, writeable=writeable),
+                 x._device_id)
+
+
+lib = types.ModuleType("cupy.lib")
+lib.stride_tricks = types.ModuleType("cupy.lib.stride_tricks")
+lib.stride_tricks.as_strided = _as_strided
+lib.stride_tricks.sliding_window_view = _sliding_window_view
+
+
 def fuse(*args, **kwargs):
     if len(args) == 1 and callable(args[0]) and not kwargs:
         return args[0]
@@ -1354,6 +1375,8 @@ def install():
     sys.modules["cupy.random"] = random
     sys.modules["cupy.linalg"] = linalg
     sys.modules["cupy.fft"] = fft
+    sys.modules["cupy.lib"] = lib
+    sys.modules["cupy.lib.stride_tricks"] = lib.stride_tricks
     sys.modules["cupyx"] = cupyx
     sys.modules["cupyx.scipy"] = cupyx.scipy
     sys.modules["cupyx.scipy.special"] = cupyx.scipy.special
