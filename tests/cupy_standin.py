@@ -56,7 +56,8 @@ What it cannot know (a pass here is not a pass on a card):
 * kernel math on the card: NVRTC compilation, ``-ftz=true`` flush-to-zero,
   FMA contraction, float16 rounding, out-of-bounds indexing inside a kernel,
   grid/block sizing and races (the C++ shim and ``benchmarks/gpu_check.sh``
-  cover these);
+  cover these); a "kernel against its twin" test here compares the twin with
+  itself, so it checks the launch (arguments, dtypes, layout), not the math;
 * CuPy's own numerics (cuBLAS/cuRAND results, reduction order, ``erf``
   accuracy): results here are NumPy's;
 * CuPy's random streams: the stand-in draws with NumPy's PCG64, so values
@@ -389,7 +390,7 @@ class ndarray:
     >>> numpy.asarray(a)
     Traceback (most recent call last):
     ...
-    TypeError: Implicit conversion to a NumPy array is not allowed. Please use `.get()` to construct a NumPy array explicitly.
+    TypeError: Implicit conversion to a NumPy array is not allowed. Please use `.get()` ...explicitly.
     """
 
     __slots__ = ("_a", "_device_id", "__weakref__")

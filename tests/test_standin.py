@@ -265,3 +265,41 @@ def test_a_training_step_on_cuda_never_synchronises(device):
             loss.backward()
             optimizer.step()
     assert counted == {}
+
+
+# --------------------------------------------------------------------------
+# A resumed run continues the uninterrupted run's random streams, on every device.
+# --------------------------------------------------------------------------
+class _InterruptAt(gg.train.Callback):
+    def __init__(self, at_step):
+        self.at_step = at_step
+
+    def on_batch_end(self, step, logs=None):
+        if step == self.at_step:
+            raise KeyboardInterrupt
+
+
+def _dropout_run(device, checkpoint=None, seed=0, interrupt_at=None):
+    gg.manual_seed(seed)
+    data = np.random.default_rng(3)
+    x = gg.tensor(data.standard_normal((64, 6)), dtype=gg.float32)
+    y = gg.tensor(data.integers(0, 3, 64))
+    loader = gg.data.DataLoader(gg.data.TensorDataset(x, y), batch_size=16, shuffle=True)
+    model = gg.nn.Sequential(gg.nn.Linear(6, 32), gg.nn.ReLU(), gg.nn.Dropout(0.4), gg.nn.Linear(32, 3))
+    optimizer = gg.optim.SGD(model.parameters(), lr=0.1)
+    callbacks = [] if interrupt_at is None else [_InterruptAt(interrupt_at)]
+    gg.train.fit(model, optimizer, gg.nn.CrossEntropyLoss(), loader, epochs=3, callbacks=callbacks,
+                 checkpoint=checkpoint, progress=False, device=device)
+    return {key: value.numpy() for key, value in model.state_dict().items()}
+
+
+def test_an_interrupted_dropout_run_resumes_the_device_streams(device, tmp_path):
+    expected = _dropout_run(device)
+    path = tmp_path / "run.safetensors"
+    with pytest.raises(KeyboardInterrupt):
+        _dropout_run(device, checkpoint=path, interrupt_at=4 + 2)    # dies in the second epoch
+    if device == "cuda":
+        assert "0" in gg.load(path)["rng"]["cuda"]                   # the CUDA stream is in the file
+    resumed = _dropout_run(device, checkpoint=path, seed=123)        # another seed: the file must win
+    for key in expected:
+        np.testing.assert_array_equal(resumed[key], expected[key], err_msg=key)
