@@ -330,8 +330,39 @@ def manual_seed(seed: int) -> None:
     _generators.clear()
 
 
+class _OnDevice:
+    """A CuPy generator whose draws run with its own GPU current.
+
+    CuPy raises ("This Generator state is allocated in a different device")
+    when a generator is used while another GPU is current, and allocates its
+    result on the current GPU; gpugrad draws wherever the caller happens to
+    be, so each method call enters the generator's device first.
+    """
+
+    __slots__ = ("generator", "device_index")
+
+    def __init__(self, generator, device_index):
+        self.generator, self.device_index = generator, device_index
+
+    @property
+    def bit_generator(self):
+        return self.generator.bit_generator
+
+    def __getattr__(self, name):
+        method = getattr(self.generator, name)
+        if not callable(method):
+            return method
+        cp = _cupy
+
+        def on_device(*args, **kwargs):
+            with cp.cuda.Device(self.device_index):
+                return method(*args, **kwargs)
+        on_device.__name__ = name
+        return on_device
+
+
 def generator(device: Device):
-    """The random generator for ``device`` (NumPy Generator or CuPy Generator)."""
+    """The random generator for ``device`` (NumPy Generator, or CuPy Generator drawing on its GPU)."""
     gen = _generators.get(device)
     if gen is None:
         if device.type == "cpu":
@@ -340,7 +371,7 @@ def generator(device: Device):
             cp = require_cuda(device)
             seed = _seed if _seed is not None else int(np.random.SeedSequence().generate_state(1)[0])
             with cp.cuda.Device(device.index):
-                gen = cp.random.default_rng(seed + 7919 * device.index)
+                gen = _OnDevice(cp.random.default_rng(seed + 7919 * device.index), device.index)
         _generators[device] = gen
     return gen
 
@@ -349,6 +380,8 @@ def _cuda_bit_state(generator, device):
     """The device array holding a CuPy generator's state (cuRAND states, one per thread)."""
     state = getattr(getattr(generator, "bit_generator", None), "_state", None)
     cp = require_cuda(device)
+    if isinstance(state, cp.ndarray) and state.device.id != device.index:
+        raise RuntimeError(f"random state on {device}: the generator's state is on cuda:{state.device.id}")
     if not isinstance(state, cp.ndarray):
         raise RuntimeError(
             f"random state on {device}: this CuPy's Generator keeps no device state array "
@@ -376,8 +409,9 @@ def generator_state(device) -> dict:
     gen = generator(device)
     if device.type == "cpu":
         return {"device": "cpu", "state": copy.deepcopy(gen.bit_generator.state)}
-    return {"device": str(device), "bit_generator": type(gen.bit_generator).__name__,
-            "state": _cuda_bit_state(gen, device).copy()}
+    with require_cuda(device).cuda.Device(device.index):
+        state = _cuda_bit_state(gen, device).copy()
+    return {"device": str(device), "bit_generator": type(gen.bit_generator).__name__, "state": state}
 
 
 def _check_generator_state(device, snapshot):
@@ -420,7 +454,7 @@ def generator_from_state(device, snapshot):
             raise ValueError(f"random state for {device}: {snapshot['state'].shape[0]} state bytes, but this "
                              f"device's generator has {target.shape[0]} (a different GPU model?)")
         target[...] = cp.asarray(snapshot["state"])
-    return gen
+    return _OnDevice(gen, device.index)
 
 
 def set_generator_state(device, snapshot) -> None:

@@ -303,3 +303,21 @@ def test_an_interrupted_dropout_run_resumes_the_device_streams(device, tmp_path)
     resumed = _dropout_run(device, checkpoint=path, seed=123)        # another seed: the file must win
     for key in expected:
         np.testing.assert_array_equal(resumed[key], expected[key], err_msg=key)
+
+
+def test_a_cuda_generator_draws_on_its_own_gpu_whichever_is_current(device, monkeypatch):
+    if device != "cuda" or not getattr(backend.cupy_module(), "STANDIN", False):
+        pytest.skip("needs two GPUs: emulated by the CuPy stand-in (GPUGRAD_TEST_CUPY=standin)")
+    monkeypatch.setattr(standin, "_DEVICE_COUNT", 2)
+    monkeypatch.setattr(backend, "_cuda_count", 2)
+    second = gg.Device("cuda:1")
+    monkeypatch.delitem(backend._generators, second, raising=False)
+    gg.manual_seed(2)
+    with standin.cuda.Device(0):       # CuPy refuses a generator used while another GPU is current
+        draw = backend.generator(second).random(3)
+        snapshot = backend.generator_state(second)
+    assert draw.device.id == 1 and snapshot["state"].device.id == 1
+    replay = backend.generator_from_state(second, snapshot)
+    with standin.cuda.Device(1):
+        expected = backend.generator(second).random(3).get()
+    np.testing.assert_array_equal(replay.random(3).get(), expected)
