@@ -96,6 +96,21 @@ def test_tests_without_a_device_run_on_the_cpu():
     assert isinstance(gg.zeros(2).array, np.ndarray)
 
 
+def test_gpugrad_device_cuda_does_not_move_device_free_tests_to_the_gpu():
+    """With GPUGRAD_DEVICE=cuda and a GPU (the stand-in), the test above still runs on the CPU."""
+    import os
+    import subprocess
+    import sys
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, GPUGRAD_DEVICE="cuda", GPUGRAD_TEST_CUPY="standin", GPUGRAD_TEST_DEVICES="cuda")
+    result = subprocess.run([sys.executable, "-m", "pytest", "-o", "addopts=", "-q", "-p", "no:cacheprovider",
+                             os.path.join(here, "test_standin.py"), "-k",
+                             "tests_without_a_device_run_on_the_cpu or refuses_a_mask"],
+                            env=env, capture_output=True, text=True, timeout=300, cwd=os.path.dirname(here))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "2 passed, 1 skipped" in result.stdout, result.stdout[-2000:]
+
+
 # --------------------------------------------------------------------------
 # CUDA-path fixes, on every device.
 # --------------------------------------------------------------------------
