@@ -12,6 +12,7 @@ use) all mean "CPU only".
 
 from __future__ import annotations
 
+import copy
 import os
 import threading
 
@@ -352,8 +353,39 @@ def manual_seed(seed: int) -> None:
     _generators.clear()
 
 
+class _OnDevice:
+    """A CuPy generator whose draws run with its own GPU current.
+
+    CuPy raises ("This Generator state is allocated in a different device")
+    when a generator is used while another GPU is current, and allocates its
+    result on the current GPU; gpugrad draws wherever the caller happens to
+    be, so each method call enters the generator's device first.
+    """
+
+    __slots__ = ("generator", "device_index")
+
+    def __init__(self, generator, device_index):
+        self.generator, self.device_index = generator, device_index
+
+    @property
+    def bit_generator(self):
+        return self.generator.bit_generator
+
+    def __getattr__(self, name):
+        method = getattr(self.generator, name)
+        if not callable(method):
+            return method
+        cp = _cupy
+
+        def on_device(*args, **kwargs):
+            with cp.cuda.Device(self.device_index):
+                return method(*args, **kwargs)
+        on_device.__name__ = name
+        return on_device
+
+
 def generator(device: Device):
-    """The random generator for ``device`` (NumPy Generator or CuPy Generator)."""
+    """The random generator for ``device`` (NumPy Generator, or CuPy Generator drawing on its GPU)."""
     gen = _generators.get(device)
     if gen is None:
         if device.type == "cpu":
@@ -362,23 +394,145 @@ def generator(device: Device):
             cp = require_cuda(device)
             seed = _seed if _seed is not None else int(np.random.SeedSequence().generate_state(1)[0])
             with cp.cuda.Device(device.index):
-                gen = cp.random.default_rng(seed + 7919 * device.index)
+                gen = _OnDevice(cp.random.default_rng(seed + 7919 * device.index), device.index)
         _generators[device] = gen
     return gen
 
 
+def _cuda_bit_state(generator, device):
+    """The device array holding a CuPy generator's state (cuRAND states, one per thread)."""
+    state = getattr(getattr(generator, "bit_generator", None), "_state", None)
+    cp = require_cuda(device)
+    if isinstance(state, cp.ndarray) and state.device.id != device.index:
+        raise RuntimeError(f"random state on {device}: the generator's state is on cuda:{state.device.id}")
+    if not isinstance(state, cp.ndarray):
+        raise RuntimeError(
+            f"random state on {device}: this CuPy's Generator keeps no device state array "
+            "(bit_generator._state, present in CuPy 11-15); gpugrad cannot snapshot it, so "
+            "checkpoint(preserve_rng_state=True) and get_rng_state cannot replay CUDA random streams")
+    return state
+
+
+def generator_state(device) -> dict:
+    """A snapshot of ``device``'s generator, for :func:`generator_from_state`.
+
+    CPU: NumPy's ``bit_generator.state`` (a dict of ints).  CUDA: the class of
+    CuPy's bit generator and a device copy of its state array (CuPy's
+    generators hold a lock, so they cannot be deep-copied; their whole state
+    is that array).  Taking a snapshot does not synchronise.
+
+    Examples
+    --------
+    >>> before = generator_state(CPU)
+    >>> first = generator(CPU).random()
+    >>> generator_from_state(CPU, before).random() == first
+    True
+    """
+    device = as_device(device)
+    gen = generator(device)
+    if device.type == "cpu":
+        return {"device": "cpu", "state": copy.deepcopy(gen.bit_generator.state)}
+    with require_cuda(device).cuda.Device(device.index):
+        state = _cuda_bit_state(gen, device).copy()
+    return {"device": str(device), "bit_generator": type(gen.bit_generator).__name__, "state": state}
+
+
+def _check_generator_state(device, snapshot):
+    if not isinstance(snapshot, dict) or "state" not in snapshot:
+        raise ValueError(f"random state for {device}: expected a dict with 'state', got {type(snapshot).__name__}")
+    if device.type == "cpu":
+        state = snapshot["state"]
+        if not isinstance(state, dict) or not isinstance(state.get("bit_generator"), str):
+            raise ValueError("random state for cpu: 'state' must be NumPy's bit_generator.state dict")
+        return
+    name, state = snapshot.get("bit_generator"), snapshot["state"]
+    cp = require_cuda(device)
+    if not isinstance(name, str) or not isinstance(getattr(cp.random, name, None), type):
+        raise ValueError(f"random state for {device}: unknown CuPy bit generator {name!r}")
+    if getattr(state, "dtype", None) != np.int8 or getattr(state, "ndim", None) != 1:
+        raise ValueError(f"random state for {device}: 'state' must be a 1-D int8 array, "
+                         f"got {type(state).__name__}")
+
+
+def generator_from_state(device, snapshot):
+    """A new generator for ``device`` that continues exactly where ``snapshot`` was taken.
+
+    The live generator is untouched (install the result with
+    :func:`set_generator_state`, or use it for a replay).
+    """
+    device = as_device(device)
+    _check_generator_state(device, snapshot)
+    if device.type == "cpu":
+        gen = np.random.default_rng()
+        gen.bit_generator.state = copy.deepcopy(snapshot["state"])
+        if type(gen.bit_generator).__name__ != snapshot["state"]["bit_generator"]:
+            raise ValueError(f"random state for cpu: a {snapshot['state']['bit_generator']} state "
+                             "does not fit NumPy's default bit generator")
+        return gen
+    cp = require_cuda(device)
+    with cp.cuda.Device(device.index):
+        gen = cp.random.Generator(getattr(cp.random, snapshot["bit_generator"])(seed=0))
+        target = _cuda_bit_state(gen, device)
+        if target.shape != tuple(snapshot["state"].shape):
+            raise ValueError(f"random state for {device}: {snapshot['state'].shape[0]} state bytes, but this "
+                             f"device's generator has {target.shape[0]} (a different GPU model?)")
+        target[...] = cp.asarray(snapshot["state"])
+    return _OnDevice(gen, device.index)
+
+
+def set_generator_state(device, snapshot) -> None:
+    """Make ``device``'s generator continue from ``snapshot`` (see :func:`generator_state`)."""
+    device = as_device(device)
+    _generators[device] = generator_from_state(device, snapshot)
+
+
 def get_rng_state() -> dict:
-    """Picklable-free snapshot of the CPU generator state (for checkpoints)."""
-    return {"seed": _seed, "cpu": generator(CPU).bit_generator.state}
+    """A snapshot of every random stream, for checkpoint files (``gg.save`` stores it).
+
+    ``{"seed": ..., "cpu": NumPy bit_generator state, "cuda": {"0": {"bit_generator":
+    "XORWOW", "state": host int8 array}, ...}}``; ``"cuda"`` lists the CUDA
+    devices whose generator exists (the others start from ``seed`` when first
+    used, in the saved run as in the resumed one).
+    """
+    cuda_states = {}
+    for device, gen in sorted(_generators.items(), key=lambda item: str(item[0])):
+        if device.type == "cuda" and hasattr(getattr(gen, "bit_generator", None), "_state"):
+            snapshot = generator_state(device)
+            snapshot["state"] = to_numpy(snapshot["state"])
+            del snapshot["device"]
+            cuda_states[str(device.index)] = snapshot
+    return {"seed": _seed, "cpu": generator(CPU).bit_generator.state, "cuda": cuda_states}
 
 
 def set_rng_state(state: dict) -> None:
+    """Restore what :func:`get_rng_state` returned: the seed, the CPU stream and
+    the saved CUDA streams.  Everything is checked before anything changes.
+
+    CUDA streams of devices this machine lacks are not restored (nothing can
+    draw from them here); generators of devices the state does not mention
+    keep their place.
+    """
     global _seed
-    _seed = state.get("seed")
-    # Only the CPU stream is in the snapshot; GPU generators keep their place.
-    _generators.pop(CPU, None)
-    gen = generator(CPU)
-    gen.bit_generator.state = state["cpu"]
+    if not isinstance(state, dict) or "cpu" not in state:
+        raise ValueError("set_rng_state: expected the dict get_rng_state() returns, with a 'cpu' entry")
+    seed = state.get("seed")
+    if seed is not None and not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"set_rng_state: 'seed' must be an int or None, got {type(seed).__name__}")
+    cpu_gen = generator_from_state(CPU, {"state": state["cpu"]})
+    cuda_states = state.get("cuda") or {}
+    if not isinstance(cuda_states, dict):
+        raise ValueError("set_rng_state: 'cuda' must map device indices to generator states")
+    restored = {}
+    for index, snapshot in cuda_states.items():
+        if not str(index).isdigit():
+            raise ValueError(f"set_rng_state: CUDA device index {index!r} is not a number")
+        device = Device("cuda", int(index))
+        if not cuda_is_available() or device.index >= _cuda_count:
+            continue
+        restored[device] = generator_from_state(device, snapshot)
+    _seed = None if seed is None else int(seed)
+    _generators[CPU] = cpu_gen
+    _generators.update(restored)
 
 
 # --------------------------------------------------------------------------

@@ -101,6 +101,7 @@ class _World:
     rank = 0
     world_size = 1
     local_rank = 0
+    local_size = 1          # ranks on this node (they share its GPUs)
     mpi = None              # the mpi4py.MPI module, when in use
     comm = None             # MPI.COMM_WORLD
     nccl = None             # cupy.cuda.nccl.NcclCommunicator
@@ -195,6 +196,7 @@ def init(backend="auto"):
             _world.world_size = _world.comm.Get_size()
             local = _world.comm.Split_type(MPI.COMM_TYPE_SHARED, key=_world.rank)
             _world.local_rank = local.Get_rank()
+            _world.local_size = local.Get_size()
             local.Free()
     _world.backend = "mpi" if _world.comm is not None else "single"
     if requested != "mpi" and _backend_cuda_ready():
@@ -242,7 +244,23 @@ def _pick_local_gpu():
         backend.set_default_device(_world.nccl_device)
 
 
+def _check_one_gpu_per_rank():
+    """NCCL needs a GPU of its own per rank: refuse, on every rank alike, before NCCL fails
+    with its own error (``ncclInvalidUsage``, or a hang) when two ranks share one device."""
+    count = backend.cuda_device_count()
+    mine = (_world.local_size, count)
+    everyone = _world.comm.allgather(mine) if _world.comm is not None else [mine]
+    crowded = [(size, gpus) for size, gpus in everyone if size > gpus]
+    if crowded:
+        size, gpus = crowded[0]
+        raise DeviceError(f"distributed.init: {size} ranks run on one node that has {gpus} GPU(s), so two ranks "
+                          f"would share cuda:0 and NCCL cannot put two ranks of one communicator on one device; "
+                          f"start at most {gpus} process(es) per node (mpiexec -n {gpus}), or use "
+                          "backend='mpi' (GPU tensors then travel through host memory)")
+
+
 def _start_nccl(nccl):
+    _check_one_gpu_per_rank()
     unique_id = nccl.get_unique_id() if _world.rank == 0 else None
     if _world.comm is not None:
         unique_id = _world.comm.bcast(unique_id, root=0)
@@ -298,7 +316,7 @@ def finalize():
         backend.cuda_synchronize()
         with contextlib.suppress(Exception):
             _world.nccl.destroy()
-    for name in ("initialized", "backend", "rank", "world_size", "local_rank", "mpi", "comm", "nccl",
+    for name in ("initialized", "backend", "rank", "world_size", "local_rank", "local_size", "mpi", "comm", "nccl",
                  "nccl_device"):
         _world.__dict__.pop(name, None)
 

@@ -23,10 +23,13 @@ def test_out_of_memory_reports_requested_and_free_bytes(cuda_only):
         assert isinstance(info.value, MemoryError)
         small = gg.ones(1024, device="cuda") * 2     # the process is still usable
         assert float(small.sum()) == 2048.0
-        big = gg.ones(1024, 1024, 8, device="cuda")  # 32 MiB fits
-        with pytest.raises(gg.OutOfMemoryError, match="exp"):
-            for _ in range(4):
-                big = gg.exp(gg.cat([big, big]))     # grows past the limit inside an op
+        # Inside an op: 16 MiB + the 32 MiB cat fit in 64 MiB; exp's 32 MiB output does not,
+        # so exp (and not cat, which stays under the limit) is the op that reports it.
+        quarter = gg.ones(1024, 1024, 4, device="cuda")       # 16 MiB
+        pair = gg.cat([quarter, quarter])                     # 32 MiB: 48 MiB in use
+        with pytest.raises(gg.OutOfMemoryError, match=r"^exp: the GPU ran out of memory"):
+            gg.exp(pair)
+        del quarter, pair
     finally:
         pool.set_limit(size=previous_limit)
     stats = gg.cuda.memory_stats()

@@ -17,10 +17,6 @@ runs the VJP rules as tensor ops that carry tangents (forward-over-reverse).
 
 from __future__ import annotations
 
-import copy
-
-import numpy as np
-
 from .. import backend
 from ..errors import AutogradError, ShapeError
 from ..tensor import Tensor
@@ -338,43 +334,13 @@ def hvp(f, primals, v):
 # Checkpointing
 # --------------------------------------------------------------------------
 def _rng_snapshot(devices):
-    """Copies of the random generators of ``devices`` (so recomputation draws the same numbers)."""
-    snapshot = {}
-    for device in devices:
-        generator = backend.generator(device)
-        if device.type == "cpu":
-            snapshot[device] = ("state", copy.deepcopy(generator.bit_generator.state))
-        else:
-            try:
-                snapshot[device] = ("copy", copy.deepcopy(generator))
-            except Exception:  # noqa: BLE001 - CuPy's generators hold a lock and cannot be copied
-                # NOTE: fork instead: draw a seed from the live generator and continue from a
-                # generator seeded with it, which the recomputation can rebuild.  Forward and
-                # recomputation then see the same numbers, but the stream differs from a run
-                # without checkpoint (CPU replays exactly).
-                try:
-                    seed = int(generator.integers(0, 2 ** 62))
-                except Exception:  # noqa: BLE001 - very old CuPy without Generator.integers
-                    seed = int(np.random.SeedSequence().generate_state(1)[0])
-                backend._generators[device] = _fresh_cuda_generator(device, seed)
-                snapshot[device] = ("seed", seed)
-    return snapshot
+    """Snapshots of the random generators of ``devices`` (so recomputation draws the same numbers).
 
-
-def _fresh_cuda_generator(device, seed):
-    cp = backend.require_cuda(device)
-    with cp.cuda.Device(device.index):
-        return cp.random.default_rng(seed)
-
-
-def _rng_generator_from(device, kind, value):
-    if kind == "state":
-        generator = copy.deepcopy(backend.generator(device))
-        generator.bit_generator.state = copy.deepcopy(value)
-        return generator
-    if kind == "copy":
-        return copy.deepcopy(value)
-    return _fresh_cuda_generator(device, value)
+    On both backends the snapshot is the generator's state (CuPy's generators hold a lock and
+    cannot be deep-copied; their state is a device array, copied without a sync), so the
+    recomputation replays exactly the numbers the forward drew.
+    """
+    return {device: backend.generator_state(device) for device in devices}
 
 
 class _RngReplay:
@@ -386,8 +352,8 @@ class _RngReplay:
 
     def __enter__(self):
         self.live = {device: backend._generators.get(device) for device in self.snapshot}
-        for device, (kind, value) in self.snapshot.items():
-            backend._generators[device] = _rng_generator_from(device, kind, value)
+        for device, snapshot in self.snapshot.items():
+            backend._generators[device] = backend.generator_from_state(device, snapshot)
         return self
 
     def __exit__(self, *exc):

@@ -635,6 +635,12 @@ def dropout_backward(grad, mask_words, p):
     p = _check_p(p)
     _check_float("dropout backward", grad)
     _check_mask("dropout backward", mask_words, grad.size)
+    # Before any launch: a host mask handed to the kernel is an illegal address
+    # that poisons the CUDA context (and a mask on another GPU reads garbage).
+    if backend.device_of(grad) != backend.device_of(mask_words):
+        raise DeviceError(f"dropout backward: the gradient is on {backend.device_of(grad)} but the mask is "
+                          f"on {backend.device_of(mask_words)}; keep the mask dropout_forward returned "
+                          "on the gradient's device")
     scale = _dropout_scale(p)
     if not backend.is_gpu_array(grad):
         return twins.mask_backward(grad, twins.unpack_mask(mask_words, grad.shape), scale, 0.0)

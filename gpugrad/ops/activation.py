@@ -268,7 +268,13 @@ def _make_activation(name, reference, samples, param_names=()):
             return result
         kernel, kernel_params = _kernel_name(name, params)
         y, mask = _forward_saving(kernel, data, **kernel_params)
-        return _record(op, x, dict(params, saved=mask), y)
+        result = _record(op, x, dict(params, saved=mask), y)
+        if name == "relu":
+            # PyTorch's relu saves its output, so changing it in place makes backward an
+            # error; the mask does not need the output, but the same program must fail
+            # alike on every device: watch the output's version without keeping it.
+            result.grad_fn.out_box = result._version_box = [0, 0]
+        return result
 
     function.__name__ = function.__qualname__ = name
     function.__doc__ = generic.__doc__

@@ -242,9 +242,27 @@ def randint(low, high=None, size=None, dtype=None, device=None, generator=None, 
 
 
 def randperm(n, device=None, dtype=None, generator=None, requires_grad=False):
-    """A random permutation of ``0 .. n-1`` (drawn from ``generator`` when given)."""
+    """A random permutation of ``0 .. n-1`` (drawn from ``generator`` when given,
+    else from the device's global generator).
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> sorted(gg.randperm(4).tolist())
+    [0, 1, 2, 3]
+    """
+    n = int(n)
+    if n < 0:
+        raise ValueError(f"randperm: n must be non-negative, got {n}")
     device = backend.as_device(device)
     if requires_grad:
         raise DTypeError("randperm: integer tensors cannot require gradients; drop requires_grad=True")
-    array = rng_for(device, generator, "randperm").permutation(int(n))
+    source = rng_for(device, generator, "randperm")
+    if device.type == "cpu":
+        array = source.permutation(n)
+    else:
+        # cupy.random.Generator has no permutation: sort random 63-bit keys
+        # (as PyTorch's CUDA randperm does); a tie (odds n**2 / 2**64) keeps index order.
+        keys = source.integers(0, 2 ** 63 - 1, size=n, dtype=backend.int64)
+        array = backend.require_cuda(device).argsort(keys)
     return Tensor._make(array.astype(backend.int64 if dtype is None else backend.as_dtype(dtype)))
