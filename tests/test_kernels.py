@@ -1058,6 +1058,38 @@ def test_cuda_matches_twin(cupy_module, name, params, dtype, layout):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("name,params", CASES, ids=CASE_IDS)
+def test_cuda_subnormals_match_twin(cupy_module, name, params, dtype, rng):
+    """On the GPU, under CuPy's -ftz=true: subnormals of both signs, zeros, NaN
+    and infinities give the twin's mask bits exactly and its values within FTZ_ATOL."""
+    cp = cupy_module
+    x = subnormal_sample(dtype, rng)
+    grad = rng.standard_normal(x.size).astype(dtype)
+    rtol, atol = GPU_RTOL[np.dtype(dtype)], FTZ_ATOL[np.dtype(dtype)]
+    y, saved = K.activation_forward_saving(name, cp.asarray(x), **params)
+    expected_y, expected_saved = K.activation_forward_saving(name, x, **params)
+    assert_matches(_host(y), expected_y, dtype, rtol=rtol, atol=atol, what=f"{name} forward")
+    if name in K.SAVES_MASK:
+        np.testing.assert_array_equal(_host(saved), expected_saved, err_msg=f"{name} mask bits")
+    grad_x = K.activation_backward(name, cp.asarray(grad), saved, **params)
+    assert_matches(_host(grad_x), K.activation_backward(name, grad, expected_saved, **params), dtype, grad=grad,
+                   rtol=rtol, atol=atol, what=f"{name} backward")
+    # Bias sums that are subnormal or zero of either sign.
+    xb = np.resize(x, 64).reshape(16, 4).copy()
+    xb[:4] = np.array([-1.1e-38, 1.1e-38, -1e-38, 0.0], np.float32).astype(dtype)
+    bias = np.array([TINY32, -TINY32, 1e-38, -0.0], np.float32).astype(dtype)
+    yb, saved_b = K.bias_activation_forward(name, cp.asarray(xb), cp.asarray(bias), **params)
+    expected_yb, expected_saved_b = K.bias_activation_forward(name, xb, bias, **params)
+    assert_matches(_host(yb), expected_yb, dtype, rtol=rtol, atol=atol, what=f"{name} bias forward")
+    if name in K.SAVES_MASK:
+        np.testing.assert_array_equal(_host(saved_b), expected_saved_b, err_msg=f"{name} bias mask bits")
+    gb = grad[:64].reshape(16, 4)
+    gxb, _ = K.bias_activation_backward(name, cp.asarray(gb), saved_b, **params)
+    expected_gxb, _ = K.bias_activation_backward(name, gb, expected_saved_b, **params)
+    assert_matches(_host(gxb), expected_gxb, dtype, grad=gb, rtol=rtol, atol=atol, what=f"{name} bias backward")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 def test_cuda_dropout_and_masks(cupy_module, dtype):
     cp = cupy_module
     x = cp.asarray(np.random.default_rng(0).standard_normal((301, 5)).astype(dtype))[:, ::2]
