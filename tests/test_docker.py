@@ -126,12 +126,28 @@ def test_images_are_multi_stage_pinned_and_run_as_non_root(flavour):
                 assert "--no-cache-dir" in install, f"pip cache left in the image: {install!r}"
 
 
-def test_cuda_image_pins_cupy_for_cuda_12():
+def test_cuda_image_picks_cupy_with_its_libraries_like_the_readme():
+    """The image asks the README's selector (gpugrad/install_extra.py) for the
+    extra, which at build time (no GPU) reads the base image's CUDA_VERSION;
+    the extra brings cupy-cudaXXx[ctk], whose CUDA libraries are pinned."""
     dockerfile = DOCKERFILES["cuda"].read_text()
-    assert re.search(r"nvidia/cuda:12\.\d+\.\d+-\w+", dockerfile)
-    assert "[cuda12,bench]" in dockerfile
+    base = re.search(r"nvidia/cuda:(\d+)\.(\d+)\.(\d+)-base-\w+", dockerfile)
+    assert base, "a base image without toolkit libraries: CuPy's come from PyPI"
+    assert "COPY gpugrad/install_extra.py /tmp/install_extra.py" in dockerfile
+    assert '$(python3.12 /tmp/install_extra.py --require)' in dockerfile
+    assert '"${wheel}[bench${extra}]"' in dockerfile
+    # What the selector answers inside that image (nvidia/cuda sets CUDA_VERSION to the tag).
+    result = subprocess.run([sys.executable, "-I", "-S", str(REPOSITORY / "gpugrad" / "install_extra.py"),
+                             "--require"], capture_output=True, text=True, timeout=60, check=False,
+                            env={"PATH": "/nonexistent", "CUDA_VERSION": ".".join(base.groups())})
+    assert (result.returncode, result.stdout.strip()) == (0, f",cuda{base.group(1)}"), result.stderr
     constraints = (DOCKER / "constraints.txt").read_text()
-    assert re.search(r"^cupy-cuda12x==\d+\.\d+\.\d+$", constraints, re.MULTILINE)
+    major = base.group(1)
+    assert re.search(rf"^cupy-cuda{major}x==14\.\d+\.\d+$", constraints, re.MULTILINE)
+    suffix = "-cu12" if major == "12" else ""
+    for library in ("nvidia-cuda-runtime", "nvidia-cuda-nvrtc", "nvidia-cublas", "cuda-toolkit"):
+        name = library if library == "cuda-toolkit" else library + suffix
+        assert re.search(rf"^{name}=={major}\.[\d.]+$", constraints, re.MULTILINE), name
 
 
 def test_constraints_pin_every_package_exactly():

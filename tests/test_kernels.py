@@ -89,7 +89,7 @@ def placed(array, offset_elements=0):
     return out
 
 
-def assert_matches(actual, expected, dtype, grad=None, rtol=None, what=""):
+def assert_matches(actual, expected, dtype, grad=None, rtol=None, what="", atol=None):
     """Elementwise: NaN where NaN, same infinities, else within rtol/atol."""
     dtype = np.dtype(dtype)
     assert actual.dtype == expected.dtype == dtype, (actual.dtype, expected.dtype, dtype)
@@ -98,7 +98,7 @@ def assert_matches(actual, expected, dtype, grad=None, rtol=None, what=""):
     e = np.asarray(expected, dtype=np.float64).ravel()
     rtol = RTOL[dtype] if rtol is None else rtol
     with np.errstate(invalid="ignore"):
-        tolerance = rtol * np.maximum(np.abs(a), np.abs(e)) + ATOL[dtype]
+        tolerance = rtol * np.maximum(np.abs(a), np.abs(e)) + (ATOL[dtype] if atol is None else atol)
         if grad is not None:
             tolerance = tolerance + GRAD_SLACK[dtype] * np.abs(np.asarray(grad, dtype=np.float64).ravel())
         ok = (a == e) | (np.isnan(a) & np.isnan(e)) | (np.abs(a - e) <= tolerance)
@@ -160,7 +160,8 @@ def _nvrtc_compile(nvrtc, arch):
         expressions = K.name_expressions() + list(K.PLAIN_KERNELS)
         for expression in expressions:
             check(nvrtc.nvrtcAddNameExpression(program, expression.encode()), "add name expression")
-        options = [f"--gpu-architecture={arch}".encode(), b"--std=c++14", b"--fmad=false"]
+        # Exactly CuPy's options: ours, then the -ftz=true CuPy appends to every RawModule.
+        options = [f"--gpu-architecture={arch}".encode(), b"--std=c++14", b"--fmad=false", b"-ftz=true"]
         status = nvrtc.nvrtcCompileProgram(program, len(options), (ctypes.c_char_p * len(options))(*options))
         size = ctypes.c_size_t()
         nvrtc.nvrtcGetProgramLogSize(program, ctypes.byref(size))
@@ -208,7 +209,7 @@ class Builds:
             ptxas = os.path.join(os.path.dirname(os.path.realpath(self.nvcc)), "ptxas")
             for arch in self.ARCHS:
                 ptx = build_dir / f"activation_{arch}.ptx"
-                command = [self.nvcc, f"-arch={arch}", "--ptx", "--fmad=false", "-std=c++14", str(source),
+                command = [self.nvcc, f"-arch={arch}", "--ptx", "--fmad=false", "-ftz=true", "-std=c++14", str(source),
                            "-o", str(ptx)]
                 script = " ".join(map(_quote, command))
                 if os.path.exists(ptxas):
@@ -479,6 +480,140 @@ def test_shim_pack_unpack_match_numpy(shim, n, rng):
 
 
 # --------------------------------------------------------------------------
+# Flush-to-zero: CuPy compiles every RawModule with -ftz=true (after our
+# options), so on the GPU float32 treats subnormal operands and results as
+# zeros, comparisons included.  The shim emulates that with the SSE FTZ|DAZ
+# bits; branches and mask bits must still be the twin's exactly, and values may
+# differ only by the stated FTZ_ATOL.
+# --------------------------------------------------------------------------
+TINY32 = float(np.finfo(np.float32).tiny)  # 2^-126, the smallest normal float32
+# What flushing a float32 subnormal intermediate may cost a float32 result
+# (twins.py, "Flush-to-zero on the GPU"): 2^-116, i.e. a subnormal scaled by at
+# most 2^10 on its way to the output (x * sigmoid(x) at x ~ -88 is 2^6.5 of it).
+# float16 results cannot see it (their own resolution is 2^-24).
+FTZ_ATOL = {np.dtype(np.float16): ATOL[np.dtype(np.float16)], np.dtype(np.float32): 2.0 ** -116,
+            np.dtype(np.float64): ATOL[np.dtype(np.float64)]}
+
+
+def subnormal_sample(dtype, rng):
+    """Subnormals of both signs (float32's, and values that become subnormal
+    once multiplied by a slope or added to a bias), both zeros, NaN, infinities,
+    the smallest normals and the usual sample."""
+    smallest = np.float32(2.0 ** -149)
+    subnormals = np.concatenate([
+        [smallest, np.nextafter(np.float32(TINY32), np.float32(0)), np.float32(1e-40), np.float32(3e-39)],
+        rng.integers(1, 2 ** 23, 40).astype(np.uint32).view(np.float32),
+    ]).astype(np.float32)
+    values = np.concatenate([
+        subnormals, -subnormals, [0.0, -0.0, np.nan, -np.nan, np.inf, -np.inf, TINY32, -TINY32,
+                                  2 * TINY32, -2 * TINY32, 1e-37, -1e-37, 5e-38, -5e-38],
+        sample(np.float32, rng, n=300),
+    ]).astype(np.float32)
+    with np.errstate(over="ignore"):
+        return values.astype(dtype)
+
+
+@pytest.fixture
+def flush_to_zero(shim):
+    """Runs the shim's launches with FTZ|DAZ set, as float32 behaves under -ftz."""
+    shim.library.h_set_flush_to_zero.restype = ctypes.c_int
+    shim.library.h_set_flush_to_zero.argtypes = [ctypes.c_int]
+    shim.library.h_float_compare_positive.restype = ctypes.c_int
+    shim.library.h_float_compare_positive.argtypes = [ctypes.c_float]
+    if not shim.library.h_set_flush_to_zero(1):
+        pytest.skip("flush-to-zero emulation needs an x86 CPU (the SSE control register)")
+    try:
+        yield shim
+    finally:
+        shim.library.h_set_flush_to_zero(0)
+
+
+def test_flush_to_zero_emulation_flushes(flush_to_zero):
+    """The emulation has teeth: a plain float comparison sees 1e-40 as 0, as the GPU does."""
+    library = flush_to_zero.library
+    assert library.h_float_compare_positive(1e-40) == 0
+    library.h_set_flush_to_zero(0)
+    assert library.h_float_compare_positive(1e-40) == 1
+    # And NumPy, sharing this thread, never runs flushed: the mode is per launch.
+    library.h_set_flush_to_zero(1)
+    flush_to_zero("gg_relu_forward", np.float32, [np.zeros(1, np.float32), np.zeros(1, np.float32)], 1)
+    assert np.float32(1e-40) > 0 and np.float32(1e-40) * np.float32(1) != 0
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32], ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("name,params", CASES, ids=CASE_IDS)
+def test_shim_under_flush_to_zero_matches_twin(flush_to_zero, name, params, dtype, rng):
+    """Under -ftz semantics: every mask bit and every branch is the twin's
+    (relu/leaky_relu bits, elu' at subnormal x with alpha != 1, softplus's
+    threshold, bias sums that are subnormal), values within FTZ_ATOL."""
+    shim = flush_to_zero
+    x = subnormal_sample(dtype, rng)
+    n = x.size
+    a, b = _kernel_params(name, params)
+    atol = FTZ_ATOL[np.dtype(dtype)]
+    grad = rng.standard_normal(n).astype(dtype)
+    expected_y, saved = K.activation_forward_saving(name, x, **params)
+    y = np.empty_like(x)
+    shim(f"gg_{name}_forward", dtype, [x, y], n, a=a, b=b)
+    assert_matches(y, expected_y, dtype, atol=atol, what=f"{name} forward under ftz")
+    if name in K.SAVES_MASK:
+        words = np.empty(K._mask_size(n), dtype=np.uint8)
+        shim(f"gg_{name}_forward_mask", dtype, [x, y, words], n, a=a, b=b)
+        np.testing.assert_array_equal(K.unpack_mask(words, x.shape), K.unpack_mask(saved, x.shape),
+                                      err_msg=f"{name} mask bits under ftz")
+        assert_matches(y, expected_y, dtype, atol=atol, what=f"{name} forward_mask under ftz")
+    grad_x = np.empty_like(x)
+    shim(f"gg_{name}_backward", dtype, [grad, np.ascontiguousarray(saved), grad_x], n, a=a, b=b)
+    assert_matches(grad_x, K.activation_backward(name, grad, saved, **params), dtype, grad=grad, atol=atol,
+                   rtol=0.0 if name in K.SAVES_MASK else None, what=f"{name} backward under ftz")
+
+    # Bias sums that land on subnormals (and on zeros of either sign).
+    columns = 4
+    rows = 16
+    bias = np.array([TINY32, -TINY32, 1e-38, -0.0], np.float32).astype(dtype)
+    xb = np.resize(x, rows * columns).reshape(rows, columns).copy()
+    xb[:4] = np.array([-1.1e-38, 1.1e-38, -1e-38, 0.0], np.float32).astype(dtype)  # subnormal, +0, 0, -0 sums
+    nb = xb.size
+    expected_yb, saved_b = K.bias_activation_forward(name, xb, bias, **params)
+    expected_gxb, _ = K.bias_activation_backward(name, grad[:nb].reshape(xb.shape), saved_b, **params)
+    yb = np.empty_like(xb)
+    if name in K.SAVES_MASK:
+        words = np.empty(K._mask_size(nb), dtype=np.uint8)
+        shim(f"gg_{name}_bias_forward_mask", dtype, [xb, bias, yb, words], nb, c=columns, a=a, b=b)
+        np.testing.assert_array_equal(K.unpack_mask(words, xb.shape), K.unpack_mask(saved_b, xb.shape),
+                                      err_msg=f"{name} bias mask bits under ftz")
+    else:
+        shim(f"gg_{name}_bias_forward", dtype, [xb, bias, yb], nb, c=columns, a=a, b=b)
+    assert_matches(yb, expected_yb, dtype, atol=atol, what=f"{name} bias forward under ftz")
+    if name in K.SAVES_INPUT:
+        gxb = np.empty_like(xb)
+        gb = np.ascontiguousarray(grad[:nb].reshape(xb.shape))
+        shim(f"gg_{name}_bias_backward", dtype, [gb, xb, bias, gxb], nb, c=columns, a=a, b=b)
+        assert_matches(gxb, expected_gxb, dtype, grad=gb, atol=atol, what=f"{name} bias backward under ftz")
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32], ids=lambda d: np.dtype(d).name)
+def test_shim_dropout_under_flush_to_zero_matches_twin(flush_to_zero, dtype, rng):
+    """keep = u >= p decided on the bits: a subnormal p does not turn u = 0 into a kept element."""
+    x = subnormal_sample(dtype, rng)
+    n = x.size
+    uniform = rng.random(n, dtype=np.float32)
+    uniform[:4] = [0.0, 1e-40, 2e-40, 0.5]
+    grad = rng.standard_normal(n).astype(dtype)
+    for p in (1e-40, 0.3):
+        scale = K._dropout_scale(p)
+        expected_y, expected_words = twins.dropout_forward(x, uniform, p, scale)
+        y, words = np.empty_like(x), np.empty(K._mask_size(n), dtype=np.uint8)
+        flush_to_zero("gg_dropout_forward", dtype, [x, uniform, y, words], n, a=p, b=scale)
+        np.testing.assert_array_equal(words, expected_words, err_msg=f"dropout mask under ftz, p={p}")
+        assert_matches(y, expected_y, dtype, atol=FTZ_ATOL[np.dtype(dtype)], what=f"dropout under ftz p={p}")
+        grad_x = np.empty_like(x)
+        flush_to_zero("gg_dropout_backward", dtype, [grad, words, grad_x], n, a=scale, b=0.0)
+        assert_matches(grad_x, K.dropout_backward(grad, words, p), dtype, atol=FTZ_ATOL[np.dtype(dtype)],
+                       what=f"dropout backward under ftz p={p}")
+
+
+# --------------------------------------------------------------------------
 # The twins against independent references.
 # --------------------------------------------------------------------------
 def _mp_reference(name, params):
@@ -673,8 +808,21 @@ def _run_public_api(xp, name, params, dtype, rng, layout="strided"):
     """Every entry point for one activation on xp (numpy or cupy), on a (16, 32)
     input that is C-contiguous or a transposed strided view."""
     base = sample(dtype, rng, n=900)
-    base = np.concatenate([base, np.zeros(1024 - base.size, dtype)]).reshape(32, 32)
+    base = np.concatenate([base, np.zeros(1024 - base.size, dtype)])
+    # Every extreme where both layouts read it: at even flat indices (even
+    # columns, which the strided view keeps) of the first 16 rows (the
+    # contiguous slice), not at the end of the sample where neither looked.
+    where = np.arange(900, 900 + len(EXTREMES))  # sample() puts them after its 900 random values
+    extremes = base[where].copy()
+    # np.insert's indices refer to the array before insertion: i for the i-th
+    # extreme lands it at 2i once the earlier ones are in.
+    base = np.insert(np.delete(base, where), np.arange(len(EXTREMES)), extremes).reshape(32, 32)
     x = _on(xp, base)[:, ::2].T if layout == "strided" else _on(xp, base)[:16]
+    # Check it, so the layouts cannot drift apart again.
+    seen = _host(x).ravel()
+    for value in extremes:
+        assert (seen.view(f"u{seen.itemsize}") == value.view(f"u{value.itemsize}")).any() \
+            or (np.isnan(value) and np.isnan(seen).any()), (layout, value)
     grad = _on(xp, rng.standard_normal((16, 32)).astype(dtype))
     bias = _on(xp, rng.standard_normal(32).astype(dtype))
     y, saved = K.activation_forward_saving(name, x, **params)
@@ -890,11 +1038,15 @@ def test_cuda_matches_twin(cupy_module, name, params, dtype, layout):
     cp = cupy_module
     gpu, grad = _run_public_api(cp, name, params, dtype, np.random.default_rng(1), layout)
     cpu, _ = _run_public_api(np, name, params, dtype, np.random.default_rng(1), layout)
+    # atol: float32 arithmetic on the GPU flushes subnormal intermediates (-ftz=true,
+    # see FTZ_ATOL); branches and mask bits do not, so masks compare exactly.
+    atol = FTZ_ATOL[np.dtype(dtype)]
     for key in ("y", "y_plain", "yb"):
         assert gpu[key].flags.c_contiguous
-        assert_matches(_host(gpu[key]), cpu[key], dtype, rtol=GPU_RTOL[np.dtype(dtype)], what=f"{name} {key}")
+        assert_matches(_host(gpu[key]), cpu[key], dtype, rtol=GPU_RTOL[np.dtype(dtype)], atol=atol,
+                       what=f"{name} {key}")
     for key in ("grad_x", "gxb"):
-        assert_matches(_host(gpu[key]), cpu[key], dtype, grad=grad, rtol=GPU_RTOL[np.dtype(dtype)],
+        assert_matches(_host(gpu[key]), cpu[key], dtype, grad=grad, rtol=GPU_RTOL[np.dtype(dtype)], atol=atol,
                        what=f"{name} {key}")
     for key in ("mask", "mask_b"):
         if key in gpu:
@@ -903,6 +1055,38 @@ def test_cuda_matches_twin(cupy_module, name, params, dtype, layout):
     empty = cp.zeros((0, 3), dtype)
     y, saved = K.activation_forward_saving(name, empty, **params)
     assert y.shape == (0, 3) and K.activation_backward(name, empty, saved, **params).shape == (0, 3)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("name,params", CASES, ids=CASE_IDS)
+def test_cuda_subnormals_match_twin(cupy_module, name, params, dtype, rng):
+    """On the GPU, under CuPy's -ftz=true: subnormals of both signs, zeros, NaN
+    and infinities give the twin's mask bits exactly and its values within FTZ_ATOL."""
+    cp = cupy_module
+    x = subnormal_sample(dtype, rng)
+    grad = rng.standard_normal(x.size).astype(dtype)
+    rtol, atol = GPU_RTOL[np.dtype(dtype)], FTZ_ATOL[np.dtype(dtype)]
+    y, saved = K.activation_forward_saving(name, cp.asarray(x), **params)
+    expected_y, expected_saved = K.activation_forward_saving(name, x, **params)
+    assert_matches(_host(y), expected_y, dtype, rtol=rtol, atol=atol, what=f"{name} forward")
+    if name in K.SAVES_MASK:
+        np.testing.assert_array_equal(_host(saved), expected_saved, err_msg=f"{name} mask bits")
+    grad_x = K.activation_backward(name, cp.asarray(grad), saved, **params)
+    assert_matches(_host(grad_x), K.activation_backward(name, grad, expected_saved, **params), dtype, grad=grad,
+                   rtol=rtol, atol=atol, what=f"{name} backward")
+    # Bias sums that are subnormal or zero of either sign.
+    xb = np.resize(x, 64).reshape(16, 4).copy()
+    xb[:4] = np.array([-1.1e-38, 1.1e-38, -1e-38, 0.0], np.float32).astype(dtype)
+    bias = np.array([TINY32, -TINY32, 1e-38, -0.0], np.float32).astype(dtype)
+    yb, saved_b = K.bias_activation_forward(name, cp.asarray(xb), cp.asarray(bias), **params)
+    expected_yb, expected_saved_b = K.bias_activation_forward(name, xb, bias, **params)
+    assert_matches(_host(yb), expected_yb, dtype, rtol=rtol, atol=atol, what=f"{name} bias forward")
+    if name in K.SAVES_MASK:
+        np.testing.assert_array_equal(_host(saved_b), expected_saved_b, err_msg=f"{name} bias mask bits")
+    gb = grad[:64].reshape(16, 4)
+    gxb, _ = K.bias_activation_backward(name, cp.asarray(gb), saved_b, **params)
+    expected_gxb, _ = K.bias_activation_backward(name, gb, expected_saved_b, **params)
+    assert_matches(_host(gxb), expected_gxb, dtype, grad=gb, rtol=rtol, atol=atol, what=f"{name} bias backward")
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)

@@ -14,6 +14,19 @@
 // float16 is `gg_half`: the bit layout of `__half`, converted with the same PTX
 // instructions cuda_fp16.h uses.  float16 math runs in float32 ("compute in
 // float32, store float16"), exactly like the twins.
+//
+// Flush-to-zero.  CuPy appends -ftz=true to every RawModule compile, after our
+// options (cupy/cuda/compiler.py, _compile_with_cache_cuda; cupy/cupy#9576), so
+// every float32 operator here may treat a subnormal operand or result as a zero
+// of the same sign -- comparisons included: under -ftz, 1e-40f > 0 is false.
+// Every branch and mask bit is therefore decided by an integer test on the
+// float's bits (gg_gt, gg_le, ... below), which are IEEE comparisons whatever
+// the flush mode; and the values those tests look at that are themselves
+// computed (x + bias, x * beta) are computed with PTX add.rn/mul.rn without
+// .ftz (gg_exact_add, gg_exact_mul), so they are never flushed either.  What
+// may still flush is the rest of the float32 arithmetic; twins.py states what
+// that allows (a subnormal intermediate lost: an absolute difference below
+// 2^-119 in a float32 result, nothing in a branch or a mask bit).
 
 #ifndef GG_CPU_SHIM
 struct gg_half { unsigned short bits; };
@@ -30,7 +43,73 @@ __device__ __forceinline__ gg_half gg_float_to_half(float f) {
     asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h.bits) : "f"(f));
     return h;
 }
+
+__device__ __forceinline__ unsigned int gg_bits(float v) { return __float_as_uint(v); }
+__device__ __forceinline__ unsigned long long gg_bits(double v) {
+    return (unsigned long long)__double_as_longlong(v);
+}
+
+// IEEE float32 add and multiply whatever -ftz says: explicit PTX without .ftz
+// keeps subnormal operands and results (and, being .rn, is never fused).
+__device__ __forceinline__ float gg_exact_add(float a, float b) {
+    float r;
+    asm("add.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+    return r;
+}
+__device__ __forceinline__ float gg_exact_mul(float a, float b) {
+    float r;
+    asm("mul.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+    return r;
+}
+// double -> float rounded to nearest, a subnormal result kept (cvt.rn.ftz
+// would flush a subnormal parameter such as p = 1e-40 to 0).
+__device__ __forceinline__ float gg_exact_float(double v) {
+    float r;
+    asm("cvt.rn.f32.f64 %0, %1;" : "=f"(r) : "d"(v));
+    return r;
+}
 #endif
+// float64 never flushes (-ftz is about float32).
+__device__ __forceinline__ double gg_exact_add(double a, double b) { return a + b; }
+__device__ __forceinline__ double gg_exact_mul(double a, double b) { return a * b; }
+
+// The kernels' double parameters in the compute type, never flushed.
+template <typename C> __device__ __forceinline__ C gg_param(double v);
+template <> __device__ __forceinline__ float gg_param<float>(double v) { return gg_exact_float(v); }
+template <> __device__ __forceinline__ double gg_param<double>(double v) { return v; }
+
+// ---------------------------------------------------------------------------
+// IEEE comparisons on the bits, so flush-to-zero cannot change a branch: the
+// magnitude bits of a non-NaN float order like its value, so sign ? -m : m is
+// an integer key that orders like the value (both zeros give 0, so -0 == +0);
+// NaN compares false, as in IEEE.
+// ---------------------------------------------------------------------------
+__device__ __forceinline__ bool gg_is_nan(float v) { return (gg_bits(v) & 0x7fffffffu) > 0x7f800000u; }
+__device__ __forceinline__ bool gg_is_nan(double v) {
+    return (gg_bits(v) & 0x7fffffffffffffffull) > 0x7ff0000000000000ull;
+}
+__device__ __forceinline__ int gg_order_key(float v) {
+    unsigned int b = gg_bits(v);
+    int magnitude = (int)(b & 0x7fffffffu);
+    return (b >> 31) ? -magnitude : magnitude;
+}
+__device__ __forceinline__ long long gg_order_key(double v) {
+    unsigned long long b = gg_bits(v);
+    long long magnitude = (long long)(b & 0x7fffffffffffffffull);
+    return (b >> 63) ? -magnitude : magnitude;
+}
+template <typename C> __device__ __forceinline__ bool gg_gt(C a, C b) {
+    return !gg_is_nan(a) && !gg_is_nan(b) && gg_order_key(a) > gg_order_key(b);
+}
+template <typename C> __device__ __forceinline__ bool gg_ge(C a, C b) {
+    return !gg_is_nan(a) && !gg_is_nan(b) && gg_order_key(a) >= gg_order_key(b);
+}
+template <typename C> __device__ __forceinline__ bool gg_le(C a, C b) {
+    return !gg_is_nan(a) && !gg_is_nan(b) && gg_order_key(a) <= gg_order_key(b);
+}
+template <typename C> __device__ __forceinline__ bool gg_eq(C a, C b) {
+    return !gg_is_nan(a) && !gg_is_nan(b) && gg_order_key(a) == gg_order_key(b);
+}
 
 // ---------------------------------------------------------------------------
 // Loads and stores: every dtype is widened to its compute type on load.
@@ -68,7 +147,7 @@ __device__ __forceinline__ double gg_fabs(double v) { return fabs(v); }
 template <typename C> __device__ __forceinline__ C gg_sigmoid(C z) {
     C e = gg_exp(-gg_fabs(z));
     C d = C(1) + e;
-    return z >= C(0) ? C(1) / d : e / d;
+    return gg_ge(z, C(0)) ? C(1) / d : e / d;
 }
 
 // sigmoid(z) and its complement 1 - sigmoid(z) = sigmoid(-z), from one exp: the
@@ -77,7 +156,7 @@ template <typename C> __device__ __forceinline__ void gg_sigmoid_pair(C z, C& s,
     C e = gg_exp(-gg_fabs(z));
     C d = C(1) + e;
     C large = C(1) / d, small = e / d;
-    bool nonnegative = z >= C(0);
+    bool nonnegative = gg_ge(z, C(0));
     s = nonnegative ? large : small;
     complement = nonnegative ? small : large;
 }
@@ -85,9 +164,9 @@ template <typename C> __device__ __forceinline__ void gg_sigmoid_pair(C z, C& s,
 // PyTorch's softplus(beta, threshold): linear above the threshold; below it the
 // stable max(z, 0) + log1p(exp(-|z|)), which cannot overflow.
 template <typename C> __device__ __forceinline__ C gg_softplus(C x, C beta, C threshold) {
-    C z = x * beta;
-    if (z > threshold) return x;
-    C positive = z > C(0) ? z : C(0);
+    C z = gg_exact_mul(x, beta);
+    if (gg_gt(z, threshold)) return x;
+    C positive = gg_gt(z, C(0)) ? z : C(0);
     return (positive + gg_log1p(gg_exp(-gg_fabs(z)))) / beta;
 }
 
@@ -99,28 +178,28 @@ template <typename C> __device__ __forceinline__ C gg_softplus(C x, C beta, C th
 struct gg_relu_op {
     // NaN must propagate (relu(NaN) = NaN, like PyTorch); -0.0 becomes +0.0.
     template <typename C> __device__ static C forward(C x, C, C) {
-        return x > C(0) ? x : (x != x ? x : C(0));
+        return gg_gt(x, C(0)) ? x : (gg_is_nan(x) ? x : C(0));
     }
     // PyTorch's threshold_backward passes the gradient unless y <= 0, so NaN
     // inputs keep their gradient and relu'(0) = 0.
-    template <typename C> __device__ static bool mask(C x, C, C) { return !(x <= C(0)); }
+    template <typename C> __device__ static bool mask(C x, C, C) { return !gg_le(x, C(0)); }
 };
 
 struct gg_leaky_relu_op {
     template <typename C> __device__ static C forward(C x, C slope, C) {
-        return x > C(0) ? x : x * slope;
+        return gg_gt(x, C(0)) ? x : x * slope;
     }
     // leaky_relu'(0) = slope, as in PyTorch.
-    template <typename C> __device__ static bool mask(C x, C, C) { return x > C(0); }
+    template <typename C> __device__ static bool mask(C x, C, C) { return gg_gt(x, C(0)); }
 };
 
 struct gg_elu_op {
     template <typename C> __device__ static C forward(C x, C alpha, C) {
-        return x > C(0) ? x : alpha * gg_expm1(x);
+        return gg_gt(x, C(0)) ? x : alpha * gg_expm1(x);
     }
     // Written as PyTorch writes it (x <= 0 ? ...), so a NaN input keeps its gradient.
     template <typename C> __device__ static C derivative(C x, C alpha, C) {
-        return x <= C(0) ? alpha * gg_exp(x) : C(1);
+        return gg_le(x, C(0)) ? alpha * gg_exp(x) : C(1);
     }
 };
 
@@ -156,7 +235,7 @@ struct gg_gelu_tanh_op {
         C du = C(0.79788456080286535588) * (C(1) + C(3) * C(0.044715) * x * x);
         // Once the sigmoid saturates the second term is exactly 0; without this
         // test x * 0 * inf (x*x overflowed) would turn the derivative into NaN.
-        if (ds == C(0)) return s;
+        if (gg_eq(ds, C(0))) return s;
         C t = x * ds;
         return s + t * du;
     }
@@ -187,8 +266,8 @@ struct gg_softplus_op {
         return gg_softplus(x, beta, threshold);
     }
     template <typename C> __device__ static C derivative(C x, C beta, C threshold) {
-        C z = x * beta;
-        return z > threshold ? C(1) : gg_sigmoid(z);
+        C z = gg_exact_mul(x, beta);
+        return gg_gt(z, threshold) ? C(1) : gg_sigmoid(z);
     }
 };
 
@@ -227,7 +306,7 @@ template <class Op, typename T>
 __device__ __forceinline__ void gg_unary_forward(const T* __restrict__ x, T* __restrict__ y,
                                                  long long n, double a, double b) {
     typedef typename gg_compute<T>::type C;
-    const C ac = C(a), bc = C(b);
+    const C ac = gg_param<C>(a), bc = gg_param<C>(b);
     const long long stride = (long long)blockDim.x * gridDim.x;
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     for (; i + (GG_ILP - 1) * stride < n; i += GG_ILP * stride) {
@@ -244,7 +323,7 @@ template <class Op, typename T>
 __device__ __forceinline__ void gg_unary_backward(const T* __restrict__ grad, const T* __restrict__ saved,
                                                   T* __restrict__ grad_x, long long n, double a, double b) {
     typedef typename gg_compute<T>::type C;
-    const C ac = C(a), bc = C(b);
+    const C ac = gg_param<C>(a), bc = gg_param<C>(b);
     const long long stride = (long long)blockDim.x * gridDim.x;
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     for (; i + (GG_ILP - 1) * stride < n; i += GG_ILP * stride) {
@@ -272,7 +351,7 @@ template <class Op, typename T>
 __device__ __forceinline__ void gg_bias_forward(const T* __restrict__ x, const T* __restrict__ bias,
                                                 T* __restrict__ y, long long n, long long c, double a, double b) {
     typedef typename gg_compute<T>::type C;
-    const C ac = C(a), bc = C(b);
+    const C ac = gg_param<C>(a), bc = gg_param<C>(b);
     const long long stride = (long long)blockDim.x * gridDim.x;
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     long long col = i % c;
@@ -287,10 +366,10 @@ __device__ __forceinline__ void gg_bias_forward(const T* __restrict__ x, const T
         }
 #pragma unroll
         for (int k = 0; k < GG_ILP; ++k)
-            gg_store(&y[i + k * stride], Op::forward(gg_load(v[k]) + gg_load(w[k]), ac, bc));
+            gg_store(&y[i + k * stride], Op::forward(gg_exact_add(gg_load(v[k]), gg_load(w[k])), ac, bc));
     }
     for (; i < n; i += stride) {
-        gg_store(&y[i], Op::forward(gg_load(x[i]) + gg_load(bias[col]), ac, bc));
+        gg_store(&y[i], Op::forward(gg_exact_add(gg_load(x[i]), gg_load(bias[col])), ac, bc));
         col = gg_next_column(col, col_step, c);
     }
 }
@@ -300,7 +379,7 @@ __device__ __forceinline__ void gg_bias_backward(const T* __restrict__ grad, con
                                                  const T* __restrict__ bias, T* __restrict__ grad_x,
                                                  long long n, long long c, double a, double b) {
     typedef typename gg_compute<T>::type C;
-    const C ac = C(a), bc = C(b);
+    const C ac = gg_param<C>(a), bc = gg_param<C>(b);
     const long long stride = (long long)blockDim.x * gridDim.x;
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     long long col = i % c;
@@ -316,12 +395,12 @@ __device__ __forceinline__ void gg_bias_backward(const T* __restrict__ grad, con
         }
 #pragma unroll
         for (int k = 0; k < GG_ILP; ++k) {
-            C z = gg_load(v[k]) + gg_load(w[k]);
+            C z = gg_exact_add(gg_load(v[k]), gg_load(w[k]));
             gg_store(&grad_x[i + k * stride], gg_load(g[k]) * Op::derivative(z, ac, bc));
         }
     }
     for (; i < n; i += stride) {
-        C z = gg_load(x[i]) + gg_load(bias[col]);
+        C z = gg_exact_add(gg_load(x[i]), gg_load(bias[col]));
         gg_store(&grad_x[i], gg_load(grad[i]) * Op::derivative(z, ac, bc));
         col = gg_next_column(col, col_step, c);
     }
@@ -374,7 +453,7 @@ __device__ __forceinline__ void gg_mask_forward(const T* __restrict__ x, const T
                                                 T* __restrict__ y, unsigned char* __restrict__ mask,
                                                 long long n, long long c, double a, double b) {
     typedef typename gg_compute<T>::type C;
-    const C ac = C(a), bc = C(b);
+    const C ac = gg_param<C>(a), bc = gg_param<C>(b);
     const long long words = (n + 7) / 8;
     const bool vector = gg_pack8_aligned<T>(x) && gg_pack8_aligned<T>(y);
     GG_GRID_STRIDE(w, words) {
@@ -387,7 +466,7 @@ __device__ __forceinline__ void gg_mask_forward(const T* __restrict__ x, const T
             if (base + j < n) {
                 C z = gg_load(v[j]);
                 if (bias) {
-                    z = z + gg_load(bias[col]);
+                    z = gg_exact_add(z, gg_load(bias[col]));
                     if (++col == c) col = 0;
                 }
                 gg_store(&out[j], Op::forward(z, ac, bc));
@@ -406,7 +485,10 @@ __device__ __forceinline__ void gg_mask_backward(const T* __restrict__ grad, con
                                                  T* __restrict__ grad_x, long long n, double on, double off) {
     typedef typename gg_compute<T>::type C;
     const long long words = (n + 7) / 8;
-    const C on_c = C(on), off_c = C(off);
+    const C on_c = gg_param<C>(on), off_c = gg_param<C>(off);
+    // Selects, not products, where the factor is 1 or 0: grad * 1 would flush a
+    // subnormal gradient under -ftz, and grad * 0 would turn inf into NaN.
+    const bool on_one = gg_eq(on_c, C(1)), off_zero = gg_eq(off_c, C(0));
     const bool vector = gg_pack8_aligned<T>(grad) && gg_pack8_aligned<T>(grad_x);
     GG_GRID_STRIDE(w, words) {
         const long long base = w * 8;
@@ -415,7 +497,7 @@ __device__ __forceinline__ void gg_mask_backward(const T* __restrict__ grad, con
         gg_load8(grad, base, n, vector, g);
         for (int j = 0; j < 8; ++j) {
             C gc = gg_load(g[j]);
-            gg_store(&out[j], ((bits >> j) & 1u) ? gc * on_c : (off_c == C(0) ? C(0) : gc * off_c));
+            gg_store(&out[j], ((bits >> j) & 1u) ? (on_one ? gc : gc * on_c) : (off_zero ? C(0) : gc * off_c));
         }
         gg_store8(grad_x, base, n, vector, out);
     }
@@ -504,8 +586,8 @@ __global__ void gg_dropout_forward(const T* __restrict__ x, const float* __restr
                                    T* __restrict__ y, unsigned char* __restrict__ mask, long long n,
                                    double p, double scale) {
     typedef typename gg_compute<T>::type C;
-    const float p_f = (float)p;
-    const C scale_c = C(scale);
+    const float p_f = gg_exact_float(p);
+    const C scale_c = gg_param<C>(scale);
     const long long words = (n + 7) / 8;
     const bool vector = gg_pack8_aligned<T>(x) && gg_pack8_aligned<T>(y) && gg_pack8_aligned<float>(uniform);
     GG_GRID_STRIDE(w, words) {
@@ -517,7 +599,7 @@ __global__ void gg_dropout_forward(const T* __restrict__ x, const float* __restr
         unsigned bits = 0;
         for (int j = 0; j < 8; ++j) {
             if (base + j < n) {
-                bool keep = u[j] >= p_f;
+                bool keep = gg_ge(u[j], p_f);
                 gg_store(&out[j], keep ? gg_load(v[j]) * scale_c : C(0));
                 bits |= (unsigned)keep << j;
             }

@@ -12,6 +12,9 @@
 
 #include <math.h>
 #include <string.h>
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define GG_SHIM_HAS_MXCSR 1
+#endif
 
 #define __global__
 #define __device__
@@ -81,5 +84,66 @@ inline gg_half gg_float_to_half(float f) {
     h.bits = (unsigned short)(out | sign);
     return h;
 }
+
+inline unsigned int gg_bits(float v) {
+    unsigned int b;
+    memcpy(&b, &v, sizeof b);
+    return b;
+}
+
+inline unsigned long long gg_bits(double v) {
+    unsigned long long b;
+    memcpy(&b, &v, sizeof b);
+    return b;
+}
+
+// Flush-to-zero emulation.  On the GPU, CuPy compiles with -ftz=true: float32
+// operands and results that are subnormal count as zeros, in comparisons too.
+// The harness can run a launch with the SSE control register's FTZ (flush
+// results) and DAZ (treat subnormal operands as zero) bits set, which does the
+// same to the CPU's float arithmetic and comparisons.  (It also flushes double,
+// which the GPU does not: FTZ runs are only meaningful for float16/float32.)
+// gg_exact_add/gg_exact_mul stand for PTX add.rn.f32/mul.rn.f32 without .ftz,
+// which the GPU never flushes: they clear the two bits for their one operation.
+#ifdef GG_SHIM_HAS_MXCSR
+#define GG_MXCSR_FTZ_DAZ 0x8040u
+// The control register is read and written with volatile asm that clobbers
+// memory: GCC does not model MXCSR, and with _mm_setcsr it moved a float
+// comparison past the restore.  Volatile asm statements keep their order, and
+// the memory clobber keeps loads and stores (hence the arithmetic between
+// them) on their side.
+inline unsigned int gg_get_mxcsr() {
+    unsigned int value;
+    asm volatile("stmxcsr %0" : "=m"(value) : : "memory");
+    return value;
+}
+inline void gg_set_mxcsr(unsigned int value) { asm volatile("ldmxcsr %0" : : "m"(value) : "memory"); }
+inline float gg_exact_add(float a, float b) {
+    const unsigned int saved = gg_get_mxcsr();
+    gg_set_mxcsr(saved & ~GG_MXCSR_FTZ_DAZ);
+    asm volatile("addss %1, %0" : "+x"(a) : "x"(b));
+    gg_set_mxcsr(saved);
+    return a;
+}
+inline float gg_exact_mul(float a, float b) {
+    const unsigned int saved = gg_get_mxcsr();
+    gg_set_mxcsr(saved & ~GG_MXCSR_FTZ_DAZ);
+    asm volatile("mulss %1, %0" : "+x"(a) : "x"(b));
+    gg_set_mxcsr(saved);
+    return a;
+}
+inline float gg_exact_float(double v) {
+    const unsigned int saved = gg_get_mxcsr();
+    gg_set_mxcsr(saved & ~GG_MXCSR_FTZ_DAZ);
+    float r;
+    asm volatile("cvtsd2ss %1, %0" : "=x"(r) : "x"(v));
+    gg_set_mxcsr(saved);
+    return r;
+}
+#else
+inline float gg_exact_add(float a, float b) { return a + b; }
+inline float gg_exact_mul(float a, float b) { return a * b; }
+inline float gg_exact_float(double v) { return (float)v; }
+#endif
 
 #endif  // GG_CPU_SHIM_H

@@ -11,10 +11,26 @@
 
 namespace {
 
+// Set by h_set_flush_to_zero: launches then run with FTZ|DAZ (see cpu_shim.h).
+bool flush_to_zero = false;
+
+// The control register is per thread and NumPy shares it: set only for the
+// launch and restored after, whatever the kernel does.
+struct FlushScope {
+#ifdef GG_SHIM_HAS_MXCSR
+    unsigned int saved = gg_get_mxcsr();
+    FlushScope() {
+        if (flush_to_zero) gg_set_mxcsr(saved | GG_MXCSR_FTZ_DAZ);
+    }
+    ~FlushScope() { gg_set_mxcsr(saved); }
+#endif
+};
+
 // Runs the launch the way the hardware would, one (block, thread) at a time,
 // so the grid-stride loops are exercised with a grid smaller than the data.
 template <typename Body>
 void launch(int grid, int block, Body body) {
+    FlushScope scope;
     gridDim.x = (unsigned)grid;
     blockDim.x = (unsigned)block;
     for (int b = 0; b < grid; ++b) {
@@ -87,6 +103,30 @@ extern "C" void h_gg_pack_mask(int grid, int block, void* p0, void* p1, void*, v
 extern "C" void h_gg_unpack_mask(int grid, int block, void* p0, void* p1, void*, void*, long long n,
                                  long long, double, double) {
     launch(grid, block, [&] { gg_unpack_mask((const unsigned char*)p0, (unsigned char*)p1, n); });
+}
+
+// Turns flush-to-zero emulation on or off for the following launches; returns
+// whether this CPU can emulate it (x86 SSE), so a test can skip elsewhere.
+extern "C" int h_set_flush_to_zero(int on) {
+#ifdef GG_SHIM_HAS_MXCSR
+    flush_to_zero = on != 0;
+    return 1;
+#else
+    (void)on;
+    return 0;
+#endif
+}
+
+// The comparison a kernel made before this fix (x > 0 on the float), under the
+// current emulation mode: proves to the test that the emulation flushes.
+extern "C" int h_float_compare_positive(float x) {
+    volatile float v = x;
+    volatile int positive;
+    {
+        FlushScope scope;
+        positive = v > 0.0f;
+    }
+    return positive;
 }
 
 // Converters, so the test can check the shim's float16 rounding against NumPy.

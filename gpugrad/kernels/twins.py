@@ -27,6 +27,34 @@ negative_slope``, ``elu'(x <= 0) = alpha exp(x)``; relu and elu pass the
 gradient through at NaN inputs as PyTorch does.  ``relu(-0.0)`` is ``+0.0`` and
 ``relu(NaN)`` is NaN.
 
+Flush-to-zero on the GPU
+------------------------
+CuPy compiles every ``RawModule`` with ``-ftz=true`` appended after our
+options, so on the GPU float32 arithmetic (float16 computes in float32) may
+treat subnormal operands and results as zeros of the same sign.  The twins
+compute in IEEE arithmetic without flushing, and what holds between the two is:
+
+- **Branches and mask bits are identical.**  The kernels decide every branch
+  (``x > 0``, ``x <= 0``, ``z > threshold``, ``u >= p``, ...) with integer
+  tests on the float's bits, which are IEEE comparisons whatever the flush
+  mode, so NumPy's comparisons here are their exact twins.  The values those
+  tests read that are computed (``x + bias``, ``x * beta``, the parameters
+  converted to float32) are computed on the GPU with PTX ``add.rn.f32``,
+  ``mul.rn.f32`` and ``cvt.rn.f32.f64`` without ``.ftz``, never flushed.
+  relu's and the mask backward's selects (``grad`` where kept, 0 elsewhere)
+  move bits without arithmetic, so they are exact too.
+- **Values may differ by a flushed subnormal.**  The remaining float32
+  arithmetic may lose a subnormal intermediate (``alpha * expm1(1e-40)``,
+  ``exp(-100)`` inside sigmoid, ``x * negative_slope`` for tiny ``x``).
+  Such an intermediate is below 2^-126 and reaches a float32 output scaled by
+  at most ~2^7 (``x * sigmoid(x)`` near ``x = -88``), so a float32 result
+  differs from its twin by less than 2^-116 in absolute terms; the
+  CUDA-vs-twin tests allow exactly that (``FTZ_ATOL`` in
+  ``tests/test_kernels.py``), and the CPU shim checks it by running the
+  kernels with the SSE flush-to-zero and denormals-are-zero bits set.  float16
+  results are unaffected (their smallest step is 2^-24) and float64 never
+  flushes.
+
 Examples
 --------
 >>> import numpy as np
