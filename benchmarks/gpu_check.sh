@@ -30,7 +30,10 @@ set -u -o pipefail
 # How the suite runs on CUDA: the one place to change it.  (No -q: pyproject's
 # addopts already has one, and -qq would drop pytest's final counts line.)
 # ---------------------------------------------------------------------------
-SUITE_ENV=(GPUGRAD_DEVICE=cuda)
+# GPUGRAD_TEST_DEVICES selects the CUDA half of the device-parametrised tests
+# (tests/README.md); GPUGRAD_DEVICE=cuda as well proves that tests without a
+# device stay pinned to the CPU.
+SUITE_ENV=(GPUGRAD_TEST_DEVICES=cuda GPUGRAD_DEVICE=cuda)
 SUITE_PYTEST=(-m pytest -p no:cacheprovider -rfE -n 8)
 
 cd "$(dirname "$0")/.." || exit 2
@@ -50,13 +53,13 @@ STEPS=${GPU_CHECK_STEPS:-kernels suite bandwidth train mnist1d}
 # The suite's test files (default: every tests/test_*.py and gpugrad's doctests).
 SUITE_FILES=${GPU_CHECK_SUITE_FILES:-}
 
-KERNEL_ENV=(GPUGRAD_DEVICE=cuda)
+KERNEL_ENV=(GPUGRAD_TEST_DEVICES=cuda GPUGRAD_DEVICE=cuda)
 BANDWIDTH_ARGS=()
 TRAIN_ARGS=()
 MNIST1D_ARGS=(--job mnist1d)
 if [ "$DRY_RUN" = 1 ]; then
-    SUITE_ENV=(GPUGRAD_DEVICE=cpu)
-    KERNEL_ENV=(GPUGRAD_DEVICE=cpu)
+    SUITE_ENV=(GPUGRAD_TEST_DEVICES=cpu)
+    KERNEL_ENV=(GPUGRAD_TEST_DEVICES=cpu)
     SUITE_PYTEST=(-m pytest -p no:cacheprovider -rfE)   # no workers on a shared CI machine
     BANDWIDTH_ARGS=(--device cpu --log2n 12 --rounds 1 --repeat 1 --no-torch)
     TRAIN_ARGS=(--device cpu --smoke)

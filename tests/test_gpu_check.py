@@ -147,7 +147,7 @@ def test_script_follows_the_rules_of_one_shot():
     assert not re.search(r"pytest[^\n]*\s-x\b", text), "no -x: every failure is reported"
     assert "timeout -s INT -k" in text
     # The suite's CUDA command lives in one place, at the top.
-    assert len(re.findall(r"^SUITE_ENV=\(GPUGRAD_DEVICE=cuda\)$", text, re.MULTILINE)) == 1
+    assert len(re.findall(r"^SUITE_ENV=\(GPUGRAD_TEST_DEVICES=cuda GPUGRAD_DEVICE=cuda\)$", text, re.MULTILINE)) == 1
     assert len(re.findall(r"^SUITE_PYTEST=\(-m pytest -p no:cacheprovider .*-n 8\)$", text, re.MULTILINE)) == 1
     limits = [int(v) for v in re.findall(r"^BUDGET=\$\{GPU_CHECK_BUDGET:-(\d+)\}", text, re.MULTILINE)]
     assert limits and limits[0] < 360, "the whole script under 6 minutes"
