@@ -139,16 +139,22 @@ def matmul(input, other, *, out=None):  # noqa: A002 - PyTorch's names
     return _write_out(_matmul(input, other), out, "matmul", (input, other))
 
 
+def _as_sequence(tensors):
+    # A generator is read once here; a Tensor or a non-iterable goes through
+    # untouched so that cat/stack name it in their own TypeError.
+    return tensors if isinstance(tensors, Tensor) or not hasattr(tensors, "__iter__") else list(tensors)
+
+
 def cat(tensors, dim=0, *, axis=None, out=None):
     """Join tensors along an existing dimension; ``out=`` writes the result into a given tensor."""
-    tensors = list(tensors)
+    tensors = _as_sequence(tensors)
     result = _cat(tensors, dim) if axis is None else _cat(tensors, axis=axis)
     return _write_out(result, out, "cat", tensors)
 
 
 def stack(tensors, dim=0, *, axis=None, out=None):
     """Join tensors along a new dimension; ``out=`` writes the result into a given tensor."""
-    tensors = list(tensors)
+    tensors = _as_sequence(tensors)
     result = _stack(tensors, dim) if axis is None else _stack(tensors, axis=axis)
     return _write_out(result, out, "stack", tensors)
 
@@ -195,7 +201,7 @@ def save(obj, f, *args, **kwargs):
     >>> gg.save({"w": gg.ones(2)}, buffer)
     >>> _ = buffer.seek(0)
     >>> gg.load(buffer)["w"]
-    tensor([1., 1.])
+    tensor([1., 1.], device='cpu')
     """
     from .nn.module import Module
     from .save_module import _save_any, save_module

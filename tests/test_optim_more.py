@@ -348,3 +348,38 @@ def test_combined_scheduler_load_is_all_or_nothing():
     with pytest.raises(ValueError, match="unknown keys"):
         chained.load_state_dict(broken)
     assert [s.__dict__ for s in chained._schedulers] == before
+
+
+@pytest.mark.parametrize("key, bad, error", [("mu_product", float("nan"), ValueError),
+                                              ("mu_product", "x", TypeError),
+                                              ("step", -1, ValueError)])
+def test_nadam_refuses_bad_scalar_state_and_changes_nothing(key, bad, error):
+    w = gg.ones(3, requires_grad=True)
+    opt = gg.optim.NAdam([w], lr=0.1)
+    (w * w).sum().backward()
+    opt.step()
+    good = opt.state_dict()
+    before = {k: (v.numpy().copy() if hasattr(v, "numpy") else v) for k, v in opt.state[w].items()}
+    broken = {"state": {0: dict(good["state"][0], **{key: bad})}, "param_groups": good["param_groups"]}
+    with pytest.raises(error, match=key):
+        opt.load_state_dict(broken)
+    after = {k: (v.numpy() if hasattr(v, "numpy") else v) for k, v in opt.state[w].items()}
+    assert before.keys() == after.keys()
+    for k in before:
+        np.testing.assert_array_equal(before[k], after[k])
+
+
+def test_lbfgs_refuses_a_negative_iteration_count():
+    w = gg.ones(2, requires_grad=True)
+    opt = gg.optim.LBFGS([w], max_iter=2)
+
+    def closure():
+        opt.zero_grad()
+        loss = ((w - 3) ** 2).sum()
+        loss.backward()
+        return loss
+    opt.step(closure)
+    state = opt.state_dict()
+    state["state"][0]["n_iter"] = -2
+    with pytest.raises(ValueError, match="n_iter"):
+        opt.load_state_dict(state)

@@ -10,7 +10,7 @@ Examples
 >>> import gpugrad as gg
 >>> x = gg.tensor(2.0, requires_grad=True)
 >>> gg.autograd.grad(x ** 3, x)
-(tensor(12.),)
+(tensor(12., device='cpu'),)
 """
 
 import importlib as _importlib
@@ -42,7 +42,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     >>> x = gg.tensor([1.0, 2.0], requires_grad=True)
     >>> gg.autograd.backward([(x * x).sum()])
     >>> x.grad
-    tensor([2., 4.])
+    tensor([2., 4.], device='cpu')
     """
     from .tape import backward as run
     from ..tensor import Tensor

@@ -19,10 +19,10 @@ Examples
 >>> from gpugrad.autograd.functional import jacobian, hessian
 >>> jacobian(lambda x: x ** 2, gg.tensor([1.0, 2.0]))
 tensor([[2., 0.],
-        [0., 4.]])
+        [0., 4.]], device='cpu')
 >>> hessian(lambda x: (x ** 3).sum(), gg.tensor([1.0, 2.0]))
 tensor([[ 6.,  0.],
-        [ 0., 12.]])
+        [ 0., 12.]], device='cpu')
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False):
     >>> import gpugrad as gg
     >>> out, g = gg.autograd.functional.vjp(lambda x: x ** 2, gg.tensor([1.0, 3.0]), gg.tensor([1.0, 1.0]))
     >>> g
-    tensor([2., 6.])
+    tensor([2., 6.], device='cpu')
     """
     single_in, inputs = _as_tuple(inputs, "inputs", "vjp")
     with tape.enable_grad():
@@ -132,7 +132,7 @@ def jvp(func, inputs, v=None, create_graph=False, strict=False):
     >>> import gpugrad as gg
     >>> out, t = gg.autograd.functional.jvp(lambda x: x ** 2, gg.tensor([1.0, 3.0]), gg.tensor([1.0, 0.0]))
     >>> t
-    tensor([2., 0.])
+    tensor([2., 0.], device='cpu')
     """
     single_in, inputs = _as_tuple(inputs, "inputs", "jvp")
     v = _check_v(v, inputs, "jvp", "inputs")
@@ -168,7 +168,7 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False, st
     >>> J = gg.autograd.functional.jacobian(lambda a, b: a * b, (gg.tensor([1.0, 2.0]), gg.tensor([3.0, 4.0])))
     >>> J[1]
     tensor([[1., 0.],
-            [0., 2.]])
+            [0., 2.]], device='cpu')
     """
     if strategy not in ("reverse-mode", "forward-mode"):
         raise ValueError(f"jacobian: strategy={strategy!r} must be 'reverse-mode' or 'forward-mode'")
@@ -208,7 +208,7 @@ def hessian(func, inputs, create_graph=False, strict=False, vectorize=False, out
     >>> import gpugrad as gg
     >>> gg.autograd.functional.hessian(lambda x: (x[0] * x[1]) ** 2, gg.tensor([1.0, 2.0]))
     tensor([[8., 8.],
-            [8., 2.]])
+            [8., 2.]], device='cpu')
     """
     single_in, inputs = _as_tuple(inputs, "inputs", "hessian")
 
@@ -248,7 +248,7 @@ def hvp(func, inputs, v=None, create_graph=False, strict=False):
     >>> import gpugrad as gg
     >>> _, hv = gg.autograd.functional.hvp(lambda x: (x ** 3).sum(), gg.tensor([1.0, 2.0]), gg.tensor([1.0, 1.0]))
     >>> hv
-    tensor([ 6., 12.])
+    tensor([ 6., 12.], device='cpu')
     """
     return _second_order("hvp", func, inputs, v, create_graph, strict)
 

@@ -846,7 +846,7 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
 
     >>> import gpugrad as gg
     >>> unfold(gg.ones(1, 2, 4, 4), 2).shape
-    (1, 8, 9)
+    Size([1, 8, 9])
     """
     unbatched = input.ndim == 3
     if unbatched:
@@ -915,7 +915,7 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
 
     >>> import gpugrad as gg
     >>> interpolate(gg.ones(1, 1, 2, 2), scale_factor=2).shape
-    (1, 1, 4, 4)
+    Size([1, 1, 4, 4])
     """
     if mode not in _INTERPOLATE_DIMS:
         raise ValueError(f"interpolate: mode={mode!r} is not supported; use 'nearest', 'linear' or 'bilinear'")
@@ -1004,7 +1004,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
 
     >>> import gpugrad as gg
     >>> conv_transpose2d(gg.ones(1, 4, 3, 3), gg.ones(4, 2, 4, 4), stride=2, padding=1).shape
-    (1, 2, 6, 6)
+    Size([1, 2, 6, 6])
     """
     _tensor(input, "input", "conv_transpose2d")
     _tensor(weight, "weight", "conv_transpose2d")

@@ -421,7 +421,7 @@ def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
 
     >>> import gpugrad as gg
     >>> gg.baddbmm(gg.zeros(2, 3, 4), gg.ones(2, 3, 5), gg.ones(2, 5, 4)).shape
-    (2, 3, 4)
+    Size([2, 3, 4])
     """
     if batch1.ndim != 3 or batch2.ndim != 3:
         raise ShapeError(f"baddbmm: batch1 and batch2 must be 3-D, got {tuple(batch1.shape)} and "

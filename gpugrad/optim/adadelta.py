@@ -38,6 +38,8 @@ class Adadelta(Optimizer):
     0.996838
     """
 
+    state_keys = {"step": True, "square_avg": True, "acc_delta": True}
+
     def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, *, maximize=False):
         defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize)
         super().__init__(params, defaults)

@@ -36,6 +36,8 @@ class Adamax(Optimizer):
     0.9
     """
 
+    state_keys = {"step": True, "exp_avg": True, "exp_inf": True}
+
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, *, maximize=False):
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize)
         super().__init__(params, defaults)

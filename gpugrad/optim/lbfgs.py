@@ -53,6 +53,11 @@ class LBFGS(Optimizer):
     [1.0, 1.0]
     """
 
+    state_keys = {"func_evals": True, "n_iter": True, "d": False, "t": False, "old_dirs": False,
+                  "old_stps": False, "ro": False, "H_diag": False, "prev_flat_grad": False, "prev_loss": False}
+    scalar_state_keys = {"func_evals": "count", "n_iter": "count", "t": "number", "H_diag": "number",
+                         "prev_loss": "number", "ro": "numbers"}
+
     def __init__(self, params, lr=1, max_iter=20, max_eval=None, tolerance_grad=1e-7, tolerance_change=1e-9,
                  history_size=100, line_search_fn=None):
         if max_eval is None and isinstance(max_iter, int) and not isinstance(max_iter, bool):

@@ -42,6 +42,9 @@ class NAdam(Optimizer):
     True
     """
 
+    state_keys = {"step": True, "mu_product": True, "exp_avg": True, "exp_avg_sq": True}
+    scalar_state_keys = {"mu_product": "number"}
+
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, momentum_decay=4e-3,
                  decoupled_weight_decay=False, *, maximize=False):
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay,

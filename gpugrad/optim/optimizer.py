@@ -322,6 +322,11 @@ class Optimizer:
     #: incomplete state.  ``None`` (a subclass that does not declare them): not checked.
     state_keys = None
 
+    #: The state keys that hold plain numbers rather than tensors of the
+    #: parameter's shape, each with its kind: ``"count"`` (an integer >= 0),
+    #: ``"number"`` (a finite real) or ``"numbers"`` (a list of finite reals).
+    scalar_state_keys = {}
+
     def load_state_dict(self, state_dict):
         """Restore state saved by :meth:`state_dict` (possibly via gg.save/gg.load).
 
@@ -378,8 +383,12 @@ class Optimizer:
             param = param_of[index]
             self._check_state_keys(index, entries)
             built = {}
+            scalar_kinds = type(self).scalar_state_keys
             for key, value in entries.items():
-                value = _cast_state_value(name, index, key, value, param)
+                if key in scalar_kinds:
+                    value = None if value is None else _cast_scalar_state(name, index, key, value, scalar_kinds[key])
+                else:
+                    value = _cast_state_value(name, index, key, value, param)
                 if value is not None:       # PyTorch's SGD writes momentum_buffer=None for "none yet"
                     built[key] = value
             if built:
@@ -486,6 +495,33 @@ def _as_step(owner, index, value):
         raise ValueError(f"{owner}.load_state_dict: 'step' of parameter {index} is {value!r}; it must be a "
                          "finite integer >= 0 (the number of steps taken)")
     return int(value)
+
+
+def _cast_scalar_state(owner, index, key, value, kind):
+    """A state entry that is a number (or a list of numbers), checked against its kind."""
+    def one(item):
+        if _is_tensor(item) or hasattr(item, "dtype"):
+            array = backend.to_numpy(item.array if _is_tensor(item) else item)
+            if array.size != 1 or array.dtype.kind not in "iuf":
+                raise ValueError(f"{owner}.load_state_dict: state {key!r} of parameter {index} holds an array of "
+                                 f"shape {tuple(array.shape)} and dtype {array.dtype}; it must be one number")
+            item = array.reshape(-1)[0]
+        if isinstance(item, bool) or not isinstance(item, (int, float, np.integer, np.floating)):
+            raise TypeError(f"{owner}.load_state_dict: state {key!r} of parameter {index} is a "
+                            f"{type(item).__name__}; it must be a number")
+        if not math.isfinite(float(item)):
+            raise ValueError(f"{owner}.load_state_dict: state {key!r} of parameter {index} is {float(item)!r}; "
+                             "it must be finite")
+        if kind == "count" and not (float(item).is_integer() and item >= 0):
+            raise ValueError(f"{owner}.load_state_dict: state {key!r} of parameter {index} is {item!r}; it must be "
+                             "an integer >= 0")
+        return int(item) if kind == "count" else item
+    if kind == "numbers":
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"{owner}.load_state_dict: state {key!r} of parameter {index} is a "
+                            f"{type(value).__name__}; it must be a list of numbers")
+        return [one(item) for item in value]
+    return one(value)
 
 
 def _cast_state_value(owner, index, key, value, param):

@@ -45,6 +45,8 @@ class RAdam(Optimizer):
     0.8
     """
 
+    state_keys = {"step": True, "exp_avg": True, "exp_avg_sq": True}
+
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  decoupled_weight_decay=False, *, maximize=False):
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,

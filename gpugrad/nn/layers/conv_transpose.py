@@ -97,7 +97,7 @@ class ConvTranspose1d(_ConvTransposeNd):
     --------
     >>> import gpugrad as gg
     >>> gg.nn.ConvTranspose1d(4, 2, kernel_size=4, stride=2, padding=1)(gg.randn(1, 4, 8)).shape
-    (1, 2, 16)
+    Size([1, 2, 16])
     """
 
     _dims = 1
@@ -115,7 +115,7 @@ class ConvTranspose2d(_ConvTransposeNd):
     --------
     >>> import gpugrad as gg
     >>> gg.nn.ConvTranspose2d(8, 3, kernel_size=4, stride=2, padding=1)(gg.randn(2, 8, 5, 5)).shape
-    (2, 3, 10, 10)
+    Size([2, 3, 10, 10])
     """
 
     _dims = 2

@@ -84,7 +84,7 @@ class Upsample(Module):
     --------
     >>> import gpugrad as gg
     >>> gg.nn.Upsample(scale_factor=2, mode="nearest")(gg.ones(1, 1, 2, 2)).shape
-    (1, 1, 4, 4)
+    Size([1, 1, 4, 4])
     """
 
     def __init__(self, size=None, scale_factor=None, mode="nearest", align_corners=None,

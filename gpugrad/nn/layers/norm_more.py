@@ -23,7 +23,7 @@ class GroupNorm(Module):
     --------
     >>> import gpugrad as gg
     >>> gg.nn.GroupNorm(2, 4)(gg.randn(3, 4, 5, 5)).shape
-    (3, 4, 5, 5)
+    Size([3, 4, 5, 5])
     """
 
     def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, device=None, dtype=None):
@@ -124,7 +124,7 @@ class InstanceNorm2d(_InstanceNorm):
     --------
     >>> import gpugrad as gg
     >>> gg.nn.InstanceNorm2d(3)(gg.randn(2, 3, 4, 4)).shape
-    (2, 3, 4, 4)
+    Size([2, 3, 4, 4])
     """
 
     _spatial = 2
@@ -137,7 +137,7 @@ class RMSNorm(Module):
     --------
     >>> import gpugrad as gg
     >>> gg.nn.RMSNorm(8)(gg.randn(2, 8)).shape
-    (2, 8)
+    Size([2, 8])
     """
 
     def __init__(self, normalized_shape, eps=None, elementwise_affine=True, device=None, dtype=None):

@@ -200,7 +200,7 @@ class LSTM(_StackedRecurrent):
     >>> lstm = gg.nn.LSTM(3, 8, num_layers=2, batch_first=True)
     >>> output, (h_n, c_n) = lstm(gg.randn(4, 10, 3))
     >>> output.shape, h_n.shape, c_n.shape
-    ((4, 10, 8), (2, 4, 8), (2, 4, 8))
+    (Size([4, 10, 8]), Size([2, 4, 8]), Size([2, 4, 8]))
     """
 
     _gates = 4
@@ -237,7 +237,7 @@ class RNN(_StackedRecurrent):
     >>> rnn = gg.nn.RNN(3, 5, nonlinearity="relu")
     >>> output, h_n = rnn(gg.randn(7, 2, 3))
     >>> output.shape, h_n.shape
-    ((7, 2, 5), (1, 2, 5))
+    (Size([7, 2, 5]), Size([1, 2, 5]))
     """
 
     _name = "RNN"
@@ -329,7 +329,7 @@ class LSTMCell(_Cell):
     >>> cell = gg.nn.LSTMCell(3, 4)
     >>> h, c = cell(gg.randn(2, 3))
     >>> h.shape, c.shape
-    ((2, 4), (2, 4))
+    (Size([2, 4]), Size([2, 4]))
     """
 
     _gates = 4
@@ -350,7 +350,7 @@ class GRUCell(_Cell):
     --------
     >>> import gpugrad as gg
     >>> gg.nn.GRUCell(3, 4)(gg.randn(2, 3)).shape
-    (2, 4)
+    Size([2, 4])
     """
 
     _gates = 3
@@ -371,7 +371,7 @@ class RNNCell(_Cell):
     --------
     >>> import gpugrad as gg
     >>> gg.nn.RNNCell(3, 4)(gg.randn(2, 3)).shape
-    (2, 4)
+    Size([2, 4])
     """
 
     _name = "RNNCell"

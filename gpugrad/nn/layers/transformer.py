@@ -54,7 +54,7 @@ class TransformerEncoderLayer(Module):
     >>> import gpugrad as gg
     >>> layer = gg.nn.TransformerEncoderLayer(d_model=16, nhead=4, dim_feedforward=32, batch_first=True)
     >>> layer(gg.randn(2, 5, 16)).shape
-    (2, 5, 16)
+    Size([2, 5, 16])
     """
 
     def __init__(self, d_model, nhead, dim_feedforward=2048, dropout=0.1, activation="relu", layer_norm_eps=1e-5,
@@ -101,7 +101,7 @@ class TransformerDecoderLayer(Module):
     >>> import gpugrad as gg
     >>> layer = gg.nn.TransformerDecoderLayer(d_model=16, nhead=4, dim_feedforward=32)
     >>> layer(gg.randn(5, 2, 16), gg.randn(7, 2, 16)).shape
-    (5, 2, 16)
+    Size([5, 2, 16])
     """
 
     def __init__(self, d_model, nhead, dim_feedforward=2048, dropout=0.1, activation="relu", layer_norm_eps=1e-5,
@@ -165,7 +165,7 @@ class TransformerEncoder(Module):
     >>> import gpugrad as gg
     >>> layer = gg.nn.TransformerEncoderLayer(16, 4, dim_feedforward=32)
     >>> gg.nn.TransformerEncoder(layer, num_layers=2)(gg.randn(5, 2, 16)).shape
-    (5, 2, 16)
+    Size([5, 2, 16])
     """
 
     def __init__(self, encoder_layer, num_layers, norm=None, enable_nested_tensor=True, mask_check=True):
@@ -217,7 +217,7 @@ class Transformer(Module):
     ...                           dim_feedforward=32, batch_first=True)
     >>> mask = gg.nn.Transformer.generate_square_subsequent_mask(6)
     >>> model(gg.randn(2, 7, 16), gg.randn(2, 6, 16), tgt_mask=mask).shape
-    (2, 6, 16)
+    Size([2, 6, 16])
     """
 
     def __init__(self, d_model=512, nhead=8, num_encoder_layers=6, num_decoder_layers=6, dim_feedforward=2048,
