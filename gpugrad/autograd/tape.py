@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import functools
 import heapq
+import inspect
 import sys
+import threading
 import traceback
 import weakref
 
@@ -42,8 +44,18 @@ from ..tensor import Tensor, next_sequence
 # --------------------------------------------------------------------------
 # Grad mode.
 # --------------------------------------------------------------------------
-class _State:
-    """Process-wide autograd switches (a plain object: read on every op, so kept cheap)."""
+class _State(threading.local):
+    """The autograd switches of the calling thread, as in PyTorch: every thread
+    has its own grad mode, anomaly mode, forward-mode levels and "inside
+    backward" depth, and a new thread starts from the defaults below (grad
+    enabled, nothing unusual), whatever the thread that started it was doing.
+
+    Ops read these on every call.  Each read of a thread-local attribute costs
+    more than a plain attribute's, so the lean path of an op reads one
+    summary, :attr:`lean_recording`, instead of two or three switches.
+    Change ``grad_enabled`` with :func:`set_grad_mode` and the other switches
+    followed by :meth:`refresh`, which keep the summaries right.
+    """
 
     grad_enabled = True
     anomaly = False
@@ -53,50 +65,119 @@ class _State:
     # Any of forward mode, anomaly mode or site capture is on: ops then take the
     # general path.  One flag, so the common path tests one thing, not three.
     unusual = False
+    # What the lean path of an op needs, in one read: True, record (grad mode on,
+    # nothing unusual); False, do not record (grad mode off, nothing unusual);
+    # None, something unusual is on: take the general path.
+    lean_recording = True
 
     def refresh(self):
-        """Recompute :attr:`unusual`; call after changing the switches it summarises."""
-        self.unusual = bool(self.forward_levels or self.anomaly or self.capture_sites)
+        """Recompute :attr:`unusual` and :attr:`lean_recording`; call after changing the switches."""
+        self.unusual = unusual = bool(self.forward_levels or self.anomaly or self.capture_sites)
+        self.lean_recording = None if unusual else self.grad_enabled
 
 
 state = _State()
 
 
+def set_grad_mode(mode: bool) -> None:
+    """Set the calling thread's grad mode (and the summary the lean op path reads)."""
+    state.grad_enabled = mode
+    state.lean_recording = None if state.unusual else mode
+
+
 def is_grad_enabled() -> bool:
-    """Whether ops applied now are recorded for backward."""
+    """Whether ops applied now, in this thread, are recorded for backward.
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> with gg.no_grad():
+    ...     inside = gg.is_grad_enabled()
+    >>> inside, gg.is_grad_enabled()
+    (False, True)
+    """
     return state.grad_enabled
 
 
+def _run_generator_under(function, args, kwargs, context):
+    """Drive the generator ``function(*args, **kwargs)`` with every resumption
+    (first ``next``, ``send``, ``throw``, ``close``) inside ``context()``; the
+    caller's own modes hold between resumptions (PyTorch's generator decorators)."""
+    generator = function(*args, **kwargs)
+    try:
+        with context():
+            response = generator.send(None)
+        while True:
+            try:
+                request = yield response
+            except GeneratorExit:
+                with context():
+                    generator.close()
+                raise
+            except BaseException as error:   # noqa: BLE001 - thrown in by the caller: the body decides
+                with context():
+                    response = generator.throw(error)
+            else:
+                with context():
+                    response = generator.send(request)
+    except StopIteration as finished:
+        return finished.value
+
+
+def _decorate(function, context):
+    """``function`` run inside ``context()`` (for a generator function: each resumption)."""
+    if inspect.isgeneratorfunction(function):
+        @functools.wraps(function)
+        def generator_wrapper(*args, **kwargs):
+            return (yield from _run_generator_under(function, args, kwargs, context))
+        return generator_wrapper
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with context():
+            return function(*args, **kwargs)
+    return wrapper
+
+
 class _GradModeContext:
-    """Base of no_grad / enable_grad / set_grad_enabled: context manager and decorator."""
+    """Base of no_grad / enable_grad / set_grad_enabled: context manager and decorator.
+
+    The mode is the calling thread's (see :class:`_State`): a block in one
+    thread never changes what another thread records.
+    """
 
     mode = True
 
     def __enter__(self):
         self._previous = state.grad_enabled
-        state.grad_enabled = self.mode
+        set_grad_mode(self.mode)
         return self
 
     def __exit__(self, *exc):
-        state.grad_enabled = self._previous
+        set_grad_mode(self._previous)
         return False
 
     def __call__(self, function):
         mode = self.mode
+        if inspect.isgeneratorfunction(function):
+            return _decorate(function, lambda: set_grad_enabled(mode))
 
         @functools.wraps(function)
         def wrapper(*args, **kwargs):
             previous = state.grad_enabled
-            state.grad_enabled = mode
+            set_grad_mode(mode)
             try:
                 return function(*args, **kwargs)
             finally:
-                state.grad_enabled = previous
+                set_grad_mode(previous)
         return wrapper
 
 
 class no_grad(_GradModeContext):
-    """Context manager and decorator: ops inside are not recorded.
+    """Context manager and decorator: ops inside are not recorded (in this thread).
+
+    On a generator function it applies to the generator's body: each
+    resumption runs without grad, and the caller's mode holds between yields.
 
     Examples
     --------
@@ -106,30 +187,66 @@ class no_grad(_GradModeContext):
     ...     y = w * 2
     >>> y.requires_grad
     False
+    >>> @gg.no_grad()
+    ... def doubled(items):
+    ...     for item in items:
+    ...         yield item * 2
+    >>> [t.requires_grad for t in doubled([w, w])], gg.is_grad_enabled()
+    ([False, False], True)
     """
 
     mode = False
 
 
 class enable_grad(_GradModeContext):
-    """Context manager and decorator: re-enable recording inside ``no_grad``."""
+    """Context manager and decorator: re-enable recording inside ``no_grad`` (in this thread).
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> w = gg.ones(3, requires_grad=True)
+    >>> with gg.no_grad():
+    ...     with gg.enable_grad():
+    ...         y = w * 2
+    >>> y.requires_grad
+    True
+    """
 
     mode = True
 
 
 class set_grad_enabled(_GradModeContext):
-    """``with gg.set_grad_enabled(flag):`` turns recording on or off."""
+    """Turn recording on or off in this thread: as a call, a context manager or a decorator.
+
+    As in PyTorch, the mode changes as soon as the object is made, so
+    ``gg.set_grad_enabled(False)`` alone switches recording off;
+    ``with gg.set_grad_enabled(flag):`` restores the previous mode on exit, and
+    ``@gg.set_grad_enabled(flag)`` leaves the mode alone until the function runs.
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> w = gg.ones(2, requires_grad=True)
+    >>> with gg.set_grad_enabled(False):
+    ...     y = w * 2
+    >>> y.requires_grad, gg.is_grad_enabled()
+    (False, True)
+    >>> _ = gg.set_grad_enabled(False)
+    >>> gg.is_grad_enabled()
+    False
+    >>> _ = gg.set_grad_enabled(True)
+    """
 
     def __init__(self, mode: bool):
         self.mode = bool(mode)
         self._previous = state.grad_enabled
-        state.grad_enabled = self.mode   # like PyTorch, also works as a plain call
+        set_grad_mode(self.mode)   # like PyTorch, also works as a plain call
 
     def __enter__(self):
         return self
 
     def __call__(self, function):
-        state.grad_enabled = self._previous   # decorating must not flip the mode now
+        set_grad_mode(self._previous)   # decorating must not flip the mode now
         return super().__call__(function)
 
 
@@ -290,7 +407,12 @@ def register_tensor_hook(tensor, hook):
 
 
 class _RetainGrad:
-    """Hook that stores the gradient on a non-leaf tensor (held weakly: no cycle)."""
+    """Hook that stores the gradient on a non-leaf tensor (held weakly: no cycle).
+
+    The engine does not call it during the pass: it sets the gradient aside and
+    stores it with the leaves' gradients once the whole pass has succeeded
+    (see :func:`_commit`), so a failed backward leaves ``.grad`` as it was.
+    """
 
     def __init__(self, tensor):
         self.tensor = weakref.ref(tensor)
@@ -350,18 +472,44 @@ def _as_tensor_grad(grad):
     return grad if isinstance(grad, Tensor) else Tensor._make(grad)
 
 
-def _run_hooks(hooks, grad, tensor_mode):
+def _hook_name(hook):
+    """How an error names a hook: its qualified name, else its type's."""
+    name = getattr(hook, "__qualname__", None)
+    return name if isinstance(name, str) else f"{type(hook).__qualname__} object"
+
+
+def _run_hooks(hooks, grad, tensor_mode, retained):
+    """``grad`` passed through the tensor hooks in ``hooks``, in registration order.
+
+    A ``retain_grad`` hook is not called: ``(hook, gradient)`` goes to
+    ``retained``, to be stored when the pass has succeeded.  A hook returns
+    None (keep the gradient) or a Tensor of the gradient's shape (use it
+    instead); anything else raises, naming the hook.
+    """
     for hook in list(hooks):
         wrapped = grad if tensor_mode else Tensor._make(grad)
+        if hook.__class__ is _RetainGrad:
+            retained.append((hook, wrapped))
+            continue
         replacement = hook(wrapped)
-        if replacement is not None:
-            if not isinstance(replacement, Tensor):
-                replacement = Tensor._make(replacement)
-            if replacement.shape != wrapped.shape:
-                raise ShapeError(f"hook {getattr(hook, '__name__', hook)!r} returned a gradient of shape "
-                                 f"{tuple(replacement.shape)} for a tensor of shape {tuple(wrapped.shape)}; "
-                                 "a hook must return a gradient of the same shape (or None)")
-            grad = replacement if tensor_mode else replacement.array
+        if replacement is None:
+            continue
+        if not isinstance(replacement, Tensor):
+            raise TypeError(
+                f"hook '{_hook_name(hook)}' registered on a tensor of shape {tuple(wrapped.shape)} returned a "
+                f"{type(replacement).__name__}; a tensor hook must return None (keep the gradient) or a "
+                f"gg.Tensor of shape {tuple(wrapped.shape)} (the new gradient)")
+        if replacement.shape != wrapped.shape:
+            raise ShapeError(
+                f"hook '{_hook_name(hook)}' returned a gradient of shape {tuple(replacement.shape)} for a tensor "
+                f"of shape {tuple(wrapped.shape)}; a hook must return a gradient of the same shape "
+                f"{tuple(wrapped.shape)} (or None)")
+        if replacement.device != wrapped.device:
+            from ..errors import DeviceError
+            raise DeviceError(
+                f"hook '{_hook_name(hook)}' returned a gradient on {replacement.device} for a tensor on "
+                f"{wrapped.device}; return it on {wrapped.device} (e.g. with .to(grad.device))")
+        grad = replacement if tensor_mode else replacement.array
     return grad
 
 
@@ -446,22 +594,28 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, al
             capture[edge] = None
         needed = _nodes_leading_to([entry[1] for entry in heap], [edge[0] for edge in input_edges])
 
-    if not retain_graph and len(_backpropagated_roots) < 64:   # a bounded sample is enough to spot the leak
-        for entry in heap:
-            _backpropagated_roots.append(weakref.ref(entry[1]))
+    if not retain_graph:
+        _leak_watch.note_backward(heap)
     anomaly = state.anomaly
-    # Arrays handed to leaves' .grad (see _accumulate); a root gradient counts as
+    # Arrays handed to leaves' .grad (see _accumulated); a root gradient counts as
     # handed out: its array belongs to the caller (or to another root).
     given = None
     if not tensor_mode:
         given = set()
         for slots in buffers.values():
             given.add(id(slots[0]))
-    # A leaf with no hooks takes each gradient as it comes rather than through the
-    # heap (a parameter is usually used once); gg.grad accumulates nothing.
+    # Nothing is stored in .grad until the whole pass has succeeded: leaves'
+    # gradients wait in ``pending`` (summed per leaf, in arrival order) and
+    # retained gradients in ``retained``, so a pass that raises part-way (a
+    # hook, a modified saved tensor, a failing rule) changes no .grad at all.
+    # A leaf without tensor hooks takes each gradient as it comes rather than
+    # through the heap (a parameter is usually used once); gg.grad accumulates
+    # nothing.
+    pending = {}
+    retained = []
     direct_to_leaves = capture is None
     previous_mode = state.grad_enabled
-    state.grad_enabled = bool(create_graph)
+    set_grad_mode(bool(create_graph))
     heappop, heappush = heapq.heappop, heapq.heappush
     following = None         # (node, grads) to run next without a trip through the heap
     if len(heap) == 1:       # one root (a loss): it runs first
@@ -479,7 +633,7 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, al
             if node.pre_hooks:
                 for output_nr, hooks in node.pre_hooks.items():
                     if grads[output_nr] is not None:
-                        grads[output_nr] = _run_hooks(hooks, grads[output_nr], tensor_mode)
+                        grads[output_nr] = _run_hooks(hooks, grads[output_nr], tensor_mode, retained)
             if capture is not None:
                 for output_nr, grad in enumerate(grads):
                     if grad is not None and (node, output_nr) in capture:
@@ -487,10 +641,10 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, al
                 if type(node) is AccumulateGrad:
                     continue
             elif type(node) is AccumulateGrad:
-                _accumulate(node.leaf, grads[0], tensor_mode, given)
-                if node.post_hooks:
-                    for hook in list(node.post_hooks):
-                        hook(node.leaf)
+                grad = grads[0]
+                if grad is not None:
+                    previous = pending.get(node)
+                    pending[node] = grad if previous is None else previous + grad
                 continue
             if node.released:
                 raise _second_backward_error(node)
@@ -515,9 +669,9 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, al
                     continue
                 key = -parent.sequence
                 if heap and heap[0][0] < key:
-                    if (parent.__class__ is AccumulateGrad and direct_to_leaves
-                            and not parent.pre_hooks and not parent.post_hooks):
-                        _accumulate(parent.leaf, grad, tensor_mode, given)
+                    if parent.__class__ is AccumulateGrad and direct_to_leaves and not parent.pre_hooks:
+                        previous = pending.get(parent)
+                        pending[parent] = grad if previous is None else previous + grad
                         continue
                     slots = buffers[parent] = [None] * parent.n_outputs
                     slots[output_nr] = grad
@@ -538,9 +692,9 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, al
                     continue
                 slots = buffers.get(parent)
                 if slots is None:
-                    if (parent.__class__ is AccumulateGrad and direct_to_leaves
-                            and not parent.pre_hooks and not parent.post_hooks):
-                        _accumulate(parent.leaf, grad, tensor_mode, given)
+                    if parent.__class__ is AccumulateGrad and direct_to_leaves and not parent.pre_hooks:
+                        previous = pending.get(parent)
+                        pending[parent] = grad if previous is None else previous + grad
                         continue
                     slots = buffers[parent] = [None] * parent.n_outputs
                     heappush(heap, (-parent.sequence, parent))
@@ -548,8 +702,16 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, al
                 else:
                     previous = slots[output_nr]
                     slots[output_nr] = grad if previous is None else previous + grad
+        # The pass succeeded: now, and only now, the gradients are stored (still
+        # in the pass's grad mode: under create_graph the sums are recorded).
+        if pending or retained:
+            _commit(pending, retained, tensor_mode, given)
+            for node in pending:
+                if node.post_hooks:
+                    for hook in list(node.post_hooks):
+                        hook(node.leaf)
     finally:
-        state.grad_enabled = previous_mode
+        set_grad_mode(previous_mode)
         state.backward_depth -= 1
 
     if capture is None:
@@ -574,37 +736,107 @@ class GraphRetainedWarning(UserWarning):
     (``total += loss`` instead of ``total += loss.item()``)."""
 
 
-_backpropagated_roots = []   # weakrefs to root nodes backpropagated since the last optimizer step
-_previous_step_roots = []
+class _LeakWatch(threading.local):
+    """What the leak detector knows, per thread (one thread's training loop
+    never judges another's graphs).
+
+    ``recent``: weak references to the roots backpropagated (graphs freed)
+    since the last optimizer step, a bounded sample; ``previous``: those of
+    the interval before; ``survivors``: roots of earlier intervals that were
+    still alive (and freed) at the last check; ``counts``: how many survivors
+    each recent check found.
+    """
+
+    SAMPLE = 64        # roots kept per interval: enough to see a graph that grows
+    SURVIVORS = 256    # a leak is reported long before this many graphs are kept
+    GROWTH_CHECKS = 3  # consecutive growing checks that make a leak
+
+    def __init__(self):
+        self.recent = []
+        self.previous = []
+        self.survivors = []
+        self.counts = [0]
+
+    def note_backward(self, heap):
+        """Remember the roots of a backward pass that frees its graph."""
+        recent = self.recent
+        if len(recent) < self.SAMPLE:
+            for entry in heap:
+                recent.append(weakref.ref(entry[1]))
+
+    def check(self):
+        """One optimizer step: the alive freed graphs of earlier steps, and
+        whether their number has grown at each of the last checks."""
+        survivors = []
+        for ref in self.survivors + self.previous:
+            node = ref()
+            if node is not None and node.released:
+                survivors.append(ref)
+        self.survivors = survivors[-self.SURVIVORS:]
+        self.previous, self.recent = self.recent, []
+        counts = self.counts
+        counts.append(len(survivors))
+        del counts[:-(self.GROWTH_CHECKS + 1)]
+        growing = len(counts) > self.GROWTH_CHECKS and all(
+            earlier < later for earlier, later in zip(counts, counts[1:]))
+        return (survivors[-1]() if growing else None), len(survivors)
+
+
+_leak_watch = _LeakWatch()
 
 
 def check_retained_graphs(where="optimizer.step()"):
-    """Warn if a graph backpropagated before the previous step is still alive.
+    """Warn if the freed graphs of earlier steps that are still alive grow in number, step after step.
 
     Called by every optimizer's ``step()``.  A freed graph (backward ran
-    without ``retain_graph``) that stays reachable one step later can only be
-    held by user code, and grows memory every step.
+    without ``retain_graph``) that stays reachable after later steps is held
+    by user code.  One such graph is harmless (a ``loss`` variable of an
+    earlier loop, the other model's loss in a GAN's alternating steps); one
+    more at every step is the classic leak (``total += loss``), which grows
+    memory every step.  The check is per thread.
     """
-    global _previous_step_roots, _backpropagated_roots
-    alive = None
-    for ref in _previous_step_roots:
-        node = ref()
-        if node is not None and node.released:
-            alive = node
-            break
+    alive, count = _leak_watch.check()
     if alive is not None:
         import warnings
         warnings.warn(
             f"{where}: the graph of a loss from an earlier step (op '{alive.name}') is still alive after its "
-            "backward pass. This usually means a loss was kept with its graph, e.g. `total += loss` or "
-            "`losses.append(loss)`; keep `loss.item()` (a Python number) or `loss.detach()` instead, or memory "
-            "grows every step.", GraphRetainedWarning, stacklevel=3)
-    _previous_step_roots = _backpropagated_roots
-    _backpropagated_roots = []
+            f"backward pass, and such graphs keep piling up ({count} alive now, one more every step). This "
+            "usually means a loss was kept with its graph, e.g. `total += loss` or `losses.append(loss)`; keep "
+            "`loss.item()` (a Python number) or `loss.detach()` instead, or memory grows every step.",
+            GraphRetainedWarning, stacklevel=3)
+
+
+def _commit(pending, retained, tensor_mode, given):
+    """Store a successful pass's gradients: ``pending`` maps leaf nodes to the
+    sum of their gradients, ``retained`` holds ``(retain_grad hook, gradient)``.
+
+    Every new ``.grad`` is computed before any is assigned, so an error while
+    summing (there should be none) also leaves every ``.grad`` as it was.
+    """
+    updates = []
+    for hook, grad in retained:
+        tensor = hook.tensor()
+        if tensor is None:
+            continue
+        if tensor.grad is None:
+            if given is not None:
+                given.add(id(grad.array))   # a leaf handed the same array copies it
+            updates.append((tensor, grad))
+        else:
+            updates.append((tensor, tensor.grad + grad))
+    for node, grad in pending.items():
+        updates.append((node.leaf, _accumulated(node.leaf, grad, tensor_mode, given)))
+    for tensor, grad in updates:
+        tensor.grad = grad
 
 
 def _accumulate(leaf, grad, tensor_mode, given=None):
-    """Add ``grad`` into ``leaf.grad`` (out of place).
+    """Add ``grad`` into ``leaf.grad`` (out of place); see :func:`_accumulated`."""
+    leaf.grad = _accumulated(leaf, grad, tensor_mode, given)
+
+
+def _accumulated(leaf, grad, tensor_mode, given=None):
+    """What ``leaf.grad`` becomes once ``grad`` is added to it (out of place).
 
     ``given`` collects the ids of the arrays a raw-mode backward has handed to
     leaves: a leaf's ``.grad`` must own its memory, so an array another leaf
@@ -628,11 +860,10 @@ def _accumulate(leaf, grad, tensor_mode, given=None):
             given.add(id(grad))
         result = _new_tensor(Tensor)
         result.array = grad
-        leaf.grad = result
-        return
+        return result
     if grad.dtype != leaf.dtype:
         grad = grad.to(leaf.dtype)
-    leaf.grad = grad if leaf.grad is None else leaf.grad + grad
+    return grad if leaf.grad is None else leaf.grad + grad
 
 
 _new_tensor = object.__new__
@@ -646,13 +877,15 @@ def backward(outputs, gradients=None, retain_graph=None, create_graph=False, inp
         grads = run_backward(outputs, gradients, retain_graph, create_graph, inputs=list(inputs),
                              allow_unused=True)
         given = set()
-        for tensor, grad in zip(inputs, grads):
-            if grad is not None:
-                _accumulate(tensor, grad if create_graph else grad.array, create_graph, given)
-                node = tensor._accumulator
-                if node is not None and node.post_hooks:
-                    for hook in list(node.post_hooks):
-                        hook(tensor)
+        updates = [(tensor, _accumulated(tensor, grad if create_graph else grad.array, create_graph, given))
+                   for tensor, grad in zip(inputs, grads) if grad is not None]
+        for tensor, new_grad in updates:       # all computed first: nothing half-stored
+            tensor.grad = new_grad
+        for tensor, _ in updates:
+            node = tensor._accumulator
+            if node is not None and node.post_hooks:
+                for hook in list(node.post_hooks):
+                    hook(tensor)
         return
     run_backward(outputs, gradients, retain_graph, create_graph)
 
@@ -712,11 +945,8 @@ class detect_anomaly:
         return False
 
     def __call__(self, function):
-        @functools.wraps(function)
-        def wrapper(*args, **kwargs):
-            with detect_anomaly(self.check_nan):
-                return function(*args, **kwargs)
-        return wrapper
+        check_nan = self.check_nan
+        return _decorate(function, lambda: detect_anomaly(check_nan))
 
 
 def user_frames():

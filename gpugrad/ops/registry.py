@@ -241,11 +241,13 @@ def apply_promoted(op, args, params):
     result.array = out
     if op.view:
         _link_view(result, args[0])
-    if requires_grad and state.grad_enabled and op.differentiable:
+    lean_recording = state.lean_recording         # one thread-local read when no unusual mode is on
+    if requires_grad and op.differentiable and (
+            lean_recording if lean_recording is not None else state.grad_enabled):
         _fill(_new_object(OpNode), op, args, datas, params, result)
         if op.residual:
             result.grad_fn.residual = residual
-    if state.anomaly:
+    if lean_recording is None and state.anomaly:
         tape.check_anomaly_forward(op.name, out)
     return result
 
@@ -297,7 +299,8 @@ def tensor_method(op, swap=None):
                 raise TypeError(f"Tensor.{method.__name__}() takes its parameters by keyword, got a positional "
                                 f"{other!r}")
             position, args, datas = 0, (self,), [data]
-        if op.unusual or state.unusual:
+        lean_recording = state.lean_recording     # the one (thread-local) mode read of this path
+        if lean_recording is None or op.unusual:
             return apply_promoted(op, args, params)
         try:
             out = op.forward(*datas, **params) if params else op.forward(*datas)
@@ -310,7 +313,7 @@ def tensor_method(op, swap=None):
             out = np.asarray(out)
         result = _new_object(Tensor)
         result.array = out
-        if self.requires_grad and state.grad_enabled:
+        if lean_recording and self.requires_grad:
             # _fill for one Tensor input, inlined.
             node = _new_object(OpNode)
             node.op = op
