@@ -50,11 +50,15 @@ class _State(threading.local):
     backward" depth, and a new thread starts from the defaults below (grad
     enabled, nothing unusual), whatever the thread that started it was doing.
 
-    Ops read these on every call.  Each read of a thread-local attribute costs
-    more than a plain attribute's, so the lean path of an op reads one
-    summary, :attr:`lean_recording`, instead of two or three switches.
-    Change ``grad_enabled`` with :func:`set_grad_mode` and the other switches
-    followed by :meth:`refresh`, which keep the summaries right.
+    Ops read the mode on every call, and a thread-local attribute costs more
+    to read than a plain one (it is found through the thread's own dict), so
+    the lean path of an op reads, in the common case, no thread-local at all:
+    :data:`threads_off_default` holds the threads whose switches differ from
+    the defaults, and while it is empty every thread records (grad mode on,
+    nothing unusual).  Otherwise the op reads one per-thread summary,
+    :attr:`lean_recording`, instead of two or three switches.  Change
+    ``grad_enabled`` with :func:`set_grad_mode` and the other switches
+    followed by :meth:`refresh`: both keep the summary and the set right.
     """
 
     grad_enabled = True
@@ -72,17 +76,42 @@ class _State(threading.local):
 
     def refresh(self):
         """Recompute :attr:`unusual` and :attr:`lean_recording`; call after changing the switches."""
-        self.unusual = unusual = bool(self.forward_levels or self.anomaly or self.capture_sites)
-        self.lean_recording = None if unusual else self.grad_enabled
+        self.unusual = bool(self.forward_levels or self.anomaly or self.capture_sites)
+        _summarise()
 
 
 state = _State()
 
+threads_off_default = set()
+"""Idents of the threads whose grad mode is off or which have an unusual mode
+on (so whose :attr:`_State.lean_recording` is not True).  Only a thread itself
+adds or removes its ident (``set.add``/``discard`` are atomic), and a thread
+reads the set only for its own ops, so the test "the set is empty, so I am in
+the default modes" is never wrong.  A thread that ends off the defaults leaves
+its ident behind; that only costs the others the thread-local read."""
 
-def set_grad_mode(mode: bool) -> None:
-    """Set the calling thread's grad mode (and the summary the lean op path reads)."""
-    state.grad_enabled = mode
-    state.lean_recording = None if state.unusual else mode
+
+def _summarise(get_ident=threading.get_ident):
+    """Bring :attr:`_State.lean_recording` and :data:`threads_off_default` up to date."""
+    lean = None if state.unusual else state.grad_enabled
+    state.lean_recording = lean
+    if lean is True:
+        threads_off_default.discard(get_ident())
+    else:
+        threads_off_default.add(get_ident())
+
+
+def set_grad_mode(mode: bool, get_ident=threading.get_ident) -> None:
+    """Set the calling thread's grad mode (and the summaries the lean op path reads)."""
+    # _summarise, inlined: the engine and every no_grad block come through here.
+    local = state
+    local.grad_enabled = mode
+    if mode is True and not local.unusual:
+        local.lean_recording = True
+        threads_off_default.discard(get_ident())
+    else:
+        local.lean_recording = None if local.unusual else mode
+        threads_off_default.add(get_ident())
 
 
 def is_grad_enabled() -> bool:
@@ -409,10 +438,8 @@ def register_tensor_hook(tensor, hook):
 class _RetainGrad:
     """Hook that stores the gradient on a non-leaf tensor (held weakly: no cycle).
 
-    The engine does not call it during the pass: it sets the gradient aside and
-    stores it with the leaves' gradients once the whole pass has succeeded
-    (see :func:`_commit`), so a failed backward leaves ``.grad`` as it was.
-    """
+    The engine notes the tensor's ``.grad`` before calling it, and puts it back
+    if the pass fails (see :func:`run_backward`)."""
 
     def __init__(self, tensor):
         self.tensor = weakref.ref(tensor)
@@ -478,18 +505,21 @@ def _hook_name(hook):
     return name if isinstance(name, str) else f"{type(hook).__qualname__} object"
 
 
-def _run_hooks(hooks, grad, tensor_mode, retained):
+def _run_hooks(hooks, grad, tensor_mode, undo):
     """``grad`` passed through the tensor hooks in ``hooks``, in registration order.
 
-    A ``retain_grad`` hook is not called: ``(hook, gradient)`` goes to
-    ``retained``, to be stored when the pass has succeeded.  A hook returns
-    None (keep the gradient) or a Tensor of the gradient's shape (use it
-    instead); anything else raises, naming the hook.
+    A ``retain_grad`` hook first notes the tensor's current ``.grad`` in
+    ``undo`` (put back if the pass fails).  A hook returns None (keep the
+    gradient) or a Tensor of the gradient's shape (use it instead); anything
+    else raises, naming the hook.
     """
     for hook in list(hooks):
         wrapped = grad if tensor_mode else Tensor._make(grad)
         if hook.__class__ is _RetainGrad:
-            retained.append((hook, wrapped))
+            tensor = hook.tensor()
+            if tensor is not None:
+                undo.append((tensor, tensor.grad))
+                hook(wrapped)
             continue
         replacement = hook(wrapped)
         if replacement is None:
@@ -595,24 +625,27 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, al
         needed = _nodes_leading_to([entry[1] for entry in heap], [edge[0] for edge in input_edges])
 
     if not retain_graph:
-        _leak_watch.note_backward(heap)
+        recent = _leak_watches.watch.recent
+        if len(recent) < 64:          # a bounded sample (_LeakWatch.SAMPLE) is enough to spot the leak
+            recent += [weakref.ref(entry[1]) for entry in heap]
     anomaly = state.anomaly
-    # Arrays handed to leaves' .grad (see _accumulated); a root gradient counts as
+    # Arrays handed to leaves' .grad (see _accumulate); a root gradient counts as
     # handed out: its array belongs to the caller (or to another root).
     given = None
     if not tensor_mode:
         given = set()
         for slots in buffers.values():
             given.add(id(slots[0]))
-    # Nothing is stored in .grad until the whole pass has succeeded: leaves'
-    # gradients wait in ``pending`` (summed per leaf, in arrival order) and
-    # retained gradients in ``retained``, so a pass that raises part-way (a
-    # hook, a modified saved tensor, a failing rule) changes no .grad at all.
-    # A leaf without tensor hooks takes each gradient as it comes rather than
-    # through the heap (a parameter is usually used once); gg.grad accumulates
-    # nothing.
-    pending = {}
-    retained = []
+    # A pass that raises part-way (a hook, a modified saved tensor, a failing
+    # rule) changes no .grad: every .grad the pass replaces (leaves' and retained
+    # ones; always out of place) is noted in ``undo`` and put back if it fails,
+    # and post-accumulate hooks run only once every gradient is in (``hooked``).
+    # Noting the old .grad costs a list append per gradient, less than holding
+    # the new ones back until the end.  A leaf without tensor hooks takes each
+    # gradient as it comes rather than through the heap (a parameter is usually
+    # used once); gg.grad accumulates nothing.
+    undo = []
+    hooked = []
     direct_to_leaves = capture is None
     previous_mode = state.grad_enabled
     set_grad_mode(bool(create_graph))
@@ -633,7 +666,7 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, al
             if node.pre_hooks:
                 for output_nr, hooks in node.pre_hooks.items():
                     if grads[output_nr] is not None:
-                        grads[output_nr] = _run_hooks(hooks, grads[output_nr], tensor_mode, retained)
+                        grads[output_nr] = _run_hooks(hooks, grads[output_nr], tensor_mode, undo)
             if capture is not None:
                 for output_nr, grad in enumerate(grads):
                     if grad is not None and (node, output_nr) in capture:
@@ -641,10 +674,9 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, al
                 if type(node) is AccumulateGrad:
                     continue
             elif type(node) is AccumulateGrad:
-                grad = grads[0]
-                if grad is not None:
-                    previous = pending.get(node)
-                    pending[node] = grad if previous is None else previous + grad
+                _accumulate(node.leaf, grads[0], tensor_mode, given, undo)
+                if node.post_hooks:
+                    hooked.append(node)
                 continue
             if node.released:
                 raise _second_backward_error(node)
@@ -669,9 +701,9 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, al
                     continue
                 key = -parent.sequence
                 if heap and heap[0][0] < key:
-                    if parent.__class__ is AccumulateGrad and direct_to_leaves and not parent.pre_hooks:
-                        previous = pending.get(parent)
-                        pending[parent] = grad if previous is None else previous + grad
+                    if (parent.__class__ is AccumulateGrad and direct_to_leaves
+                            and not parent.pre_hooks and not parent.post_hooks):
+                        _accumulate(parent.leaf, grad, tensor_mode, given, undo)
                         continue
                     slots = buffers[parent] = [None] * parent.n_outputs
                     slots[output_nr] = grad
@@ -692,9 +724,9 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, al
                     continue
                 slots = buffers.get(parent)
                 if slots is None:
-                    if parent.__class__ is AccumulateGrad and direct_to_leaves and not parent.pre_hooks:
-                        previous = pending.get(parent)
-                        pending[parent] = grad if previous is None else previous + grad
+                    if (parent.__class__ is AccumulateGrad and direct_to_leaves
+                            and not parent.pre_hooks and not parent.post_hooks):
+                        _accumulate(parent.leaf, grad, tensor_mode, given, undo)
                         continue
                     slots = buffers[parent] = [None] * parent.n_outputs
                     heappush(heap, (-parent.sequence, parent))
@@ -702,14 +734,13 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, al
                 else:
                     previous = slots[output_nr]
                     slots[output_nr] = grad if previous is None else previous + grad
-        # The pass succeeded: now, and only now, the gradients are stored (still
-        # in the pass's grad mode: under create_graph the sums are recorded).
-        if pending or retained:
-            _commit(pending, retained, tensor_mode, given)
-            for node in pending:
-                if node.post_hooks:
-                    for hook in list(node.post_hooks):
-                        hook(node.leaf)
+        for node in hooked:     # every gradient is in: the leaves' .grad are final
+            for hook in list(node.post_hooks):
+                hook(node.leaf)
+    except BaseException:
+        for tensor, old_grad in reversed(undo):   # newest first: each .grad ends as before the pass
+            tensor.grad = old_grad
+        raise
     finally:
         set_grad_mode(previous_mode)
         state.backward_depth -= 1
@@ -736,15 +767,15 @@ class GraphRetainedWarning(UserWarning):
     (``total += loss`` instead of ``total += loss.item()``)."""
 
 
-class _LeakWatch(threading.local):
-    """What the leak detector knows, per thread (one thread's training loop
-    never judges another's graphs).
+class _LeakWatch:
+    """What the leak detector knows about one thread (one thread's training
+    loop never judges another's graphs); see :func:`check_retained_graphs`.
 
     ``recent``: weak references to the roots backpropagated (graphs freed)
     since the last optimizer step, a bounded sample; ``previous``: those of
     the interval before; ``survivors``: roots of earlier intervals that were
-    still alive (and freed) at the last check; ``counts``: how many survivors
-    each recent check found.
+    still alive (and freed) at the last check; ``growing``: for how many
+    checks in a row their number has grown.
     """
 
     SAMPLE = 64        # roots kept per interval: enough to see a graph that grows
@@ -755,34 +786,17 @@ class _LeakWatch(threading.local):
         self.recent = []
         self.previous = []
         self.survivors = []
-        self.counts = [0]
-
-    def note_backward(self, heap):
-        """Remember the roots of a backward pass that frees its graph."""
-        recent = self.recent
-        if len(recent) < self.SAMPLE:
-            for entry in heap:
-                recent.append(weakref.ref(entry[1]))
-
-    def check(self):
-        """One optimizer step: the alive freed graphs of earlier steps, and
-        whether their number has grown at each of the last checks."""
-        survivors = []
-        for ref in self.survivors + self.previous:
-            node = ref()
-            if node is not None and node.released:
-                survivors.append(ref)
-        self.survivors = survivors[-self.SURVIVORS:]
-        self.previous, self.recent = self.recent, []
-        counts = self.counts
-        counts.append(len(survivors))
-        del counts[:-(self.GROWTH_CHECKS + 1)]
-        growing = len(counts) > self.GROWTH_CHECKS and all(
-            earlier < later for earlier, later in zip(counts, counts[1:]))
-        return (survivors[-1]() if growing else None), len(survivors)
+        self.growing = 0
 
 
-_leak_watch = _LeakWatch()
+class _LeakWatches(threading.local):
+    """The calling thread's :class:`_LeakWatch` (a plain object: one thread-local read per use)."""
+
+    def __init__(self):
+        self.watch = _LeakWatch()
+
+
+_leak_watches = _LeakWatches()
 
 
 def check_retained_graphs(where="optimizer.step()"):
@@ -792,51 +806,37 @@ def check_retained_graphs(where="optimizer.step()"):
     without ``retain_graph``) that stays reachable after later steps is held
     by user code.  One such graph is harmless (a ``loss`` variable of an
     earlier loop, the other model's loss in a GAN's alternating steps); one
-    more at every step is the classic leak (``total += loss``), which grows
-    memory every step.  The check is per thread.
+    more at every step, :attr:`_LeakWatch.GROWTH_CHECKS` steps in a row, is
+    the classic leak (``total += loss``), which grows memory every step.  The
+    check is per thread: the graphs of the calling thread's backward passes,
+    at the calling thread's steps.
     """
-    alive, count = _leak_watch.check()
-    if alive is not None:
+    watch = _leak_watches.watch
+    previous, watch.previous, watch.recent = watch.previous, watch.recent, []
+    old = watch.survivors
+    if not old and not previous:
+        watch.growing = 0
+        return
+    survivors = []
+    for ref in old + previous if old else previous:
+        node = ref()
+        if node is not None and node.released:
+            survivors.append(ref)
+    watch.growing = watch.growing + 1 if len(survivors) > len(old) else 0
+    watch.survivors = survivors[-_LeakWatch.SURVIVORS:]
+    if watch.growing >= _LeakWatch.GROWTH_CHECKS:
         import warnings
         warnings.warn(
-            f"{where}: the graph of a loss from an earlier step (op '{alive.name}') is still alive after its "
-            f"backward pass, and such graphs keep piling up ({count} alive now, one more every step). This "
-            "usually means a loss was kept with its graph, e.g. `total += loss` or `losses.append(loss)`; keep "
-            "`loss.item()` (a Python number) or `loss.detach()` instead, or memory grows every step.",
-            GraphRetainedWarning, stacklevel=3)
+            f"{where}: the graph of a loss from an earlier step (op '{survivors[-1]().name}') is still alive "
+            f"after its backward pass, and such graphs keep piling up ({len(survivors)} alive now, one more "
+            "every step). This usually means a loss was kept with its graph, e.g. `total += loss` or "
+            "`losses.append(loss)`; keep `loss.item()` (a Python number) or `loss.detach()` instead, or memory "
+            "grows every step.", GraphRetainedWarning, stacklevel=3)
 
 
-def _commit(pending, retained, tensor_mode, given):
-    """Store a successful pass's gradients: ``pending`` maps leaf nodes to the
-    sum of their gradients, ``retained`` holds ``(retain_grad hook, gradient)``.
-
-    Every new ``.grad`` is computed before any is assigned, so an error while
-    summing (there should be none) also leaves every ``.grad`` as it was.
-    """
-    updates = []
-    for hook, grad in retained:
-        tensor = hook.tensor()
-        if tensor is None:
-            continue
-        if tensor.grad is None:
-            if given is not None:
-                given.add(id(grad.array))   # a leaf handed the same array copies it
-            updates.append((tensor, grad))
-        else:
-            updates.append((tensor, tensor.grad + grad))
-    for node, grad in pending.items():
-        updates.append((node.leaf, _accumulated(node.leaf, grad, tensor_mode, given)))
-    for tensor, grad in updates:
-        tensor.grad = grad
-
-
-def _accumulate(leaf, grad, tensor_mode, given=None):
-    """Add ``grad`` into ``leaf.grad`` (out of place); see :func:`_accumulated`."""
-    leaf.grad = _accumulated(leaf, grad, tensor_mode, given)
-
-
-def _accumulated(leaf, grad, tensor_mode, given=None):
-    """What ``leaf.grad`` becomes once ``grad`` is added to it (out of place).
+def _accumulate(leaf, grad, tensor_mode, given=None, undo=None):
+    """Add ``grad`` into ``leaf.grad`` (out of place), first noting the old
+    ``.grad`` in ``undo`` when given (the engine puts it back if the pass fails).
 
     ``given`` collects the ids of the arrays a raw-mode backward has handed to
     leaves: a leaf's ``.grad`` must own its memory, so an array another leaf
@@ -844,10 +844,12 @@ def _accumulated(leaf, grad, tensor_mode, given=None):
     broadcast gradient of a sum) is copied first.  In-place changes to one
     ``.grad`` then never show up in another, or in the loss's gradient.
     """
+    previous = leaf.grad
+    if undo is not None:
+        undo.append((leaf, previous))
     if not tensor_mode:
         if grad.__class__ is not np.ndarray and isinstance(grad, np.generic):
             grad = backend.xp_of(leaf.array).asarray(grad)     # a NumPy scalar from a full reduction
-        previous = leaf.grad
         dtype = leaf.array.dtype
         if grad.dtype != dtype:
             grad = grad.astype(dtype)
@@ -860,10 +862,11 @@ def _accumulated(leaf, grad, tensor_mode, given=None):
             given.add(id(grad))
         result = _new_tensor(Tensor)
         result.array = grad
-        return result
+        leaf.grad = result
+        return
     if grad.dtype != leaf.dtype:
         grad = grad.to(leaf.dtype)
-    return grad if leaf.grad is None else leaf.grad + grad
+    leaf.grad = grad if previous is None else previous + grad
 
 
 _new_tensor = object.__new__
@@ -877,15 +880,20 @@ def backward(outputs, gradients=None, retain_graph=None, create_graph=False, inp
         grads = run_backward(outputs, gradients, retain_graph, create_graph, inputs=list(inputs),
                              allow_unused=True)
         given = set()
-        updates = [(tensor, _accumulated(tensor, grad if create_graph else grad.array, create_graph, given))
-                   for tensor, grad in zip(inputs, grads) if grad is not None]
-        for tensor, new_grad in updates:       # all computed first: nothing half-stored
-            tensor.grad = new_grad
-        for tensor, _ in updates:
-            node = tensor._accumulator
-            if node is not None and node.post_hooks:
-                for hook in list(node.post_hooks):
-                    hook(tensor)
+        undo = []
+        try:
+            for tensor, grad in zip(inputs, grads):
+                if grad is not None:
+                    _accumulate(tensor, grad if create_graph else grad.array, create_graph, given, undo)
+            for tensor, grad in zip(inputs, grads):
+                node = tensor._accumulator
+                if grad is not None and node is not None and node.post_hooks:
+                    for hook in list(node.post_hooks):
+                        hook(tensor)
+        except BaseException:
+            for tensor, old_grad in reversed(undo):     # as in run_backward: a failure changes no .grad
+                tensor.grad = old_grad
+            raise
         return
     run_backward(outputs, gradients, retain_graph, create_graph)
 

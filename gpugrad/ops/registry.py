@@ -47,7 +47,7 @@ import numpy as np
 
 from .. import backend
 from ..autograd import tape
-from ..autograd.tape import Node, edge_of, next_sequence, state
+from ..autograd.tape import Node, edge_of, next_sequence, state, threads_off_default
 from ..errors import AutogradError, DeviceError, GpugradError, ShapeError, describe
 from ..tensor import LAST_INPLACE, Tensor
 
@@ -241,7 +241,7 @@ def apply_promoted(op, args, params):
     result.array = out
     if op.view:
         _link_view(result, args[0])
-    lean_recording = state.lean_recording         # one thread-local read when no unusual mode is on
+    lean_recording = state.lean_recording if threads_off_default else True    # see tape._State
     if requires_grad and op.differentiable and (
             lean_recording if lean_recording is not None else state.grad_enabled):
         _fill(_new_object(OpNode), op, args, datas, params, result)
@@ -299,8 +299,15 @@ def tensor_method(op, swap=None):
                 raise TypeError(f"Tensor.{method.__name__}() takes its parameters by keyword, got a positional "
                                 f"{other!r}")
             position, args, datas = 0, (self,), [data]
-        lean_recording = state.lean_recording     # the one (thread-local) mode read of this path
-        if lean_recording is None or op.unusual:
+        # The grad mode: no thread-local read while every thread is in the default
+        # modes, one otherwise (see tape._State).
+        if threads_off_default:
+            lean_recording = state.lean_recording
+            if lean_recording is None:
+                return apply_promoted(op, args, params)
+        else:
+            lean_recording = True
+        if op.unusual:
             return apply_promoted(op, args, params)
         try:
             out = op.forward(*datas, **params) if params else op.forward(*datas)
