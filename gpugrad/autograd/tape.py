@@ -576,7 +576,7 @@ def _second_backward_error(node):
         "you need to backward twice.")
 
 
-def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, allow_unused=False):
+def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, allow_unused=False, undo=None):
     """The engine behind ``Tensor.backward`` and ``gg.grad``.
 
     Nodes run in decreasing creation order (a max-heap on ``node.sequence``):
@@ -589,6 +589,9 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, al
 
     Returns the gradients of ``inputs`` (a list, ``None`` where unused) when
     ``inputs`` is given; otherwise accumulates into the leaves' ``.grad``.
+    If the pass fails, every ``.grad`` it replaced is put back; ``undo``, when
+    given, receives ``(tensor, old .grad)`` for each one the pass replaced, for
+    a caller that stores more afterwards and must put everything back if that fails.
     """
     tensor_mode = create_graph or state.forward_levels > 0
     if gradients is None:
@@ -644,7 +647,8 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, al
     # the new ones back until the end.  A leaf without tensor hooks takes each
     # gradient as it comes rather than through the heap (a parameter is usually
     # used once); gg.grad accumulates nothing.
-    undo = []
+    if undo is None:
+        undo = []
     hooked = []
     direct_to_leaves = capture is None
     previous_mode = state.grad_enabled
@@ -877,10 +881,10 @@ def backward(outputs, gradients=None, retain_graph=None, create_graph=False, inp
     if retain_graph is None:
         retain_graph = create_graph
     if inputs is not None:
-        grads = run_backward(outputs, gradients, retain_graph, create_graph, inputs=list(inputs),
-                             allow_unused=True)
-        given = set()
         undo = []
+        grads = run_backward(outputs, gradients, retain_graph, create_graph, inputs=list(inputs),
+                             allow_unused=True, undo=undo)     # retained gradients it stores go in undo
+        given = set()
         try:
             for tensor, grad in zip(inputs, grads):
                 if grad is not None:
