@@ -55,8 +55,8 @@ class _State(threading.local):
     the lean path of an op reads, in the common case, no thread-local at all:
     :data:`threads_off_default` holds the threads whose switches differ from
     the defaults, and while it is empty every thread records (grad mode on,
-    nothing unusual).  Otherwise the op reads one per-thread summary,
-    :attr:`lean_recording`, instead of two or three switches.  Change
+    nothing unusual).  Otherwise the op reads one summary of its thread's
+    switches, :func:`lean_recording`, instead of two or three.  Change
     ``grad_enabled`` with :func:`set_grad_mode` and the other switches
     followed by :meth:`refresh`: both keep the summary and the set right.
     """
@@ -69,48 +69,52 @@ class _State(threading.local):
     # Any of forward mode, anomaly mode or site capture is on: ops then take the
     # general path.  One flag, so the common path tests one thing, not three.
     unusual = False
-    # What the lean path of an op needs, in one read: True, record (grad mode on,
-    # nothing unusual); False, do not record (grad mode off, nothing unusual);
-    # None, something unusual is on: take the general path.
-    lean_recording = True
 
     def refresh(self):
-        """Recompute :attr:`unusual` and :attr:`lean_recording`; call after changing the switches."""
+        """Recompute :attr:`unusual` and the summaries; call after changing the switches."""
         self.unusual = bool(self.forward_levels or self.anomaly or self.capture_sites)
-        _summarise()
+        set_grad_mode(self.grad_enabled)
 
 
 state = _State()
 
+lean_modes = threading.local()
+"""The summary the lean path of an op reads, per thread: ``lean_modes.recording``
+is True (record: grad mode on, nothing unusual), False (do not record: grad
+mode off, nothing unusual) or None (something unusual is on: take the general
+path).  A plain ``threading.local``, not a subclass like :class:`_State`, so a
+read is one dict look-up (about half a subclass attribute's cost); a thread
+that never changed a mode has no entry, and reads the defaults (True) through
+``AttributeError``, which only a thread in the default modes can meet."""
+
 threads_off_default = set()
 """Idents of the threads whose grad mode is off or which have an unusual mode
-on (so whose :attr:`_State.lean_recording` is not True).  Only a thread itself
-adds or removes its ident (``set.add``/``discard`` are atomic), and a thread
-reads the set only for its own ops, so the test "the set is empty, so I am in
-the default modes" is never wrong.  A thread that ends off the defaults leaves
-its ident behind; that only costs the others the thread-local read."""
+on (so whose ``lean_modes.recording`` is not True).  Only a thread itself adds
+or removes its ident (``set.add``/``discard`` are atomic), and a thread reads
+the set only for its own ops, so the test "the set is empty, so I am in the
+default modes" is never wrong.  A thread that ends off the defaults leaves its
+ident behind; that only costs the others the thread-local read."""
 
 
-def _summarise(get_ident=threading.get_ident):
-    """Bring :attr:`_State.lean_recording` and :data:`threads_off_default` up to date."""
-    lean = None if state.unusual else state.grad_enabled
-    state.lean_recording = lean
-    if lean is True:
-        threads_off_default.discard(get_ident())
-    else:
-        threads_off_default.add(get_ident())
+def lean_recording():
+    """The calling thread's summary (see :data:`lean_modes`), however it is stored."""
+    if not threads_off_default:
+        return True
+    try:
+        return lean_modes.recording
+    except AttributeError:
+        return True
 
 
 def set_grad_mode(mode: bool, get_ident=threading.get_ident) -> None:
     """Set the calling thread's grad mode (and the summaries the lean op path reads)."""
-    # _summarise, inlined: the engine and every no_grad block come through here.
     local = state
     local.grad_enabled = mode
     if mode is True and not local.unusual:
-        local.lean_recording = True
+        lean_modes.recording = True
         threads_off_default.discard(get_ident())
     else:
-        local.lean_recording = None if local.unusual else mode
+        lean_modes.recording = None if local.unusual else mode
         threads_off_default.add(get_ident())
 
 

@@ -47,7 +47,7 @@ import numpy as np
 
 from .. import backend
 from ..autograd import tape
-from ..autograd.tape import Node, edge_of, next_sequence, state, threads_off_default
+from ..autograd.tape import Node, edge_of, lean_modes, next_sequence, state, threads_off_default
 from ..errors import AutogradError, DeviceError, GpugradError, ShapeError, describe
 from ..tensor import LAST_INPLACE, Tensor
 
@@ -241,7 +241,12 @@ def apply_promoted(op, args, params):
     result.array = out
     if op.view:
         _link_view(result, args[0])
-    lean_recording = state.lean_recording if threads_off_default else True    # see tape._State
+    lean_recording = True             # the thread's mode summary, read as in Tensor methods (below)
+    if threads_off_default:
+        try:
+            lean_recording = lean_modes.recording
+        except AttributeError:
+            pass
     if requires_grad and op.differentiable and (
             lean_recording if lean_recording is not None else state.grad_enabled):
         _fill(_new_object(OpNode), op, args, datas, params, result)
@@ -300,13 +305,15 @@ def tensor_method(op, swap=None):
                                 f"{other!r}")
             position, args, datas = 0, (self,), [data]
         # The grad mode: no thread-local read while every thread is in the default
-        # modes, one otherwise (see tape._State).
+        # modes, one otherwise (see tape._State and tape.lean_modes).
+        lean_recording = True
         if threads_off_default:
-            lean_recording = state.lean_recording
+            try:
+                lean_recording = lean_modes.recording
+            except AttributeError:        # this thread never changed a mode: the defaults
+                pass
             if lean_recording is None:
                 return apply_promoted(op, args, params)
-        else:
-            lean_recording = True
         if op.unusual:
             return apply_promoted(op, args, params)
         try:
