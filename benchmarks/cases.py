@@ -139,6 +139,41 @@ def gpugrad_chain(inputs: np.ndarray, schedule, device: str = "cpu") -> Particip
                        lambda: {"grad": to_numpy(state["leaf"].grad)})
 
 
+def gpugrad_chain_mode_read(inputs: np.ndarray, schedule, device: str = "cpu") -> Participant:
+    """The per-op chain while another thread is inside ``no_grad``.
+
+    Grad mode is per thread.  While every thread is in the default modes (grad
+    on, no anomaly or forward mode), an op learns its mode without reading a
+    thread-local (``gpugrad.autograd.tape.threads_off_default`` is empty);
+    once some other thread is off the defaults, every op reads its own
+    thread's mode from a ``threading.local``.  This participant puts the
+    chain on that second path: around each chain it marks one thread as off
+    the defaults, as a thread parked inside ``no_grad`` would be (a real
+    thread would stay marked for the rest of the suite and slow every other
+    benchmark).  Against :func:`gpugrad_chain`, it is the per-op cost of the
+    per-thread mode read.
+    """
+    gg, _, _ = load_gpugrad(with_nn=False)
+    try:
+        from gpugrad.autograd.tape import threads_off_default
+    except ImportError as error:
+        raise GpugradUnavailable(f"gpugrad has no per-thread grad mode yet: {error}") from None
+    participant = gpugrad_chain(inputs, schedule, device)
+    chain_step = participant.step
+    other_thread = object()     # stands for the other thread's ident
+
+    def step():
+        threads_off_default.add(other_thread)
+        try:
+            return chain_step()
+        finally:
+            threads_off_default.discard(other_thread)
+
+    participant.name = "gpugrad-mode-read"
+    participant.step = step
+    return participant
+
+
 def _mlp_model(gg, nn, problem: MLPProblem, device):
     layers, linears = [], []
     last = len(problem.weights) - 1

@@ -126,6 +126,18 @@ def build_benchmarks(device: str, xp) -> list[Benchmark]:
          "autograd": lambda: peers.autograd_chain(chain_input, schedule, device)},
         [Target("gpugrad", baseline_name, 3.0)], unit="chain")
 
+    # The cost of per-thread grad mode: the same chain with every thread in the
+    # default modes (no thread-local read) and with another thread off them
+    # (every op reads its own thread's mode); see cases.gpugrad_chain_mode_read.
+    mode_read = Benchmark(
+        "grad_mode_read",
+        "Per-op cost of the per-thread grad-mode read: the per-op chain while another thread is inside "
+        "no_grad (each op reads its thread-local mode) against the same chain with every thread in the "
+        "default modes",
+        {"gpugrad": lambda: cases.gpugrad_chain(chain_input, schedule, device),
+         "gpugrad-mode-read": lambda: cases.gpugrad_chain_mode_read(chain_input, schedule, device)},
+        [Target("gpugrad-mode-read", "gpugrad", 1.03)], unit="chain")
+
     def mlp_benchmark(key, title, sizes, batch, limit, samples=None, epoch_batch=None, reference=None):
         problem = baselines.make_mlp_problem(sizes, batch, seed=0, samples=samples)
 
@@ -170,7 +182,7 @@ def build_benchmarks(device: str, xp) -> list[Benchmark]:
         "mnist1d_epoch", "MNIST-1D-sized epoch: MLP 40-100-100-10 on 4000 random (40,) vectors, batch 100",
         (40, 100, 100, 10), 100, None, samples=4000, epoch_batch=100)
 
-    benchmarks = [chain, mlp_small, mlp_large, cnn, mnist1d]
+    benchmarks = [chain, mode_read, mlp_small, mlp_large, cnn, mnist1d]
     if device != "cpu":
         # HIPS autograd is NumPy-only; leave it out rather than time it on another device.
         for benchmark in benchmarks:
@@ -628,7 +640,7 @@ def parse_arguments(argv=None) -> argparse.Namespace:
         prog="python -m benchmarks",
         description="Time gpugrad against hand-written NumPy baselines and peer libraries (PyTorch, JAX, "
                     "HIPS autograd), in alternating blocks, and report ratios of medians against targets.",
-        epilog="benchmarks: per_op_chain, mlp_small, mlp_large, cnn_small, mnist1d_epoch. Writes "
+        epilog="benchmarks: per_op_chain, grad_mode_read, mlp_small, mlp_large, cnn_small, mnist1d_epoch. Writes "
                "results-<device>.json, results-<device>.md and ratios-<device>.png to --out. "
                "How figures are produced: benchmarks/RESULTS.md.")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
@@ -688,7 +700,7 @@ def main(argv=None) -> int:
     if unknown:
         log(f"--peers: unknown peer(s) {sorted(unknown)}; choose from {', '.join(PEER_NAMES)}")
         return 2
-    allowed = selected_peers | {"numpy", "cupy", "gpugrad"}
+    allowed = selected_peers | {"numpy", "cupy", "gpugrad", "gpugrad-mode-read"}
 
     benchmarks = build_benchmarks(arguments.device, xp)
     if arguments.only:

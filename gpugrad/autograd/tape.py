@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import functools
 import heapq
+import inspect
 import sys
+import threading
 import traceback
 import weakref
 
@@ -42,8 +44,22 @@ from ..tensor import Tensor, next_sequence
 # --------------------------------------------------------------------------
 # Grad mode.
 # --------------------------------------------------------------------------
-class _State:
-    """Process-wide autograd switches (a plain object: read on every op, so kept cheap)."""
+class _State(threading.local):
+    """The autograd switches of the calling thread, as in PyTorch: every thread
+    has its own grad mode, anomaly mode, forward-mode levels and "inside
+    backward" depth, and a new thread starts from the defaults below (grad
+    enabled, nothing unusual), whatever the thread that started it was doing.
+
+    Ops read the mode on every call, and a thread-local attribute costs more
+    to read than a plain one (it is found through the thread's own dict), so
+    the lean path of an op reads, in the common case, no thread-local at all:
+    :data:`threads_off_default` holds the threads whose switches differ from
+    the defaults, and while it is empty every thread records (grad mode on,
+    nothing unusual).  Otherwise the op reads one summary of its thread's
+    switches, :func:`lean_recording`, instead of two or three.  Change
+    ``grad_enabled`` with :func:`set_grad_mode` and the other switches
+    followed by :meth:`refresh`: both keep the summary and the set right.
+    """
 
     grad_enabled = True
     anomaly = False
@@ -55,48 +71,146 @@ class _State:
     unusual = False
 
     def refresh(self):
-        """Recompute :attr:`unusual`; call after changing the switches it summarises."""
+        """Recompute :attr:`unusual` and the summaries; call after changing the switches."""
         self.unusual = bool(self.forward_levels or self.anomaly or self.capture_sites)
+        set_grad_mode(self.grad_enabled)
 
 
 state = _State()
 
+lean_modes = threading.local()
+"""The summary the lean path of an op reads, per thread: ``lean_modes.recording``
+is True (record: grad mode on, nothing unusual), False (do not record: grad
+mode off, nothing unusual) or None (something unusual is on: take the general
+path).  A plain ``threading.local``, not a subclass like :class:`_State`, so a
+read is one dict look-up (about half a subclass attribute's cost); a thread
+that never changed a mode has no entry, and reads the defaults (True) through
+``AttributeError``, which only a thread in the default modes can meet."""
+
+threads_off_default = set()
+"""Idents of the threads whose grad mode is off or which have an unusual mode
+on (so whose ``lean_modes.recording`` is not True).  Only a thread itself adds
+or removes its ident (``set.add``/``discard`` are atomic), and a thread reads
+the set only for its own ops, so the test "the set is empty, so I am in the
+default modes" is never wrong.  A thread that ends off the defaults leaves its
+ident behind; that only costs the others the thread-local read."""
+
+
+def lean_recording():
+    """The calling thread's summary (see :data:`lean_modes`), however it is stored."""
+    if not threads_off_default:
+        return True
+    try:
+        return lean_modes.recording
+    except AttributeError:
+        return True
+
+
+def set_grad_mode(mode: bool, get_ident=threading.get_ident) -> None:
+    """Set the calling thread's grad mode (and the summaries the lean op path reads)."""
+    local = state
+    local.grad_enabled = mode
+    if mode is True and not local.unusual:
+        lean_modes.recording = True
+        threads_off_default.discard(get_ident())
+    else:
+        lean_modes.recording = None if local.unusual else mode
+        threads_off_default.add(get_ident())
+
 
 def is_grad_enabled() -> bool:
-    """Whether ops applied now are recorded for backward."""
+    """Whether ops applied now, in this thread, are recorded for backward.
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> with gg.no_grad():
+    ...     inside = gg.is_grad_enabled()
+    >>> inside, gg.is_grad_enabled()
+    (False, True)
+    """
     return state.grad_enabled
 
 
+def _run_generator_under(function, args, kwargs, context):
+    """Drive the generator ``function(*args, **kwargs)`` with every resumption
+    (first ``next``, ``send``, ``throw``, ``close``) inside ``context()``; the
+    caller's own modes hold between resumptions (PyTorch's generator decorators)."""
+    generator = function(*args, **kwargs)
+    try:
+        with context():
+            response = generator.send(None)
+        while True:
+            try:
+                request = yield response
+            except GeneratorExit:
+                with context():
+                    generator.close()
+                raise
+            except BaseException as error:   # noqa: BLE001 - thrown in by the caller: the body decides
+                with context():
+                    response = generator.throw(error)
+            else:
+                with context():
+                    response = generator.send(request)
+    except StopIteration as finished:
+        return finished.value
+
+
+def _decorate(function, context):
+    """``function`` run inside ``context()`` (for a generator function: each resumption)."""
+    if inspect.isgeneratorfunction(function):
+        @functools.wraps(function)
+        def generator_wrapper(*args, **kwargs):
+            return (yield from _run_generator_under(function, args, kwargs, context))
+        return generator_wrapper
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with context():
+            return function(*args, **kwargs)
+    return wrapper
+
+
 class _GradModeContext:
-    """Base of no_grad / enable_grad / set_grad_enabled: context manager and decorator."""
+    """Base of no_grad / enable_grad / set_grad_enabled: context manager and decorator.
+
+    The mode is the calling thread's (see :class:`_State`): a block in one
+    thread never changes what another thread records.
+    """
 
     mode = True
 
     def __enter__(self):
         self._previous = state.grad_enabled
-        state.grad_enabled = self.mode
+        set_grad_mode(self.mode)
         return self
 
     def __exit__(self, *exc):
-        state.grad_enabled = self._previous
+        set_grad_mode(self._previous)
         return False
 
     def __call__(self, function):
         mode = self.mode
+        if inspect.isgeneratorfunction(function):
+            return _decorate(function, lambda: set_grad_enabled(mode))
 
         @functools.wraps(function)
         def wrapper(*args, **kwargs):
             previous = state.grad_enabled
-            state.grad_enabled = mode
+            set_grad_mode(mode)
             try:
                 return function(*args, **kwargs)
             finally:
-                state.grad_enabled = previous
+                set_grad_mode(previous)
         return wrapper
 
 
 class no_grad(_GradModeContext):
-    """Context manager and decorator: ops inside are not recorded.
+    """Context manager and decorator: ops inside are not recorded (in this thread).
+
+    On a generator function it applies to the generator's body: each
+    resumption runs without grad, and the caller's mode holds between yields.
 
     Examples
     --------
@@ -106,30 +220,66 @@ class no_grad(_GradModeContext):
     ...     y = w * 2
     >>> y.requires_grad
     False
+    >>> @gg.no_grad()
+    ... def doubled(items):
+    ...     for item in items:
+    ...         yield item * 2
+    >>> [t.requires_grad for t in doubled([w, w])], gg.is_grad_enabled()
+    ([False, False], True)
     """
 
     mode = False
 
 
 class enable_grad(_GradModeContext):
-    """Context manager and decorator: re-enable recording inside ``no_grad``."""
+    """Context manager and decorator: re-enable recording inside ``no_grad`` (in this thread).
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> w = gg.ones(3, requires_grad=True)
+    >>> with gg.no_grad():
+    ...     with gg.enable_grad():
+    ...         y = w * 2
+    >>> y.requires_grad
+    True
+    """
 
     mode = True
 
 
 class set_grad_enabled(_GradModeContext):
-    """``with gg.set_grad_enabled(flag):`` turns recording on or off."""
+    """Turn recording on or off in this thread: as a call, a context manager or a decorator.
+
+    As in PyTorch, the mode changes as soon as the object is made, so
+    ``gg.set_grad_enabled(False)`` alone switches recording off;
+    ``with gg.set_grad_enabled(flag):`` restores the previous mode on exit, and
+    ``@gg.set_grad_enabled(flag)`` leaves the mode alone until the function runs.
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> w = gg.ones(2, requires_grad=True)
+    >>> with gg.set_grad_enabled(False):
+    ...     y = w * 2
+    >>> y.requires_grad, gg.is_grad_enabled()
+    (False, True)
+    >>> _ = gg.set_grad_enabled(False)
+    >>> gg.is_grad_enabled()
+    False
+    >>> _ = gg.set_grad_enabled(True)
+    """
 
     def __init__(self, mode: bool):
         self.mode = bool(mode)
         self._previous = state.grad_enabled
-        state.grad_enabled = self.mode   # like PyTorch, also works as a plain call
+        set_grad_mode(self.mode)   # like PyTorch, also works as a plain call
 
     def __enter__(self):
         return self
 
     def __call__(self, function):
-        state.grad_enabled = self._previous   # decorating must not flip the mode now
+        set_grad_mode(self._previous)   # decorating must not flip the mode now
         return super().__call__(function)
 
 
@@ -290,7 +440,10 @@ def register_tensor_hook(tensor, hook):
 
 
 class _RetainGrad:
-    """Hook that stores the gradient on a non-leaf tensor (held weakly: no cycle)."""
+    """Hook that stores the gradient on a non-leaf tensor (held weakly: no cycle).
+
+    The engine notes the tensor's ``.grad`` before calling it, and puts it back
+    if the pass fails (see :func:`run_backward`)."""
 
     def __init__(self, tensor):
         self.tensor = weakref.ref(tensor)
@@ -350,18 +503,47 @@ def _as_tensor_grad(grad):
     return grad if isinstance(grad, Tensor) else Tensor._make(grad)
 
 
-def _run_hooks(hooks, grad, tensor_mode):
+def _hook_name(hook):
+    """How an error names a hook: its qualified name, else its type's."""
+    name = getattr(hook, "__qualname__", None)
+    return name if isinstance(name, str) else f"{type(hook).__qualname__} object"
+
+
+def _run_hooks(hooks, grad, tensor_mode, undo):
+    """``grad`` passed through the tensor hooks in ``hooks``, in registration order.
+
+    A ``retain_grad`` hook first notes the tensor's current ``.grad`` in
+    ``undo`` (put back if the pass fails).  A hook returns None (keep the
+    gradient) or a Tensor of the gradient's shape (use it instead); anything
+    else raises, naming the hook.
+    """
     for hook in list(hooks):
         wrapped = grad if tensor_mode else Tensor._make(grad)
+        if hook.__class__ is _RetainGrad:
+            tensor = hook.tensor()
+            if tensor is not None:
+                undo.append((tensor, tensor.grad))
+                hook(wrapped)
+            continue
         replacement = hook(wrapped)
-        if replacement is not None:
-            if not isinstance(replacement, Tensor):
-                replacement = Tensor._make(replacement)
-            if replacement.shape != wrapped.shape:
-                raise ShapeError(f"hook {getattr(hook, '__name__', hook)!r} returned a gradient of shape "
-                                 f"{tuple(replacement.shape)} for a tensor of shape {tuple(wrapped.shape)}; "
-                                 "a hook must return a gradient of the same shape (or None)")
-            grad = replacement if tensor_mode else replacement.array
+        if replacement is None:
+            continue
+        if not isinstance(replacement, Tensor):
+            raise TypeError(
+                f"hook '{_hook_name(hook)}' registered on a tensor of shape {tuple(wrapped.shape)} returned a "
+                f"{type(replacement).__name__}; a tensor hook must return None (keep the gradient) or a "
+                f"gg.Tensor of shape {tuple(wrapped.shape)} (the new gradient)")
+        if replacement.shape != wrapped.shape:
+            raise ShapeError(
+                f"hook '{_hook_name(hook)}' returned a gradient of shape {tuple(replacement.shape)} for a tensor "
+                f"of shape {tuple(wrapped.shape)}; a hook must return a gradient of the same shape "
+                f"{tuple(wrapped.shape)} (or None)")
+        if replacement.device != wrapped.device:
+            from ..errors import DeviceError
+            raise DeviceError(
+                f"hook '{_hook_name(hook)}' returned a gradient on {replacement.device} for a tensor on "
+                f"{wrapped.device}; return it on {wrapped.device} (e.g. with .to(grad.device))")
+        grad = replacement if tensor_mode else replacement.array
     return grad
 
 
@@ -398,7 +580,7 @@ def _second_backward_error(node):
         "you need to backward twice.")
 
 
-def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, allow_unused=False):
+def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, allow_unused=False, undo=None):
     """The engine behind ``Tensor.backward`` and ``gg.grad``.
 
     Nodes run in decreasing creation order (a max-heap on ``node.sequence``):
@@ -411,6 +593,9 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, al
 
     Returns the gradients of ``inputs`` (a list, ``None`` where unused) when
     ``inputs`` is given; otherwise accumulates into the leaves' ``.grad``.
+    If the pass fails, every ``.grad`` it replaced is put back; ``undo``, when
+    given, receives ``(tensor, old .grad)`` for each one the pass replaced, for
+    a caller that stores more afterwards and must put everything back if that fails.
     """
     tensor_mode = create_graph or state.forward_levels > 0
     if gradients is None:
@@ -446,9 +631,10 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, al
             capture[edge] = None
         needed = _nodes_leading_to([entry[1] for entry in heap], [edge[0] for edge in input_edges])
 
-    if not retain_graph and len(_backpropagated_roots) < 64:   # a bounded sample is enough to spot the leak
-        for entry in heap:
-            _backpropagated_roots.append(weakref.ref(entry[1]))
+    if not retain_graph:
+        recent = _leak_watches.watch.recent
+        if len(recent) < 64:          # a bounded sample (_LeakWatch.SAMPLE) is enough to spot the leak
+            recent += [weakref.ref(entry[1]) for entry in heap]
     anomaly = state.anomaly
     # Arrays handed to leaves' .grad (see _accumulate); a root gradient counts as
     # handed out: its array belongs to the caller (or to another root).
@@ -457,11 +643,20 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, al
         given = set()
         for slots in buffers.values():
             given.add(id(slots[0]))
-    # A leaf with no hooks takes each gradient as it comes rather than through the
-    # heap (a parameter is usually used once); gg.grad accumulates nothing.
+    # A pass that raises part-way (a hook, a modified saved tensor, a failing
+    # rule) changes no .grad: every .grad the pass replaces (leaves' and retained
+    # ones; always out of place) is noted in ``undo`` and put back if it fails,
+    # and post-accumulate hooks run only once every gradient is in (``hooked``).
+    # Noting the old .grad costs a list append per gradient, less than holding
+    # the new ones back until the end.  A leaf without tensor hooks takes each
+    # gradient as it comes rather than through the heap (a parameter is usually
+    # used once); gg.grad accumulates nothing.
+    if undo is None:
+        undo = []
+    hooked = []
     direct_to_leaves = capture is None
     previous_mode = state.grad_enabled
-    state.grad_enabled = bool(create_graph)
+    set_grad_mode(bool(create_graph))
     heappop, heappush = heapq.heappop, heapq.heappush
     following = None         # (node, grads) to run next without a trip through the heap
     if len(heap) == 1:       # one root (a loss): it runs first
@@ -479,7 +674,7 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, al
             if node.pre_hooks:
                 for output_nr, hooks in node.pre_hooks.items():
                     if grads[output_nr] is not None:
-                        grads[output_nr] = _run_hooks(hooks, grads[output_nr], tensor_mode)
+                        grads[output_nr] = _run_hooks(hooks, grads[output_nr], tensor_mode, undo)
             if capture is not None:
                 for output_nr, grad in enumerate(grads):
                     if grad is not None and (node, output_nr) in capture:
@@ -487,10 +682,9 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, al
                 if type(node) is AccumulateGrad:
                     continue
             elif type(node) is AccumulateGrad:
-                _accumulate(node.leaf, grads[0], tensor_mode, given)
+                _accumulate(node.leaf, grads[0], tensor_mode, given, undo)
                 if node.post_hooks:
-                    for hook in list(node.post_hooks):
-                        hook(node.leaf)
+                    hooked.append(node)
                 continue
             if node.released:
                 raise _second_backward_error(node)
@@ -517,7 +711,7 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, al
                 if heap and heap[0][0] < key:
                     if (parent.__class__ is AccumulateGrad and direct_to_leaves
                             and not parent.pre_hooks and not parent.post_hooks):
-                        _accumulate(parent.leaf, grad, tensor_mode, given)
+                        _accumulate(parent.leaf, grad, tensor_mode, given, undo)
                         continue
                     slots = buffers[parent] = [None] * parent.n_outputs
                     slots[output_nr] = grad
@@ -540,7 +734,7 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, al
                 if slots is None:
                     if (parent.__class__ is AccumulateGrad and direct_to_leaves
                             and not parent.pre_hooks and not parent.post_hooks):
-                        _accumulate(parent.leaf, grad, tensor_mode, given)
+                        _accumulate(parent.leaf, grad, tensor_mode, given, undo)
                         continue
                     slots = buffers[parent] = [None] * parent.n_outputs
                     heappush(heap, (-parent.sequence, parent))
@@ -548,8 +742,15 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, al
                 else:
                     previous = slots[output_nr]
                     slots[output_nr] = grad if previous is None else previous + grad
+        for node in hooked:     # every gradient is in: the leaves' .grad are final
+            for hook in list(node.post_hooks):
+                hook(node.leaf)
+    except BaseException:
+        for tensor, old_grad in reversed(undo):   # newest first: each .grad ends as before the pass
+            tensor.grad = old_grad
+        raise
     finally:
-        state.grad_enabled = previous_mode
+        set_grad_mode(previous_mode)
         state.backward_depth -= 1
 
     if capture is None:
@@ -574,37 +775,76 @@ class GraphRetainedWarning(UserWarning):
     (``total += loss`` instead of ``total += loss.item()``)."""
 
 
-_backpropagated_roots = []   # weakrefs to root nodes backpropagated since the last optimizer step
-_previous_step_roots = []
+class _LeakWatch:
+    """What the leak detector knows about one thread (one thread's training
+    loop never judges another's graphs); see :func:`check_retained_graphs`.
+
+    ``recent``: weak references to the roots backpropagated (graphs freed)
+    since the last optimizer step, a bounded sample; ``previous``: those of
+    the interval before; ``survivors``: roots of earlier intervals that were
+    still alive (and freed) at the last check; ``growing``: for how many
+    checks in a row their number has grown.
+    """
+
+    SAMPLE = 64        # roots kept per interval: enough to see a graph that grows
+    SURVIVORS = 256    # a leak is reported long before this many graphs are kept
+    GROWTH_CHECKS = 3  # consecutive growing checks that make a leak
+
+    def __init__(self):
+        self.recent = []
+        self.previous = []
+        self.survivors = []
+        self.growing = 0
+
+
+class _LeakWatches(threading.local):
+    """The calling thread's :class:`_LeakWatch` (a plain object: one thread-local read per use)."""
+
+    def __init__(self):
+        self.watch = _LeakWatch()
+
+
+_leak_watches = _LeakWatches()
 
 
 def check_retained_graphs(where="optimizer.step()"):
-    """Warn if a graph backpropagated before the previous step is still alive.
+    """Warn if the freed graphs of earlier steps that are still alive grow in number, step after step.
 
     Called by every optimizer's ``step()``.  A freed graph (backward ran
-    without ``retain_graph``) that stays reachable one step later can only be
-    held by user code, and grows memory every step.
+    without ``retain_graph``) that stays reachable after later steps is held
+    by user code.  One such graph is harmless (a ``loss`` variable of an
+    earlier loop, the other model's loss in a GAN's alternating steps); one
+    more at every step, :attr:`_LeakWatch.GROWTH_CHECKS` steps in a row, is
+    the classic leak (``total += loss``), which grows memory every step.  The
+    check is per thread: the graphs of the calling thread's backward passes,
+    at the calling thread's steps.
     """
-    global _previous_step_roots, _backpropagated_roots
-    alive = None
-    for ref in _previous_step_roots:
+    watch = _leak_watches.watch
+    previous, watch.previous, watch.recent = watch.previous, watch.recent, []
+    old = watch.survivors
+    if not old and not previous:
+        watch.growing = 0
+        return
+    survivors = []
+    for ref in old + previous if old else previous:
         node = ref()
         if node is not None and node.released:
-            alive = node
-            break
-    if alive is not None:
+            survivors.append(ref)
+    watch.growing = watch.growing + 1 if len(survivors) > len(old) else 0
+    watch.survivors = survivors[-_LeakWatch.SURVIVORS:]
+    if watch.growing >= _LeakWatch.GROWTH_CHECKS:
         import warnings
         warnings.warn(
-            f"{where}: the graph of a loss from an earlier step (op '{alive.name}') is still alive after its "
-            "backward pass. This usually means a loss was kept with its graph, e.g. `total += loss` or "
+            f"{where}: the graph of a loss from an earlier step (op '{survivors[-1]().name}') is still alive "
+            f"after its backward pass, and such graphs keep piling up ({len(survivors)} alive now, one more "
+            "every step). This usually means a loss was kept with its graph, e.g. `total += loss` or "
             "`losses.append(loss)`; keep `loss.item()` (a Python number) or `loss.detach()` instead, or memory "
             "grows every step.", GraphRetainedWarning, stacklevel=3)
-    _previous_step_roots = _backpropagated_roots
-    _backpropagated_roots = []
 
 
-def _accumulate(leaf, grad, tensor_mode, given=None):
-    """Add ``grad`` into ``leaf.grad`` (out of place).
+def _accumulate(leaf, grad, tensor_mode, given=None, undo=None):
+    """Add ``grad`` into ``leaf.grad`` (out of place), first noting the old
+    ``.grad`` in ``undo`` when given (the engine puts it back if the pass fails).
 
     ``given`` collects the ids of the arrays a raw-mode backward has handed to
     leaves: a leaf's ``.grad`` must own its memory, so an array another leaf
@@ -612,10 +852,12 @@ def _accumulate(leaf, grad, tensor_mode, given=None):
     broadcast gradient of a sum) is copied first.  In-place changes to one
     ``.grad`` then never show up in another, or in the loss's gradient.
     """
+    previous = leaf.grad
+    if undo is not None:
+        undo.append((leaf, previous))
     if not tensor_mode:
         if grad.__class__ is not np.ndarray and isinstance(grad, np.generic):
             grad = backend.xp_of(leaf.array).asarray(grad)     # a NumPy scalar from a full reduction
-        previous = leaf.grad
         dtype = leaf.array.dtype
         if grad.dtype != dtype:
             grad = grad.astype(dtype)
@@ -632,7 +874,7 @@ def _accumulate(leaf, grad, tensor_mode, given=None):
         return
     if grad.dtype != leaf.dtype:
         grad = grad.to(leaf.dtype)
-    leaf.grad = grad if leaf.grad is None else leaf.grad + grad
+    leaf.grad = grad if previous is None else previous + grad
 
 
 _new_tensor = object.__new__
@@ -643,16 +885,23 @@ def backward(outputs, gradients=None, retain_graph=None, create_graph=False, inp
     if retain_graph is None:
         retain_graph = create_graph
     if inputs is not None:
+        undo = []
         grads = run_backward(outputs, gradients, retain_graph, create_graph, inputs=list(inputs),
-                             allow_unused=True)
+                             allow_unused=True, undo=undo)     # retained gradients it stores go in undo
         given = set()
-        for tensor, grad in zip(inputs, grads):
-            if grad is not None:
-                _accumulate(tensor, grad if create_graph else grad.array, create_graph, given)
+        try:
+            for tensor, grad in zip(inputs, grads):
+                if grad is not None:
+                    _accumulate(tensor, grad if create_graph else grad.array, create_graph, given, undo)
+            for tensor, grad in zip(inputs, grads):
                 node = tensor._accumulator
-                if node is not None and node.post_hooks:
+                if grad is not None and node is not None and node.post_hooks:
                     for hook in list(node.post_hooks):
                         hook(tensor)
+        except BaseException:
+            for tensor, old_grad in reversed(undo):     # as in run_backward: a failure changes no .grad
+                tensor.grad = old_grad
+            raise
         return
     run_backward(outputs, gradients, retain_graph, create_graph)
 
@@ -712,11 +961,8 @@ class detect_anomaly:
         return False
 
     def __call__(self, function):
-        @functools.wraps(function)
-        def wrapper(*args, **kwargs):
-            with detect_anomaly(self.check_nan):
-                return function(*args, **kwargs)
-        return wrapper
+        check_nan = self.check_nan
+        return _decorate(function, lambda: detect_anomaly(check_nan))
 
 
 def user_frames():

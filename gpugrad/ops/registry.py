@@ -47,7 +47,7 @@ import numpy as np
 
 from .. import backend
 from ..autograd import tape
-from ..autograd.tape import Node, edge_of, next_sequence, state
+from ..autograd.tape import Node, edge_of, lean_modes, next_sequence, state, threads_off_default
 from ..errors import AutogradError, DeviceError, GpugradError, ShapeError, describe
 from ..tensor import LAST_INPLACE, Tensor
 
@@ -241,11 +241,18 @@ def apply_promoted(op, args, params):
     result.array = out
     if op.view:
         _link_view(result, args[0])
-    if requires_grad and state.grad_enabled and op.differentiable:
+    lean_recording = True             # the thread's mode summary, read as in Tensor methods (below)
+    if threads_off_default:
+        try:
+            lean_recording = lean_modes.recording
+        except AttributeError:
+            pass
+    if requires_grad and op.differentiable and (
+            lean_recording if lean_recording is not None else state.grad_enabled):
         _fill(_new_object(OpNode), op, args, datas, params, result)
         if op.residual:
             result.grad_fn.residual = residual
-    if state.anomaly:
+    if lean_recording is None and state.anomaly:
         tape.check_anomaly_forward(op.name, out)
     return result
 
@@ -297,7 +304,17 @@ def tensor_method(op, swap=None):
                 raise TypeError(f"Tensor.{method.__name__}() takes its parameters by keyword, got a positional "
                                 f"{other!r}")
             position, args, datas = 0, (self,), [data]
-        if op.unusual or state.unusual:
+        # The grad mode: no thread-local read while every thread is in the default
+        # modes, one otherwise (see tape._State and tape.lean_modes).
+        lean_recording = True
+        if threads_off_default:
+            try:
+                lean_recording = lean_modes.recording
+            except AttributeError:        # this thread never changed a mode: the defaults
+                pass
+            if lean_recording is None:
+                return apply_promoted(op, args, params)
+        if op.unusual:
             return apply_promoted(op, args, params)
         try:
             out = op.forward(*datas, **params) if params else op.forward(*datas)
@@ -310,7 +327,7 @@ def tensor_method(op, swap=None):
             out = np.asarray(out)
         result = _new_object(Tensor)
         result.array = out
-        if self.requires_grad and state.grad_enabled:
+        if lean_recording and self.requires_grad:
             # _fill for one Tensor input, inlined.
             node = _new_object(OpNode)
             node.op = op
