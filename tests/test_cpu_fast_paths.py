@@ -115,3 +115,32 @@ def test_gelu_gradcheck_float64_and_create_graph():
     values = x32.array.astype(np.float64)
     expected = np.exp(-values * values / 2) / np.sqrt(2 * np.pi) * (2 - values * values)
     np.testing.assert_allclose(second.array, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(8, 3), (6, 4, 5), (4, 3, 2, 3)])
+def test_batch_norm_plain_backward_matches_torch_with_a_large_mean(shape):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    data = (rng.standard_normal(shape) + 1000.0).astype(np.float32)     # mean >> spread
+    g = rng.standard_normal(shape).astype(np.float32)
+    weight = rng.uniform(0.5, 1.5, shape[1]).astype(np.float32)
+    bias = rng.standard_normal(shape[1]).astype(np.float32)
+    x, w, b = (gg.tensor(a, requires_grad=True) for a in (data, weight, bias))
+    y = gg.nn.functional.batch_norm(x, None, None, w, b, training=True)
+    y.backward(gg.tensor(g))
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (data, weight, bias))
+    ty = torch.nn.functional.batch_norm(tx, None, None, tw, tb, training=True)
+    ty.backward(torch.from_numpy(g))
+    np.testing.assert_allclose(y.array, ty.detach().numpy(), rtol=1e-3, atol=2e-3)
+    for ours, theirs in ((x, tx), (w, tw), (b, tb)):
+        np.testing.assert_allclose(ours.grad.array, theirs.grad.numpy(), rtol=2e-3, atol=2e-3)
+        assert ours.grad.dtype == np.float32
+
+
+def test_batch_norm_gradcheck_float64():
+    rng = np.random.default_rng(5)
+    x = gg.tensor(rng.standard_normal((5, 3, 4)), requires_grad=True)
+    w = gg.tensor(rng.uniform(0.5, 1.5, 3), requires_grad=True)
+    b = gg.tensor(rng.standard_normal(3), requires_grad=True)
+    assert gg.gradcheck(lambda x, w, b: gg.nn.functional.batch_norm(x, None, None, w, b, training=True),
+                        (x, w, b))
