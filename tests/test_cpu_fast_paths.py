@@ -144,3 +144,28 @@ def test_batch_norm_gradcheck_float64():
     b = gg.tensor(rng.standard_normal(3), requires_grad=True)
     assert gg.gradcheck(lambda x, w, b: gg.nn.functional.batch_norm(x, None, None, w, b, training=True),
                         (x, w, b))
+
+
+def test_gru_plain_backward_matches_torch():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    reference = torch.nn.GRU(3, 5, batch_first=True)
+    ours = gg.nn.GRU(3, 5, batch_first=True)
+    ours.load_state_dict({key: value.detach().numpy() for key, value in reference.state_dict().items()})
+    data = np.random.default_rng(6).standard_normal((4, 7, 3)).astype(np.float32) * 3
+    x = gg.tensor(data, requires_grad=True)
+    out, _ = ours(x)
+    (out * out).sum().backward()
+    tx = torch.tensor(data, requires_grad=True)
+    tout, _ = reference(tx)
+    (tout * tout).sum().backward()
+    np.testing.assert_allclose(x.grad.array, tx.grad.numpy(), rtol=1e-4, atol=1e-5)
+    for (name, parameter), (_, expected) in zip(ours.named_parameters(), reference.named_parameters()):
+        np.testing.assert_allclose(parameter.grad.array, expected.grad.numpy(), rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+def test_gru_cell_gradcheck_float64():
+    from gpugrad.ops.recurrent import gru_cell
+    rng = np.random.default_rng(7)
+    args = [gg.tensor(rng.standard_normal(shape), requires_grad=True) for shape in ((3, 6), (3, 2), (6, 2), (6,))]
+    assert gg.gradcheck(lambda *a: gru_cell(*a), tuple(args))
