@@ -549,6 +549,18 @@ def format_markdown(results: dict) -> str:
     if skipped:
         lines += ["", "Not run:", ""]
         lines += [f"- {key} / {name}: {reason}" for key, name, reason in skipped]
+    memory_rows = [record for record in results["benchmarks"] if "memory" in record]
+    if memory_rows:
+        lines += ["", "Peak memory per training step, above what was alive before it (benchmarks/networks.py):",
+                  "", "| network | gpugrad peak KiB | torch peak KiB | ratio | method |", "| --- | --- | --- | --- | --- |"]
+        for record in memory_rows:
+            memory = record["memory"]
+            if "gpugrad_bytes" in memory:
+                ratio_text = f"{memory['ratio']:.2f}x" if memory.get("ratio") is not None else "—"
+                lines.append(f"| {record['key']} | {memory['gpugrad_bytes'] / 1024:.0f} | "
+                             f"{memory['torch_bytes'] / 1024:.0f} | {ratio_text} | {memory['method']} |")
+            else:
+                lines.append(f"| {record['key']} | — | — | — | {memory.get('status')}: {memory.get('reason')} |")
     cuda = results.get("cuda")
     if cuda:
         lines += ["", "### CUDA", "", "| training step | gpugrad peak MiB | torch peak MiB | ratio |",
