@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import baselines, cases, peers
+from . import baselines, cases, networks, peers
 from .threads import DEFAULT_THREADS, apply_to_loaded_libraries, limit_threads
 from .timing import Participant, TimingPlan, ratio, time_alternating, warm_up
 
@@ -183,6 +183,13 @@ def build_benchmarks(device: str, xp) -> list[Benchmark]:
         (40, 100, 100, 10), 100, None, samples=4000, epoch_batch=100)
 
     benchmarks = [chain, mode_read, mlp_small, mlp_large, cnn, mnist1d]
+    # Real networks (benchmarks/networks.py): PyTorch is the reference, same weights and batch.
+    for key, (name, title) in networks.NETWORKS.items():
+        benchmarks.append(Benchmark(
+            key, title,
+            {"torch": lambda name=name: networks.torch_network(name, device),
+             "gpugrad": lambda name=name: networks.gpugrad_network(name, device)},
+            [Target("gpugrad", "torch", 1.0)]))
     if device != "cpu":
         # HIPS autograd is NumPy-only; leave it out rather than time it on another device.
         for benchmark in benchmarks:
@@ -554,6 +561,18 @@ def format_markdown(results: dict) -> str:
     if skipped:
         lines += ["", "Not run:", ""]
         lines += [f"- {key} / {name}: {reason}" for key, name, reason in skipped]
+    memory_rows = [record for record in results["benchmarks"] if "memory" in record]
+    if memory_rows:
+        lines += ["", "Peak memory per training step, above what was alive before it (benchmarks/networks.py):",
+                  "", "| network | gpugrad peak KiB | torch peak KiB | ratio | method |", "| --- | --- | --- | --- | --- |"]
+        for record in memory_rows:
+            memory = record["memory"]
+            if "gpugrad_bytes" in memory:
+                ratio_text = f"{memory['ratio']:.2f}x" if memory.get("ratio") is not None else "—"
+                lines.append(f"| {record['key']} | {memory['gpugrad_bytes'] / 1024:.0f} | "
+                             f"{memory['torch_bytes'] / 1024:.0f} | {ratio_text} | {memory['method']} |")
+            else:
+                lines.append(f"| {record['key']} | — | — | — | {memory.get('status')}: {memory.get('reason')} |")
     cuda = results.get("cuda")
     if cuda:
         lines += ["", "### CUDA", "", "| training step | gpugrad peak MiB | torch peak MiB | ratio |",
@@ -640,7 +659,8 @@ def parse_arguments(argv=None) -> argparse.Namespace:
         prog="python -m benchmarks",
         description="Time gpugrad against hand-written NumPy baselines and peer libraries (PyTorch, JAX, "
                     "HIPS autograd), in alternating blocks, and report ratios of medians against targets.",
-        epilog="benchmarks: per_op_chain, grad_mode_read, mlp_small, mlp_large, cnn_small, mnist1d_epoch. Writes "
+        epilog="benchmarks: per_op_chain, grad_mode_read, mlp_small, mlp_large, cnn_small, mnist1d_epoch, "
+               + ", ".join(networks.NETWORKS) + ". Writes "
                "results-<device>.json, results-<device>.md and ratios-<device>.png to --out. "
                "How figures are produced: benchmarks/RESULTS.md.")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
@@ -720,6 +740,16 @@ def main(argv=None) -> int:
         log(f"[{time.perf_counter() - started:6.1f}s] {benchmark.key}: {benchmark.title}")
         aa_check = arguments.aa_check if arguments.aa_check is not None else mode == "full"
         record = run_benchmark(benchmark, plan, allowed, log, aa_check=aa_check)
+        if benchmark.key in networks.NETWORKS and not record.get("error") and "gpugrad" in record["participants"]:
+            try:
+                record["memory"] = networks.peak_step_memory(networks.NETWORKS[benchmark.key][0],
+                                                             arguments.device)
+                memory = record["memory"]
+                print(f"  {benchmark.key:14s} peak memory per step: gpugrad {memory['gpugrad_bytes'] / 1024:.0f} KiB, "
+                      f"torch {memory['torch_bytes'] / 1024:.0f} KiB ({memory['method']})", flush=True)
+            except Exception as error:  # noqa: BLE001 - a failed measurement must not stop the suite
+                record["memory"] = {"status": "failed", "reason": f"{type(error).__name__}: {error}"}
+                log(traceback.format_exc(limit=3))
         results["benchmarks"].append(record)
         for name, reason in record["unavailable"].items():
             log(f"    skipped {name}: {reason}")

@@ -409,8 +409,16 @@ def _update_running(input, running_mean, running_var, momentum):
     xp = backend.xp_of(data)
     axes = (0,) + tuple(range(2, data.ndim))
     count = data.size // data.shape[1]
-    batch_mean = xp.mean(data, axis=axes)
-    batch_var = xp.var(data, axis=axes) * (count / max(count - 1, 1))
+    if xp is np and data.dtype.kind == "f" and data.dtype != np.float16:
+        # ndarray.mean/var's wrappers (and var's second mean) skipped: two reductions, two passes.
+        batch_mean = np.add.reduce(data, axis=axes, keepdims=True) / data.dtype.type(count)
+        centred = data - batch_mean
+        centred *= centred
+        batch_var = np.add.reduce(centred, axis=axes) / data.dtype.type(max(count - 1, 1))
+        batch_mean = batch_mean.reshape(-1)
+    else:
+        batch_mean = xp.mean(data, axis=axes)
+        batch_var = xp.var(data, axis=axes) * (count / max(count - 1, 1))
     with no_grad():
         if running_mean is not None:
             running_mean.copy_(Tensor._make((running_mean.array * (1 - momentum) + batch_mean * momentum)

@@ -120,6 +120,98 @@ def _mask_backward(name, g, mask, negative_slope=0.01):
     return g * factors[kept]
 
 
+# --------------------------------------------------------------------------
+# GELU's CPU path: the twin's formulas, with the CDF computed once per step.
+#
+# The twin computes erfc twice per layer and step (forward, then again from
+# the saved input in backward), and erfc is most of GELU's cost on the CPU.
+# On NumPy float32/float16 the recorded forward keeps the CDF it computed
+# next to the input, and a plain backward reads it instead of recomputing
+# it: ``g * (cdf + x * pdf(x))``, the twin's derivative in the twin's order
+# of operations.  erfc comes from SciPy when it is importable (the function
+# the twin calls, in the twin's order of operations, so forward and backward
+# agree with the twin bit for bit); without SciPy from a vectorised NumPy form (Numerical
+# Recipes' erfcc, relative error < 1.2e-7, evaluated in float64), within
+# GELU_CPU_ULPS ulps of the twin (2 for most inputs; up to 7 for x < -13,
+# where erfc itself is a float32 subnormal with few bits left; counted in
+# ulps of the smallest normal number there).  float64 stays on the twin itself (its
+# erfc is the float64-accurate one, and gradcheck runs there).
+# --------------------------------------------------------------------------
+#: Largest distance, in ulps of the result's dtype, between the CPU path of
+#: gelu (forward and backward) and the NumPy twin; checked in the battery.
+GELU_CPU_ULPS = 8
+
+try:
+    from scipy.special import erfc as _scipy_erfc
+except ImportError:  # pragma: no cover - depends on the environment
+    _scipy_erfc = None
+
+_ERFCC = (-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.27886807, -1.13520398,
+          1.48851587, -0.82215223, 0.17087277)
+
+
+def _erfc_numpy(values):
+    """erfc of float32 ``values`` without SciPy: Numerical Recipes' erfcc in float64, rounded once.
+
+    Relative error below 1.2e-7 everywhere (tails included), i.e. within two
+    float32 ulps of the correctly rounded value.
+    """
+    z = np.abs(values, dtype=np.float64)
+    t = 1.0 / (0.5 * z + 1.0)
+    poly = np.full_like(t, _ERFCC[-1])
+    for coefficient in _ERFCC[-2::-1]:
+        poly *= t
+        poly += coefficient
+    poly -= z * z
+    np.exp(poly, out=poly)
+    poly *= t
+    negative = values < 0
+    poly[negative] = 2.0 - poly[negative]      # erfc(-z) = 2 - erfc(z), no cancellation: it is in [1, 2]
+    return poly.astype(values.dtype)
+
+
+def _erfc32(values):
+    if _scipy_erfc is not None:
+        return _scipy_erfc(values)
+    return _erfc_numpy(values)
+
+
+_GELU_CPU_DTYPES = (np.dtype(np.float32), np.dtype(np.float16))
+_NEG_RSQRT2 = np.float32(-0.70710678118654752440)
+_INV_SQRT_2PI32 = np.float32(0.39894228040143267794)
+
+
+def _gelu_cpu_path(array):
+    return array.__class__ is np.ndarray and array.dtype in _GELU_CPU_DTYPES
+
+
+def gelu_cpu_forward(x):
+    """(gelu(x), cdf(x)) for a NumPy float32/float16 ``x``, computed in float32 as the twin does."""
+    wide = x.astype(np.float32, copy=False)
+    with np.errstate(all="ignore"):
+        cdf = _erfc32(wide * _NEG_RSQRT2)
+        y = wide * np.float32(0.5)
+        y *= cdf                     # the twin's (0.5 x) erfc: exact where 0.5 erfc would be subnormal
+        cdf *= np.float32(0.5)
+    return (y if x.dtype == np.float32 else y.astype(x.dtype)), cdf
+
+
+def gelu_cpu_backward(g, x, cdf):
+    """``g * gelu'(x)`` from the forward's ``cdf`` (float32), in ``g``'s dtype."""
+    wide = x.astype(np.float32, copy=False)
+    with np.errstate(all="ignore"):
+        pdf = wide * np.float32(-0.5)      # the twin's order: exp((-0.5 x) x) / sqrt(2 pi)
+        pdf *= wide
+        np.exp(pdf, out=pdf)
+        pdf *= _INV_SQRT_2PI32
+        pdf *= wide
+        pdf += cdf
+        if g.dtype == np.float32:
+            pdf *= g
+            return pdf
+        return (g.astype(np.float32) * pdf).astype(g.dtype)
+
+
 def _numpy_mask_path(name, array):
     return name in kernels.SAVES_MASK and type(array) is np.ndarray and array.dtype.kind == "f"
 
@@ -218,15 +310,19 @@ def _make_activation(name, reference, samples, param_names=()):
 
     def forward(x, **params):
         kernel, kernel_params = _kernel_name(name, params)
+        if kernel == "gelu" and _gelu_cpu_path(x):
+            return gelu_cpu_forward(x)[0]
         if _numpy_mask_path(kernel, x):
             if kernel == "relu":
                 return np.maximum(x, 0)
             return _mask_forward_saving(kernel, x, **kernel_params)[0]
         return kernels.activation_forward(kernel, x, **kernel_params)
 
-    def vjp(g, out, x, saved=None, **params):
+    def vjp(g, out, x, saved=None, cdf=None, **params):
         if saved is None and out is not None and name == "relu" and not isinstance(g, Tensor):
             return (_activation_grad_forward(g, out, "relu"),)     # NumPy relu, plain backward
+        if cdf is not None and not isinstance(g, Tensor) and not isinstance(x, Tensor):
+            return (gelu_cpu_backward(g, x, cdf),)                 # NumPy gelu, plain backward
         kernel, kernel_params = _kernel_name(name, params)
         if not kernel_saves_mask:
             saved = x
@@ -237,13 +333,32 @@ def _make_activation(name, reference, samples, param_names=()):
                 saved = _forward_saving(kernel, _raw(x), **kernel_params)[1]
         return (activation_grad(g, saved, name=kernel, **kernel_params),)
 
-    def jvp(t, out, x, saved=None, **params):
+    def jvp(t, out, x, saved=None, cdf=None, **params):
         kernel, kernel_params = _kernel_name(name, params)
         saved = _forward_saving(kernel, _raw(x), **kernel_params)[1] if kernel_saves_mask else x
         return activation_grad(t[0], saved, name=kernel, **kernel_params)
 
     generic = defop(name, forward, vjp=vjp, jvp=jvp, samples=samples, reference=reference)
     op = generic.op
+
+    if name == "gelu":
+        def function(x, approximate="none"):
+            params = NO_PARAMS if approximate == "none" else {"approximate": approximate}
+            if (approximate != "none" or not isinstance(x, Tensor) or state.unusual
+                    or not (x.requires_grad and state.grad_enabled) or not _gelu_cpu_path(x.array)):
+                return generic(x, **params) if isinstance(x, Tensor) else forward(x, **params)
+            y, cdf = gelu_cpu_forward(x.array)
+            # The node saves x as the op does (version-checked) and carries the
+            # CDF, which only the plain backward reads; create_graph ignores it.
+            result = Tensor._make(y)
+            record(op, (x,), [x.array], {"cdf": cdf}, result)
+            return result
+
+        function.__name__ = function.__qualname__ = name
+        function.__doc__ = generic.__doc__
+        function.op = op
+        op.function = function
+        return function
 
     if not kernel_saves_mask:
         return generic

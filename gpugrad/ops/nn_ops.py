@@ -43,8 +43,14 @@ def _batch_norm_forward(x, weight, bias, eps):
     xp = _xp(x)
     axes = _bn_axes(x.ndim)
     shape = _bn_shape(x.ndim, x.shape[1])
-    centred = x - x.mean(axis=axes, keepdims=True)
-    var = xp.mean(centred * centred, axis=axes, keepdims=True)
+    if xp is np and x.dtype != np.float16:
+        # ndarray.mean's Python wrapper and its float64 count, skipped: sums, then one division.
+        count = x.size // x.shape[1]
+        centred = x - np.add.reduce(x, axis=axes, keepdims=True) / x.dtype.type(count)
+        var = np.add.reduce(centred * centred, axis=axes, keepdims=True) / x.dtype.type(count)
+    else:
+        centred = x - x.mean(axis=axes, keepdims=True)
+        var = xp.mean(centred * centred, axis=axes, keepdims=True)
     scale = weight.reshape(shape) / xp.sqrt(var + eps)
     centred *= scale
     centred += bias.reshape(shape)
@@ -63,9 +69,37 @@ def _norm_input_grad(dxhat, xhat, invstd, axes):
                      - xhat * mean(dxhat * xhat, axis=axes, keepdims=True))
 
 
+def _raw_norm_input_grad(g, x, weight, axes, shape, eps):
+    """The three-term rule on raw NumPy arrays (a plain backward): no op dispatch, no
+    float64 temporaries, in-place updates.  The variance is the forward's two-pass
+    one (mean, then mean of squares of the centred values), which keeps its
+    precision when the mean is large against the spread, as E[x^2] - E[x]^2 would not."""
+    count = x.size // x.shape[1]
+    xhat = x - np.add.reduce(x, axis=axes, keepdims=True) / x.dtype.type(count)
+    var = np.add.reduce(xhat * xhat, axis=axes, keepdims=True) / x.dtype.type(count)
+    invstd = 1.0 / np.sqrt(var + eps)
+    xhat *= invstd
+    gw = g * weight.reshape(shape)
+    mean_gw = np.add.reduce(gw, axis=axes, keepdims=True) / count
+    mean_gw_xhat = np.add.reduce(gw * xhat, axis=axes, keepdims=True) / count
+    grad_x = xhat * mean_gw_xhat
+    np.subtract(gw, grad_x, out=grad_x)
+    grad_x -= mean_gw
+    grad_x *= invstd
+    return grad_x.astype(x.dtype, copy=False), xhat
+
+
+def _plain_numpy(*arrays):
+    return all(array.__class__ is np.ndarray for array in arrays) and arrays[0].dtype != np.float16
+
+
 def _batch_norm_vjp(g, out, x, weight, bias, eps):
     axes = _bn_axes(x.ndim)
     shape = _bn_shape(x.ndim, x.shape[1])
+    if _plain_numpy(g, x, weight):
+        grad_x, xhat = _raw_norm_input_grad(g, x, weight, axes, shape, eps)
+        grad_weight = np.add.reduce(g * xhat, axis=axes).astype(weight.dtype, copy=False)
+        return grad_x, grad_weight, np.add.reduce(g, axis=axes).astype(bias.dtype, copy=False)
     xhat, invstd = _normalized(x, axes, eps)
     grad_x = _norm_input_grad(g * reshape(weight, shape=shape), xhat, invstd, axes)
     grad_weight = reshape(sum_(g * xhat, axis=axes), shape=(x.shape[1],))
