@@ -319,3 +319,13 @@ def test_division_and_power_keep_what_their_gradients_read(make, gradient, devic
     else:
         with pytest.raises(gg.AutogradError, match="modified in place"):
             z.sum().backward()
+
+
+def test_a_zero_dimensional_view_is_a_view(device):
+    x = _x(device)
+    y = (x * 1).reshape(2, 2)
+    corner = y[0][0]                 # NumPy alone would give a scalar copy here
+    corner.mul_(5)
+    np.testing.assert_array_equal(y.detach().numpy(), [[5, 2], [3, 4]])
+    (y * y).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [50, 4, 6, 8])

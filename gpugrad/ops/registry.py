@@ -375,8 +375,10 @@ def _link_view(result, source, op, params):
     new history by replaying its chain: what PyTorch does.
     """
     out = result.array
-    if op.name == "reshape" and not backend.xp_of(out).may_share_memory(out, source.array):
-        return          # NumPy had to copy: an independent tensor, not a view
+    if not backend.xp_of(out).may_share_memory(out, source.array) and out.size:
+        # NumPy had to copy (a reshape of a transposed array): an independent
+        # tensor, not a view, as PyTorch's reshape gives.
+        return
     result._version_box = source._shared_version_box()
     base = source._base
     step = ((op.function, params),)
