@@ -656,8 +656,8 @@ def _check_writable(tensor, name):
     """An expanded view maps several elements to one memory location: writing
     through it cannot be expressed as one value per element (PyTorch refuses too)."""
     data = tensor.array
-    overlapping = not getattr(data.flags, "writeable", True) or builtins.any(
-        stride == 0 and n > 1 for stride, n in zip(data.strides, data.shape))
+    overlapping = (0 in data.strides and builtins.any(stride == 0 and n > 1 for stride, n in zip(data.strides, data.shape))
+                   or not getattr(data.flags, "writeable", True))
     if overlapping:
         view = f" ({_describe_view(tensor)})" if tensor._base is not None else ""
         raise AutogradError(f"{name}: the tensor (shape {tuple(tensor.shape)}) is an expanded/broadcast view{view} in "

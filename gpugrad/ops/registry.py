@@ -392,14 +392,10 @@ def _link_view(result, source, op, params):
         # Made under no_grad: not a differentiable view (it is never remade, and an
         # in-place change through it while recording raises, as in PyTorch).
         result._view_without_grad = True
-    elif not (base.requires_grad and base.grad_fn is None) and not VIEW_REPLAY[0]:
+    elif not (base.requires_grad and base.grad_fn is None):
         # A leaf that requires grad never changes in place in a graph: its views
         # never need remaking, so a parameter's ``W.T`` every step costs nothing here.
         register_view(base, result)
-
-
-VIEW_REPLAY = [False]
-"""True while views are being remade (their replayed temporaries are not registered)."""
 
 
 def register_view(base, view):
@@ -436,15 +432,12 @@ def replay_view(view, base):
     """Remake ``view``'s ``grad_fn`` (and tangents) from ``base``'s current history
     by applying its view ops to the base again (the values are already shared)."""
     fresh = base
-    VIEW_REPLAY[0] = True
-    previous = state.grad_enabled
-    state.grad_enabled = True
-    try:
+    # NOTE: the replayed intermediates register as views of the base too; they
+    # die at once and are dropped with the other dead references (no flag to
+    # share between threads).
+    with tape.enable_grad():
         for function, params in view._view_chain:
             fresh = function(fresh, **params)
-    finally:
-        state.grad_enabled = previous
-        VIEW_REPLAY[0] = False
     retained = view._retains_grad
     view.grad_fn = fresh.grad_fn
     view._output_nr = fresh._output_nr
