@@ -65,7 +65,7 @@ class Op:
 
     __slots__ = ("name", "forward", "vjp", "jvp", "vjp_per_input", "vjp_prologue", "save", "save_output", "view",
                  "unusual", "residual", "plain_vjp", "promote", "differentiable", "samples", "reference", "check", "doc",
-                 "function", "tolerance", "second_order", "needs", "lean_save")
+                 "function", "tolerance", "second_order", "needs", "lean_save", "unneeded")
 
     def __repr__(self):
         return f"Op({self.name!r})"
@@ -170,6 +170,7 @@ def defop(name, forward, vjp=None, jvp=None, *, save=True, needs=None, save_outp
     op.jvp = jvp
     op.save = save if save is True else tuple(save or ())
     op.needs = None if needs is None else tuple(tuple(reads) for reads in needs)
+    op.unneeded = {}     # edge pattern -> inputs no rule then reads (filled by _fill as patterns occur)
     if op.needs is not None:
         op.save = True      # the loop in _fill keeps every input; _fill then drops the unneeded ones
     # What the lean path of tensor_method keeps (one Tensor input, at 0 or 1;
@@ -375,7 +376,14 @@ def _link_view(result, source, op, params):
     new history by replaying its chain: what PyTorch does.
     """
     out = result.array
-    if not backend.xp_of(out).may_share_memory(out, source.array) and out.size:
+    data = source.array
+    if out.__class__ is _ndarray and data.__class__ is _ndarray:
+        # NumPy points every view at the array that owns the memory (cheaper than may_share_memory).
+        owner = out.base if out.base is not None else out
+        shares = owner is (data.base if data.base is not None else data)
+    else:
+        shares = not out.size or backend.xp_of(out).may_share_memory(out, data)
+    if not shares:
         # NumPy had to copy (a reshape of a transposed array): an independent
         # tensor, not a view, as PyTorch's reshape gives.
         return
@@ -395,7 +403,17 @@ def _link_view(result, source, op, params):
     elif not (base.requires_grad and base.grad_fn is None):
         # A leaf that requires grad never changes in place in a graph: its views
         # never need remaking, so a parameter's ``W.T`` every step costs nothing here.
-        register_view(base, result)
+        views = base._views
+        if views is None:
+            base._views = [_weak_reference(result)]
+        else:       # register_view, inlined: this runs for every view op
+            views.append(_weak_reference(result))
+            count = len(views)
+            if count >= 16 and not count & (count - 1):
+                views[:] = [ref for ref in views if ref() is not None]
+
+
+_weak_reference = weakref.ref
 
 
 def register_view(base, view):
@@ -801,12 +819,14 @@ def _fill(node, op, args, datas, params, result, save=None):
         else:
             edges.append(None)
     if derive_save:
-        # Keep an input only when the rule of an input that gets a gradient reads it.
-        kept = set()
-        for index, edge in enumerate(edges):
-            if edge is not None:
-                kept.update(op.needs[index])
-        unsaved = [index for index, arg in enumerate(args) if index not in kept and isinstance(arg, Tensor)] or None
+        # Keep an input only when the rule of an input that gets a gradient reads it
+        # (the inputs to drop are worked out once per op and edge pattern: _unneeded).
+        key = edge_index if edge_count == 1 else -1 if edge_count == len(edges) else tuple(
+            edge is not None for edge in edges)
+        unneeded = op.unneeded.get(key)
+        if unneeded is None:
+            unneeded = op.unneeded[key] = _unneeded_inputs(op.needs, key, len(edges))
+        unsaved = [index for index in unneeded if isinstance(args[index], Tensor)] or None
     if edge_count == 1:
         node.only_edge = edge_index
         node.edge = edges[edge_index]
@@ -831,6 +851,21 @@ def _fill(node, op, args, datas, params, result, save=None):
         node.out_box = result._version_box = [0, 0]      # result is new: no counter yet
     result.grad_fn = node
     result.requires_grad = True
+
+
+def _unneeded_inputs(needs, key, count):
+    """The inputs no rule of an input with a gradient reads; ``key`` is the one
+    input with a gradient, -1 for all of them, or a flag per input."""
+    if key == -1:
+        with_gradient = range(count)
+    elif isinstance(key, int):
+        with_gradient = (key,)
+    else:
+        with_gradient = [index for index, flag in enumerate(key) if flag]
+    kept = set()
+    for index in with_gradient:
+        kept.update(needs[index])
+    return tuple(index for index in range(count) if index not in kept)
 
 
 def record(op, args, datas, params, result, save=None):
