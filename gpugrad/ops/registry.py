@@ -406,7 +406,7 @@ def _link_view(result, source, op, params):
         views = base._views
         if views is None:
             base._views = [_weak_reference(result)]
-        else:       # register_view, inlined: this runs for every view op
+        else:       # runs for every view op: kept inline, no helper call
             views.append(_weak_reference(result))
             count = len(views)
             if count >= 16 and not count & (count - 1):
@@ -414,20 +414,6 @@ def _link_view(result, source, op, params):
 
 
 _weak_reference = weakref.ref
-
-
-def register_view(base, view):
-    """Remember ``view`` (weakly) among the live views of ``base``."""
-    views = base._views
-    if views is None:
-        base._views = [weakref.ref(view)]
-        return
-    views.append(weakref.ref(view))
-    count = len(views)
-    if count >= 16 and not count & (count - 1):
-        # At each power of two, drop the views that died: the list stays
-        # proportional to the live views (amortised O(1) per view).
-        views[:] = [ref for ref in views if ref() is not None]
 
 
 def live_views(base):
