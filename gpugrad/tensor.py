@@ -63,7 +63,10 @@ class Tensor:
     _leaf_edge = None        # (its AccumulateGrad node, 0), made once per leaf
     _tangents = None
     _retains_grad = False
-    _base = None
+    _base = None             # the tensor whose memory a view looks into (see ops.registry._link_view)
+    _view_chain = ()         # the view ops, with their parameters, that take _base to this view
+    _view_without_grad = False   # made under no_grad: a view, but not a differentiable one
+    _views = None            # weak references to the live differentiable views of this base
     name = None
 
     # NumPy must not treat a Tensor as a scalar or sequence in ``ndarray * tensor``;

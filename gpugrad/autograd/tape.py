@@ -385,7 +385,12 @@ def graph_alias(tensor, data=None, tangents=None):
         alias._accumulator = edge_of(tensor)[0]
     if data is None:
         alias._version_box = tensor._shared_version_box()
-        alias._base = tensor._base
+        if tensor._base is not None:
+            # Same memory: a view of the same base (in-place changes through it
+            # are recorded on the base, see ops.methods.inplace).
+            alias._base = tensor._base
+            alias._view_chain = tensor._view_chain
+            alias._view_without_grad = tensor._view_without_grad
     alias._tangents = tangents or None
     return alias
 

@@ -61,14 +61,15 @@ mul = defop(
     vjp=(lambda g, out, a, b: g * b,
          lambda g, out, a, b: g * a),
     jvp=lambda t, out, a, b: t[0] * b + a * t[1],
-    promote=True, samples=_BINARY_SAMPLES, reference=np.multiply)
+    # The gradient of a reads b and that of b reads a: ``y * 3`` keeps nothing of y.
+    needs=((1,), (0,)), promote=True, samples=_BINARY_SAMPLES, reference=np.multiply)
 
 div = defop(
     "div", operator.truediv,
     vjp=(lambda g, out, a, b: g / b,
          lambda g, out, a, b: -g * a / (b * b)),
     jvp=lambda t, out, a, b: (t[0] - a / b * t[1]) / b,
-    promote=True,
+    needs=((1,), (0, 1)), promote=True,
     samples=[Sample((3, 4), Away((3, 4))), Sample((3, 1), Away((4,))), Sample((2, 3), 1.5),
              Sample(0.7, Away((2, 3)))],
     reference=np.divide)
@@ -127,7 +128,7 @@ def _pow_forward(a, b):
 power = defop(
     "pow", _pow_forward,
     vjp=(_pow_vjp_base, _pow_vjp_exponent), jvp=_pow_jvp,
-    promote=True, save_output=True, check=_check_pow,
+    needs=((0, 1), (0,)), promote=True, save_output=True, check=_check_pow,
     samples=[Sample(Positive((3, 4)), (3, 4)), Sample((3, 4), 2), Sample((2, 3), 3.0),
              Sample(Positive((2, 3)), 0.5), Sample(1.7, (2, 3)), Sample(Positive((3, 1)), (4,))],
     reference=np.power)
@@ -145,7 +146,7 @@ remainder = defop(
     vjp=(pass_through,
          lambda g, out, a, b: -g * floor(a / b)),
     jvp=lambda t, out, a, b: t[0] - t[1] * floor(a / b),
-    promote=True, samples=[Sample(Positive((3, 4)), 0.3)], reference=np.remainder)
+    needs=((), (0, 1)), promote=True, samples=[Sample(Positive((3, 4)), 0.3)], reference=np.remainder)
 
 # --------------------------------------------------------------------------
 # unary math

@@ -132,7 +132,14 @@ index_backward = defop(
 
 
 def _getitem_forward(x, index):
-    return x[index]
+    out = x[index]
+    if isinstance(out, np.generic):
+        # NOTE: NumPy answers a full integer index with a scalar copy; with an
+        # Ellipsis it gives a 0-d view, as PyTorch does (y[0][0].mul_(2) changes y).
+        items = index if isinstance(index, tuple) else (index,)
+        if not any(item is Ellipsis for item in items):
+            out = x[items + (Ellipsis,)]
+    return out
 
 
 getitem = defop(

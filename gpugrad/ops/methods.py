@@ -633,6 +633,9 @@ Tensor.scatter_add = scatter_add
 # in place
 # --------------------------------------------------------------------------
 def _check_inplace(tensor, name, others=()):
+    """Refuse what PyTorch refuses before anything is written; return whether
+    the change must be recorded in the graph."""
+    _check_writable(tensor, name)
     if not tape.state.grad_enabled:
         return False
     if tensor.requires_grad and tensor.grad_fn is None:
@@ -641,11 +644,49 @@ def _check_inplace(tensor, name, others=()):
             "while the graph is recorded; do it under `with gg.no_grad():` (as optimizers and init do) or "
             "change a clone()")
     base = tensor._base
-    if base is not None and base.requires_grad and base.grad_fn is None:
-        raise AutogradError(
-            f"{name}: this tensor is a view of a leaf that requires grad (shape {tuple(base.shape)}); changing "
-            "it in place would change the leaf behind the graph's back. Use `with gg.no_grad():` or clone()")
+    if base is not None:
+        if base.requires_grad and base.grad_fn is None:
+            raise AutogradError(
+                f"{name}: this tensor (shape {tuple(tensor.shape)}) is a view ({_describe_view(tensor)}) of a leaf "
+                f"that requires grad (shape {tuple(base.shape)}); changing it in place would change the leaf behind "
+                "the graph's back. Use `with gg.no_grad():` or change a clone()")
+        if tensor._view_without_grad and (base.requires_grad or tensor.requires_grad or builtins.any(
+                isinstance(o, Tensor) and o.requires_grad for o in others)):
+            raise AutogradError(
+                f"{name}: this tensor (shape {tuple(tensor.shape)}) is a view ({_describe_view(tensor)}) made under "
+                f"gg.no_grad() of a tensor of shape {tuple(base.shape)}, and is being changed in place while the "
+                "graph is recorded: its base's gradient could not follow the change. Take the view with grad "
+                "enabled, or change a clone()")
+        return True if base.requires_grad else (tensor.requires_grad or builtins.any(
+            isinstance(o, Tensor) and o.requires_grad for o in others))
     return tensor.requires_grad or builtins.any(isinstance(o, Tensor) and o.requires_grad for o in others)
+
+
+def _carries_tangents(tensor, others):
+    """Forward mode: the change must carry tangents even where no graph is recorded."""
+    if not tape.state.forward_levels or tensor.requires_grad:
+        return False
+    base = tensor._base
+    return bool(tensor._tangents or (base is not None and base._tangents) or builtins.any(
+        isinstance(o, Tensor) and o._tangents for o in others))
+
+
+def _describe_view(tensor):
+    from .shape import ViewChain
+    return "made by " + ViewChain(tensor._view_chain).describe()
+
+
+def _check_writable(tensor, name):
+    """An expanded view maps several elements to one memory location: writing
+    through it cannot be expressed as one value per element (PyTorch refuses too)."""
+    data = tensor.array
+    overlapping = (0 in data.strides and builtins.any(stride == 0 and n > 1 for stride, n in zip(data.strides, data.shape))
+                   or not getattr(data.flags, "writeable", True))
+    if overlapping:
+        view = f" ({_describe_view(tensor)})" if tensor._base is not None else ""
+        raise AutogradError(f"{name}: the tensor (shape {tuple(tensor.shape)}) is an expanded/broadcast view{view} in "
+                            "which several elements share one memory location, so it cannot be changed in place. "
+                            "Call .clone() (or .contiguous()) first")
 
 
 def _write(tensor, values, name):
@@ -680,8 +721,25 @@ def inplace(tensor, compute, name, others=()):
     becomes the tensor's ``grad_fn`` (gradients flow through the change), and
     the version counter moves on so nodes that saved the old value refuse to
     run backward with the new one.
+
+    Through a view (``y[1:3].mul_(3)``) the change is recorded on the view's
+    base as "the base with this region replaced by the new value"
+    (:func:`gpugrad.ops.shape.copy_slices`, PyTorch's CopySlices), and every
+    live view of the base, this one included, remakes its ``grad_fn`` from the
+    base's new history; a change of the base itself is seen by its views the
+    same way.
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> x = gg.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True)
+    >>> y = x * 1
+    >>> _ = y[1:3].mul_(3)
+    >>> (y * y).sum().backward()
+    >>> x.grad
+    tensor([ 2., 36., 54.,  8.])
     """
-    record = _check_inplace(tensor, name, others)
+    record = _check_inplace(tensor, name, others) or _carries_tangents(tensor, others)
     if not record:
         with tape.no_grad():
             result = compute(tensor)
@@ -691,10 +749,46 @@ def inplace(tensor, compute, name, others=()):
     result = compute(_snapshot(tensor))
     _write(tensor, result.array, name)
     tensor._bump_version()
+    base = tensor._base
+    if base is not None:
+        _record_on_base(base, tensor, result)
+        return tensor
     tensor.grad_fn, tensor._output_nr = result.grad_fn, result._output_nr
     tensor.requires_grad = result.requires_grad
     tensor._tangents = result._tangents
+    _replay_views(tensor)
     return tensor
+
+
+def _record_on_base(base, view, value):
+    """Record on ``base`` that the region ``view`` looks at now holds ``value``,
+    then remake the base's views from that history (``view`` among them)."""
+    from .registry import record
+    from .shape import ViewChain, copy_slices
+    old_base = tape.graph_alias(base, tangents=base._tangents)
+    chain = ViewChain(view._view_chain)
+    if tape.state.forward_levels and (base._tangents or value._tangents):
+        # Forward mode: run the op itself so the new base gets its tangent from the rule.
+        new_base = copy_slices(old_base, value, chain=chain)
+    else:
+        # The values are already in place: only the graph node is needed.
+        new_base = Tensor._make(base.array)
+        if old_base.requires_grad or value.requires_grad:
+            record(copy_slices.op, (old_base, value), [base.array, value.array], {"chain": chain}, new_base)
+    base.grad_fn, base._output_nr = new_base.grad_fn, new_base._output_nr
+    base.requires_grad = new_base.requires_grad
+    base._tangents = new_base._tangents
+    _replay_views(base, view)
+
+
+def _replay_views(base, also=None):
+    """Remake the ``grad_fn`` of every live view of ``base`` (and of ``also``)."""
+    from .registry import live_views, replay_view
+    views = live_views(base)
+    if also is not None and not builtins.any(view is also for view in views):
+        views.append(also)
+    for view in views:
+        replay_view(view, base)
 
 
 def _inplace_binary(function, name):
@@ -725,14 +819,22 @@ Tensor.neg_ = lambda self: inplace(self, ew.neg, "neg_")
 
 
 def _constant_fill(tensor, value_maker, name):
-    _check_inplace(tensor, name)
+    record = _check_inplace(tensor, name) or _carries_tangents(tensor, ())
     data = tensor.array
     value = value_maker(backend.xp_of(data), data.shape, data.dtype)
     _write(tensor, value, name)
     tensor._bump_version()
-    if tape.state.grad_enabled and tensor.grad_fn is not None:
+    if not tape.state.grad_enabled:
+        return tensor
+    base = tensor._base
+    if base is not None and record:
+        # Through a view: the base's region becomes a constant (no gradient flows to what it was).
+        _record_on_base(base, tensor, Tensor._make(value))
+    elif tensor.grad_fn is not None or tensor._tangents:
         tensor.grad_fn = None   # a constant now: no gradient flows to what it was
         tensor.requires_grad = False
+        tensor._tangents = None
+        _replay_views(tensor)
     return tensor
 
 
@@ -779,7 +881,7 @@ def setitem(self, index, value):
     ix.check_setitem_value(self.array, index, value)
     if isinstance(value, Tensor) and value.device != self.device:
         value = to(value, self.device)
-    record = _check_inplace(self, "__setitem__", (value,))
+    record = _check_inplace(self, "__setitem__", (value,)) or _carries_tangents(self, (value,))
     if not record:
         self.array[index] = value.array if isinstance(value, Tensor) else value
         self._bump_version()

@@ -43,6 +43,8 @@ sequence number of the latest in-place change.
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from .. import backend
@@ -63,7 +65,7 @@ class Op:
 
     __slots__ = ("name", "forward", "vjp", "jvp", "vjp_per_input", "vjp_prologue", "save", "save_output", "view",
                  "unusual", "residual", "plain_vjp", "promote", "differentiable", "samples", "reference", "check", "doc",
-                 "function", "tolerance", "second_order")
+                 "function", "tolerance", "second_order", "needs", "lean_save", "unneeded")
 
     def __repr__(self):
         return f"Op({self.name!r})"
@@ -104,7 +106,7 @@ def _meta_of(array):
     return meta
 
 
-def defop(name, forward, vjp=None, jvp=None, *, save=True, save_output=False, view=False,
+def defop(name, forward, vjp=None, jvp=None, *, save=True, needs=None, save_output=False, view=False,
           promote=False, differentiable=True, samples=(), reference=None, check=None, method=None,
           tolerance=None, second_order=True, residual=False, vjp_prologue=None):
     """Register an op and return its polymorphic function.
@@ -124,6 +126,12 @@ def defop(name, forward, vjp=None, jvp=None, *, save=True, save_output=False, vi
         Which inputs the rules need (``True``: all; a tuple: those indices).
         Unsaved inputs reach the rules as :class:`InputMeta`, and changing
         them in place after the op does not invalidate the graph.
+    needs : tuple of tuples of int, optional
+        Per input, the inputs its VJP rule reads (``mul``: ``((1,), (0,))``,
+        the gradient of ``a`` needs ``b`` and that of ``b`` needs ``a``).  When
+        given, each node keeps only what the rules of its inputs that require
+        grad need, so ``z = y * 3; y.add_(1); z.backward()`` works: the
+        gradient of ``3y`` never reads ``y``.  Overrides ``save``.
     save_output : bool
         Whether the rules use ``out``.
     view : bool
@@ -161,6 +169,16 @@ def defop(name, forward, vjp=None, jvp=None, *, save=True, save_output=False, vi
     op.vjp = vjp
     op.jvp = jvp
     op.save = save if save is True else tuple(save or ())
+    op.needs = None if needs is None else tuple(tuple(reads) for reads in needs)
+    op.unneeded = {}     # edge pattern -> inputs no rule then reads (filled by _fill as patterns occur)
+    if op.needs is not None:
+        op.save = True      # the loop in _fill keeps every input; _fill then drops the unneeded ones
+    # What the lean path of tensor_method keeps (one Tensor input, at 0 or 1;
+    # the other argument is a constant): the positions whose own rule reads
+    # the input itself.  The same ``save is True or position in save`` test
+    # as before, so the hot path does not change.
+    op.lean_save = op.save if op.needs is None else tuple(
+        position for position, reads in enumerate(op.needs) if position in reads)
     op.save_output = save_output
     op.view = view
     op.promote = promote
@@ -240,7 +258,7 @@ def apply_promoted(op, args, params):
     result = _new_object(Tensor)     # Tensor._make, inlined: this runs for every op
     result.array = out
     if op.view:
-        _link_view(result, args[0])
+        _link_view(result, args[0], op, params)
     lean_recording = True             # the thread's mode summary, read as in Tensor methods (below)
     if threads_off_default:
         try:
@@ -339,7 +357,7 @@ def tensor_method(op, swap=None):
                 node.n_inputs = 2
                 if position:
                     node.only_edge = position
-            save = op.save
+            save = op.lean_save
             if save is True or position in save:
                 node.saved = args
                 node.saved_raw = datas
@@ -363,15 +381,92 @@ def tensor_method(op, swap=None):
     return method
 
 
-def _link_view(result, source):
-    """``result`` shares ``source``'s memory: share its version counter too."""
+def _link_view(result, source, op, params):
+    """``result`` is a view of ``source`` (made by ``op`` with ``params``): share
+    its memory's version counter and remember its base and how to remake it.
+
+    Every view knows its *base*, the tensor that owns the memory (a view of a
+    view points at the first tensor), and ``_view_chain``, the view ops that
+    take the base to the view.  An in-place change through a view is recorded
+    on the base (CopySlices, see :func:`gpugrad.ops.methods.inplace`) and
+    every live view of that base then remakes its ``grad_fn`` from the base's
+    new history by replaying its chain: what PyTorch does.
+    """
+    out = result.array
+    data = source.array
+    if out.__class__ is _ndarray and data.__class__ is _ndarray:
+        # NumPy points every view at the array that owns the memory (cheaper than may_share_memory).
+        owner = out.base if out.base is not None else out
+        shares = owner is (data.base if data.base is not None else data)
+    else:
+        shares = not out.size or backend.xp_of(out).may_share_memory(out, data)
+    if not shares:
+        # NumPy had to copy (a reshape of a transposed array): an independent
+        # tensor, not a view, as PyTorch's reshape gives.
+        return
     result._version_box = source._shared_version_box()
-    # Remember the leaf a view looks into (in-place changes through the view must
-    # not bypass it); only leaves, so a view never keeps a graph alive.
-    if source._base is not None:
-        result._base = source._base
-    elif source.grad_fn is None and source.requires_grad:
-        result._base = source
+    base = source._base
+    step = ((op.function, params),)
+    if base is None:
+        base = source
+        result._view_chain = step
+    else:
+        result._view_chain = source._view_chain + step
+    result._base = base
+    if not state.grad_enabled or source._view_without_grad:
+        # Made under no_grad: not a differentiable view (it is never remade, and an
+        # in-place change through it while recording raises, as in PyTorch).
+        result._view_without_grad = True
+    elif not (base.requires_grad and base.grad_fn is None):
+        # A leaf that requires grad never changes in place in a graph: its views
+        # never need remaking, so a parameter's ``W.T`` every step costs nothing here.
+        views = base._views
+        if views is None:
+            base._views = [_weak_reference(result)]
+        else:       # runs for every view op: kept inline, no helper call
+            views.append(_weak_reference(result))
+            count = len(views)
+            if count >= 16 and not count & (count - 1):
+                views[:] = [ref for ref in views if ref() is not None]
+
+
+_weak_reference = weakref.ref
+
+
+def live_views(base):
+    """The views of ``base`` still alive (and the list trimmed to them)."""
+    views = base._views
+    if not views:
+        return []
+    alive = []
+    refs = []
+    for ref in views:
+        view = ref()
+        if view is not None:
+            alive.append(view)
+            refs.append(ref)
+    views[:] = refs
+    return alive
+
+
+def replay_view(view, base):
+    """Remake ``view``'s ``grad_fn`` (and tangents) from ``base``'s current history
+    by applying its view ops to the base again (the values are already shared)."""
+    fresh = base
+    # NOTE: the replayed intermediates register as views of the base too; they
+    # die at once and are dropped with the other dead references (no flag to
+    # share between threads).
+    with tape.enable_grad():
+        for function, params in view._view_chain:
+            fresh = function(fresh, **params)
+    retained = view._retains_grad
+    view.grad_fn = fresh.grad_fn
+    view._output_nr = fresh._output_nr
+    view.requires_grad = fresh.requires_grad
+    view._tangents = fresh._tangents
+    if retained and view.grad_fn is not None:
+        view._retains_grad = False
+        tape.retain_grad(view)      # the hook lives on the node, so it moves to the new one
 
 
 def _forward_failure(op, args, params, error):
@@ -702,6 +797,7 @@ def _fill(node, op, args, datas, params, result, save=None):
     node.sequence = next_sequence()
     if state.capture_sites:
         node.creation_site = tape.user_frames()
+    derive_save = save is None and op.needs is not None
     if save is None:
         save = op.save
     edges = []
@@ -725,6 +821,15 @@ def _fill(node, op, args, datas, params, result, save=None):
                     unsaved.append(index)
         else:
             edges.append(None)
+    if derive_save:
+        # Keep an input only when the rule of an input that gets a gradient reads it
+        # (the inputs to drop are worked out once per op and edge pattern: _unneeded).
+        key = edge_index if edge_count == 1 else -1 if edge_count == len(edges) else tuple(
+            edge is not None for edge in edges)
+        unneeded = op.unneeded.get(key)
+        if unneeded is None:
+            unneeded = op.unneeded[key] = _unneeded_inputs(op.needs, key, len(edges))
+        unsaved = [index for index in unneeded if isinstance(args[index], Tensor)] or None
     if edge_count == 1:
         node.only_edge = edge_index
         node.edge = edges[edge_index]
@@ -749,6 +854,21 @@ def _fill(node, op, args, datas, params, result, save=None):
         node.out_box = result._version_box = [0, 0]      # result is new: no counter yet
     result.grad_fn = node
     result.requires_grad = True
+
+
+def _unneeded_inputs(needs, key, count):
+    """The inputs no rule of an input with a gradient reads; ``key`` is the one
+    input with a gradient, -1 for all of them, or a flag per input."""
+    if key == -1:
+        with_gradient = range(count)
+    elif isinstance(key, int):
+        with_gradient = (key,)
+    else:
+        with_gradient = [index for index, flag in enumerate(key) if flag]
+    kept = set()
+    for index in with_gradient:
+        kept.update(needs[index])
+    return tuple(index for index in range(count) if index not in kept)
 
 
 def record(op, args, datas, params, result, save=None):
@@ -806,6 +926,10 @@ def _apply_with_tangents(op, args, params):
     level = max(max(arg._tangents) for arg in args if isinstance(arg, Tensor) and arg._tangents)
     stripped = tuple(strip_level(arg, level) if isinstance(arg, Tensor) else arg for arg in args)
     result = apply_op(op, stripped, params)
+    if op.view and result._base is not None:
+        # A view of the caller's tensor, not of the stripped stand-in: in-place
+        # changes through it must reach (and remake the views of) the real base.
+        _link_view(result, args[0], op, params)
     node = result.grad_fn
     if isinstance(node, OpNode) and node.op is op and node.saved is not None:
         # The node saved the stripped aliases; give it the originals so that a

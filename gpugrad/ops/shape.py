@@ -291,3 +291,78 @@ def torch_pad_to_width(ndim, pad):
     for i in range(len(pad) // 2):
         width[ndim - 1 - i] = (int(pad[2 * i]), int(pad[2 * i + 1]))
     return tuple(width)
+
+
+# --------------------------------------------------------------------------
+# In-place changes through views: "the base with this region replaced"
+# --------------------------------------------------------------------------
+class ViewChain:
+    """The view ops (function, parameters) that take a base tensor to one of its views.
+
+    Applied to a Tensor it records them (differentiable); applied to an array
+    it just runs their forwards.  :func:`copy_slices` uses it to find the
+    region of the base that a view looks at.
+    """
+
+    __slots__ = ("steps",)
+
+    def __init__(self, steps):
+        self.steps = tuple(steps)
+
+    def __call__(self, value):
+        for function, params in self.steps:
+            value = function(value, **params)
+        return value
+
+    def describe(self):
+        """The chain as ``getitem(...) -> permute(...)`` for error messages."""
+        return " -> ".join(f"{function.__name__}({', '.join(f'{k}={v!r}' for k, v in params.items())})"
+                           for function, params in self.steps) or "the tensor itself"
+
+    def __repr__(self):
+        return f"ViewChain({self.describe()})"
+
+
+def _put_region(out, value, chain):
+    """``chain(out)[...] = value`` in place, whatever the layout of ``out``."""
+    region = chain(out)
+    xp = _xp(out)
+    if getattr(region.flags, "writeable", True) and region.base is not None and xp.may_share_memory(region, out) \
+            and 0 not in [stride for stride, n in zip(region.strides, region.shape) if n > 1]:
+        region[...] = value
+        return out
+    # The chain's reshape copied on this layout: find the region's elements by
+    # their flat positions instead (an index array of the base's size).
+    positions = chain(xp.arange(out.size).reshape(out.shape))
+    flat = out.reshape(-1)
+    flat[positions.reshape(-1)] = xp.broadcast_to(xp.asarray(value, dtype=out.dtype), positions.shape).reshape(-1)
+    return out
+
+
+def _copy_slices_forward(base, value, chain):
+    return _put_region(base.copy(), value, chain)
+
+
+def _copy_slices_base_vjp(g, out, base, value, chain):
+    # The region was overwritten: no gradient reaches the base's old values there.
+    return copy_slices(g, 0.0, chain=chain)
+
+
+def _copy_slices_value_vjp(g, out, base, value, chain):
+    return chain(g)
+
+
+copy_slices = defop(
+    "copy_slices", _copy_slices_forward,
+    vjp=(_copy_slices_base_vjp, _copy_slices_value_vjp),
+    jvp=lambda t, out, base, value, chain: copy_slices(t[0], t[1], chain=chain),
+    save=(), promote=True,
+    samples=[Sample((4,), (2,), chain=ViewChain([(getitem, {"index": (slice(1, 3),)})])),
+             Sample((3, 4), (2, 2), chain=ViewChain([(permute, {"axes": (1, 0)}),
+                                                     (getitem, {"index": (slice(1, 3), slice(0, 2))})])),
+             Sample((2, 3), (3,), chain=ViewChain([(reshape, {"shape": (6,)}),
+                                                   (getitem, {"index": (slice(None, None, 2),)})])),
+             Sample((2, 3), 1.5, chain=ViewChain([(unsqueeze, {"axis": 0}), (getitem, {"index": (0, 1)})]))],
+    reference=lambda base, value, chain: _put_region(np.array(base, copy=True), value, chain))
+"""``base`` with the region ``chain(base)`` replaced by ``value``: what an
+in-place change through a view does to its base (PyTorch's CopySlices)."""
