@@ -233,13 +233,17 @@ def test_cpu_image_command_runs_and_writes_json_and_markdown(tmp_path):
     results = json.loads((tmp_path / "results-cpu.json").read_text())
     markdown = (tmp_path / "results-cpu.md").read_text()
     keys = [record["key"] for record in results["benchmarks"]]
-    assert keys == ["per_op_chain", "mlp_small", "mlp_large", "cnn_small", "mnist1d_epoch"]
+    assert keys == ["per_op_chain", "grad_mode_read", "mlp_small", "mlp_large", "cnn_small", "mnist1d_epoch",
+                    "net_logistic", "net_mlp", "net_cnn", "net_gru", "net_digits", "net_transformer"]
     assert results["meta"]["device"] == "cpu" and results["meta"]["mode"] == "quick"
     for record in results["benchmarks"]:
         assert "error" not in record, record
-        # The hand-written baseline always runs, and agrees with itself.
-        assert record["participants"]["numpy"]["median_ms"] > 0
-        assert record["participants"]["numpy"]["agreement"] == 0.0
+        # The reference (hand-written NumPy, or PyTorch for the networks) always runs, and agrees with itself.
+        reference = "numpy" if "numpy" in record["participants"] else "torch"
+        if record["key"] == "grad_mode_read":
+            reference = "gpugrad"
+        assert record["participants"][reference]["median_ms"] > 0
+        assert record["participants"][reference]["agreement"] == 0.0
         for comparison in record["comparisons"]:
             assert comparison["status"] in ("PASS", "MISS", "INFO", "PENDING", "INVALID")
             assert f"| {record['key']} | {comparison['candidate']} / {comparison['reference']} |" in markdown
@@ -247,7 +251,10 @@ def test_cpu_image_command_runs_and_writes_json_and_markdown(tmp_path):
     targets = {(record["key"], c["candidate"], c["reference"]): c["target"]
                for record in results["benchmarks"] for c in record["comparisons"] if c.get("target")}
     assert targets == {("per_op_chain", "gpugrad", "numpy"): 3.0, ("mlp_small", "gpugrad", "numpy"): 1.5,
-                       ("mlp_large", "gpugrad", "numpy"): 1.10, ("cnn_small", "gpugrad", "torch"): 1.0}
+                       ("mlp_large", "gpugrad", "numpy"): 1.10, ("cnn_small", "gpugrad", "torch"): 1.0,
+                       ("grad_mode_read", "gpugrad-mode-read", "gpugrad"): 1.03,
+                       **{(f"net_{name}", "gpugrad", "torch"): 1.0
+                          for name in ("logistic", "mlp", "cnn", "gru", "digits", "transformer")}}
     assert "PASS" in result.stdout or "MISS" in result.stdout or "PENDING" in result.stdout
 
 

@@ -737,7 +737,7 @@ def inplace(tensor, compute, name, others=()):
     >>> _ = y[1:3].mul_(3)
     >>> (y * y).sum().backward()
     >>> x.grad
-    tensor([ 2., 36., 54.,  8.])
+    tensor([ 2., 36., 54.,  8.], device='cpu')
     """
     record = _check_inplace(tensor, name, others) or _carries_tangents(tensor, others)
     if not record:
