@@ -329,3 +329,15 @@ def test_a_zero_dimensional_view_is_a_view(device):
     np.testing.assert_array_equal(y.detach().numpy(), [[5, 2], [3, 4]])
     (y * y).sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), [50, 4, 6, 8])
+
+
+@pytest.mark.parametrize("fill", ["zero_", "fill_"])
+def test_filling_a_non_leaf_keeps_it_in_the_graph_with_a_zero_gradient(device, fill):
+    # PyTorch: y.zero_() on a non-leaf keeps requires_grad, and y.sum().backward()
+    # gives the old history a zero gradient instead of an error.
+    x = gg.tensor([1.0, 2.0], device=device, requires_grad=True)
+    y = x * 1
+    getattr(y, fill)(*(() if fill == "zero_" else (3.0,)))
+    assert y.requires_grad and y.grad_fn is not None
+    (y.sum() + (x * x).sum()).backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, 4.0])

@@ -822,6 +822,12 @@ def _constant_fill(tensor, value_maker, name):
     record = _check_inplace(tensor, name) or _carries_tangents(tensor, ())
     data = tensor.array
     value = value_maker(backend.xp_of(data), data.shape, data.dtype)
+    zero_history = None
+    if tensor._base is None and tensor.grad_fn is not None and tape.state.grad_enabled:
+        # PyTorch keeps a filled non-leaf in the graph, with a zero gradient to
+        # what it was (y.zero_(); y.sum().backward() gives zeros, not an error).
+        # The stand-in carries zeros, so nothing is computed on the old values.
+        zero_history = tape.graph_alias(tensor, data=backend.xp_of(data).zeros_like(data)) * 0
     _write(tensor, value, name)
     tensor._bump_version()
     if not tape.state.grad_enabled:
@@ -830,6 +836,10 @@ def _constant_fill(tensor, value_maker, name):
     if base is not None and record:
         # Through a view: the base's region becomes a constant (no gradient flows to what it was).
         _record_on_base(base, tensor, Tensor._make(value))
+    elif zero_history is not None:
+        tensor.grad_fn, tensor._output_nr = zero_history.grad_fn, zero_history._output_nr
+        tensor._tangents = None  # the tangent of a constant is zero
+        _replay_views(tensor)
     elif tensor.grad_fn is not None or tensor._tangents:
         tensor.grad_fn = None   # a constant now: no gradient flows to what it was
         tensor.requires_grad = False
