@@ -8,6 +8,7 @@
 tensor([ 5.4366, 22.1672], device='cpu')
 """
 
+import builtins as _builtins
 import functools as _functools
 
 from . import backend, cuda
@@ -28,7 +29,8 @@ from .ops import elementwise as _elementwise
 from .ops.creation import (arange, as_tensor, empty, empty_like, eye, from_dlpack, from_numpy, full, full_like,
                            linspace, manual_seed, ones, ones_like, rand, rand_like, randint, randn, randn_like,
                            randperm, tensor, zeros, zeros_like)
-from .ops.linalg import dot, einsum as _einsum, matmul, outer
+from .ops.linalg import dot, einsum as _einsum, matmul as _matmul, outer
+from .ops.methods import cat as _cat, stack as _stack
 from .ops.methods import (amax, amin, argmax, argmin, broadcast_to, cat, chunk, clamp, cumsum, expand, flatten,
                           flip, gather, index_add, index_select, log_softmax, logsumexp, max, mean, min, norm,
                           pad, permute, prod, repeat, reshape, scatter_add, softmax, split, squeeze, stack, std,
@@ -37,7 +39,16 @@ from .ops.extra_shape import (baddbmm, cdist, index_put, lerp, masked_fill, nan_
                               scatter, tile, tril, triu)
 from .ops.sorting import argsort, multinomial, sort, topk
 from . import data, distributed, nn, optim, train, viz
-from .io import load, save
+from .io import load as _load_file, save as _save_file
+from . import accelerator, backends, utils
+from .generator import Generator, default_generator
+from .pytorch_names import write_out as _write_out
+from .pytorch_names import (all_ as all, allclose, any_ as any, equal, get_num_threads,  # noqa: A004
+                            is_floating_point, isclose, relu, set_num_threads)
+from .pytorch_names import (BoolTensor, ByteTensor, CharTensor, DoubleTensor, FloatTensor, HalfTensor, IntTensor,
+                            LongTensor, ShortTensor, Size, addmm, bernoulli, bmm, mm, narrow, normal)
+from .save_module import save_module
+from . import autograd
 
 __version__ = "0.1.0"
 
@@ -45,13 +56,19 @@ __version__ = "0.1.0"
 def _on_tensors(function):
     """``gg.exp(x)`` and friends: the op's polymorphic function (which maps raw
     arrays to raw arrays, for the rules inside the engine) made to take and
-    return Tensors for users, so ``gg.exp([1.0, 2.0])`` gives a Tensor."""
+    return Tensors for users, so ``gg.exp([1.0, 2.0])`` gives a Tensor.  PyTorch's
+    keywords work too: ``gg.add(input=a, other=b)``, and ``out=`` writes the
+    result into a given tensor."""
     @_functools.wraps(function)
-    def public(*args, **kwargs):
-        if not any(isinstance(arg, Tensor) for arg in args):
+    def public(*args, input=None, other=None, out=None, **kwargs):  # noqa: A002 - PyTorch's names
+        if input is not None:
+            args = (input,) + args
+        if other is not None:
+            args = args[:1] + (other,) + args[1:]
+        if not _builtins.any(isinstance(arg, Tensor) for arg in args):
             args = tuple(tensor(arg) if i == 0 or hasattr(arg, "__len__") or hasattr(arg, "shape") else arg
                          for i, arg in enumerate(args))
-        return function(*args, **kwargs)
+        return _write_out(function(*args, **kwargs), out, function.__name__, args)
     return public
 
 
@@ -63,7 +80,6 @@ for _name in ("abs_", "ceil", "cos", "eq", "erf", "exp", "expm1", "floor", "ge",
 del _name
 
 clip = clamp
-concatenate = cat
 swapaxes = transpose
 true_divide = divide = div  # noqa: F821 - defined by the loop above
 multiply = mul  # noqa: F821
@@ -71,6 +87,58 @@ subtract = sub  # noqa: F821
 negative = neg  # noqa: F821
 device = Device
 dtype = type(float32)
+
+
+def manual_seed(seed):
+    """Seed every random op on every device; returns ``gg.default_generator`` (as ``torch.manual_seed``)."""
+    from .ops.creation import manual_seed as seed_everything
+    seed_everything(seed)
+    return default_generator
+
+
+def initial_seed():
+    """The seed of the global CPU stream (None if never seeded)."""
+    return default_generator.initial_seed()
+
+
+def seed():
+    """Seed the global streams from fresh entropy; return the seed."""
+    import numpy as _np
+    chosen = _builtins.int(_np.random.SeedSequence().generate_state(1, _np.uint64)[0] >> _np.uint64(1))
+    manual_seed(chosen)
+    return chosen
+
+
+def get_rng_state():
+    """The global CPU stream's state as a uint8 tensor (give it to :func:`set_rng_state`)."""
+    return default_generator.get_state()
+
+
+def set_rng_state(new_state):
+    """Restore the global CPU stream from :func:`get_rng_state`."""
+    default_generator.set_state(new_state)
+
+
+def matmul(input, other, *, out=None):  # noqa: A002 - PyTorch's names
+    """Matrix product with NumPy/PyTorch broadcasting; ``out=`` writes the result into a given tensor."""
+    return _write_out(_matmul(input, other), out, "matmul", (input, other))
+
+
+def cat(tensors, dim=0, *, axis=None, out=None):
+    """Join tensors along an existing dimension; ``out=`` writes the result into a given tensor."""
+    tensors = list(tensors)
+    result = _cat(tensors, dim) if axis is None else _cat(tensors, axis=axis)
+    return _write_out(result, out, "cat", tensors)
+
+
+def stack(tensors, dim=0, *, axis=None, out=None):
+    """Join tensors along a new dimension; ``out=`` writes the result into a given tensor."""
+    tensors = list(tensors)
+    result = _stack(tensors, dim) if axis is None else _stack(tensors, axis=axis)
+    return _write_out(result, out, "stack", tensors)
+
+
+concat = concatenate = cat
 
 
 def einsum(equation, *operands):
@@ -96,5 +164,127 @@ def clone(t):
 def detach(t):
     return t.detach()
 
+
+def save(obj, f, *args, **kwargs):
+    """Save tensors, state dicts, optimizer states or a whole module to ``f`` (a path or a binary file object).
+
+    No pickle: a whole ``nn.Module`` is saved by :func:`gpugrad.save_module`
+    (its class path, constructor arguments and state dict), and loading it
+    needs ``gg.load(f, allowed_modules=[MyNet])``.  Other objects as
+    :func:`gpugrad.io.save`.
+
+    Examples
+    --------
+    >>> import io, gpugrad as gg
+    >>> buffer = io.BytesIO()
+    >>> gg.save({"w": gg.ones(2)}, buffer)
+    >>> _ = buffer.seek(0)
+    >>> gg.load(buffer)["w"]
+    tensor([1., 1.])
+    """
+    from .nn.module import Module
+    from .save_module import _save_any, save_module
+    if isinstance(obj, Module):
+        return save_module(obj, f, *args, **kwargs)
+    if args or kwargs:
+        raise TypeError(f"gg.save: unexpected arguments {list(args) + sorted(kwargs)}; gg.save(obj, f) takes none")
+    return _save_any(obj, f)
+
+
+def load(f, *args, map_location=None, weights_only=None, **kwargs):
+    """Load what :func:`save` wrote, from a path or a binary file object.
+
+    ``device=`` (or PyTorch's ``map_location=``) as :func:`gpugrad.io.load`;
+    ``weights_only`` is accepted (no file runs code); ``allowed_modules=[MyNet, ...]``
+    lets a file holding a whole module rebuild it (see :func:`gpugrad.save_module`).
+    """
+    from .save_module import load_from_file_object
+    if map_location is not None:
+        # PyTorch's spelling of device=; only a device (not a dict or a function) is meaningful here.
+        if isinstance(map_location, (dict,)) or callable(map_location) and not isinstance(map_location, Device):
+            raise TypeError("gg.load: map_location must be a device ('cpu', 'cuda', gg.device(...)); "
+                            "remapping by dict or function is not supported, move tensors with .to() after loading")
+        if "device" in kwargs:
+            raise TypeError("gg.load: give either device= or map_location=, not both")
+        kwargs["device"] = map_location
+    # weights_only: gpugrad files never hold code, so loading is always weights-only; accepted for PyTorch's calls.
+    return load_from_file_object(_load_file, f, *args, **kwargs)
+
+
+
+class inference_mode:
+    """PyTorch's ``torch.inference_mode``: like :class:`no_grad` (nothing is recorded).
+
+    A context manager and a decorator, with or without parentheses;
+    ``inference_mode(False)`` changes nothing.  Unlike PyTorch, tensors made
+    inside are ordinary tensors (PyTorch forbids using them in autograd later).
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> w = gg.ones(2, requires_grad=True)
+    >>> with gg.inference_mode():
+    ...     y = w * 2
+    >>> y.requires_grad
+    False
+    """
+
+    def __new__(cls, mode=True):
+        if callable(mode) and not isinstance(mode, _builtins.bool):   # @gg.inference_mode without parentheses
+            return cls(True)(mode)
+        return super().__new__(cls)
+
+    def __init__(self, mode=True):
+        self.mode = _builtins.bool(mode)
+        self._contexts = []
+
+    def __enter__(self):
+        context = no_grad() if self.mode else None
+        if context is not None:
+            context.__enter__()
+        self._contexts.append(context)
+        return self
+
+    def __exit__(self, *exc):
+        context = self._contexts.pop()
+        if context is not None:
+            context.__exit__(*exc)
+        return False
+
+    def __call__(self, function):
+        mode = self.mode
+
+        @_functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            with inference_mode(mode):
+                return function(*args, **kwargs)
+        return wrapper
+
+
+def is_inference_mode_enabled():
+    """False: gpugrad has no separate inference mode state (``inference_mode`` is ``no_grad``)."""
+    return False
+
+
+class _UnsupportedBFloat16:
+    """``gg.bfloat16`` exists so PyTorch code naming it imports; using it raises a clear error."""
+
+    def __repr__(self):
+        return "gpugrad.bfloat16 (not supported yet: use gg.float16 or gg.float32)"
+
+    @property
+    def dtype(self):
+        # np.dtype(gg.bfloat16) reads this and fails; backend.as_dtype then
+        # reports the repr above in its DTypeError.
+        raise TypeError("bfloat16 tensors are not supported yet; use gg.float16 or gg.float32")
+
+    itemsize = 2
+    is_floating_point = True
+
+
+bfloat16 = _UnsupportedBFloat16()
+float = float32  # noqa: A001 - PyTorch's names; defined last, as they shadow builtins in this module
+int = int32  # noqa: A001
+short = int16
 
 __all__ = [name for name in dir() if not name.startswith("_")]

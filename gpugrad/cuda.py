@@ -45,3 +45,66 @@ def empty_cache() -> None:
     if cupy is not None:
         cupy.get_default_memory_pool().free_all_blocks()
         cupy.get_default_pinned_memory_pool().free_all_blocks()
+
+
+# --------------------------------------------------------------------------
+# PyTorch's seeding and naming spellings.
+# --------------------------------------------------------------------------
+def manual_seed(seed) -> None:
+    """Reseed the random stream of the current GPU, leaving the CPU stream alone.
+
+    As in PyTorch, silently does nothing without a GPU (so scripts may call it anywhere).
+    """
+    _reseed_cuda(seed, [0])
+
+
+def manual_seed_all(seed) -> None:
+    """Reseed the random streams of every GPU (nothing without one)."""
+    _reseed_cuda(seed, range(device_count()))
+
+
+def _reseed_cuda(seed, indices):
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"cuda.manual_seed: seed must be an integer, got {type(seed).__name__}")
+    if not is_available():
+        return
+    cupy = backend.cupy_module()
+    for index in indices:
+        device = backend.Device("cuda", index)
+        with cupy.cuda.Device(index):
+            # The same per-device offset backend.generator uses after gg.manual_seed.
+            backend._generators[device] = cupy.random.default_rng(int(seed) + 7919 * index)
+
+
+def current_device() -> int:
+    """Index of the current CUDA device (0; gpugrad does not switch devices)."""
+    return 0
+
+
+def get_device_name(device=None) -> str:
+    """The GPU's name, e.g. ``'NVIDIA H100 80GB HBM3'``.
+
+    Raises
+    ------
+    gg.DeviceError
+        Without a usable GPU, or for an index past ``device_count()``.
+    """
+    from .errors import DeviceError
+    if device is None:
+        index = 0
+    elif isinstance(device, int):
+        index = device
+    else:
+        index = backend.as_device(device).index or 0
+    if not is_available():
+        raise DeviceError("cuda.get_device_name: no usable CUDA GPU here (install CuPy and an NVIDIA driver, or "
+                          "guard the call with gg.cuda.is_available())")
+    if not 0 <= index < device_count():
+        raise DeviceError(f"cuda.get_device_name: device {index} does not exist ({device_count()} device(s))")
+    name = backend.cupy_module().cuda.runtime.getDeviceProperties(index)["name"]
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+
+def is_bf16_supported() -> bool:
+    """False: gpugrad has no bfloat16 kernels yet (see ``gg.bfloat16``)."""
+    return False

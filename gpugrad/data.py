@@ -1,6 +1,6 @@
 """Datasets and a batching, shuffling ``DataLoader`` (``gg.data``).
 
-The loader is deliberately simple: one process, no workers.  What it does
+The loader is deliberately simple: one process (workers run in it, in turn).  What it does
 carefully is *reproducibility* (the order of epoch ``e`` is a pure function
 of ``(seed, e)``, so ``set_epoch`` and ``state_dict`` resume exactly) and
 *speed on tensor data* (a :class:`TensorDataset` is batched by indexing the
@@ -31,7 +31,7 @@ import numpy as np
 from . import backend
 from .errors import DeviceError, ShapeError
 
-__all__ = ["Dataset", "TensorDataset", "DataLoader", "default_collate"]
+__all__ = ["Dataset", "TensorDataset", "DataLoader", "default_collate", "get_worker_info"]
 
 
 def _tensor_class():
@@ -137,7 +137,7 @@ def default_collate(samples):
     >>> import gpugrad as gg
     >>> batch = gg.data.default_collate([(gg.tensor([1.0, 2.0]), 0), (gg.tensor([3.0, 4.0]), 1)])
     >>> batch[0].shape, batch[1].numpy().tolist()
-    ((2, 2), [0, 1])
+    (Size([2, 2]), [0, 1])
     """
     tensor_class = _tensor_class()
     first = samples[0]
@@ -173,8 +173,33 @@ def default_collate(samples):
                     "arrays, numbers, strings, or tuples/lists/dicts of them, or pass collate_fn=")
 
 
+class WorkerInfo:
+    """What :func:`get_worker_info` returns inside a worker: ``id``, ``num_workers``, ``seed``, ``dataset``."""
+
+    def __init__(self, id, num_workers, seed, dataset):  # noqa: A002 - PyTorch's field name
+        self.id, self.num_workers, self.seed, self.dataset = id, num_workers, seed, dataset
+
+    def __repr__(self):
+        return f"WorkerInfo(id={self.id}, num_workers={self.num_workers}, seed={self.seed})"
+
+
+_CURRENT_WORKER = [None]
+
+
+def get_worker_info():
+    """Inside a DataLoader worker (e.g. in ``worker_init_fn``): its :class:`WorkerInfo`; elsewhere None."""
+    return _CURRENT_WORKER[0]
+
+
 class DataLoader:
-    """Iterate over a dataset in (optionally shuffled) batches.
+    """Iterate over a dataset in (optionally shuffled) batches, with PyTorch's arguments.
+
+    Workers run in this process, one after another: ``num_workers`` does not
+    start processes, but every argument keeps its meaning: ``worker_init_fn(i)``
+    runs for each worker ``i`` when an epoch's iteration starts (once, with
+    ``persistent_workers``), with :func:`get_worker_info` describing the
+    worker; the batches and their order are the same as with ``num_workers=0``
+    (as in PyTorch with its default ``in_order=True``).
 
     Parameters
     ----------
@@ -183,30 +208,48 @@ class DataLoader:
     batch_size : int, default 1
     shuffle : bool, default False
         Visit samples in a new random order every epoch.
-    drop_last : bool, default False
-        Skip the final batch when it is smaller than ``batch_size``.
-    seed : int, optional
-        Seed of the shuffle.  Epoch ``e`` uses ``numpy.random.default_rng([seed, e])``,
-        so every epoch differs yet any epoch can be replayed.  With ``None``
-        the seed is drawn once, at the first shuffled epoch, from gpugrad's CPU
-        generator, so ``gg.manual_seed`` makes the run reproducible.
-    device : str or gg.Device, optional
-        Move each batch there (e.g. ``"cuda"``); default: leave it where the
-        data is.
+    sampler : iterable of int, optional
+        Decides which indices are visited, in which order (a :class:`~gpugrad.utils.data.RandomSampler`,
+        a :class:`gpugrad.distributed.DistributedSampler`...).  Excludes ``shuffle=True``.
+    batch_sampler : iterable of lists of int, optional
+        Yields whole batches of indices; excludes ``batch_size``, ``shuffle``,
+        ``sampler`` and ``drop_last``.
+    num_workers : int, default 0
+        See above; must be >= 0.
     collate_fn : callable, optional
         Turns a list of samples into a batch; default :func:`default_collate`.
         (A :class:`TensorDataset` without ``collate_fn`` skips per-sample work:
         its arrays are indexed with the whole batch of indices.)
-    sampler : iterable of int, optional
-        Decides which indices are visited, in which order, e.g. a
-        :class:`gpugrad.distributed.DistributedSampler` (call its
-        ``set_epoch`` every epoch, as in PyTorch).  Excludes ``shuffle=True``.
+    pin_memory : bool, default False
+        Accepted; batches already live where ``device`` says, so it changes no value.
+    drop_last : bool, default False
+        Skip the final batch when it is smaller than ``batch_size``.
+    timeout : float, default 0
+        Must be >= 0 (nothing waits on workers here).
+    worker_init_fn : callable, optional
+        ``worker_init_fn(worker_id)``, run only when there are workers (``num_workers > 0``), as in PyTorch.
+    multiprocessing_context : optional
+        Needs ``num_workers > 0``; otherwise unused.
+    generator : gg.Generator, optional
+        The stream ``shuffle=True`` draws each epoch's order from (and the
+        workers' base seed).  Without it, epoch ``e`` uses ``numpy.random.default_rng([seed, e])``.
+    prefetch_factor : int, optional
+        Needs ``num_workers > 0``.
+    persistent_workers : bool, default False
+        Needs ``num_workers > 0``; the workers (and ``worker_init_fn``) start once.
+    seed : int, optional
+        gpugrad's replayable shuffle: epoch ``e`` uses ``numpy.random.default_rng([seed, e])``,
+        so every epoch differs yet any epoch can be replayed (``set_epoch``).  With
+        neither ``seed`` nor ``generator`` the seed is drawn once, at the first shuffled
+        epoch, from gpugrad's CPU generator, so ``gg.manual_seed`` makes the run reproducible.
+    device : str or gg.Device, optional
+        Move each batch there (e.g. ``"cuda"``); default: leave it where the data is.
 
     Raises
     ------
     ValueError
         An empty dataset, a batch size that is not a positive integer, or
-        ``sampler=`` together with ``shuffle=True``.
+        options that exclude each other (as PyTorch reports them).
 
     Examples
     --------
@@ -222,8 +265,10 @@ class DataLoader:
     True
     """
 
-    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None, device=None,
-                 collate_fn=None, sampler=None):
+    def __init__(self, dataset, batch_size=1, shuffle=None, sampler=None, batch_sampler=None,  # noqa: C901, PLR0912, PLR0913
+                 num_workers=0, collate_fn=None, pin_memory=False, drop_last=False, timeout=0,
+                 worker_init_fn=None, multiprocessing_context=None, generator=None, *, prefetch_factor=None,
+                 persistent_workers=False, pin_memory_device="", in_order=True, seed=None, device=None):
         if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
             raise TypeError(f"DataLoader: dataset must define __len__ and __getitem__, got "
                             f"{type(dataset).__name__}; wrap tensors in gg.data.TensorDataset")
@@ -231,12 +276,36 @@ class DataLoader:
         if size == 0:
             raise ValueError(f"DataLoader: the dataset ({type(dataset).__name__}) has length 0, so there is "
                              "nothing to load; check the data path or the filtering that built it")
+        shuffle = bool(shuffle) if shuffle is not None else False
         if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size={batch_size!r} must be a positive integer")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
             raise ValueError(f"DataLoader: seed={seed!r} must be a non-negative integer or None")
         if collate_fn is not None and not callable(collate_fn):
             raise TypeError(f"DataLoader: collate_fn must be callable, got {type(collate_fn).__name__}")
+        if isinstance(num_workers, bool) or not isinstance(num_workers, numbers.Integral) or num_workers < 0:
+            raise ValueError(f"DataLoader: num_workers={num_workers!r} must be a non-negative integer "
+                             "(0 loads in the main process)")
+        if not isinstance(timeout, (int, float)) or timeout < 0:
+            raise ValueError(f"DataLoader: timeout={timeout!r} must be a non-negative number")
+        if num_workers == 0:
+            for name, value, unset in (("prefetch_factor", prefetch_factor, None),
+                                       ("persistent_workers", persistent_workers, False),
+                                       ("multiprocessing_context", multiprocessing_context, None)):
+                if value is not unset and value != unset:
+                    raise ValueError(f"DataLoader: {name}= needs num_workers > 0 (it configures worker processes); "
+                                     f"pass num_workers=N or drop {name}")
+        if prefetch_factor is not None and (isinstance(prefetch_factor, bool) or not isinstance(
+                prefetch_factor, numbers.Integral) or prefetch_factor < 1):
+            raise ValueError(f"DataLoader: prefetch_factor={prefetch_factor!r} must be a positive integer")
+        if worker_init_fn is not None and not callable(worker_init_fn):
+            raise TypeError(f"DataLoader: worker_init_fn must be callable, got {type(worker_init_fn).__name__}")
+        if generator is not None:
+            from .generator import Generator
+            if not isinstance(generator, Generator):
+                raise TypeError(f"DataLoader: generator must be a gg.Generator, got {type(generator).__name__}")
+            if seed is not None:
+                raise ValueError("DataLoader: seed= and generator= both decide the shuffle; pass only one")
         if sampler is not None:
             if not (hasattr(sampler, "__iter__") and hasattr(sampler, "__len__")):
                 raise TypeError(f"DataLoader: sampler must be a sized iterable of indices, got "
@@ -244,18 +313,46 @@ class DataLoader:
             if shuffle:
                 raise ValueError("DataLoader: sampler= and shuffle=True both decide the order; pass only the "
                                  "sampler (DistributedSampler shuffles itself: shuffle=True is its default)")
+        if batch_sampler is not None:
+            if batch_size != 1 or shuffle or sampler is not None or drop_last:
+                raise ValueError("DataLoader: batch_sampler= is mutually exclusive with batch_size, shuffle, "
+                                 "sampler and drop_last (the batch sampler decides all of them)")
+            if not (hasattr(batch_sampler, "__iter__") and hasattr(batch_sampler, "__len__")):
+                raise TypeError(f"DataLoader: batch_sampler must be a sized iterable of index lists, got "
+                                f"{type(batch_sampler).__name__}")
+        if shuffle and generator is not None:
+            from .utils.data.sampler import RandomSampler
+            sampler = RandomSampler(dataset, generator=generator)
+            shuffle = False
+            self._generator_shuffle = True
+        else:
+            self._generator_shuffle = False
         self.dataset = dataset
-        self.batch_size = int(batch_size)
+        self.batch_size = None if batch_sampler is not None else int(batch_size)
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
         self.seed = seed
         self.device = None if device is None else backend.as_device(device)
         self.collate_fn = collate_fn
         self.sampler = sampler
+        self.batch_sampler = batch_sampler
+        self.num_workers = int(num_workers)
+        self.pin_memory = bool(pin_memory)
+        self.timeout = timeout
+        self.worker_init_fn = worker_init_fn
+        self.multiprocessing_context = multiprocessing_context
+        self.generator = generator
+        self.prefetch_factor = prefetch_factor
+        self.persistent_workers = bool(persistent_workers)
+        self.pin_memory_device = pin_memory_device
+        self.in_order = in_order
+        self._workers_started = False
         self.epoch = 0                  # the epoch the next iteration will produce
         self._drawn_seed = seed         # base seed actually in use (drawn lazily when seed is None)
 
     def __len__(self):
+        if self.batch_sampler is not None:
+            return len(self.batch_sampler)
         size = len(self.dataset) if self.sampler is None else len(self.sampler)
         return size // self.batch_size if self.drop_last else math.ceil(size / self.batch_size)
 
@@ -289,7 +386,32 @@ class DataLoader:
         # advanced as soon as an epoch starts, as state_dict documents.
         epoch = self.epoch
         self.epoch += 1
+        self._start_workers()
+        if self.batch_sampler is not None:
+            return self._sampled_batches(iter(self.batch_sampler))
         return self._batches(self.order(epoch))
+
+    def _start_workers(self):
+        """Run ``worker_init_fn`` for each (in-process) worker, as PyTorch's workers do when they start."""
+        if self.num_workers == 0 or (self.persistent_workers and self._workers_started):
+            return
+        self._workers_started = True
+        if self.generator is not None:
+            base_seed = int(self.generator._rng.integers(0, 2 ** 63 - 1))
+        else:
+            base_seed = int(backend.generator(backend.CPU).integers(0, 2 ** 63 - 1))
+        if self.worker_init_fn is None:
+            return
+        for worker_id in range(self.num_workers):
+            _CURRENT_WORKER[0] = WorkerInfo(worker_id, self.num_workers, base_seed + worker_id, self.dataset)
+            try:
+                self.worker_init_fn(worker_id)
+            finally:
+                _CURRENT_WORKER[0] = None
+
+    def _sampled_batches(self, batches):
+        for indices in batches:
+            yield self._fetch(np.asarray(list(indices), dtype=np.int64), contiguous=False)
 
     def _batches(self, order):
         size = len(order)

@@ -610,7 +610,7 @@ class DistributedDataParallel(Module):
     >>> model = gg.distributed.DistributedDataParallel(gg.nn.Linear(3, 1))
     >>> model(gg.ones(2, 3)).sum().backward()
     >>> model.module.weight.grad.shape, list(model.state_dict())
-    ((1, 3), ['module.weight', 'module.bias'])
+    (Size([1, 3]), ['module.weight', 'module.bias'])
     """
 
     def __init__(self, module, broadcast_parameters=True, broadcast_buffers=True, find_unused_parameters=False,

@@ -5,7 +5,7 @@
 >>> loss = gg.nn.CrossEntropyLoss()(model(gg.randn(8, 4)), gg.tensor([0, 1, 2, 0, 1, 2, 0, 1]))
 >>> loss.backward()
 >>> model[0].weight.grad.shape
-(16, 4)
+Size([16, 4])
 """
 
 from . import functional, init, utils

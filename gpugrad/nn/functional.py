@@ -14,7 +14,7 @@ composes losses and attention from those ops.
 0.2413
 >>> loss.backward()
 >>> x.grad.shape
-(1, 3)
+Size([1, 3])
 """
 
 from __future__ import annotations
@@ -169,7 +169,7 @@ def linear(input, weight, bias=None):
 
     >>> import gpugrad as gg
     >>> linear(gg.ones(2, 3), gg.ones(4, 3), gg.zeros(4)).shape
-    (2, 4)
+    Size([2, 4])
     """
     if bias is not None:
         if isinstance(input, Tensor) and isinstance(weight, Tensor) and isinstance(bias, Tensor):
@@ -210,7 +210,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 
     >>> import gpugrad as gg
     >>> conv2d(gg.ones(1, 1, 4, 4), gg.ones(2, 1, 3, 3), padding=1).shape
-    (1, 2, 4, 4)
+    Size([1, 2, 4, 4])
     """
     _tensor(input, "input", "conv2d")
     _tensor(weight, "weight", "conv2d")

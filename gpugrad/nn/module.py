@@ -197,7 +197,7 @@ class Module:
     >>> [name for name, _ in net.named_parameters()]
     ['fc.weight', 'fc.bias']
     >>> net(gg.ones(4, 3)).shape
-    (4, 2)
+    Size([4, 2])
     """
 
     training: bool

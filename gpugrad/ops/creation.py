@@ -6,6 +6,7 @@ import numpy as np
 
 from .. import backend
 from ..errors import DTypeError, ShapeError
+from ..generator import rng_for
 from ..tensor import Tensor
 
 
@@ -187,13 +188,13 @@ def manual_seed(seed):
     backend.manual_seed(seed)
 
 
-def _random(kind, shape, dtype, device, requires_grad, op):
+def _random(kind, shape, dtype, device, requires_grad, op, generator=None):
     shape = normalize_shape(shape, op)
     device = backend.as_device(device)
     dtype = _float_dtype(dtype)
     if dtype.kind != "f":
         raise DTypeError(f"{op}: needs a floating dtype, got {dtype}; use randint for integers")
-    generator = backend.generator(device)
+    generator = rng_for(device, generator, op)
     # NOTE: generators produce float32/float64 only; float16 is drawn in float32 and rounded.
     draw_dtype = dtype if dtype in (backend.float32, backend.float64) else backend.float32
     if kind == "uniform":
@@ -203,27 +204,27 @@ def _random(kind, shape, dtype, device, requires_grad, op):
     return _finish(array.astype(dtype, copy=False), requires_grad)
 
 
-def rand(*shape, dtype=None, device=None, requires_grad=False):
-    """Uniform random values in [0, 1)."""
-    return _random("uniform", shape, dtype, device, requires_grad, "rand")
+def rand(*shape, dtype=None, device=None, requires_grad=False, generator=None):
+    """Uniform random values in [0, 1) (drawn from ``generator``, a gg.Generator, when given)."""
+    return _random("uniform", shape, dtype, device, requires_grad, "rand", generator)
 
 
-def randn(*shape, dtype=None, device=None, requires_grad=False):
-    """Standard normal random values."""
-    return _random("normal", shape, dtype, device, requires_grad, "randn")
+def randn(*shape, dtype=None, device=None, requires_grad=False, generator=None):
+    """Standard normal random values (drawn from ``generator``, a gg.Generator, when given)."""
+    return _random("normal", shape, dtype, device, requires_grad, "randn", generator)
 
 
-def rand_like(t, dtype=None, device=None, requires_grad=False):
+def rand_like(t, dtype=None, device=None, requires_grad=False, generator=None):
     dtype, device = _like(t, dtype, device)
-    return rand(t.shape, dtype=dtype, device=device, requires_grad=requires_grad)
+    return rand(t.shape, dtype=dtype, device=device, requires_grad=requires_grad, generator=generator)
 
 
-def randn_like(t, dtype=None, device=None, requires_grad=False):
+def randn_like(t, dtype=None, device=None, requires_grad=False, generator=None):
     dtype, device = _like(t, dtype, device)
-    return randn(t.shape, dtype=dtype, device=device, requires_grad=requires_grad)
+    return randn(t.shape, dtype=dtype, device=device, requires_grad=requires_grad, generator=generator)
 
 
-def randint(low, high=None, size=None, dtype=None, device=None):
+def randint(low, high=None, size=None, dtype=None, device=None, generator=None, requires_grad=False):
     """Random integers in [low, high): ``gg.randint(10, (3,))`` or ``gg.randint(2, 10, (3,))``."""
     if size is None:
         low, high, size = 0, low, high
@@ -234,12 +235,16 @@ def randint(low, high=None, size=None, dtype=None, device=None):
     shape = normalize_shape((size,) if not isinstance(size, (tuple, list)) else (tuple(size),), "randint")
     device = backend.as_device(device)
     dtype = backend.int64 if dtype is None else backend.as_dtype(dtype)
-    array = backend.generator(device).integers(low, high, shape)
+    if requires_grad:
+        raise DTypeError("randint: integer tensors cannot require gradients; drop requires_grad=True")
+    array = rng_for(device, generator, "randint").integers(low, high, shape)
     return Tensor._make(array.astype(dtype, copy=False))
 
 
-def randperm(n, device=None, dtype=None):
-    """A random permutation of ``0 .. n-1``."""
+def randperm(n, device=None, dtype=None, generator=None, requires_grad=False):
+    """A random permutation of ``0 .. n-1`` (drawn from ``generator`` when given)."""
     device = backend.as_device(device)
-    array = backend.generator(device).permutation(int(n))
+    if requires_grad:
+        raise DTypeError("randperm: integer tensors cannot require gradients; drop requires_grad=True")
+    array = rng_for(device, generator, "randperm").permutation(int(n))
     return Tensor._make(array.astype(backend.int64 if dtype is None else backend.as_dtype(dtype)))

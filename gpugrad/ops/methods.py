@@ -740,13 +740,15 @@ Tensor.zero_ = lambda self: _constant_fill(self, lambda xp, s, d: xp.zeros(s, d)
 Tensor.fill_ = lambda self, value: _constant_fill(self, lambda xp, s, d: xp.full(s, float(value) if d.kind == "f" else value, d), "fill_")
 
 
-def uniform_(self, a=0.0, b=1.0):
-    generator = backend.generator(self.device)
+def uniform_(self, a=0.0, b=1.0, *, generator=None):
+    from ..generator import rng_for
+    generator = rng_for(self.device, generator, "uniform_")
     return _constant_fill(self, lambda xp, s, d: (generator.random(s) * (b - a) + a).astype(d), "uniform_")
 
 
-def normal_(self, mean=0.0, std=1.0):
-    generator = backend.generator(self.device)
+def normal_(self, mean=0.0, std=1.0, *, generator=None):
+    from ..generator import rng_for
+    generator = rng_for(self.device, generator, "normal_")
     return _constant_fill(self, lambda xp, s, d: (generator.standard_normal(s) * std + mean).astype(d), "normal_")
 
 

@@ -698,3 +698,473 @@ class ReduceLROnPlateau(LRScheduler):
         _check_each(owner, "_last_lr", merged["_last_lr"], groups, low=0.0)
         self.__dict__.update(state_dict)
         self._init_is_better(self.mode, self.threshold, self.threshold_mode)
+
+
+# --------------------------------------------------------------------------
+# Schedules added for PyTorch programs (issue 16): LambdaLR, CyclicLR,
+# CosineAnnealingWarmRestarts and the combinators SequentialLR and
+# ChainedScheduler, each following torch.optim.lr_scheduler formula for formula.
+# --------------------------------------------------------------------------
+import bisect as _bisect  # noqa: E402 - kept with the schedules that use it
+import types as _types  # noqa: E402
+
+__all__ += ["LambdaLR", "CyclicLR", "CosineAnnealingWarmRestarts", "SequentialLR", "ChainedScheduler"]
+
+
+def _initial_step(scheduler):
+    """PyTorch's ``_initial_step``: restart the step count and take the recording step."""
+    scheduler._step_count = 0
+    scheduler._is_initial = True
+    try:
+        scheduler.step()
+    finally:
+        scheduler._is_initial = False
+
+
+def _closed_form_lrs(scheduler):
+    """The rates at ``last_epoch`` computed from the base rates (PyTorch's
+    ``_get_closed_form_lr``), for the schedules that have one; else ``get_lr()``."""
+    epoch, bases = scheduler.last_epoch, scheduler.base_lrs
+    if isinstance(scheduler, StepLR):
+        return [lr * scheduler.gamma ** (epoch // scheduler.step_size) for lr in bases]
+    if isinstance(scheduler, MultiStepLR):
+        passed = _bisect.bisect_right(sorted(scheduler.milestones.elements()), epoch)
+        return [lr * scheduler.gamma ** passed for lr in bases]
+    if isinstance(scheduler, ExponentialLR):
+        return [lr * scheduler.gamma ** epoch for lr in bases]
+    if isinstance(scheduler, CosineAnnealingLR):
+        return [scheduler.eta_min + (lr - scheduler.eta_min) * (1 + math.cos(math.pi * epoch / scheduler.T_max)) / 2
+                for lr in bases]
+    if isinstance(scheduler, LinearLR):
+        fraction = min(scheduler.total_iters, epoch) / scheduler.total_iters
+        return [lr * (scheduler.start_factor + (scheduler.end_factor - scheduler.start_factor) * fraction)
+                for lr in bases]
+    return scheduler.get_lr()
+
+
+def _restart_at(scheduler, epoch):
+    """PyTorch's ``_update_lr(epoch)``: jump to ``epoch`` and write its rates."""
+    scheduler.last_epoch = epoch
+    for group, lr in zip(scheduler.optimizer.param_groups, _closed_form_lrs(scheduler)):
+        group["lr"] = lr
+    scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
+
+
+def _callable_state(function):
+    # As PyTorch: plain functions are not saved (they are code); callable
+    # objects save their attributes.
+    return None if isinstance(function, _types.FunctionType) else dict(function.__dict__)
+
+
+class LambdaLR(LRScheduler):
+    """The rate of each group is ``initial_lr * lr_lambda(epoch)``.
+
+    Parameters
+    ----------
+    optimizer : gg.optim.Optimizer
+    lr_lambda : callable or list of callables
+        ``epoch -> factor``; one for all groups, or one per group.
+    last_epoch : int, default -1
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> opt = gg.optim.SGD([gg.zeros(1, requires_grad=True)], lr=1.0)
+    >>> sched = gg.optim.lr_scheduler.LambdaLR(opt, lambda epoch: 0.5 ** epoch)
+    >>> for _ in range(3): sched.step()
+    >>> sched.get_last_lr()
+    [0.125]
+    """
+
+    def __init__(self, optimizer, lr_lambda, last_epoch=-1):
+        _check_optimizer("LambdaLR", optimizer)
+        functions = _per_group("LambdaLR", "lr_lambda", optimizer, lr_lambda)
+        for position, function in enumerate(functions):
+            if not callable(function):
+                raise TypeError(f"LambdaLR: lr_lambda[{position}] is a {type(function).__name__}, not a callable "
+                                "epoch -> factor, e.g. lambda epoch: 0.95 ** epoch")
+        self.lr_lambdas = functions
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        return [base_lr * function(self.last_epoch) for function, base_lr in zip(self.lr_lambdas, self.base_lrs)]
+
+    def state_dict(self):
+        """Counters and rates; of the lambdas only callable objects' attributes (functions are code)."""
+        state = {key: value for key, value in self.__dict__.items() if key not in ("optimizer", "lr_lambdas")}
+        state["lr_lambdas"] = [_callable_state(function) for function in self.lr_lambdas]
+        return state
+
+    def load_state_dict(self, state_dict):
+        state = dict(state_dict)
+        saved = state.pop("lr_lambdas", [None] * len(self.lr_lambdas))
+        if len(saved) != len(self.lr_lambdas):
+            raise ValueError(f"LambdaLR.load_state_dict: the state has {len(saved)} lr_lambdas, this scheduler "
+                             f"{len(self.lr_lambdas)}; the optimizer's groups changed")
+        super().load_state_dict(state)
+        for function, attributes in zip(self.lr_lambdas, saved):
+            if attributes is not None:
+                function.__dict__.update(attributes)
+
+
+class CyclicLR(LRScheduler):
+    """Cycle the rate between ``base_lr`` and ``max_lr`` (Smith 2017), stepped every batch.
+
+    The rate climbs for ``step_size_up`` steps and falls for ``step_size_down``;
+    ``mode`` scales the amplitude per cycle (``"triangular"``: constant,
+    ``"triangular2"``: halved each cycle, ``"exp_range"``: ``gamma**step``), or
+    ``scale_fn`` does.  With ``cycle_momentum`` the momentum (or Adam's beta1)
+    moves the opposite way between ``max_momentum`` and ``base_momentum``.
+
+    Parameters
+    ----------
+    optimizer : gg.optim.Optimizer
+    base_lr, max_lr : float or list of float
+    step_size_up : int, default 2000
+    step_size_down : int, optional (default ``step_size_up``)
+    mode : {"triangular", "triangular2", "exp_range"}
+    gamma : float, default 1.0
+    scale_fn : callable, optional
+    scale_mode : {"cycle", "iterations"}
+    cycle_momentum : bool, default True
+    base_momentum, max_momentum : float or list of float
+    last_epoch : int, default -1
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> opt = gg.optim.SGD([gg.zeros(1, requires_grad=True)], lr=0.1, momentum=0.9)
+    >>> sched = gg.optim.lr_scheduler.CyclicLR(opt, base_lr=0.1, max_lr=0.5, step_size_up=2)
+    >>> rates = []
+    >>> for _ in range(5):
+    ...     rates.append(round(sched.get_last_lr()[0], 6)); sched.step()
+    >>> rates
+    [0.1, 0.3, 0.5, 0.3, 0.1]
+    """
+
+    def __init__(self, optimizer, base_lr, max_lr, step_size_up=2000, step_size_down=None, mode="triangular",
+                 gamma=1.0, scale_fn=None, scale_mode="cycle", cycle_momentum=True, base_momentum=0.8,
+                 max_momentum=0.9, last_epoch=-1):
+        _check_optimizer("CyclicLR", optimizer)
+        base_lrs = _per_group("CyclicLR", "base_lr", optimizer, base_lr)
+        max_lrs = _per_group("CyclicLR", "max_lr", optimizer, max_lr)
+        for what, value in (("step_size_up", step_size_up), ("step_size_down", step_size_down)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+                raise ValueError(f"CyclicLR: {what}={value!r} must be a positive number of steps")
+        if mode not in ("triangular", "triangular2", "exp_range") and scale_fn is None:
+            raise ValueError(f"CyclicLR: mode={mode!r} must be 'triangular', 'triangular2' or 'exp_range' "
+                             "(or pass scale_fn=)")
+        if scale_mode not in ("cycle", "iterations"):
+            raise ValueError(f"CyclicLR: scale_mode={scale_mode!r} must be 'cycle' or 'iterations'")
+        if scale_fn is not None and not callable(scale_fn):
+            raise TypeError(f"CyclicLR: scale_fn must be callable, got {type(scale_fn).__name__}")
+        if cycle_momentum and "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+            raise ValueError(f"CyclicLR: cycle_momentum=True needs an optimizer with momentum or betas, and "
+                             f"{type(optimizer).__name__} has neither; pass cycle_momentum=False")
+        if last_epoch == -1:
+            for lr, group in zip(base_lrs, optimizer.param_groups):
+                group["lr"] = lr
+        self.max_lrs = max_lrs
+        step_size_up = float(step_size_up)
+        step_size_down = float(step_size_down) if step_size_down is not None else step_size_up
+        self.total_size = step_size_up + step_size_down
+        self.step_ratio = step_size_up / self.total_size
+        self.mode = mode
+        self.gamma = gamma
+        self._scale_fn_custom = scale_fn
+        self.scale_mode = scale_mode
+        self._init_scale_mode()
+        self.cycle_momentum = cycle_momentum
+        if cycle_momentum:
+            self.use_beta1 = "betas" in optimizer.defaults
+            self.base_momentums = _per_group("CyclicLR", "base_momentum", optimizer, base_momentum)
+            self.max_momentums = _per_group("CyclicLR", "max_momentum", optimizer, max_momentum)
+            if last_epoch == -1:
+                for high, low, group in zip(self.max_momentums, self.base_momentums, optimizer.param_groups):
+                    if self.use_beta1:
+                        group["betas"] = (high, *group["betas"][1:])
+                    else:
+                        group["momentum"] = high
+                    group["max_momentum"] = high
+                    group["base_momentum"] = low
+        super().__init__(optimizer, last_epoch)
+        self.base_lrs = base_lrs
+
+    def _init_scale_mode(self):
+        if self._scale_fn_custom is None:
+            # The built-in modes fix their scale mode, as in PyTorch.
+            self.scale_mode = "iterations" if self.mode == "exp_range" else "cycle"
+
+    def scale_fn(self, x):
+        """The amplitude factor at cycle (or step) ``x``."""
+        if self._scale_fn_custom is not None:
+            return self._scale_fn_custom(x)
+        if self.mode == "triangular":
+            return 1.0
+        if self.mode == "triangular2":
+            return 1 / (2.0 ** (x - 1))
+        return self.gamma ** x
+
+    def get_lr(self):
+        cycle = math.floor(1 + self.last_epoch / self.total_size)
+        x = 1.0 + self.last_epoch / self.total_size - cycle
+        scale_factor = x / self.step_ratio if x <= self.step_ratio else (x - 1) / (self.step_ratio - 1)
+        at = cycle if self.scale_mode == "cycle" else self.last_epoch
+        lrs = [base_lr + (max_lr - base_lr) * scale_factor * self.scale_fn(at)
+               for base_lr, max_lr in zip(self.base_lrs, self.max_lrs)]
+        if self.cycle_momentum:
+            momentums = [high - (high - low) * scale_factor * self.scale_fn(at)
+                         for low, high in zip(self.base_momentums, self.max_momentums)]
+            for group, momentum in zip(self.optimizer.param_groups, momentums):
+                if self.use_beta1:
+                    group["betas"] = (momentum, *group["betas"][1:])
+                else:
+                    group["momentum"] = momentum
+        return lrs
+
+    def state_dict(self):
+        """Counters and settings; a custom ``scale_fn`` only if it is a callable object (its attributes)."""
+        state = super().state_dict()
+        state["_scale_fn_custom"] = (None if self._scale_fn_custom is None
+                                     else _callable_state(self._scale_fn_custom))
+        return state
+
+    def load_state_dict(self, state_dict):
+        state = dict(state_dict)
+        attributes = state.pop("_scale_fn_custom", None)
+        custom = self._scale_fn_custom
+        super().load_state_dict(state)
+        self._scale_fn_custom = custom
+        if attributes is not None and custom is not None:
+            custom.__dict__.update(attributes)
+        self._init_scale_mode()
+
+
+class CosineAnnealingWarmRestarts(LRScheduler):
+    """Cosine annealing from ``initial_lr`` to ``eta_min`` over ``T_i`` epochs, then restart
+    (SGDR, Loshchilov & Hutter 2017); each period is ``T_mult`` times the previous.
+
+    Parameters
+    ----------
+    optimizer : gg.optim.Optimizer
+    T_0 : int
+        Length of the first period.
+    T_mult : int, default 1
+    eta_min : float, default 0
+    last_epoch : int, default -1
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> opt = gg.optim.SGD([gg.zeros(1, requires_grad=True)], lr=1.0)
+    >>> sched = gg.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=2)
+    >>> rates = []
+    >>> for _ in range(4):
+    ...     rates.append(round(sched.get_last_lr()[0], 6)); sched.step()
+    >>> rates
+    [1.0, 0.5, 1.0, 0.5]
+    """
+
+    def __init__(self, optimizer, T_0, T_mult=1, eta_min=0.0, last_epoch=-1):  # noqa: N803 - PyTorch's names
+        if isinstance(T_0, bool) or not isinstance(T_0, int) or T_0 <= 0:
+            raise ValueError(f"CosineAnnealingWarmRestarts: T_0={T_0!r} must be a positive integer")
+        if isinstance(T_mult, bool) or not isinstance(T_mult, int) or T_mult < 1:
+            raise ValueError(f"CosineAnnealingWarmRestarts: T_mult={T_mult!r} must be an integer >= 1")
+        if isinstance(eta_min, bool) or not isinstance(eta_min, (int, float)):
+            raise ValueError(f"CosineAnnealingWarmRestarts: eta_min={eta_min!r} must be a number")
+        self.T_0 = T_0
+        self.T_i = T_0
+        self.T_mult = T_mult
+        self.eta_min = eta_min
+        self.T_cur = last_epoch
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        return [self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * self.T_cur / self.T_i)) / 2
+                for base_lr in self.base_lrs]
+
+    def step(self, epoch=None):
+        """Advance one epoch, or jump to ``epoch`` (which may be fractional: per-batch use)."""
+        if epoch is None and self.last_epoch < 0:
+            epoch = 0
+        if epoch is None:
+            epoch = self.last_epoch + 1
+            self.T_cur = self.T_cur + 1
+            if self.T_cur >= self.T_i:
+                self.T_cur = self.T_cur % self.T_i
+                self.T_i = self.T_i * self.T_mult
+        else:
+            if epoch < 0:
+                raise ValueError(f"CosineAnnealingWarmRestarts.step: epoch={epoch!r} must be non-negative")
+            if epoch >= self.T_0:
+                if self.T_mult == 1:
+                    self.T_cur = epoch % self.T_0
+                else:
+                    n = int(math.log((epoch / self.T_0 * (self.T_mult - 1) + 1), self.T_mult))
+                    self.T_cur = epoch - self.T_0 * (self.T_mult ** n - 1) / (self.T_mult - 1)
+                    self.T_i = self.T_0 * self.T_mult ** n
+            else:
+                self.T_i = self.T_0
+                self.T_cur = epoch
+        self._step_count += 1
+        self.last_epoch = math.floor(epoch)
+        for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
+            group["lr"] = lr
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+
+def _check_children(name, optimizer, schedulers):
+    schedulers = list(schedulers)
+    if not schedulers:
+        raise ValueError(f"{name}: needs at least one scheduler")
+    for position, scheduler in enumerate(schedulers):
+        if not isinstance(scheduler, LRScheduler):
+            raise TypeError(f"{name}: schedulers[{position}] is a {type(scheduler).__name__}, not a scheduler")
+        if isinstance(scheduler, ReduceLROnPlateau):
+            raise ValueError(f"{name}: schedulers[{position}] is a ReduceLROnPlateau, whose step needs the metric; "
+                             "step it yourself, outside the combination")
+        if scheduler.optimizer is not optimizer:
+            raise ValueError(f"{name}: schedulers[{position}] ({type(scheduler).__name__}) belongs to a different "
+                             "optimizer; every scheduler must drive the same one")
+    return schedulers
+
+
+def _combined_state(combination):
+    state = {key: value for key, value in combination.__dict__.items() if key not in ("optimizer", "_schedulers")}
+    state["_schedulers"] = [scheduler.state_dict() for scheduler in combination._schedulers]
+    return state
+
+
+def _load_combined_state(combination, state_dict):
+    state = dict(state_dict)
+    children = state.pop("_schedulers", None)
+    if children is None or len(children) != len(combination._schedulers):
+        raise ValueError(f"{type(combination).__name__}.load_state_dict: the state holds "
+                         f"{None if children is None else len(children)} schedulers, this one "
+                         f"{len(combination._schedulers)}; build it with the same schedulers")
+    unknown = sorted(set(state) - set(combination.__dict__))
+    if unknown:
+        raise ValueError(f"{type(combination).__name__}.load_state_dict: unknown keys {unknown}")
+    combination.__dict__.update(state)
+    for scheduler, child in zip(combination._schedulers, children):
+        scheduler.load_state_dict(child)
+
+
+class SequentialLR(LRScheduler):
+    """Run ``schedulers[0]`` until ``milestones[0]``, then ``schedulers[1]`` (restarted at 0), and so on.
+
+    Parameters
+    ----------
+    optimizer : gg.optim.Optimizer
+    schedulers : list of LRScheduler
+        All driving ``optimizer``; one more than the milestones.
+    milestones : list of int
+        The steps at which the next scheduler takes over.
+    last_epoch : int, default -1
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> opt = gg.optim.SGD([gg.zeros(1, requires_grad=True)], lr=1.0)
+    >>> warmup = gg.optim.lr_scheduler.LinearLR(opt, start_factor=0.5, total_iters=2)
+    >>> decay = gg.optim.lr_scheduler.ExponentialLR(opt, gamma=0.5)
+    >>> sched = gg.optim.lr_scheduler.SequentialLR(opt, [warmup, decay], milestones=[2])
+    >>> rates = []
+    >>> for _ in range(5):
+    ...     rates.append(sched.get_last_lr()[0]); sched.step()
+    >>> rates
+    [0.5, 0.75, 1.0, 0.5, 0.25]
+    """
+
+    def __init__(self, optimizer, schedulers, milestones, last_epoch=-1):
+        _check_optimizer("SequentialLR", optimizer)
+        schedulers = _check_children("SequentialLR", optimizer, schedulers)
+        milestones = list(milestones)
+        if len(milestones) != len(schedulers) - 1:
+            raise ValueError(f"SequentialLR: {len(schedulers)} schedulers need {len(schedulers) - 1} milestones "
+                             f"(the steps where the next one takes over), got {len(milestones)}")
+        if milestones != sorted(milestones):
+            raise ValueError(f"SequentialLR: milestones {milestones} must be increasing")
+        self._schedulers = schedulers
+        self._milestones = milestones
+        self.last_epoch = last_epoch + 1
+        self.optimizer = optimizer
+        for group in optimizer.param_groups:
+            group["lr"] = group["initial_lr"]
+        # Building each child took a step; undo them (as PyTorch does) and
+        # let the first scheduler take the recording step alone.
+        self._undo_steps(self)
+        first = self._schedulers[_bisect.bisect_right(self._milestones, 0)]
+        _initial_step(first)
+        self._last_lr = first.get_last_lr()
+
+    def _undo_steps(self, scheduler):
+        if hasattr(scheduler, "_schedulers"):
+            for child in scheduler._schedulers:
+                self._undo_steps(child)
+        else:
+            scheduler.last_epoch -= 1
+
+    def step(self):
+        """Advance the scheduler in charge; at a milestone the next one starts from its epoch 0."""
+        self.last_epoch += 1
+        index = _bisect.bisect_right(self._milestones, self.last_epoch)
+        scheduler = self._schedulers[index]
+        if index > 0 and self._milestones[index - 1] == self.last_epoch:
+            _restart_at(scheduler, 0)
+        else:
+            scheduler.step()
+        self._last_lr = scheduler.get_last_lr()
+
+    def state_dict(self):
+        """Own counters plus every child's state dict (under ``"_schedulers"``)."""
+        return _combined_state(self)
+
+    def load_state_dict(self, state_dict):
+        _load_combined_state(self, state_dict)
+
+
+class ChainedScheduler(LRScheduler):
+    """Step several schedulers together, each multiplying into the same rates.
+
+    Parameters
+    ----------
+    schedulers : list of LRScheduler
+        All driving the same optimizer.
+    optimizer : gg.optim.Optimizer, optional
+        Defaults to the first scheduler's.
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> opt = gg.optim.SGD([gg.zeros(1, requires_grad=True)], lr=1.0)
+    >>> a = gg.optim.lr_scheduler.ExponentialLR(opt, gamma=0.5)
+    >>> b = gg.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.1)
+    >>> sched = gg.optim.lr_scheduler.ChainedScheduler([a, b])
+    >>> for _ in range(2): sched.step()
+    >>> round(sched.get_last_lr()[0], 6)
+    0.025
+    """
+
+    def __init__(self, schedulers, optimizer=None):
+        schedulers = list(schedulers)
+        if not schedulers:
+            raise ValueError("ChainedScheduler: needs at least one scheduler")
+        optimizer = optimizer if optimizer is not None else getattr(schedulers[0], "optimizer", None)
+        _check_optimizer("ChainedScheduler", optimizer)
+        self._schedulers = _check_children("ChainedScheduler", optimizer, schedulers)
+        self.optimizer = optimizer
+        self._last_lr = [group["lr"] for group in optimizer.param_groups]
+
+    def step(self):
+        """Step every scheduler, in order."""
+        for scheduler in self._schedulers:
+            scheduler.step()
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    def state_dict(self):
+        """Own fields plus every child's state dict (under ``"_schedulers"``)."""
+        return _combined_state(self)
+
+    def load_state_dict(self, state_dict):
+        _load_combined_state(self, state_dict)

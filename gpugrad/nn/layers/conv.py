@@ -137,7 +137,7 @@ class Conv1d(_ConvNd):
     >>> import gpugrad as gg
     >>> conv = gg.nn.Conv1d(1, 4, kernel_size=5, padding="same")
     >>> conv(gg.randn(2, 1, 40)).shape
-    (2, 4, 40)
+    Size([2, 4, 40])
     """
 
     _dims = 1

@@ -22,7 +22,7 @@ class Embedding(Module):
     >>> import gpugrad as gg
     >>> emb = gg.nn.Embedding(10, 3, padding_idx=0)
     >>> emb(gg.tensor([[0, 2], [4, 9]])).shape
-    (2, 2, 3)
+    Size([2, 2, 3])
     >>> emb.weight[0].tolist()
     [0.0, 0.0, 0.0]
     """

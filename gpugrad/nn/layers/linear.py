@@ -23,7 +23,7 @@ class Linear(Module):
     >>> import gpugrad as gg
     >>> layer = gg.nn.Linear(3, 2)
     >>> layer(gg.ones(5, 3)).shape
-    (5, 2)
+    Size([5, 2])
     >>> layer
     Linear(in_features=3, out_features=2, bias=True)
     """

@@ -46,7 +46,7 @@ class MaxPool2d(_MaxPoolNd):
     --------
     >>> import gpugrad as gg
     >>> gg.nn.MaxPool2d(2)(gg.randn(1, 3, 8, 6)).shape
-    (1, 3, 4, 3)
+    Size([1, 3, 4, 3])
     """
 
     def forward(self, input):

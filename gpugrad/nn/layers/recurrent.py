@@ -65,7 +65,7 @@ class GRU(Module):
     >>> gru = gg.nn.GRU(1, 8, batch_first=True)
     >>> output, h_n = gru(gg.randn(4, 40, 1))
     >>> output.shape, h_n.shape
-    ((4, 40, 8), (1, 4, 8))
+    (Size([4, 40, 8]), Size([1, 4, 8]))
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,

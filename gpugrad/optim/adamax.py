@@ -1,0 +1,78 @@
+"""Adamax, Adam's infinity-norm variant (Kingma & Ba 2015, section 7)."""
+
+from __future__ import annotations
+
+from .. import backend
+from .adam import lerp_
+from .optimizer import Optimizer, _check_number, wrap_array
+
+__all__ = ["Adamax"]
+
+
+class Adamax(Optimizer):
+    r"""Adamax, matching ``torch.optim.Adamax`` step for step::
+
+        m = lerp(m, g, 1 - beta1)
+        u = max(beta2 * u, |g| + eps)
+        p = p - lr / (1 - beta1**t) * m / u
+
+    Parameters
+    ----------
+    params : iterable of Tensor or of dict
+    lr : float, default 2e-3
+    betas : (float, float), default (0.9, 0.999)
+    eps : float, default 1e-8
+    weight_decay : float, default 0
+        L2 penalty added to the gradient.
+    maximize : bool, default False
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> w = gg.tensor([1.0], requires_grad=True)
+    >>> w.grad = gg.tensor([2.0])
+    >>> _ = gg.optim.Adamax([w], lr=0.1).step()     # the first step moves by about lr
+    >>> round(w.item(), 4)
+    0.9
+    """
+
+    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, *, maximize=False):
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize)
+        super().__init__(params, defaults)
+
+    def _check_group(self, group):
+        _check_betas(type(self).__name__, group)
+        for key in ("lr", "eps", "weight_decay"):
+            _check_number(type(self).__name__, key, group[key])
+
+    def _update_group(self, group, params):
+        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+        weight_decay, maximize = group["weight_decay"], group["maximize"]
+        for param in params:
+            values = param.array
+            xp = backend.xp_of(values)
+            grad = -param.grad.array if maximize else param.grad.array
+            state = self.state.setdefault_for(param)
+            if not state:
+                state["step"] = 0
+                state["exp_avg"] = wrap_array(xp.zeros_like(values))
+                state["exp_inf"] = wrap_array(xp.zeros_like(values))
+            state["step"] += 1
+            if weight_decay != 0:
+                grad = grad + weight_decay * values
+            exp_avg, exp_inf = state["exp_avg"].array, state["exp_inf"].array
+            lerp_(exp_avg, grad, 1 - beta1)
+            exp_inf *= beta2
+            xp.maximum(exp_inf, xp.abs(grad) + eps, out=exp_inf)
+            clr = lr / (1 - beta1 ** state["step"])
+            values -= clr * (exp_avg / exp_inf)
+
+
+def _check_betas(name, group):
+    """betas must be a pair in [0, 1); stored as a tuple (as Adam does)."""
+    betas = group["betas"]
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise ValueError(f"{name}: betas={betas!r} must be a pair (beta1, beta2), e.g. (0.9, 0.999)")
+    _check_number(name, "betas[0]", betas[0], 0.0, 1.0)
+    _check_number(name, "betas[1]", betas[1], 0.0, 1.0)
+    group["betas"] = tuple(betas)

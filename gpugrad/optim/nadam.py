@@ -1,0 +1,86 @@
+"""NAdam: Adam with Nesterov momentum (Dozat 2016)."""
+
+from __future__ import annotations
+
+from .. import backend
+from .adam import lerp_
+from .adamax import _check_betas
+from .optimizer import Optimizer, _check_number, wrap_array
+
+__all__ = ["NAdam"]
+
+
+class NAdam(Optimizer):
+    r"""NAdam, matching ``torch.optim.NAdam`` step for step.
+
+    With the momentum schedule ``mu_t = beta1 * (1 - 0.5 * 0.96 ** (t * momentum_decay))``
+    and ``P_t = mu_1 * ... * mu_t``::
+
+        m = lerp(m, g, 1 - beta1);  v = beta2 * v + (1 - beta2) * g * g
+        d = sqrt(v / (1 - beta2**t)) + eps
+        p = p - lr * (1 - mu_t) / (1 - P_t) * g / d - lr * mu_{t+1} / (1 - P_t * mu_{t+1}) * m / d
+
+    Parameters
+    ----------
+    params : iterable of Tensor or of dict
+    lr : float, default 2e-3
+    betas : (float, float), default (0.9, 0.999)
+    eps : float, default 1e-8
+    weight_decay : float, default 0
+    momentum_decay : float, default 4e-3
+    decoupled_weight_decay : bool, default False
+        Shrink the parameters directly (as AdamW does) instead of adding to the gradient.
+    maximize : bool, default False
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> w = gg.tensor([1.0], requires_grad=True)
+    >>> w.grad = gg.tensor([2.0])
+    >>> _ = gg.optim.NAdam([w], lr=0.1).step()
+    >>> w.item() < 1.0
+    True
+    """
+
+    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, momentum_decay=4e-3,
+                 decoupled_weight_decay=False, *, maximize=False):
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay,
+                        decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
+        super().__init__(params, defaults)
+
+    def _check_group(self, group):
+        _check_betas("NAdam", group)
+        for key in ("lr", "eps", "weight_decay", "momentum_decay"):
+            _check_number("NAdam", key, group[key])
+
+    def _update_group(self, group, params):
+        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+        weight_decay, momentum_decay = group["weight_decay"], group["momentum_decay"]
+        decoupled, maximize = group["decoupled_weight_decay"], group["maximize"]
+        for param in params:
+            values = param.array
+            xp = backend.xp_of(values)
+            grad = -param.grad.array if maximize else param.grad.array
+            state = self.state.setdefault_for(param)
+            if not state:
+                state["step"] = 0
+                state["mu_product"] = 1.0
+                state["exp_avg"] = wrap_array(xp.zeros_like(values))
+                state["exp_avg_sq"] = wrap_array(xp.zeros_like(values))
+            state["step"] += 1
+            step = state["step"]
+            if weight_decay != 0:
+                if decoupled:
+                    values *= 1 - lr * weight_decay
+                else:
+                    grad = grad + weight_decay * values
+            mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * momentum_decay))
+            mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * momentum_decay))
+            mu_product = state["mu_product"] = float(state["mu_product"]) * mu
+            exp_avg, exp_avg_sq = state["exp_avg"].array, state["exp_avg_sq"].array
+            lerp_(exp_avg, grad, 1 - beta1)
+            exp_avg_sq *= beta2
+            exp_avg_sq += (1 - beta2) * (grad * grad)
+            denom = xp.sqrt(exp_avg_sq / (1 - beta2 ** step)) + eps
+            values -= (lr * (1.0 - mu) / (1.0 - mu_product)) * (grad / denom)
+            values -= (lr * mu_next / (1.0 - mu_product * mu_next)) * (exp_avg / denom)

@@ -1,0 +1,92 @@
+"""RAdam: Adam with a rectified adaptive learning rate (Liu et al. 2020)."""
+
+from __future__ import annotations
+
+import math
+
+from .. import backend
+from .adam import lerp_
+from .adamax import _check_betas
+from .optimizer import Optimizer, _check_number, wrap_array
+
+__all__ = ["RAdam"]
+
+
+class RAdam(Optimizer):
+    r"""RAdam, matching ``torch.optim.RAdam`` step for step.
+
+    With ``rho_inf = 2 / (1 - beta2) - 1`` and
+    ``rho_t = rho_inf - 2 t beta2**t / (1 - beta2**t)``::
+
+        m = lerp(m, g, 1 - beta1);  v = beta2 * v + (1 - beta2) * g * g
+        m_hat = m / (1 - beta1**t)
+        if rho_t > 5:  p = p - lr * m_hat * r_t * sqrt(1 - beta2**t) / (sqrt(v) + eps)
+        else:          p = p - lr * m_hat          (the variance estimate is not yet trusted)
+
+    where ``r_t = sqrt((rho_t - 4)(rho_t - 2) rho_inf / ((rho_inf - 4)(rho_inf - 2) rho_t))``.
+
+    Parameters
+    ----------
+    params : iterable of Tensor or of dict
+    lr : float, default 1e-3
+    betas : (float, float), default (0.9, 0.999)
+    eps : float, default 1e-8
+    weight_decay : float, default 0
+    decoupled_weight_decay : bool, default False
+    maximize : bool, default False
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> w = gg.tensor([1.0], requires_grad=True)
+    >>> w.grad = gg.tensor([2.0])
+    >>> _ = gg.optim.RAdam([w], lr=0.1).step()     # early steps are SGD with momentum
+    >>> round(w.item(), 4)
+    0.8
+    """
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
+                 decoupled_weight_decay=False, *, maximize=False):
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                        decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
+        super().__init__(params, defaults)
+
+    def _check_group(self, group):
+        _check_betas("RAdam", group)
+        for key in ("lr", "eps", "weight_decay"):
+            _check_number("RAdam", key, group[key])
+
+    def _update_group(self, group, params):
+        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+        weight_decay, decoupled, maximize = group["weight_decay"], group["decoupled_weight_decay"], group["maximize"]
+        for param in params:
+            values = param.array
+            xp = backend.xp_of(values)
+            grad = -param.grad.array if maximize else param.grad.array
+            state = self.state.setdefault_for(param)
+            if not state:
+                state["step"] = 0
+                state["exp_avg"] = wrap_array(xp.zeros_like(values))
+                state["exp_avg_sq"] = wrap_array(xp.zeros_like(values))
+            state["step"] += 1
+            step = state["step"]
+            if weight_decay != 0:
+                if decoupled:
+                    values *= 1 - lr * weight_decay
+                else:
+                    grad = grad + weight_decay * values
+            exp_avg, exp_avg_sq = state["exp_avg"].array, state["exp_avg_sq"].array
+            lerp_(exp_avg, grad, 1 - beta1)
+            exp_avg_sq *= beta2
+            exp_avg_sq += (1 - beta2) * (grad * grad)
+            bias_correction1 = 1 - beta1 ** step
+            bias_correction2 = 1 - beta2 ** step
+            corrected_exp_avg = exp_avg / bias_correction1
+            rho_inf = 2 / (1 - beta2) - 1
+            rho_t = rho_inf - 2 * step * (beta2 ** step) / bias_correction2
+            if rho_t > 5.0:
+                rect = math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+                adaptive_lr = math.sqrt(bias_correction2) / (xp.sqrt(exp_avg_sq) + eps)
+                values -= corrected_exp_avg * lr * adaptive_lr * rect
+            else:
+                values -= corrected_exp_avg * lr
