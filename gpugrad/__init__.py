@@ -79,6 +79,21 @@ for _name in ("abs_", "ceil", "cos", "eq", "erf", "exp", "expm1", "floor", "ge",
     globals()[{"abs_": "abs", "power": "pow"}.get(_name, _name)] = _on_tensors(getattr(_elementwise, _name))
 del _name
 
+
+
+def _with_input(function):
+    """Top-level reductions take PyTorch's ``input=`` keyword too (``gg.sum(input=x, dim=0)``)."""
+    @_functools.wraps(function)
+    def public(*args, input=None, **kwargs):  # noqa: A002 - PyTorch's name
+        if input is not None:
+            args = (input,) + args
+        return function(*args, **kwargs)
+    return public
+
+
+sum, mean, prod, amax, amin, logsumexp, max, min = (  # noqa: A001 - PyTorch's names
+    _with_input(f) for f in (sum, mean, prod, amax, amin, logsumexp, max, min))
+
 clip = clamp
 swapaxes = transpose
 true_divide = divide = div  # noqa: F821 - defined by the loop above

@@ -52,7 +52,7 @@ def _wrap(array, device=None):
 
 
 class Dataset(abc.ABC):
-    """A sized collection of samples: implement ``__getitem__`` and ``__len__``.
+    """A collection of samples: implement ``__getitem__`` (and ``__len__``, which a DataLoader needs).
 
     Examples
     --------
@@ -70,9 +70,13 @@ class Dataset(abc.ABC):
     def __getitem__(self, index):
         """Return sample ``index`` (``0 <= index < len(self)``)."""
 
-    @abc.abstractmethod
-    def __len__(self):
-        """Return the number of samples."""
+    # NOTE: no __len__ here, as in PyTorch: a dataset may leave it out (a
+    # DataLoader then says it needs one), and hasattr(ds, "__len__") stays honest.
+
+    def __add__(self, other):
+        """``a + b`` is ``ConcatDataset([a, b])``, as in PyTorch."""
+        from .utils.data.dataset import ConcatDataset
+        return ConcatDataset([self, other])
 
 
 class TensorDataset(Dataset):
@@ -449,8 +453,12 @@ class DataLoader:
         progress counts as started), and ``seed`` the base seed of the
         shuffle, which with the epoch fixes the order completely.
         """
-        return {"epoch": self.epoch, "seed": self._base_seed() if self.shuffle else self._drawn_seed,
-                "shuffle": self.shuffle, "batch_size": self.batch_size}
+        state = {"epoch": self.epoch, "seed": self._base_seed() if self.shuffle else self._drawn_seed,
+                 "shuffle": self.shuffle, "batch_size": self.batch_size}
+        if self.generator is not None:
+            # With generator=, the order comes from the generator's stream: its state resumes it.
+            state["generator_state"] = self.generator.get_state()
+        return state
 
     def load_state_dict(self, state_dict):
         """Resume from :meth:`state_dict`: the next iteration replays from that epoch."""
@@ -461,6 +469,12 @@ class DataLoader:
         seed = state_dict["seed"]
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
             raise ValueError(f"DataLoader.load_state_dict: seed={seed!r} must be a non-negative integer or None")
+        generator_state = state_dict.get("generator_state")
+        if generator_state is not None and self.generator is None:
+            raise ValueError("DataLoader.load_state_dict: the state holds a generator's stream, but this loader "
+                             "has no generator=; build it with generator=gg.Generator() to resume")
+        if generator_state is not None:
+            self.generator.set_state(generator_state)      # validates before anything else changes
         self.set_epoch(state_dict["epoch"])
         self._drawn_seed = None if seed is None else int(seed)
 

@@ -21,8 +21,6 @@ Size([2, 3])
 
 from __future__ import annotations
 
-import builtins
-
 import numpy as np
 
 from . import backend
@@ -82,10 +80,12 @@ def _size(self, dim=None):
     shape = self.array.shape
     if dim is None:
         return Size(shape)
-    if not -builtins.max(len(shape), 1) <= dim < builtins.max(len(shape), 1):
+    if not shape:
+        raise IndexError(f"size: dimension {dim} specified, but a 0-d tensor has no dimensions")
+    if not -len(shape) <= dim < len(shape):
         raise IndexError(f"size: dimension {dim} is out of range for a tensor of shape {tuple(shape)} "
                          f"(valid: {-len(shape)} to {len(shape) - 1})")
-    return shape[dim] if shape else 1
+    return shape[dim]
 
 
 Tensor.size = _size

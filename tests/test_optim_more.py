@@ -333,3 +333,18 @@ def test_lbfgs_state_dict_resumes_exactly(tmp_path):
     bad["state"][0]["d"] = gg.zeros(5)
     with pytest.raises(ValueError, match="different model"):
         opt2.load_state_dict(bad)
+
+
+def test_combined_scheduler_load_is_all_or_nothing():
+    opt, _ = _optimizers()
+    chained = gg.optim.lr_scheduler.ChainedScheduler([gg.optim.lr_scheduler.ExponentialLR(opt, gamma=0.9),
+                                                      gg.optim.lr_scheduler.StepLR(opt, step_size=2)])
+    for _ in range(3):
+        chained.step()
+    state = chained.state_dict()
+    before = [dict(s.__dict__) for s in chained._schedulers]
+    broken = dict(state)
+    broken["_schedulers"] = [dict(state["_schedulers"][0], last_epoch=99), {"not_a_key": 1}]
+    with pytest.raises(ValueError, match="unknown keys"):
+        chained.load_state_dict(broken)
+    assert [s.__dict__ for s in chained._schedulers] == before

@@ -65,6 +65,10 @@ def test_size_behaves_like_torch_size():
     assert list(gg.Size([2, 3])) == [2, 3]
     with pytest.raises(IndexError, match="out of range"):
         x.size(3)
+    with pytest.raises(IndexError):
+        torch.tensor(1.0).size(0)
+    with pytest.raises(IndexError, match="0-d"):
+        gg.tensor(1.0).size(0)
 
 
 def test_format_spec_on_0d_tensors():
@@ -164,6 +168,11 @@ def test_input_other_keywords():
                                   torch.add(input=torch.tensor([1.0, 2.0]), other=torch.tensor([3.0, 5.0])).numpy())
     assert gg.mul(a, other=b).tolist() == [3.0, 10.0]
     assert gg.exp(input=gg.tensor([0.0])).tolist() == [1.0]
+    m, tm = gg.tensor([[1.0, 5.0], [3.0, 2.0]]), torch.tensor([[1.0, 5.0], [3.0, 2.0]])
+    assert gg.sum(input=m, dim=0).tolist() == torch.sum(input=tm, dim=0).tolist()
+    assert gg.max(input=m, dim=1).values.tolist() == torch.max(input=tm, dim=1).values.tolist()
+    assert gg.mean(input=m).item() == torch.mean(input=tm).item()
+    assert m.mul(other=m).tolist() == tm.mul(other=tm).tolist()
 
 
 def test_out_writes_into_the_given_tensor():
@@ -522,3 +531,20 @@ def test_small_top_level_functions_match_torch(tmp_path):
     assert gg.load(tmp_path / "w.pt", map_location="cpu", weights_only=True)["w"].tolist() == [1.0, 1.0]
     with pytest.raises(TypeError, match="map_location"):
         gg.load(tmp_path / "w.pt", map_location={"cuda:0": "cpu"})
+
+
+def test_generator_on_each_device(device):
+    g = gg.Generator(device=device).manual_seed(11)
+    a = gg.rand(5, device=device, generator=g)
+    b = gg.bernoulli(gg.full((5,), 0.5, device=device), generator=g)
+    c = gg.normal(gg.zeros(5, device=device), gg.ones(5, device=device), generator=g)
+    g.manual_seed(11)
+    assert gg.rand(5, device=device, generator=g).tolist() == a.tolist()
+    assert gg.bernoulli(gg.full((5,), 0.5, device=device), generator=g).tolist() == b.tolist()
+    assert gg.normal(gg.zeros(5, device=device), gg.ones(5, device=device), generator=g).tolist() == c.tolist()
+    other = "cpu" if gg.device(device).type == "cuda" else None
+    if other is None:
+        assert a.device == gg.device("cpu")
+    else:
+        with pytest.raises(gg.DeviceError, match="generator"):
+            gg.rand(2, device=other, generator=g)

@@ -215,3 +215,40 @@ def test_torch_positional_order():
     ours, theirs = _datasets(5)
     order = [4, 3, 2, 1, 0]
     assert _batches(gdata.DataLoader(ours, 2, False, order)) == _batches(tdata.DataLoader(theirs, 2, False, order))
+
+
+def test_generator_loader_resumes_from_state_dict():
+    ours, _ = _datasets(9)
+    loader = gdata.DataLoader(ours, batch_size=4, shuffle=True, generator=gg.Generator().manual_seed(3))
+    _batches(loader)
+    state = loader.state_dict()
+    expected = [_batches(loader) for _ in range(2)]
+    resumed = gdata.DataLoader(ours, batch_size=4, shuffle=True, generator=gg.Generator())
+    resumed.load_state_dict(state)
+    assert [_batches(resumed) for _ in range(2)] == expected
+    with pytest.raises(ValueError, match="generator"):
+        gdata.DataLoader(ours, batch_size=4).load_state_dict(state)
+
+
+def test_dataset_without_len_and_concatenation_by_plus():
+    class Items(gdata.Dataset):
+        def __getitem__(self, index):
+            return index * 2
+    items = Items()                    # PyTorch allows a dataset without __len__
+    assert items[3] == 6
+    with pytest.raises(TypeError, match="__len__"):
+        gdata.DataLoader(items)
+
+    class Sized(gdata.Dataset):
+        def __init__(self, n):
+            self.n = n
+
+        def __getitem__(self, index):
+            if index >= self.n:
+                raise IndexError(index)
+            return index
+
+        def __len__(self):
+            return self.n
+    both = Sized(2) + Sized(3)
+    assert isinstance(both, gdata.ConcatDataset) and [both[i] for i in range(5)] == [0, 1, 0, 1, 2]

@@ -1045,9 +1045,18 @@ def _load_combined_state(combination, state_dict):
     unknown = sorted(set(state) - set(combination.__dict__))
     if unknown:
         raise ValueError(f"{type(combination).__name__}.load_state_dict: unknown keys {unknown}")
-    combination.__dict__.update(state)
-    for scheduler, child in zip(combination._schedulers, children):
-        scheduler.load_state_dict(child)
+    # All or nothing: a child that rejects its state restores every scheduler.
+    import copy
+    saved = [(s, copy.copy(s.__dict__)) for s in [combination, *combination._schedulers]]
+    try:
+        combination.__dict__.update(state)
+        for scheduler, child in zip(combination._schedulers, children):
+            scheduler.load_state_dict(child)
+    except BaseException:
+        for scheduler, attributes in saved:
+            scheduler.__dict__.clear()
+            scheduler.__dict__.update(attributes)
+        raise
 
 
 class SequentialLR(LRScheduler):
