@@ -1,0 +1,37 @@
+# Fitting y = sin(x) with a third-order polynomial, gradients computed by hand
+# (the "Learning PyTorch with Examples" tensors version).
+import math
+
+import numpy as np
+import torch
+
+dtype = torch.float
+device = torch.device("cpu")
+
+x = torch.linspace(-math.pi, math.pi, 2000, device=device, dtype=dtype)
+y = torch.sin(x)
+
+# Random starting weights, drawn with NumPy so every library starts alike.
+rng = np.random.default_rng(0)
+a, b, c, d = (torch.tensor(v, device=device, dtype=dtype) for v in rng.standard_normal(4))
+
+learning_rate = 1e-6
+for t in range(2000):
+    y_pred = a + b * x + c * x ** 2 + d * x ** 3
+
+    loss = (y_pred - y).pow(2).sum().item()
+    if t % 400 == 399:
+        print(t, f"{loss:.4f}")
+
+    grad_y_pred = 2.0 * (y_pred - y)
+    grad_a = grad_y_pred.sum()
+    grad_b = (grad_y_pred * x).sum()
+    grad_c = (grad_y_pred * x ** 2).sum()
+    grad_d = (grad_y_pred * x ** 3).sum()
+
+    a -= learning_rate * grad_a
+    b -= learning_rate * grad_b
+    c -= learning_rate * grad_c
+    d -= learning_rate * grad_d
+
+print(f"Result: y = {a.item():.4f} + {b.item():.4f} x + {c.item():.4f} x^2 + {d.item():.4f} x^3")
