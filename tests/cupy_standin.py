@@ -524,7 +524,13 @@ class ndarray:
 
     def __getitem__(self, key):
         _check_device(self)
-        return _wrap(self._a[_unwrap_index(key)], self._device_id)
+        key = _unwrap_index(key)
+        result = self._a[key]
+        if isinstance(result, numpy.generic):
+            # CuPy answers a full integer index with a 0-d view of the same
+            # memory, where NumPy makes a scalar copy; an Ellipsis gives the view.
+            result = self._a[(key if isinstance(key, tuple) else (key,)) + (Ellipsis,)]
+        return _wrap(result, self._device_id)
 
     def __setitem__(self, key, value):
         _check_device(self)

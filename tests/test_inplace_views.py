@@ -341,3 +341,23 @@ def test_filling_a_non_leaf_keeps_it_in_the_graph_with_a_zero_gradient(device, f
     assert y.requires_grad and y.grad_fn is not None
     (y.sum() + (x * x).sum()).backward()
     np.testing.assert_array_equal(x.grad.numpy(), [2.0, 4.0])
+
+
+def test_view_refuses_to_copy_and_reshape_copies(device):
+    # PyTorch's view never copies: a silent copy would let v.mul_(2) miss its base.
+    t = gg.arange(12.0, device=device).reshape(3, 4)[:, 1:]
+    with pytest.raises(gg.ShapeError, match=r"view: .*reshape"):
+        t.view(-1)
+    assert t.reshape(-1).shape == (9,) and t.contiguous().view(-1).shape == (9,)
+    base = gg.arange(6.0, device=device)
+    base.view(2, 3)[1].mul_(2)
+    np.testing.assert_array_equal(base.numpy(), [0, 1, 2, 6, 8, 10])
+
+
+def test_view_as_a_dtype_reinterprets_the_bits(device):
+    bits = gg.tensor([1.0, -2.0], device=device).view(gg.int32)
+    np.testing.assert_array_equal(bits.numpy(), np.array([1.0, -2.0], np.float32).view(np.int32))
+    with pytest.raises(gg.DTypeError, match="to"):
+        gg.ones(2, device=device).view(gg.float64)
+    with pytest.raises(gg.AutogradError, match="detach"):
+        gg.ones(2, device=device, requires_grad=True).view(gg.int32)

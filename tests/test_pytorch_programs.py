@@ -38,7 +38,6 @@ HAVE_TORCH = importlib.util.find_spec("torch") is not None
 # point 4 (two models, two optimizers, alternating steps); remove the entry once the
 # fix has landed.
 KNOWN_WARNINGS = {
-    "dcgan": "GraphRetainedWarning",
 }
 
 # Programs whose gpugrad output still differs from PyTorch's, with what is known; each

@@ -349,10 +349,44 @@ def reshape(input, *shape):
 
 
 def view(self, *shape):
-    """Like reshape; views need no contiguity here (NumPy copies when it must)."""
+    """A view with another shape (memory shared, as PyTorch's ``view``), or its bits as another dtype.
+
+    Where the memory layout cannot be viewed with the new shape (a transposed
+    or sliced tensor), it raises as PyTorch does, instead of silently copying:
+    an in-place change of the result would then not reach ``self``.  Use
+    :meth:`reshape`, which copies when it must.  ``t.view(dtype)`` reinterprets
+    the bits as a dtype of the same size (no gradient), as in PyTorch.
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> x = gg.arange(6.0)
+    >>> v = x.view(2, 3)
+    >>> _ = v[0, 0].fill_(10.0)
+    >>> x[0].item()
+    10.0
+    """
     if len(shape) == 1 and not isinstance(shape[0], (tuple, list, int)):
-        return to(self, shape[0])  # t.view(dtype) spelling: reinterpretation is not supported, convert
-    return reshape(self, *shape)
+        return _view_as_dtype(self, backend.as_dtype(shape[0]))
+    result = reshape(self, *shape)
+    source, viewed = self.array, result.array
+    if source.size and not backend.xp_of(source).may_share_memory(source, viewed):
+        raise ShapeError(f"view: a tensor of shape {tuple(self.shape)} with strides {source.strides} cannot be "
+                         f"viewed as shape {tuple(result.shape)} without copying (at least one dimension spans "
+                         "two separate blocks of memory); use .reshape(...) instead, or .contiguous() first")
+    return result
+
+
+def _view_as_dtype(tensor, dtype):
+    if dtype == tensor.dtype:
+        return tensor
+    if dtype.itemsize != tensor.array.dtype.itemsize:
+        raise DTypeError(f"view: reinterpreting {tensor.dtype} ({tensor.array.dtype.itemsize} bytes) as {dtype} "
+                         f"({dtype.itemsize} bytes) is not supported; use .to({dtype}) to convert the values")
+    if tensor.requires_grad:
+        raise AutogradError(f"view: reinterpreting the bits of a tensor that requires grad ({tensor.dtype} as "
+                            f"{dtype}) has no gradient; call .detach() first, or .to({dtype}) to convert values")
+    return Tensor._make(tensor.array.view(dtype))
 
 
 def flatten(input, start_dim=0, end_dim=-1):
