@@ -43,9 +43,6 @@ KNOWN_WARNINGS = {
 # Programs whose gpugrad output still differs from PyTorch's, with what is known; each
 # is a strict xfail, so it fails loudly the day it starts to agree (then remove it).
 KNOWN_DIFFERENCES = {
-    "transformer_encoder_classifier": "losses differ from torch's from the first epoch (0.6680 vs 0.6696); the "
-                                      "encoder with a padding mask agrees forward and backward by state-dict "
-                                      "transfer, so the cause is elsewhere in the program (not yet found)",
 }
 
 NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")

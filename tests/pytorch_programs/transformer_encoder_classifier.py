@@ -60,6 +60,8 @@ with torch.no_grad():
         if p.dim() > 1:
             p.copy_(torch.tensor(rng.uniform(-1, 1, tuple(p.shape)) * math.sqrt(3 / p.shape[-1]),
                                  dtype=torch.float32))
+        elif name.endswith("bias"):                            # Linear biases start random too
+            p.copy_(torch.tensor(rng.uniform(-0.1, 0.1, tuple(p.shape)), dtype=torch.float32))
 print(len(model.state_dict()), "tensors;", [k for k in model.state_dict() if "layers.0" in k][:4])
 
 criterion = nn.CrossEntropyLoss()
