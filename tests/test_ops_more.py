@@ -424,3 +424,16 @@ def test_index_put_with_a_bool_mask(device):
     check(lambda t, v: t.clone().index_put_((gg.tensor(np.array([True, False, True]), device=device),), v),
           lambda t, v: t.clone().index_put_((torch.tensor([True, False, True]),), v), [_randn(3, 2), _randn(2)],
           device)
+
+
+def test_multinomial_draws_from_a_gg_generator(device):
+    probs = gg.tensor([0.2, 0.3, 0.5], device=device)
+
+    def draw():
+        return gg.multinomial(probs, 6, replacement=True,
+                              generator=gg.Generator(device=device).manual_seed(3)).tolist()
+    first = draw()
+    gg.manual_seed(9)                          # the global stream does not matter
+    assert draw() == first
+    with pytest.raises(TypeError, match="gg.Generator"):
+        gg.multinomial(probs, 1, generator=object())

@@ -102,15 +102,10 @@ def topk(input, k, dim=-1, largest=True, sorted=True):
 
 
 def _random_source(device, generator):
-    if generator is None:
-        return backend.generator(device)
-    for attribute in ("random",):
-        if hasattr(generator, attribute):
-            return generator
-    inner = getattr(generator, "_generator", None) or getattr(generator, "generator", None)
-    if inner is not None and hasattr(inner, "random"):
-        return inner
-    raise TypeError(f"multinomial: generator must be a gg.Generator, got {type(generator).__name__}")
+    """The NumPy/CuPy generator multinomial draws from: ``generator``'s (a gg.Generator on the
+    input's device) or the device's global one."""
+    from ..generator import rng_for
+    return rng_for(device, generator, "multinomial")
 
 
 def multinomial(input, num_samples, replacement=False, *, generator=None):
