@@ -92,7 +92,10 @@ Tensor.size = _size
 # NOTE: replaces the core's ``shape`` property (which returned the array's tuple)
 # so that ``print(t.shape)`` reads like PyTorch's; Size is a tuple, so every
 # comparison, unpacking and NumPy call that took the tuple still works.
-Tensor.shape = property(lambda self: Size(self.array.shape), doc="The shape, as a :class:`Size`.")
+# An array's shape already holds Python ints: wrap it without Size.__new__'s
+# per-element int() (this property is read on every op's hot path).
+_size_from_ints = tuple.__new__
+Tensor.shape = property(lambda self: _size_from_ints(Size, self.array.shape), doc="The shape, as a :class:`Size`.")
 
 
 # --------------------------------------------------------------------------
