@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from .. import backend
 from .optimizer import Optimizer, _check_number, wrap_array
 
 __all__ = ["Adagrad"]
@@ -50,11 +49,7 @@ class Adagrad(Optimizer):
     def _update_group(self, group, params):
         lr, lr_decay, eps = group["lr"], group["lr_decay"], group["eps"]
         weight_decay, maximize = group["weight_decay"], group["maximize"]
-        for param in params:
-            values = param.array
-            xp = backend.xp_of(values)
-            grad = -param.grad.array if maximize else param.grad.array
-            state = self.state.setdefault_for(param)
+        for values, xp, grad, state in self._parameter_states(params, maximize):
             if not state:
                 state["step"] = 0
                 state["sum"] = wrap_array(xp.full_like(values, group["initial_accumulator_value"]))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from .. import backend
 from .adam import lerp_
 from .adamax import _check_betas
 from .optimizer import Optimizer, _check_number, wrap_array
@@ -60,11 +59,7 @@ class NAdam(Optimizer):
         lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
         weight_decay, momentum_decay = group["weight_decay"], group["momentum_decay"]
         decoupled, maximize = group["decoupled_weight_decay"], group["maximize"]
-        for param in params:
-            values = param.array
-            xp = backend.xp_of(values)
-            grad = -param.grad.array if maximize else param.grad.array
-            state = self.state.setdefault_for(param)
+        for values, xp, grad, state in self._parameter_states(params, maximize):
             if not state:
                 state["step"] = 0
                 state["mu_product"] = 1.0

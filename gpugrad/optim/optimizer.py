@@ -290,6 +290,15 @@ class Optimizer:
     def _update_group(self, group, params):
         raise NotImplementedError
 
+    def _parameter_states(self, params, maximize):
+        """Each parameter's raw array, its array module, the gradient to descend
+        (negated under ``maximize``) and its state dict (empty before its first step):
+        the per-parameter preamble every ``_update_group`` starts with."""
+        for param in params:
+            values = param.array
+            grad = param.grad.array
+            yield values, backend.xp_of(values), (-grad if maximize else grad), self.state.setdefault_for(param)
+
     # ------------------------------------------------------------------
     # State dicts.
     # ------------------------------------------------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-from .. import backend
 from .adam import lerp_
 from .adamax import _check_betas
 from .optimizer import Optimizer, _check_number, wrap_array
@@ -61,11 +60,7 @@ class RAdam(Optimizer):
     def _update_group(self, group, params):
         lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
         weight_decay, decoupled, maximize = group["weight_decay"], group["decoupled_weight_decay"], group["maximize"]
-        for param in params:
-            values = param.array
-            xp = backend.xp_of(values)
-            grad = -param.grad.array if maximize else param.grad.array
-            state = self.state.setdefault_for(param)
+        for values, xp, grad, state in self._parameter_states(params, maximize):
             if not state:
                 state["step"] = 0
                 state["exp_avg"] = wrap_array(xp.zeros_like(values))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from .. import backend
 from .optimizer import Optimizer, _check_number, wrap_array
 
 __all__ = ["RMSprop"]
@@ -56,11 +55,7 @@ class RMSprop(Optimizer):
         lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
         weight_decay, momentum = group["weight_decay"], group["momentum"]
         centered, maximize = group["centered"], group["maximize"]
-        for param in params:
-            values = param.array
-            xp = backend.xp_of(values)
-            grad = -param.grad.array if maximize else param.grad.array
-            state = self.state.setdefault_for(param)
+        for values, xp, grad, state in self._parameter_states(params, maximize):
             if not state:
                 state["step"] = 0
                 state["square_avg"] = wrap_array(xp.zeros_like(values))
