@@ -260,3 +260,54 @@ def gpugrad_cnn(problem: CNNProblem, device: str = "cpu", lr: float = LEARNING_R
                 "fc.weight": to_numpy(fc.weight), "fc.bias": to_numpy(fc.bias)}
 
     return Participant("gpugrad", step, _sync(gg, device), snapshot)
+
+
+def gpugrad_mlp_tensors(problem: MLPProblem, device: str = "cpu", epoch_batch: int | None = None,
+                        lr: float = LEARNING_RATE) -> Participant:
+    """The same MLP step written with tensors, the way a PyTorch user writes it by hand.
+
+    ``h = F.relu(h @ W + b)`` per hidden layer (``W`` a leaf of shape
+    ``(in, out)``), ``F.cross_entropy`` on the last layer's logits,
+    ``loss.backward()``, then the SGD update ``p.add_(p.grad, alpha=-lr)`` under
+    ``gg.no_grad()`` and ``p.grad = None``: no ``nn`` module and no optimizer.
+    """
+    gg, _, F = load_gpugrad()
+    weights = [gg.tensor(np.ascontiguousarray(weight.T), device=device, requires_grad=True)
+               for weight in problem.weights]
+    biases = [gg.tensor(bias, device=device, requires_grad=True) for bias in problem.biases]
+    parameters = [tensor for pair in zip(weights, biases) for tensor in pair]
+    inputs = gg.tensor(problem.inputs, device=device)
+    labels = gg.tensor(problem.labels, device=device)
+    last = len(weights) - 1
+
+    def train_step(batch_inputs, batch_labels):
+        hidden = batch_inputs
+        for index, (weight, bias) in enumerate(zip(weights, biases)):
+            hidden = hidden @ weight + bias
+            if index < last:
+                hidden = F.relu(hidden)
+        loss = F.cross_entropy(hidden, batch_labels)
+        loss.backward()
+        with gg.no_grad():
+            for parameter in parameters:
+                parameter.add_(parameter.grad, alpha=-lr)
+                parameter.grad = None
+
+    if epoch_batch is None:
+        def step():
+            train_step(inputs, labels)
+    else:
+        rows = len(problem.inputs)
+
+        def step():
+            for start in range(0, rows, epoch_batch):
+                train_step(inputs[start:start + epoch_batch], labels[start:start + epoch_batch])
+
+    def snapshot():
+        state = {}
+        for index, (weight, bias) in enumerate(zip(weights, biases)):
+            state[f"linear{index}.weight"] = to_numpy(weight).T
+            state[f"linear{index}.bias"] = to_numpy(bias)
+        return state
+
+    return Participant("gpugrad-tensors", step, _sync(gg, device), snapshot)

@@ -866,7 +866,8 @@ def _accumulate(leaf, grad, tensor_mode, given=None, undo=None):
         dtype = leaf.array.dtype
         if grad.dtype != dtype:
             grad = grad.astype(dtype)
-        elif previous is None and (grad.base is not None or (given is not None and id(grad) in given)):
+        elif previous is None and ((grad.base is not None and _base_held_elsewhere(grad))
+                                   or (given is not None and id(grad) in given)):
             grad = grad.copy()
         if previous is not None:
             # Out of place: the old .grad may be referenced by the user.
@@ -883,6 +884,26 @@ def _accumulate(leaf, grad, tensor_mode, given=None, undo=None):
 
 
 _new_tensor = object.__new__
+_reference_count = sys.getrefcount
+
+
+def _base_held_elsewhere(view):
+    """Whether the memory under the view ``view`` is reachable other than through it.
+
+    A gradient that is a view of a temporary (``sum_to``'s reshape of the
+    summed array) can become a leaf's ``.grad`` as it is: nothing else can
+    change the memory.  A view of anything someone holds (the incoming
+    gradient, a saved output, another view) is copied.  Three references to
+    the base mean: ``view.base``, the argument here and ``getrefcount``'s own.
+    """
+    if view.__class__ is not np.ndarray or not view.flags.writeable or 0 in view.strides:
+        # Only NumPy's base is the owning array itself; a read-only or broadcast
+        # view (a sum's gradient) is no gradient to keep either.
+        return True
+    base = view.base
+    # NumPy points a view at the array owning the memory; a base that is itself a
+    # view (a subclass's) is not judged, so it counts as held.
+    return base.base is not None or _reference_count(base) > 3
 
 
 def backward(outputs, gradients=None, retain_graph=None, create_graph=False, inputs=None):

@@ -16,13 +16,13 @@ import numpy as np
 from .. import backend
 from ..autograd import tape
 from ..errors import AutogradError, DTypeError, ShapeError
-from ..tensor import Tensor
+from ..tensor import LAST_INPLACE, Tensor, next_sequence
 from . import elementwise as ew
 from . import index as ix
 from . import linalg as la
 from . import reduce as rd
 from . import shape as sh
-from .registry import defop, pass_through, tensor_method
+from .registry import _SCALARS, defop, pass_through, scalar_array, tensor_method
 from .samples import Sample
 
 # --------------------------------------------------------------------------
@@ -825,9 +825,51 @@ def _replay_views(base, also=None):
         replay_view(view, base)
 
 
-def _inplace_binary(function, name):
+def _inplace_binary(function, name, ufunc=None):
+    """``x.add_(other, alpha=...)`` and friends: :func:`inplace` of ``function``.
+
+    Outside the graph (grad mode off in this thread, nothing unusual on: an
+    optimizer's ``p.add_(g, alpha=-lr)`` under ``no_grad``), a NumPy float
+    tensor and an operand of its own shape and dtype take a lean path built
+    from the same forwards: ``function``'s NumPy ufunc ``ufunc`` written
+    straight into the tensor (``out=``), after ``mul``'s forward for ``alpha``
+    (the numbers of the general path: the same ufuncs on the same dtypes;
+    tested against it in tests/test_cpu_fast_paths.py).
+    """
+    multiply = ew.mul.op.forward
+
+    def lean(self, data, other, alpha):
+        operand = other.array
+        if alpha != 1:
+            constant = _SCALARS.get((alpha, data.dtype))
+            operand = multiply(operand, scalar_array(alpha, data.dtype) if constant is None else constant)
+        ufunc(data, operand, out=data)
+        # self._bump_version(), inlined (an optimizer step runs this once per parameter)
+        sequence = LAST_INPLACE[0] = next_sequence()
+        box = self._version_box
+        if box is None:
+            box = self._version_box = [0, 0]
+        box[0] += 1
+        box[1] = sequence
+        return self
+
     def method(self, other, **kwargs):
         alpha = kwargs.pop("alpha", 1)
+        if ufunc is not None and tape.threads_off_default:
+            # Grad mode off (or something unusual) somewhere: is it this thread, outside the graph?
+            try:
+                recording = tape.lean_modes.recording
+            except AttributeError:
+                recording = True
+            if recording is False and isinstance(other, Tensor):
+                data = self.array
+                other_data = other.array
+                if (data.__class__ is _ndarray and other_data.__class__ is _ndarray
+                        and data.dtype == other_data.dtype and data.dtype.kind == "f"
+                        and data.shape == other_data.shape and data.flags.writeable and 0 not in data.strides
+                        and (alpha.__class__ is float or alpha.__class__ is int)):
+                    return lean(self, data, other, alpha)
+
         def compute(current):
             # ``x.mul_(x)``: the operand is the old value too, not the tensor being overwritten.
             operand = current if other is self else other
@@ -837,10 +879,11 @@ def _inplace_binary(function, name):
     return method
 
 
-Tensor.add_ = _inplace_binary(ew.add, "add_")
-Tensor.sub_ = _inplace_binary(ew.sub, "sub_")
-Tensor.mul_ = _inplace_binary(ew.mul, "mul_")
-Tensor.div_ = _inplace_binary(ew.div, "div_")
+_ndarray = np.ndarray
+Tensor.add_ = _inplace_binary(ew.add, "add_", np.add)
+Tensor.sub_ = _inplace_binary(ew.sub, "sub_", np.subtract)
+Tensor.mul_ = _inplace_binary(ew.mul, "mul_", np.multiply)
+Tensor.div_ = _inplace_binary(ew.div, "div_", np.true_divide)
 Tensor.pow_ = _inplace_binary(ew.power, "pow_")
 Tensor.__iadd__ = Tensor.add_
 Tensor.__isub__ = Tensor.sub_

@@ -222,7 +222,15 @@ def defop(name, forward, vjp=None, jvp=None, *, save=True, needs=None, save_outp
 def apply_op(op, args, params):
     """Run ``op`` on Tensor arguments: forward, then record a node if needed."""
     if op.promote:
-        args = promote_arguments(op, args)
+        # promote_arguments' first fast exit, inlined (two tensors of one dtype: most
+        # binary ops), so the common case costs no call.
+        if len(args) == 2:
+            first, second = args
+            if not (isinstance(first, Tensor) and isinstance(second, Tensor)
+                    and first.array.dtype == second.array.dtype):
+                args = promote_arguments(op, args)
+        else:
+            args = promote_arguments(op, args)
     return apply_promoted(op, args, params)
 
 
@@ -760,7 +768,11 @@ class OpNode(Node):
             self._check_versions()
         op = self.op
         raw = self.saved_raw
-        grad, out, inputs, params = self._rule_arguments(grads[0], tensor_mode)
+        if op.plain_vjp and not tensor_mode:
+            # _rule_arguments for the common case (raw arrays, no residual, no prologue), inlined.
+            grad, out, inputs, params = grads[0], self.out_data, raw, self.params
+        else:
+            grad, out, inputs, params = self._rule_arguments(grads[0], tensor_mode)
         edges = self._edges
         if op.vjp_per_input:
             fitted = []
@@ -782,7 +794,11 @@ class OpNode(Node):
             fitted = [_fit(result, source) if result is not None and edge is not None else None
                       for result, edge, source in zip(results, edges, raw)]
         if not retain:
-            self.release()
+            # release(), inlined as in input_gradient.
+            self.saved = self.saved_raw = self.out_data = None
+            self.released = True
+            if op.residual:
+                self.residual = None
         return fitted
 
 
@@ -846,7 +862,10 @@ def _fill(node, op, args, datas, params, result, save=None):
         # tensor-mode list keeps Tensors only where the op saves them).
         saved = list(args)
         for index in unsaved:
-            datas[index] = saved[index] = _meta_of(datas[index])
+            array = datas[index]
+            meta = datas[index] = saved[index] = _new_object(InputMeta)     # _meta_of, inlined
+            meta.shape = array.shape
+            meta.dtype = array.dtype
         node.saved = saved
         node.saved_raw = datas
     if op.save_output:
@@ -885,15 +904,28 @@ def _fit(gradient, source):
     return gradient
 
 
+_structural = {}
+"""``cast`` and ``sum_to``, the ops the engine itself applies, looked up once
+(they are declared in modules that import this one)."""
+
+
+def _structural_op(name):
+    function = _structural.get(name)
+    if function is None:
+        from . import elementwise, reduce
+        _structural["cast"] = elementwise.cast
+        _structural["sum_to"] = reduce.sum_to
+        function = _structural[name]
+    return function
+
+
 def _cast(value, dtype):
-    from .elementwise import cast
-    return cast(value, dtype)
+    return (_structural.get("cast") or _structural_op("cast"))(value, dtype)
 
 
 def sum_to(value, shape):
     """Sum ``value`` over broadcast dimensions so it has ``shape`` (the one un-broadcast)."""
-    from .reduce import sum_to as _sum_to
-    return _sum_to(value, shape)
+    return (_structural.get("sum_to") or _structural_op("sum_to"))(value, shape)
 
 
 # --------------------------------------------------------------------------
