@@ -93,3 +93,83 @@ def test_a_leaf_gradient_that_views_a_held_array_is_copied():
     assert not np.shares_memory(x.grad.array, given.array)
     x.grad.mul_(5.0)
     np.testing.assert_array_equal(given.numpy(), np.ones(6))
+
+
+_LEAN_CASES = [
+    ("exp", lambda x: x.exp(), "exp", lambda x: (x,)),
+    ("tanh", lambda x: x.tanh(), "tanh", lambda x: (x,)),
+    ("mul constant", lambda x: x * 0.5, "mul", lambda x: (x, 0.5)),
+    ("constant mul", lambda x: 0.5 * x, "mul", lambda x: (0.5, x)),
+    ("add constant", lambda x: x + 2.0, "add", lambda x: (x, 2.0)),
+    ("constant sub", lambda x: 2.0 - x, "sub", lambda x: (2.0, x)),
+    ("div constant", lambda x: x / 3.0, "div", lambda x: (x, 3.0)),
+    ("constant div", lambda x: 3.0 / x, "div", lambda x: (3.0, x)),
+]
+
+
+@pytest.mark.parametrize("label, lean, op_name, arguments", _LEAN_CASES, ids=[case[0] for case in _LEAN_CASES])
+def test_lean_tensor_method_matches_the_general_dispatch(label, lean, op_name, arguments):
+    """Tensor methods and operators (built per op by dispatch.tensor_method) give
+    what the general route (dispatch.apply_op) gives: value, node, gradient."""
+    from gpugrad.ops.declaration import OPS
+    from gpugrad.ops.dispatch import apply_op
+
+    data = np.random.default_rng(1).uniform(0.5, 2.0, (3, 4)).astype(np.float32)
+    x_lean = gg.tensor(data, requires_grad=True)
+    x_general = gg.tensor(data, requires_grad=True)
+    y_lean = lean(x_lean)
+    y_general = apply_op(OPS[op_name], arguments(x_general), {})
+    np.testing.assert_array_equal(y_lean.numpy(), y_general.numpy())
+    assert y_lean.dtype == y_general.dtype and y_lean.grad_fn.name == y_general.grad_fn.name == op_name
+    (y_lean * y_lean).sum().backward()
+    (y_general * y_general).sum().backward()
+    np.testing.assert_array_equal(x_lean.grad.numpy(), x_general.grad.numpy())
+
+
+def test_defop_doc_becomes_the_function_and_method_docstring():
+    from gpugrad.ops.declaration import OPS, defop
+
+    name = "test_doc_probe_op"
+    try:
+        probe = defop(name, lambda x: x * 1, vjp=(lambda g, out, x: g,), method=name,
+                      doc="Multiply by one.\n\nExamples\n--------\n>>> 1\n1\n")
+        assert probe.__doc__.startswith("Multiply by one.")
+        assert getattr(gg.Tensor, name).__doc__ == probe.__doc__
+        assert probe(gg.tensor([2.0])).tolist() == [2.0]
+    finally:
+        OPS.pop(name, None)
+        if hasattr(gg.Tensor, name):
+            delattr(gg.Tensor, name)
+
+
+def test_autocast_slot_sees_every_op_of_its_thread_before_promotion():
+    import threading
+
+    seen = []
+
+    def to_float64(op, args):
+        if op.name == "cast":
+            return args         # its own casts go through dispatch too
+        seen.append(op.name)
+        return tuple(arg.to(gg.float64) if isinstance(arg, gg.Tensor) and arg.dtype == gg.float32 else arg
+                     for arg in args)
+
+    assert tape.state.autocast is None      # off by default
+    x = gg.tensor([1.0, 2.0], requires_grad=True)
+    tape.state.autocast = to_float64
+    tape.state.refresh()
+    try:
+        y = (x * 2.0).exp()
+        other_thread = []
+        worker = threading.Thread(target=lambda: other_thread.append((x * 2.0).dtype))
+        worker.start()
+        worker.join()
+    finally:
+        tape.state.autocast = None
+        tape.state.refresh()
+    assert y.dtype == gg.float64 and "mul" in seen and "exp" in seen
+    assert other_thread == [gg.float32]        # another thread is not under this one's autocast
+    y.sum().backward()
+    assert x.grad.dtype == gg.float32
+    np.testing.assert_allclose(x.grad.numpy(), 2 * np.exp([2.0, 4.0]), rtol=1e-6)
+    assert (x * 2.0).dtype == gg.float32     # off again

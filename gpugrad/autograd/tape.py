@@ -66,13 +66,18 @@ class _State(threading.local):
     forward_levels = 0          # number of active gg.jvp levels
     backward_depth = 0          # > 0 while the engine runs (ops then compute gradients)
     capture_sites = False       # record creation tracebacks (anomaly mode)
-    # Any of forward mode, anomaly mode or site capture is on: ops then take the
-    # general path.  One flag, so the common path tests one thing, not three.
+    # ``autocast(op, args) -> args``, applied by dispatch to every op's arguments
+    # before promotion while set (mixed precision); None: off.  Set it, then
+    # call refresh(), so that the lean op paths send ops to dispatch.
+    autocast = None
+    # Any of forward mode, anomaly mode, site capture or autocast is on: ops then
+    # take the general path.  One flag, so the common path tests one thing, not four.
     unusual = False
 
     def refresh(self):
         """Recompute :attr:`unusual` and the summaries; call after changing the switches."""
-        self.unusual = bool(self.forward_levels or self.anomaly or self.capture_sites)
+        self.unusual = bool(self.forward_levels or self.anomaly or self.capture_sites
+                            or self.autocast is not None)
         set_grad_mode(self.grad_enabled)
 
 
