@@ -211,8 +211,11 @@ class Tensor:
         inputs : sequence of Tensor, optional
             Accumulate only into these leaves.
         """
-        _tape_module.backward([self], None if gradient is None else [gradient], retain_graph=retain_graph,
-                              create_graph=create_graph, inputs=inputs)
+        # The engine imports this module (it makes tensors), so it is imported when
+        # first called, not when this module loads: no import cycle at load time.
+        from .autograd.tape import backward
+        backward([self], None if gradient is None else [gradient], retain_graph=retain_graph,
+                 create_graph=create_graph, inputs=inputs)
 
     @property
     def data(self):
@@ -389,6 +392,3 @@ def bump_versions(tensors):
         box[0] += 1
         box[1] = sequence
 
-
-_tape_module = None
-"""gpugrad.autograd.tape, which imports this module; it fills this in when it loads."""

@@ -76,9 +76,9 @@ class OpNode(Node):
     # Most ops have one input that needs a gradient (x.exp(), x * 2.0, x @ W with
     # a constant x): the node then keeps that input's position and ``edge`` and
     # no per-input list, and the engine asks it for that one gradient
-    # (:meth:`input_gradient`).  ``only_edge`` is None for the general case,
+    # (:meth:`input_gradient`).  ``single_edge_position`` is None for the general case,
     # which keeps the aligned list in ``_edges``.
-    only_edge = 0
+    single_edge_position = 0
     edge = None
     n_inputs = 1
 
@@ -89,10 +89,10 @@ class OpNode(Node):
     # the property does on the few nodes with several edges.
     @property
     def next_edges(self):
-        if self.only_edge is None:
+        if self.single_edge_position is None:
             return self._edges
         edges = [None] * self.n_inputs
-        edges[self.only_edge] = self.edge
+        edges[self.single_edge_position] = self.edge
         return edges
 
     @property
@@ -143,14 +143,14 @@ class OpNode(Node):
         return out
 
     def input_gradient(self, grads, tensor_mode, retain=True):
-        """The gradient of input ``only_edge`` (the only one with an edge), then
+        """The gradient of input ``single_edge_position`` (the only one with an edge), then
         release unless ``retain``: what the engine calls for such nodes."""
         # NOTE: runs once per node per backward; kept flat on purpose.
         if self.sequence < LAST_INPLACE[0]:
             self._check_versions()      # something changed in place since this node was recorded
         op = self.op
         raw = self.saved_raw
-        position = self.only_edge
+        position = self.single_edge_position
         if op.plain_vjp and not tensor_mode:
             # The common case: one rule per input, on raw arrays.
             rule = op.vjp[position]
@@ -203,9 +203,9 @@ class OpNode(Node):
         return op.vjp(grad, out, *inputs, **params)[position]
 
     def apply(self, grads, tensor_mode, retain=True):
-        if self.only_edge is not None:
+        if self.single_edge_position is not None:
             fitted = [None] * self.n_inputs
-            fitted[self.only_edge] = self.input_gradient(grads, tensor_mode, retain)
+            fitted[self.single_edge_position] = self.input_gradient(grads, tensor_mode, retain)
             return fitted
         if self.sequence < LAST_INPLACE[0]:
             self._check_versions()
@@ -290,12 +290,12 @@ def fill(node, op, args, datas, params, result, save=None):
             unneeded = op.unneeded[key] = _unneeded_inputs(op.needs, key, len(edges))
         unsaved = [index for index in unneeded if isinstance(args[index], Tensor)] or None
     if edge_count == 1:
-        node.only_edge = edge_index
+        node.single_edge_position = edge_index
         node.edge = edges[edge_index]
         if len(edges) != 1:
             node.n_inputs = len(edges)
     else:
-        node.only_edge = None
+        node.single_edge_position = None
         node._edges = edges
     if unsaved is None:
         node.saved = args

@@ -36,7 +36,6 @@ import weakref
 import numpy as np
 
 from .. import backend
-from .. import tensor as _tensor_module
 from ..errors import AnomalyError, AutogradError, ShapeError
 from ..tensor import Tensor, next_sequence
 
@@ -297,7 +296,7 @@ class Node:
     Subclasses set ``next_edges`` (one ``(node, output_nr)`` or None per
     input) and implement ``_input_gradients`` (or all of :meth:`apply`), which
     maps the gradients of the node's outputs to the gradients of its inputs.  A node with exactly one
-    input edge may instead set ``only_edge`` (that input's position) and
+    input edge may instead set ``single_edge_position`` (that input's position) and
     ``edge``, and implement ``input_gradient``, which returns that input's
     gradient alone: the engine then builds no per-input lists (see OpNode).
     """
@@ -311,7 +310,7 @@ class Node:
     sequence = 0
     # Position of the one input with a graph edge, for nodes that answer
     # ``input_gradient`` (see OpNode); None: the engine calls ``apply``.
-    only_edge = None
+    single_edge_position = None
     # True for nodes that find more edges while they run (gg.checkpoint meets
     # the leaves of fn's closure only when it recomputes fn): gg.grad must not
     # prune them, whatever their edges say beforehand.
@@ -608,6 +607,45 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, al
     a caller that stores more afterwards and must put everything back if that fails.
     """
     tensor_mode = create_graph or state.forward_levels > 0
+    buffers, heap = _seed_roots(outputs, gradients, tensor_mode)
+    capture = needed = input_edges = None
+    if inputs is not None:
+        capture, needed, input_edges = _capture_plan(inputs, heap)
+    if not retain_graph:
+        _watch_for_leaks(heap)
+    # Arrays handed to leaves' .grad (see _accumulate); a root gradient counts as
+    # handed out: its array belongs to the caller (or to another root).
+    handed_out = None if tensor_mode else {id(slots[0]) for slots in buffers.values()}
+    # A pass that raises part-way (a hook, a modified saved tensor, a failing
+    # rule) changes no .grad: every .grad the pass replaces (leaves' and retained
+    # ones; always out of place) is noted in ``undo`` and put back if it fails,
+    # and post-accumulate hooks run only once every gradient is in.  Noting the
+    # old .grad costs a list append per gradient, less than holding the new ones
+    # back until the end.
+    if undo is None:
+        undo = []
+    previous_mode = state.grad_enabled
+    set_grad_mode(bool(create_graph))
+    state.backward_depth += 1
+    try:
+        hooked = _run_nodes(buffers, heap, tensor_mode, retain_graph, capture, needed, handed_out, undo)
+        for node in hooked:     # every gradient is in: the leaves' .grad are final
+            for hook in list(node.post_hooks):
+                hook(node.leaf)
+    except BaseException:
+        for tensor, old_grad in reversed(undo):   # newest first: each .grad ends as before the pass
+            tensor.grad = old_grad
+        raise
+    finally:
+        set_grad_mode(previous_mode)
+        state.backward_depth -= 1
+    if capture is None:
+        return None
+    return _captured_gradients(capture, input_edges, inputs, allow_unused)
+
+
+def _seed_roots(outputs, gradients, tensor_mode):
+    """The engine's starting state: each root's gradient buffered at its node, the nodes in the heap."""
     if gradients is None:
         gradients = [None] * len(outputs)
     buffers = {}
@@ -626,145 +664,33 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, al
             slots = buffers[node] = [None] * node.n_outputs
             heapq.heappush(heap, (-node.sequence, node))
         slots[output_nr] = grad if slots[output_nr] is None else slots[output_nr] + grad
+    return buffers, heap
 
-    capture = None
-    needed = None
-    if inputs is not None:
-        capture = {}
-        input_edges = []
-        for index, tensor in enumerate(inputs):
-            edge = edge_of(tensor)
-            if edge is None:
-                raise AutogradError(f"grad: input {index} (shape {tuple(tensor.shape)}) does not require grad; "
-                                    "call requires_grad_() on it before computing the outputs")
-            input_edges.append(edge)
-            capture[edge] = None
-        needed = _nodes_leading_to([entry[1] for entry in heap], [edge[0] for edge in input_edges])
 
-    if not retain_graph:
-        recent = _leak_watches.watch.recent
-        if len(recent) < 64:          # a bounded sample (_LeakWatch.SAMPLE) is enough to spot the leak
-            recent += [weakref.ref(entry[1]) for entry in heap]
-    anomaly = state.anomaly
-    # Arrays handed to leaves' .grad (see _accumulate); a root gradient counts as
-    # handed out: its array belongs to the caller (or to another root).
-    given = None
-    if not tensor_mode:
-        given = set()
-        for slots in buffers.values():
-            given.add(id(slots[0]))
-    # A pass that raises part-way (a hook, a modified saved tensor, a failing
-    # rule) changes no .grad: every .grad the pass replaces (leaves' and retained
-    # ones; always out of place) is noted in ``undo`` and put back if it fails,
-    # and post-accumulate hooks run only once every gradient is in (``hooked``).
-    # Noting the old .grad costs a list append per gradient, less than holding
-    # the new ones back until the end.  A leaf without tensor hooks takes each
-    # gradient as it comes rather than through the heap (a parameter is usually
-    # used once); gg.grad accumulates nothing.
-    if undo is None:
-        undo = []
-    hooked = []
-    direct_to_leaves = capture is None
-    previous_mode = state.grad_enabled
-    set_grad_mode(bool(create_graph))
-    heappop, heappush = heapq.heappop, heapq.heappush
-    following = None         # (node, grads) to run next without a trip through the heap
-    if len(heap) == 1:       # one root (a loss): it runs first
-        node = heap.pop()[1]
-        following = (node, buffers.pop(node))
-    state.backward_depth += 1
-    try:
-        while following is not None or heap:
-            if following is None:
-                node = heappop(heap)[1]
-                grads = buffers.pop(node)
-            else:
-                node, grads = following
-                following = None
-            if node.pre_hooks:
-                for output_nr, hooks in node.pre_hooks.items():
-                    if grads[output_nr] is not None:
-                        grads[output_nr] = _run_hooks(hooks, grads[output_nr], tensor_mode, undo)
-            if capture is not None:
-                for output_nr, grad in enumerate(grads):
-                    if grad is not None and (node, output_nr) in capture:
-                        capture[(node, output_nr)] = grad
-                if type(node) is AccumulateGrad:
-                    continue
-            elif type(node) is AccumulateGrad:
-                _accumulate(node.leaf, grads[0], tensor_mode, given, undo)
-                if node.post_hooks:
-                    hooked.append(node)
-                continue
-            if node.released:
-                raise _second_backward_error(node)
-            position = node.only_edge
-            if position is not None:
-                # One input needs a gradient (most ops): no per-input lists, and when
-                # its node is due next anyway, straight to it (a chain never touches
-                # the heap).  It is due next when nothing is buffered for it and
-                # every node in the heap is older: no gradient can still reach it.
-                grad = node.input_gradient(grads, tensor_mode, retain_graph)
-                if anomaly:
-                    _check_anomaly_backward(node, (grad,), position)
-                if grad is None:
-                    continue
-                parent, output_nr = node.edge
-                if needed is not None and parent not in needed:
-                    continue
-                slots = buffers.get(parent)
-                if slots is not None:
-                    previous = slots[output_nr]
-                    slots[output_nr] = grad if previous is None else previous + grad
-                    continue
-                key = -parent.sequence
-                if heap and heap[0][0] < key:
-                    if (parent.__class__ is AccumulateGrad and direct_to_leaves
-                            and not parent.pre_hooks and not parent.post_hooks):
-                        _accumulate(parent.leaf, grad, tensor_mode, given, undo)
-                        continue
-                    slots = buffers[parent] = [None] * parent.n_outputs
-                    slots[output_nr] = grad
-                    heappush(heap, (key, parent))
-                else:
-                    slots = [None] * parent.n_outputs
-                    slots[output_nr] = grad
-                    following = (parent, slots)
-                continue
-            input_grads = node.apply(grads, tensor_mode, retain_graph)
-            if anomaly:
-                _check_anomaly_backward(node, input_grads)
-            for edge, grad in zip(node.next_edges, input_grads):
-                if grad is None:
-                    continue
-                parent, output_nr = edge
-                if needed is not None and parent not in needed:
-                    continue
-                slots = buffers.get(parent)
-                if slots is None:
-                    if (parent.__class__ is AccumulateGrad and direct_to_leaves
-                            and not parent.pre_hooks and not parent.post_hooks):
-                        _accumulate(parent.leaf, grad, tensor_mode, given, undo)
-                        continue
-                    slots = buffers[parent] = [None] * parent.n_outputs
-                    heappush(heap, (-parent.sequence, parent))
-                    slots[output_nr] = grad
-                else:
-                    previous = slots[output_nr]
-                    slots[output_nr] = grad if previous is None else previous + grad
-        for node in hooked:     # every gradient is in: the leaves' .grad are final
-            for hook in list(node.post_hooks):
-                hook(node.leaf)
-    except BaseException:
-        for tensor, old_grad in reversed(undo):   # newest first: each .grad ends as before the pass
-            tensor.grad = old_grad
-        raise
-    finally:
-        set_grad_mode(previous_mode)
-        state.backward_depth -= 1
+def _capture_plan(inputs, heap):
+    """For ``gg.grad``: the edges whose gradients to capture and the nodes worth running."""
+    capture = {}
+    input_edges = []
+    for index, tensor in enumerate(inputs):
+        edge = edge_of(tensor)
+        if edge is None:
+            raise AutogradError(f"grad: input {index} (shape {tuple(tensor.shape)}) does not require grad; "
+                                "call requires_grad_() on it before computing the outputs")
+        input_edges.append(edge)
+        capture[edge] = None
+    needed = _nodes_leading_to([entry[1] for entry in heap], [edge[0] for edge in input_edges])
+    return capture, needed, input_edges
 
-    if capture is None:
-        return None
+
+def _watch_for_leaks(heap):
+    """Note the roots of a graph about to be freed (see :func:`check_retained_graphs`)."""
+    recent = _leak_watches.watch.recent
+    if len(recent) < 64:          # a bounded sample (_LeakWatch.SAMPLE) is enough to spot the leak
+        recent += [weakref.ref(entry[1]) for entry in heap]
+
+
+def _captured_gradients(capture, input_edges, inputs, allow_unused):
+    """``gg.grad``'s results: the captured gradient of each input, as Tensors."""
     results = []
     for index, edge in enumerate(input_edges):
         grad = capture[edge]
@@ -774,6 +700,106 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, al
                 "pass allow_unused=True to get None for it")
         results.append(None if grad is None else _as_tensor_grad(grad))
     return results
+
+
+def _run_nodes(buffers, heap, tensor_mode, retain_graph, capture, needed, handed_out, undo):
+    """Run every node once its gradients are in; return the leaves' nodes with post-accumulate hooks.
+
+    Longer than the engine's other steps on purpose: this loop runs once per
+    node of every backward pass, and each helper call in it would cost about
+    as much as a small op's gradient, so its cases stay inline.
+
+    Two short cuts keep a chain off the heap: a node with one input edge
+    whose parent is due next anyway (nothing buffered for it, every node in
+    the heap older, so no gradient can still reach it) hands its gradient
+    straight on (``next_up``), and a leaf without hooks takes each gradient
+    as it arrives rather than through the heap (a parameter is usually used
+    once; ``gg.grad``, which captures, accumulates nothing).
+    """
+    anomaly = state.anomaly
+    hooked = []
+    direct_to_leaves = capture is None
+    heappop, heappush = heapq.heappop, heapq.heappush
+    next_up = None           # (node, grads) to run next without a trip through the heap
+    if len(heap) == 1:       # one root (a loss): it runs first
+        node = heap.pop()[1]
+        next_up = (node, buffers.pop(node))
+    while next_up is not None or heap:
+        if next_up is None:
+            node = heappop(heap)[1]
+            grads = buffers.pop(node)
+        else:
+            node, grads = next_up
+            next_up = None
+        if node.pre_hooks:
+            for output_nr, hooks in node.pre_hooks.items():
+                if grads[output_nr] is not None:
+                    grads[output_nr] = _run_hooks(hooks, grads[output_nr], tensor_mode, undo)
+        if capture is not None:
+            for output_nr, grad in enumerate(grads):
+                if grad is not None and (node, output_nr) in capture:
+                    capture[(node, output_nr)] = grad
+            if type(node) is AccumulateGrad:
+                continue
+        elif type(node) is AccumulateGrad:
+            _accumulate(node.leaf, grads[0], tensor_mode, handed_out, undo)
+            if node.post_hooks:
+                hooked.append(node)
+            continue
+        if node.released:
+            raise _second_backward_error(node)
+        position = node.single_edge_position
+        if position is not None:
+            # One input needs a gradient (most ops): no per-input lists.
+            grad = node.input_gradient(grads, tensor_mode, retain_graph)
+            if anomaly:
+                _check_anomaly_backward(node, (grad,), position)
+            if grad is None:
+                continue
+            parent, output_nr = node.edge
+            if needed is not None and parent not in needed:
+                continue
+            slots = buffers.get(parent)
+            if slots is not None:
+                previous = slots[output_nr]
+                slots[output_nr] = grad if previous is None else previous + grad
+                continue
+            key = -parent.sequence
+            if heap and heap[0][0] < key:
+                if (parent.__class__ is AccumulateGrad and direct_to_leaves
+                        and not parent.pre_hooks and not parent.post_hooks):
+                    _accumulate(parent.leaf, grad, tensor_mode, handed_out, undo)
+                    continue
+                slots = buffers[parent] = [None] * parent.n_outputs
+                slots[output_nr] = grad
+                heappush(heap, (key, parent))
+            else:
+                slots = [None] * parent.n_outputs
+                slots[output_nr] = grad
+                next_up = (parent, slots)
+            continue
+        input_grads = node.apply(grads, tensor_mode, retain_graph)
+        if anomaly:
+            _check_anomaly_backward(node, input_grads)
+        for edge, grad in zip(node.next_edges, input_grads):
+            if grad is None:
+                continue
+            parent, output_nr = edge
+            if needed is not None and parent not in needed:
+                continue
+            slots = buffers.get(parent)
+            if slots is None:
+                if (parent.__class__ is AccumulateGrad and direct_to_leaves
+                        and not parent.pre_hooks and not parent.post_hooks):
+                    _accumulate(parent.leaf, grad, tensor_mode, handed_out, undo)
+                    continue
+                slots = buffers[parent] = [None] * parent.n_outputs
+                heappush(heap, (-parent.sequence, parent))
+                slots[output_nr] = grad
+            else:
+                previous = slots[output_nr]
+                slots[output_nr] = grad if previous is None else previous + grad
+    return hooked
 
 
 # --------------------------------------------------------------------------
@@ -852,11 +878,11 @@ def check_retained_graphs(where="optimizer.step()"):
             "grows every step.", GraphRetainedWarning, stacklevel=3)
 
 
-def _accumulate(leaf, grad, tensor_mode, given=None, undo=None):
+def _accumulate(leaf, grad, tensor_mode, handed_out=None, undo=None):
     """Add ``grad`` into ``leaf.grad`` (out of place), first noting the old
-    ``.grad`` in ``undo`` when given (the engine puts it back if the pass fails).
+    ``.grad`` in ``undo`` when one is passed (the engine puts it back if the pass fails).
 
-    ``given`` collects the ids of the arrays a raw-mode backward has handed to
+    ``handed_out`` collects the ids of the arrays a raw-mode backward has handed to
     leaves: a leaf's ``.grad`` must own its memory, so an array another leaf
     already holds (add's VJP passes one array to both inputs) or a view (the
     broadcast gradient of a sum) is copied first.  In-place changes to one
@@ -872,13 +898,13 @@ def _accumulate(leaf, grad, tensor_mode, given=None, undo=None):
         if grad.dtype != dtype:
             grad = grad.astype(dtype)
         elif previous is None and ((grad.base is not None and _base_held_elsewhere(grad))
-                                   or (given is not None and id(grad) in given)):
+                                   or (handed_out is not None and id(grad) in handed_out)):
             grad = grad.copy()
         if previous is not None:
             # Out of place: the old .grad may be referenced by the user.
             grad = previous.array + grad
-        if given is not None:
-            given.add(id(grad))
+        if handed_out is not None:
+            handed_out.add(id(grad))
         result = _new_tensor(Tensor)
         result.array = grad
         leaf.grad = result
@@ -919,11 +945,11 @@ def backward(outputs, gradients=None, retain_graph=None, create_graph=False, inp
         undo = []
         grads = run_backward(outputs, gradients, retain_graph, create_graph, inputs=list(inputs),
                              allow_unused=True, undo=undo)     # retained gradients it stores go in undo
-        given = set()
+        handed_out = set()
         try:
             for tensor, grad in zip(inputs, grads):
                 if grad is not None:
-                    _accumulate(tensor, grad if create_graph else grad.array, create_graph, given, undo)
+                    _accumulate(tensor, grad if create_graph else grad.array, create_graph, handed_out, undo)
             for tensor, grad in zip(inputs, grads):
                 node = tensor._accumulator
                 if grad is not None and node is not None and node.post_hooks:
@@ -1021,10 +1047,10 @@ def check_anomaly_forward(op_name, array, what="output"):
                            f"(shape {tuple(array.shape)}, {array.dtype}). It was called from:\n{site}")
 
 
-def _check_anomaly_backward(node, input_grads, only_edge=None):
+def _check_anomaly_backward(node, input_grads, single_edge_position=None):
     for index, grad in enumerate(input_grads):
-        if only_edge is not None:
-            index = only_edge
+        if single_edge_position is not None:
+            index = single_edge_position
         if grad is None:
             continue
         array = grad.array if isinstance(grad, Tensor) else grad
@@ -1033,6 +1059,3 @@ def _check_anomaly_backward(node, input_grads, only_edge=None):
                 f"detect_anomaly: the backward of op '{node.name}' produced NaN or Inf in the gradient of its "
                 f"input {index} (shape {tuple(array.shape)}). The op was created at:{node.where()}")
 
-
-# Tensor.backward calls this module; the tensor module cannot import it at load time.
-_tensor_module._tape_module = sys.modules[__name__]

@@ -178,7 +178,7 @@ def tensor_method(op, swap=None):
             if binary:
                 node.n_inputs = 2
                 if position:
-                    node.only_edge = position
+                    node.single_edge_position = position
             save = op.lean_save
             if save is True or position in save:
                 node.saved = args
