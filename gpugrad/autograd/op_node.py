@@ -245,7 +245,7 @@ class OpNode(Node):
         return fitted
 
 
-def fill(node, op, args, datas, params, result, save=None):
+def fill(node, op, args, arrays, params, result, save=None):
     """Record ``result = op(*args)`` in ``node`` and make it ``result``'s ``grad_fn``.
 
     ``save`` overrides the op's own choice of inputs to keep (a kernel that
@@ -299,18 +299,18 @@ def fill(node, op, args, datas, params, result, save=None):
         node._edges = edges
     if unsaved is None:
         node.saved = args
-        node.saved_raw = datas
+        node.saved_raw = arrays
     else:
         # Inputs the op does not save are replaced by their shape and dtype (and the
         # tensor-mode list keeps Tensors only where the op saves them).
         saved = list(args)
         for index in unsaved:
-            array = datas[index]
-            meta = datas[index] = saved[index] = _new_object(InputMeta)     # _meta_of, inlined
+            array = arrays[index]
+            meta = arrays[index] = saved[index] = _new_object(InputMeta)     # _meta_of, inlined
             meta.shape = array.shape
             meta.dtype = array.dtype
         node.saved = saved
-        node.saved_raw = datas
+        node.saved_raw = arrays
     if op.save_output:
         node.out_data = result.array
         node.out_box = result._version_box = [0, 0]      # result is new: no counter yet
@@ -333,9 +333,9 @@ def _unneeded_inputs(needs, key, count):
     return tuple(index for index in range(count) if index not in kept)
 
 
-def record(op, args, datas, params, result, save=None):
-    """Make a node for ``result = op(*args)`` (``datas``: the arguments' arrays, kept if the op saves them)."""
-    fill(_new_object(OpNode), op, args, datas, params, result, save)
+def record(op, args, arrays, params, result, save=None):
+    """Make a node for ``result = op(*args)`` (``arrays``: the arguments' arrays, kept if the op saves them)."""
+    fill(_new_object(OpNode), op, args, arrays, params, result, save)
 
 
 

@@ -47,14 +47,14 @@ class _State(threading.local):
     """The autograd switches of the calling thread, as in PyTorch: every thread
     has its own grad mode, anomaly mode, forward-mode levels and "inside
     backward" depth, and a new thread starts from the defaults below (grad
-    enabled, nothing unusual), whatever the thread that started it was doing.
+    enabled, no special mode), whatever the thread that started it was doing.
 
     Ops read the mode on every call, and a thread-local attribute costs more
     to read than a plain one (it is found through the thread's own dict), so
     the lean path of an op reads, in the common case, no thread-local at all:
     :data:`threads_off_default` holds the threads whose switches differ from
     the defaults, and while it is empty every thread records (grad mode on,
-    nothing unusual).  Otherwise the op reads one summary of its thread's
+    no special mode).  Otherwise the op reads one summary of its thread's
     switches, :func:`lean_recording`, instead of two or three.  Change
     ``grad_enabled`` with :func:`set_grad_mode` and the other switches
     followed by :meth:`refresh`: both keep the summary and the set right.
@@ -71,12 +71,13 @@ class _State(threading.local):
     autocast = None
     # Any of forward mode, anomaly mode, site capture or autocast is on: ops then
     # take the general path.  One flag, so the common path tests one thing, not four.
-    unusual = False
+    special_mode = False
+    unusual = False   # the former name of special_mode, still read by ops.activation; kept equal
 
     def refresh(self):
-        """Recompute :attr:`unusual` and the summaries; call after changing the switches."""
-        self.unusual = bool(self.forward_levels or self.anomaly or self.capture_sites
-                            or self.autocast is not None)
+        """Recompute :attr:`special_mode` and the summaries; call after changing the switches."""
+        self.special_mode = self.unusual = bool(self.forward_levels or self.anomaly or self.capture_sites
+                                                or self.autocast is not None)
         set_grad_mode(self.grad_enabled)
 
 
@@ -84,15 +85,15 @@ state = _State()
 
 lean_modes = threading.local()
 """The summary the lean path of an op reads, per thread: ``lean_modes.recording``
-is True (record: grad mode on, nothing unusual), False (do not record: grad
-mode off, nothing unusual) or None (something unusual is on: take the general
+is True (record: grad mode on, no special mode), False (do not record: grad
+mode off, no special mode) or None (a special mode is on: take the general
 path).  A plain ``threading.local``, not a subclass like :class:`_State`, so a
 read is one dict look-up (about half a subclass attribute's cost); a thread
 that never changed a mode has no entry, and reads the defaults (True) through
 ``AttributeError``, which only a thread in the default modes can meet."""
 
 threads_off_default = set()
-"""Idents of the threads whose grad mode is off or which have an unusual mode
+"""Idents of the threads whose grad mode is off or which have a special mode
 on (so whose ``lean_modes.recording`` is not True).  Only a thread itself adds
 or removes its ident (``set.add``/``discard`` are atomic), and a thread reads
 the set only for its own ops, so the test "the set is empty, so I am in the
@@ -114,11 +115,11 @@ def set_grad_mode(mode: bool, get_ident=threading.get_ident) -> None:
     """Set the calling thread's grad mode (and the summaries the lean op path reads)."""
     local = state
     local.grad_enabled = mode
-    if mode is True and not local.unusual:
+    if mode is True and not local.special_mode:
         lean_modes.recording = True
         threads_off_default.discard(get_ident())
     else:
-        lean_modes.recording = None if local.unusual else mode
+        lean_modes.recording = None if local.special_mode else mode
         threads_off_default.add(get_ident())
 
 

@@ -56,7 +56,7 @@ class Op:
     """A primitive: forward on raw arrays, VJP and JVP rules, test samples."""
 
     __slots__ = ("name", "forward", "vjp", "jvp", "vjp_per_input", "vjp_prologue", "save", "save_output", "view",
-                 "unusual", "residual", "plain_vjp", "promote", "differentiable", "samples", "reference", "check", "doc",
+                 "needs_general_path", "residual", "plain_vjp", "promote", "differentiable", "samples", "reference", "check", "doc",
                  "function", "tolerance", "second_order", "needs", "lean_save", "unneeded")
 
     def __repr__(self):
@@ -146,7 +146,7 @@ def defop(name, forward, vjp=None, jvp=None, *, save=True, needs=None, save_outp
     op.promote = promote
     op.differentiable = differentiable and vjp is not None
     # Needs more than tensor_method's lean path: an input check, a view's shared counter, no node.
-    op.unusual = check is not None or view or not op.differentiable or residual
+    op.needs_general_path = check is not None or view or not op.differentiable or residual
     op.residual = residual
     op.vjp_prologue = vjp_prologue
     # Rules the engine may call straight away on raw arrays: one per input, nothing before them.

@@ -51,22 +51,22 @@ def apply_promoted(op, args, params):
     """:func:`apply_op` for arguments whose dtypes already agree."""
     # NOTE: this is the hot path of every op; keep it free of avoidable calls.
     requires_grad = False
-    datas = []
+    arrays = []
     for arg in args:
         if isinstance(arg, Tensor):
-            datas.append(arg.array)
+            arrays.append(arg.array)
             if arg.requires_grad:
                 requires_grad = True
             if arg._tangents is not None and state.forward_levels:
                 return apply_with_tangents(op, args, params)
         else:
-            datas.append(arg)
+            arrays.append(arg)
     if backend._cupy is not None:
         _check_one_device(op, args)
     if op.check is not None:
         op.check(*args, **params)
     try:
-        out = op.forward(*datas, **params)
+        out = op.forward(*arrays, **params)
     except Exception as error:  # noqa: BLE001 - translated, or re-raised unchanged
         failure = _forward_failure(op, args, params, error)
         if failure is error:
@@ -88,7 +88,7 @@ def apply_promoted(op, args, params):
             pass
     if requires_grad and op.differentiable and (
             lean_recording if lean_recording is not None else state.grad_enabled):
-        fill(_new_object(OpNode), op, args, datas, params, result)
+        fill(_new_object(OpNode), op, args, arrays, params, result)
         if op.residual:
             result.grad_fn.residual = residual
     if lean_recording is None and state.anomaly:
@@ -127,9 +127,9 @@ def tensor_method(op, swap=None):
                 if constant is None:
                     constant = scalar_array(other, data.dtype)
                 if swap:
-                    position, args, datas = 1, (constant, self), [constant, data]
+                    position, args, arrays = 1, (constant, self), [constant, data]
                 else:
-                    position, args, datas = 0, (self, constant), [data, constant]
+                    position, args, arrays = 0, (self, constant), [data, constant]
                 params = NO_PARAMS
             else:
                 if kind is not Tensor and not isinstance(other, (Tensor, int, float, bool)):
@@ -142,7 +142,7 @@ def tensor_method(op, swap=None):
             if other is not _NO_ARGUMENT:
                 raise TypeError(f"Tensor.{method.__name__}() takes its parameters by keyword, got a positional "
                                 f"{other!r}")
-            position, args, datas = 0, (self,), [data]
+            position, args, arrays = 0, (self,), [data]
         # The grad mode: no thread-local read while every thread is in the default
         # modes, one otherwise (see tape._State and tape.lean_modes).
         lean_recording = True
@@ -152,12 +152,12 @@ def tensor_method(op, swap=None):
             except AttributeError:        # this thread never changed a mode: the defaults
                 pass
             if lean_recording is None:
-                # Something unusual is on in this thread (forward mode, anomaly, autocast): the general route.
+                # A special mode is on in this thread (forward mode, anomaly, autocast): the general route.
                 return apply_op(op, args, params)
-        if op.unusual:
+        if op.needs_general_path:
             return apply_promoted(op, args, params)
         try:
-            out = op.forward(*datas, **params) if params else op.forward(*datas)
+            out = op.forward(*arrays, **params) if params else op.forward(*arrays)
         except Exception as error:  # noqa: BLE001 - translated, or re-raised unchanged
             failure = _forward_failure(op, args, params, error)
             if failure is error:
@@ -182,15 +182,15 @@ def tensor_method(op, swap=None):
             save = op.lean_save
             if save is True or position in save:
                 node.saved = args
-                node.saved_raw = datas
+                node.saved_raw = arrays
             else:
                 # self is not saved: its shape and dtype stand in for it.  Any other
-                # argument is a constant, the same object in args and datas, so one
+                # argument is a constant, the same object in args and arrays, so one
                 # list serves both modes.
-                meta = datas[position] = _new_object(InputMeta)     # _meta_of, inlined
+                meta = arrays[position] = _new_object(InputMeta)     # _meta_of, inlined
                 meta.shape = data.shape
                 meta.dtype = data.dtype
-                node.saved = node.saved_raw = datas
+                node.saved = node.saved_raw = arrays
             if op.save_output:
                 node.out_data = out
                 node.out_box = result._version_box = [0, 0]
@@ -243,4 +243,4 @@ def _explain_failure(op, args, params, error):
 
 
 
-from .forward_mode import apply_with_tangents  # noqa: E402 - it applies ops through this module
+from .forward_mode import apply_with_tangents  # last: forward_mode applies ops through this module
