@@ -1,8 +1,8 @@
 """PyTorch's spellings that real programs use, on top of gpugrad's core.
 
-Attached to :class:`gpugrad.Tensor` here (so the core files stay as they are):
-``t.size()``/``t.shape`` as :class:`Size`, ``f"{loss:.4f}"``, ``t.t()``,
-``mm``/``bmm``/``addmm``, ``narrow``, ``nelement``, ``new_zeros`` and friends,
+Attached to :class:`gpugrad.Tensor` here, because they are compositions of
+ops (the Tensor class sits below the op layer): ``t.t()``,
+``mm``/``bmm``/``addmm``, ``narrow``, ``new_zeros`` and friends,
 ``t.type()``; the typed constructors ``gg.FloatTensor``/``gg.LongTensor``...;
 ``grad_fn.next_functions`` and ``grad_fn.name()``; ``out=`` for the public
 functions.  Everything is a composition of registered ops, so gradients flow.
@@ -26,93 +26,19 @@ import numpy as np
 from . import backend
 from .autograd import tape
 from .errors import AutogradError, DeviceError, DTypeError, ShapeError
-from .tensor import Tensor
+from .tensor import Size, Tensor
 
 __all__ = ["Size", "bernoulli", "normal", "FloatTensor", "DoubleTensor", "HalfTensor", "LongTensor", "IntTensor", "ShortTensor",
            "ByteTensor", "CharTensor", "BoolTensor", "mm", "bmm", "addmm", "narrow", "write_out"]
 
 
-# --------------------------------------------------------------------------
-# Size
-# --------------------------------------------------------------------------
-class Size(tuple):
-    """A shape: a tuple of ints that prints as ``Size([2, 3])`` (PyTorch's ``torch.Size``).
-
-    Examples
-    --------
-    >>> import gpugrad as gg
-    >>> s = gg.Size([2, 3])
-    >>> s, s == (2, 3), s.numel(), s[1:]
-    (Size([2, 3]), True, 6, Size([3]))
-    """
-
-    def __new__(cls, sizes=()):
-        return super().__new__(cls, (int(n) for n in sizes))
-
-    def __repr__(self):
-        return f"Size({list(self)})"
-
-    __str__ = __repr__
-
-    def numel(self):
-        """The number of elements a tensor of this shape holds."""
-        count = 1
-        for n in self:
-            count *= n
-        return count
-
-    def __getitem__(self, index):
-        result = tuple.__getitem__(self, index)
-        return Size(result) if isinstance(index, slice) else result
-
-    def __add__(self, other):
-        return Size(tuple(self) + tuple(other))
-
-    def __radd__(self, other):
-        return Size(tuple(other) + tuple(self))
-
-    def __reduce__(self):
-        return (Size, (tuple(self),))
-
-
-def _size(self, dim=None):
-    """The shape as a :class:`Size`, or the length of dimension ``dim``."""
-    shape = self.array.shape
-    if dim is None:
-        return Size(shape)
-    if not shape:
-        raise IndexError(f"size: dimension {dim} specified, but a 0-d tensor has no dimensions")
-    if not -len(shape) <= dim < len(shape):
-        raise IndexError(f"size: dimension {dim} is out of range for a tensor of shape {tuple(shape)} "
-                         f"(valid: {-len(shape)} to {len(shape) - 1})")
-    return shape[dim]
-
-
-Tensor.size = _size
-# NOTE: replaces the core's ``shape`` property (which returned the array's tuple)
-# so that ``print(t.shape)`` reads like PyTorch's; Size is a tuple, so every
-# comparison, unpacking and NumPy call that took the tuple still works.
-# An array's shape already holds Python ints: wrap it without Size.__new__'s
-# per-element int() (this property is read on every op's hot path).
-_size_from_ints = tuple.__new__
-Tensor.shape = property(lambda self: _size_from_ints(Size, self.array.shape), doc="The shape, as a :class:`Size`.")
+# Size, t.size(), t.shape, f"{t:.4f}" and t.nelement() are defined in the Tensor
+# class itself (gpugrad.tensor); Size is re-exported here for its old import path.
 
 
 # --------------------------------------------------------------------------
-# formatting, counts, typed conversion
+# typed conversion
 # --------------------------------------------------------------------------
-def _format(self, format_spec):
-    """``f"{loss:.4f}"`` formats a 0-d tensor's value, as PyTorch does; other tensors take no spec."""
-    if self.array.ndim == 0:
-        return self.item().__format__(format_spec)
-    if format_spec:
-        raise TypeError(f"unsupported format string {format_spec!r} for a tensor of shape {tuple(self.array.shape)}; "
-                        "only 0-d tensors take a format spec (use t.item() or index an element first)")
-    return str(self)
-
-
-Tensor.__format__ = _format
-Tensor.nelement = lambda self: int(self.array.size)
 
 _TYPE_NAMES = {
     np.dtype("float32"): "FloatTensor", np.dtype("float64"): "DoubleTensor", np.dtype("float16"): "HalfTensor",

@@ -36,6 +36,51 @@ tensors modified, so backward skips the node's per-input version checks
 (which cost as much as a small op's gradient)."""
 
 
+
+class Size(tuple):
+    """A shape: a tuple of ints that prints as ``Size([2, 3])`` (PyTorch's ``torch.Size``).
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> s = gg.Size([2, 3])
+    >>> s, s == (2, 3), s.numel(), s[1:]
+    (Size([2, 3]), True, 6, Size([3]))
+    """
+
+    def __new__(cls, sizes=()):
+        return super().__new__(cls, (int(n) for n in sizes))
+
+    def __repr__(self):
+        return f"Size({list(self)})"
+
+    __str__ = __repr__
+
+    def numel(self):
+        """The number of elements a tensor of this shape holds."""
+        count = 1
+        for n in self:
+            count *= n
+        return count
+
+    def __getitem__(self, index):
+        result = tuple.__getitem__(self, index)
+        return Size(result) if isinstance(index, slice) else result
+
+    def __add__(self, other):
+        return Size(tuple(self) + tuple(other))
+
+    def __radd__(self, other):
+        return Size(tuple(other) + tuple(self))
+
+    def __reduce__(self):
+        return (Size, (tuple(self),))
+
+
+# An array's shape already holds Python ints: Tensor.shape wraps it without
+# Size.__new__'s per-element int() (the property is read on every op's hot path).
+_size_from_ints = tuple.__new__
+
 class Tensor:
     """An n-dimensional array on the CPU (NumPy) or a GPU (CuPy) that can record
     the operations applied to it for automatic differentiation.
@@ -94,7 +139,8 @@ class Tensor:
     # ------------------------------------------------------------ properties
     @property
     def shape(self):
-        return self.array.shape
+        """The shape, as a :class:`Size` (a tuple of ints that prints like PyTorch's)."""
+        return _size_from_ints(Size, self.array.shape)
 
     @property
     def ndim(self):
@@ -141,7 +187,19 @@ class Tensor:
         return int(self.array.size)
 
     def size(self, dim=None):
-        return self.shape if dim is None else self.shape[dim]
+        """The shape as a :class:`Size`, or the length of dimension ``dim``."""
+        shape = self.array.shape
+        if dim is None:
+            return Size(shape)
+        if not shape:
+            raise IndexError(f"size: dimension {dim} specified, but a 0-d tensor has no dimensions")
+        if not -len(shape) <= dim < len(shape):
+            raise IndexError(f"size: dimension {dim} is out of range for a tensor of shape {tuple(shape)} "
+                             f"(valid: {-len(shape)} to {len(shape) - 1})")
+        return shape[dim]
+
+    def nelement(self) -> int:
+        return int(self.array.size)
 
     def dim(self) -> int:
         return self.array.ndim
@@ -330,6 +388,16 @@ class Tensor:
     # Comparisons make elementwise tensors, so Tensors cannot be dict keys by
     # value; identity hashing above matches PyTorch.
     __str__ = __repr__
+
+    def __format__(self, format_spec):
+        """``f"{loss:.4f}"`` formats a 0-d tensor's value, as PyTorch does; other tensors take no spec."""
+        if self.array.ndim == 0:
+            return self.item().__format__(format_spec)
+        if format_spec:
+            raise TypeError(f"unsupported format string {format_spec!r} for a tensor of shape "
+                            f"{tuple(self.array.shape)}; only 0-d tensors take a format spec (use t.item() or "
+                            "index an element first)")
+        return str(self)
 
 
 def _to_array(data, dtype=None, device=None):
