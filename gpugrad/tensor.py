@@ -29,6 +29,9 @@ next_sequence = itertools.count(1).__next__
 """Creation order of graph nodes (a node's consumers are always created after
 it); in-place changes draw from the same count."""
 
+_engine = {}
+"""The autograd engine's entry points, looked up once on first use (see Tensor.backward)."""
+
 LAST_INPLACE = [0]
 """The sequence number drawn by the latest in-place change of any tensor.  A
 graph node recorded after it (a larger sequence) cannot have had its saved
@@ -269,11 +272,14 @@ class Tensor:
         inputs : sequence of Tensor, optional
             Accumulate only into these leaves.
         """
-        # The engine imports this module (it makes tensors), so it is imported when
-        # first called, not when this module loads: no import cycle at load time.
-        from .autograd.tape import backward
-        backward([self], None if gradient is None else [gradient], retain_graph=retain_graph,
-                 create_graph=create_graph, inputs=inputs)
+        engine = _engine.get("backward")
+        if engine is None:
+            # The engine imports this module (it makes tensors), so it is imported when
+            # first needed, not when this module loads: no import cycle at load time.
+            from .autograd.tape import backward as engine
+            _engine["backward"] = engine
+        engine([self], None if gradient is None else [gradient], retain_graph=retain_graph,
+               create_graph=create_graph, inputs=inputs)
 
     @property
     def data(self):
