@@ -332,3 +332,262 @@ def test_dtype_rule_matches_torch(name, device):
         assert str(got.dtype) == dtype
         if kind in ("values", "creation"):
             _assert_close(got, tout[0] if isinstance(tout, tuple) else tout, f"{name} into {dtype}")
+
+
+# ---------------------------------------------------------------------------------------
+# The rules one by one, against torch
+# ---------------------------------------------------------------------------------------
+def test_returns_out_writes_in_place_and_bumps_the_version(device):
+    a, b = gg.tensor(X, device=device), gg.tensor(Y, device=device)
+    out = gg.zeros(3, 4, device=device)
+    array_before, version_before = out.array, out._version
+    assert gg.add(a, b, out=out) is out
+    assert out.array is array_before, "out= must write into out's memory, not replace it"
+    assert out._version == version_before + 1
+    tout = torch.zeros(3, 4)
+    tversion = tout._version
+    torch.add(torch.tensor(X), torch.tensor(Y), out=tout)
+    assert tout._version == tversion + 1
+    _assert_close(out, tout, "add")
+
+
+def test_empty_out_is_resized_silently(device):
+    out = gg.empty(0, device=device)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gg.mul(gg.tensor(X, device=device), 2.0, out=out)
+    assert tuple(out.shape) == (3, 4)
+    _assert_close(out, torch.tensor(X) * 2.0, "mul")
+
+
+def test_non_empty_out_of_another_shape_is_resized_with_pytorchs_warning(device):
+    with pytest.warns(UserWarning) as torch_warnings:
+        tout = torch.add(torch.tensor(X), 1.0, out=torch.zeros(5))
+    with pytest.warns(UserWarning) as gg_warnings:
+        out = gg.add(gg.tensor(X, device=device), 1.0, out=gg.zeros(5, device=device))
+    torch_text = str(torch_warnings[0].message)
+    gg_text = str(gg_warnings[0].message)
+    assert torch_text.startswith(gg_text), (gg_text, torch_text)   # torch appends "(Triggered internally at ...)"
+    assert gg_warnings[0].filename == __file__, "the warning points at the caller's line"
+    _assert_close(out, tout, "add")
+
+
+def test_same_shape_out_does_not_warn(device):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gg.exp(gg.tensor(X, device=device), out=gg.zeros(3, 4, device=device))
+
+
+def test_a_view_out_of_another_shape_is_a_shape_error_not_a_silent_copy(device):
+    base = gg.zeros(4, 4, device=device)
+    with pytest.raises(gg.ShapeError, match="view"):
+        gg.add(gg.tensor(X, device=device), 1.0, out=base[:2])
+    assert not base.numpy().any(), "nothing written"
+
+
+def test_float_result_into_an_integer_out_raises_a_dtype_error(device):
+    with pytest.raises(RuntimeError, match="can't be cast to the desired output type Long"):
+        torch.add(torch.tensor(X), torch.tensor(Y), out=torch.empty(3, 4, dtype=torch.int64))
+    out = gg.zeros(3, 4, dtype=gg.int64, device=device)
+    with pytest.raises(gg.DTypeError) as caught:
+        gg.add(gg.tensor(X, device=device), gg.tensor(Y, device=device), out=out)
+    message = str(caught.value)
+    assert isinstance(caught.value, RuntimeError)
+    assert "add" in message and "float32" in message and "int64" in message
+    assert not out.numpy().any() and out._version == 0, "nothing written"
+
+
+def test_integer_result_into_a_float_out_is_cast(device):
+    tout = torch.empty(3, 4)
+    torch.add(torch.tensor(I), torch.tensor(I), out=tout)
+    out = gg.empty(3, 4, device=device)
+    gg.add(gg.tensor(I, device=device), gg.tensor(I, device=device), out=out)
+    _assert_close(out, tout, "add")
+
+
+def test_signed_into_unsigned_out_is_allowed_as_in_pytorch(device):
+    # NumPy's same_kind refuses int64 -> uint8; PyTorch's can_cast allows it (wrapping).
+    tout = torch.empty(3, 4, dtype=torch.uint8)
+    torch.add(torch.tensor(I), 300, out=tout)
+    out = gg.empty(3, 4, dtype=gg.uint8, device=device)
+    gg.add(gg.tensor(I, device=device), 300, out=out)
+    _assert_close(out, tout, "add")
+
+
+def test_reductions_compute_in_outs_dtype(device):
+    big = (np.arange(12, dtype=np.float32).reshape(3, 4) * 1000.3).astype(np.float32)
+    for dtype in ("float64", "int64"):
+        tout = torch.sum(torch.tensor(big), 0, out=torch.empty(0, dtype=getattr(torch, dtype)))
+        out = gg.sum(gg.tensor(big, device=device), 0, out=gg.empty(0, dtype=getattr(gg, dtype), device=device))
+        np.testing.assert_array_equal(out.numpy(), tout.numpy())   # int64: the input truncated first, as torch
+
+
+def test_factories_take_outs_dtype_and_refuse_another(device):
+    out = gg.empty(0, dtype=gg.int64, device=device)
+    assert gg.full((2, 3), 1.7, out=out) is out
+    _assert_close(out, torch.full((2, 3), 1.7, out=torch.empty(0, dtype=torch.int64)), "full")
+    with pytest.raises(RuntimeError, match="does not match"):
+        torch.zeros(3, dtype=torch.float64, out=torch.empty(0))
+    with pytest.raises(gg.DTypeError, match="zeros"):
+        gg.zeros(3, dtype=gg.float64, out=gg.empty(0, device=device))
+    with pytest.raises(gg.DTypeError, match="rand"):
+        gg.rand(3, out=gg.empty(0, dtype=gg.int64, device=device))
+
+
+def test_device_mismatch_is_a_device_error(device):
+    if device != "cuda":
+        pytest.skip("needs a second device: runs on the cuda half")
+    with pytest.raises(gg.DeviceError, match="add"):
+        gg.add(gg.tensor(X, device="cuda"), 1.0, out=gg.empty(3, 4))
+    cpu_out = gg.zeros(3, 4)
+    with pytest.raises(gg.DeviceError):
+        gg.exp(gg.tensor(X), out=gg.zeros(3, 4, device="cuda"))
+    assert not cpu_out.numpy().any()
+
+
+@pytest.mark.parametrize("which", ["input", "out"])
+def test_out_refuses_autograd_as_pytorch(which, device):
+    def call(module, make):
+        x = make(X)
+        out = module.empty(3, 4) if module is torch else module.empty(3, 4, device=device)
+        (x if which == "input" else out).requires_grad_(True)
+        return module.add(x, 1.0, out=out)
+    with pytest.raises(RuntimeError) as torch_error:
+        call(torch, torch.tensor)
+    with pytest.raises(gg.AutogradError) as gg_error:
+        call(gg, _maker(device))
+    assert isinstance(gg_error.value, RuntimeError)
+    assert str(gg_error.value).startswith(str(torch_error.value).rstrip(".")), (gg_error.value, torch_error.value)
+
+
+def test_out_works_under_no_grad(device):
+    x = gg.tensor(X, device=device, requires_grad=True)
+    out = gg.empty(0, device=device)
+    with gg.no_grad():
+        assert gg.mul(x, 2.0, out=out) is out
+    assert not out.requires_grad and out.grad_fn is None
+    _assert_close(out, torch.tensor(X) * 2, "mul")
+
+
+@pytest.mark.parametrize("name", ["add", "mul", "maximum", "addmm", "cumsum", "sort"])
+def test_an_input_as_out_gives_pytorchs_result(name, device):
+    def run(module, make):
+        a = make(S if name == "addmm" else X)
+        b = make(S.T.copy() if name == "addmm" else Y)
+        if name == "addmm":
+            return module.addmm(a, b, b, out=a)      # the added term as out
+        if name == "cumsum":
+            return module.cumsum(a, 1, out=a)
+        if name == "sort":
+            return module.sort(a, 1, out=(a, module.empty(0, dtype=module.int64) if module is torch
+                                          else module.empty(0, dtype=module.int64, device=device)))[0]
+        return getattr(module, name)(a, b, out=a)
+    want = run(torch, torch.tensor)
+    got = run(gg, _maker(device))
+    _assert_close(got, want, name)
+
+
+def test_a_view_out_writes_through_to_its_base(device):
+    tbase = torch.zeros(3, 6)
+    torch.add(torch.tensor(X), 1.0, out=tbase[:, ::2][:, :4] if False else tbase[:, 1:5])
+    base = gg.zeros(3, 6, device=device)
+    view = base[:, 1:5]
+    version = base._version
+    assert gg.add(gg.tensor(X, device=device), 1.0, out=view) is view
+    _assert_close(base, tbase, "add into a view")
+    assert base._version == version + 1, "the base shares the view's version counter"
+    column = base[:, 0]                                    # a strided (non-contiguous) view
+    gg.mul(gg.tensor(X[:, 0].copy(), device=device), 3.0, out=column)
+    torch.mul(torch.tensor(X[:, 0].copy()), 3.0, out=tbase[:, 0])
+    _assert_close(base, tbase, "mul into a column")
+
+
+def test_a_saved_tensor_overwritten_by_out_fails_backward_as_in_pytorch(device):
+    def run(module, make):
+        w = make(X).requires_grad_(True)
+        buffer = make(Y)
+        loss = (w * buffer).sum()
+        with module.no_grad():
+            module.exp(make(X), out=buffer)
+        loss.backward()
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        run(torch, torch.tensor)
+    with pytest.raises(gg.AutogradError):
+        run(gg, _maker(device))
+
+
+TUPLE_OPS = {
+    "max": lambda t: ((t(X), 1), {}),
+    "min": lambda t: ((t(X),), {"dim": 0, "keepdim": True}),
+    "sort": lambda t: ((t(X),), {"dim": 0, "descending": True}),
+    "topk": lambda t: ((t(X), 3), {"largest": False}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TUPLE_OPS))
+def test_tuple_results_take_a_tuple_out(name, device):
+    targs, tkwargs = TUPLE_OPS[name](torch.tensor)
+    tvalues, tindices = torch.empty(0), torch.empty(0, dtype=torch.int64)
+    tresult = getattr(torch, name)(*targs, **tkwargs, out=(tvalues, tindices))
+    args, kwargs = TUPLE_OPS[name](_maker(device))
+    values, indices = gg.empty(0, device=device), gg.empty(0, dtype=gg.int64, device=device)
+    result = getattr(gg, name)(*args, **kwargs, out=(values, indices))
+    assert result.values is values and result.indices is indices and result[0] is values
+    assert tresult.values is tvalues
+    _assert_close(values, tvalues, name)
+    _assert_close(indices, tindices, name)
+    with pytest.raises(TypeError):
+        getattr(torch, name)(*targs, **tkwargs, out=torch.empty(0))
+    with pytest.raises(TypeError, match=name):
+        getattr(gg, name)(*args, **kwargs, out=gg.empty(0, device=device))
+    with pytest.raises(RuntimeError):
+        getattr(torch, name)(*targs, **tkwargs, out=(torch.empty(0), torch.empty(0)))
+    with pytest.raises(gg.DTypeError, match="int64"):
+        getattr(gg, name)(*args, **kwargs, out=(gg.empty(0, device=device), gg.empty(0, device=device)))
+
+
+def test_out_must_be_a_tensor():
+    with pytest.raises(TypeError):
+        torch.add(torch.tensor(X), 1.0, out=np.zeros((3, 4), np.float32))
+    with pytest.raises(TypeError, match="out= must be a Tensor"):
+        gg.add(gg.tensor(X), 1.0, out=np.zeros((3, 4), np.float32))
+
+
+def test_without_out_no_second_wrapper():
+    """The fast path: gg.exp and gg.sum check ``out`` inside the wrapper they had anyway
+    (no extra call); the others are wrapped once, by accepts_out, directly around the op."""
+    from gpugrad.ops import methods
+    from gpugrad.ops import elementwise
+    assert gg.exp.__wrapped__ is elementwise.exp
+    assert gg.sum.__wrapped__ is methods.sum
+    assert gg.cumsum.__wrapped__ is methods.cumsum
+    for name in OUT_RULES:
+        function = getattr(gg, name)
+        assert not hasattr(getattr(function, "__wrapped__", None), "__wrapped__") or name in ("matmul",), name
+
+
+@pytest.mark.parametrize("case", ["mm_operand", "outer_operand", "cat_input", "shifted_view", "gather_input"])
+def test_other_overlaps_are_typed_errors(case, device):
+    """Where PyTorch gives order-dependent values (``torch.mm(a, b, out=a)`` is zeros, a
+    shifted view reads what it already wrote) or raises, gpugrad raises OutOverlapError."""
+    def run(module, make):
+        a = make(np.arange(12, dtype=np.float32).reshape(3, 4))
+        if case == "mm_operand":
+            return module.mm(a[:, :3], make(S), out=a[:, :3]), a
+        if case == "outer_operand":
+            return module.outer(a[0, :3], a[0, :3], out=a[:3, :3]), a
+        if case == "cat_input":
+            return module.cat([a[:1], a[1:]], 0, out=a), a
+        if case == "gather_input":
+            return module.gather(a, 0, make(IDX.repeat(3, 0)), out=a), a
+        return module.add(a[:, :2], a[:, 1:3], out=a[:, 2:4]), a     # writes land where later reads look
+    try:
+        _, ta = run(torch, torch.tensor)
+        natural = np.arange(12, dtype=np.float32).reshape(3, 4)
+        torch_is_natural = case == "shifted_view" and np.array_equal(ta.numpy()[:, 2:4], natural[:, :2] + natural[:, 1:3])
+        assert not torch_is_natural
+    except RuntimeError:
+        pass                                         # torch refuses too
+    with pytest.raises(out_argument.OutOverlapError) as caught:
+        run(gg, _maker(device))
+    assert isinstance(caught.value, (gg.ShapeError, RuntimeError))

@@ -12,6 +12,11 @@ writes it into ``c``, with PyTorch's rules (checked against torch 2.13 in
   with PyTorch's deprecation ``UserWarning`` otherwise;
 * dtypes follow the op's PyTorch rule (:data:`OUT_RULES`);
 * the device must be the result's (:class:`~gpugrad.DeviceError`);
+* ``out`` may be one of the inputs exactly (``gg.add(a, b, out=a)``), where
+  PyTorch gives the natural result; any other overlap of ``out`` with an
+  input (a shifted view, or any overlap with a matrix product's operands, or
+  with ``cat``/``gather``/``index_select``/``take_along_dim``'s inputs) raises
+  :class:`OutOverlapError`, where PyTorch raises or gives order-dependent values;
 * it is not differentiable: with grad mode on and an input or ``out`` that
   requires grad it raises :class:`~gpugrad.AutogradError` (under
   ``gg.no_grad()`` it works), as PyTorch does.
@@ -37,6 +42,20 @@ class OutDTypeError(DTypeError, RuntimeError):
     """``out=`` of a dtype the op cannot write: a :class:`~gpugrad.DTypeError` that
     ``except RuntimeError`` (what PyTorch raises here) also catches."""
 
+
+class OutOverlapError(ShapeError, RuntimeError):
+    """``out=`` overlapping an input in a way whose result would depend on the order
+    of reads and writes (PyTorch raises or returns such values); a
+    :class:`~gpugrad.ShapeError` that ``except RuntimeError`` also catches."""
+
+
+NO_ALIAS_OPERANDS = {"mm": 0, "bmm": 0, "matmul": 0, "outer": 0, "dot": 0, "addmm": 1, "baddbmm": 1,
+                     "cat": 0, "concat": 0, "concatenate": 0, "stack": 0, "gather": 0, "index_select": 0,
+                     "take_along_dim": 0}
+"""Ops whose out may not share memory with their inputs from this position on, not even
+exactly: PyTorch's BLAS path zeroes out before reading (``torch.mm(a, b, out=a)`` gives
+zeros) and its cat/gather/index_select refuse any overlap.  (addmm's ``input``, the term
+added, may be out: PyTorch gives the right sum.)"""
 
 # How each op treats out's dtype, measured on torch 2.13 (see the test's table):
 CAST = "cast"            # computed as without out=, then cast if PyTorch's can_cast allows (elementwise ops, cat)
@@ -109,6 +128,7 @@ def call_with_out(function, name, args, kwargs, out):
     rule = OUT_RULES[name]
     outs = _out_tensors(name, out)
     _refuse_autograd(name, args, kwargs, outs)
+    _refuse_overlap(name, args, kwargs, outs)
     first = outs[0]
     if rule in (FACTORY, NUMERIC_FACTORY, FLOAT_FACTORY):
         given = kwargs.get("dtype")
@@ -177,6 +197,40 @@ def _flat_tensors(args, kwargs):
             yield from arg
         else:
             yield arg
+
+
+def _refuse_overlap(name, args, kwargs, outs):
+    strict_from = NO_ALIAS_OPERANDS.get(name)
+    for position, arg in enumerate((*args, *kwargs.values())):
+        for tensor in (arg if isinstance(arg, (list, tuple)) else (arg,)):
+            if not isinstance(tensor, Tensor):
+                continue
+            for given in outs:
+                if not _may_overlap(given.array, tensor.array):
+                    continue
+                if strict_from is None or position < strict_from:
+                    if _same_elements(given.array, tensor.array):
+                        continue          # out is this input exactly: computed first, then written
+                raise OutOverlapError(
+                    f"{name}: out= shares memory with an input (shape {tuple(tensor.shape)})"
+                    + (" other than as that exact tensor" if strict_from is None or position < strict_from else "")
+                    + "; the result would depend on the order of reads and writes (PyTorch raises or gives "
+                    "such values here). Give a separate out tensor, or .clone() the input")
+
+
+def _may_overlap(a, b):
+    if a.__class__ is not b.__class__ or not a.size or not b.size:
+        return False
+    return bool(backend.xp_of(a).may_share_memory(a, b))
+
+
+def _same_elements(a, b):
+    return a.shape == b.shape and a.strides == b.strides and _address(a) == _address(b)
+
+
+def _address(array):
+    interface = getattr(array, "__array_interface__", None)
+    return interface["data"][0] if interface is not None else array.data.ptr
 
 
 def _input_dtype(args):
