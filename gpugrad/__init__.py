@@ -319,10 +319,11 @@ int = int32  # noqa: A001
 short = int16
 
 
-# PyTorch's out= on every function that has it there (gpugrad.ops.out_argument); the wrappers made
-# above (gg.exp's, gg.sum's) already take it.
+# PyTorch's out= on every function that has it there (gpugrad.ops.out_argument).  The wrappers made
+# above (gg.exp's, gg.sum's) take it already, and so do mm/bmm/addmm (their write_out is
+# out_argument's): no second wrapper, no extra call per op.
 for _name in _OUT_RULES:
-    if not getattr(globals()[_name], "takes_out", False):
+    if not getattr(globals()[_name], "takes_out", False) and globals()[_name] not in (mm, bmm, addmm):
         globals()[_name] = _accepts_out(globals()[_name], _name)
 del _name
 

@@ -561,6 +561,8 @@ def test_without_out_no_second_wrapper():
     assert gg.exp.__wrapped__ is elementwise.exp
     assert gg.sum.__wrapped__ is methods.sum
     assert gg.cumsum.__wrapped__ is methods.cumsum
+    from gpugrad import pytorch_names
+    assert gg.mm is pytorch_names.mm, "mm's own out= goes to out_argument through write_out"
     for name in OUT_RULES:
         function = getattr(gg, name)
         assert not hasattr(getattr(function, "__wrapped__", None), "__wrapped__") or name in ("matmul",), name
