@@ -556,8 +556,7 @@ def test_out_must_be_a_tensor():
 def test_without_out_no_second_wrapper():
     """The fast path: gg.exp and gg.sum check ``out`` inside the wrapper they had anyway
     (no extra call); the others are wrapped once, by accepts_out, directly around the op."""
-    from gpugrad.ops import methods
-    from gpugrad.ops import elementwise
+    from gpugrad.ops import elementwise, methods
     assert gg.exp.__wrapped__ is elementwise.exp
     assert gg.sum.__wrapped__ is methods.sum
     assert gg.cumsum.__wrapped__ is methods.cumsum

@@ -208,12 +208,12 @@ def _refuse_overlap(name, args, kwargs, outs):
             for given in outs:
                 if not _may_overlap(given.array, tensor.array):
                     continue
-                if strict_from is None or position < strict_from:
-                    if _same_elements(given.array, tensor.array):
-                        continue          # out is this input exactly: computed first, then written
+                exact_allowed = strict_from is None or position < strict_from
+                if exact_allowed and _same_elements(given.array, tensor.array):
+                    continue              # out is this input exactly: computed first, then written
                 raise OutOverlapError(
                     f"{name}: out= shares memory with an input (shape {tuple(tensor.shape)})"
-                    + (" other than as that exact tensor" if strict_from is None or position < strict_from else "")
+                    + (" other than as that exact tensor" if exact_allowed else "")
                     + "; the result would depend on the order of reads and writes (PyTorch raises or gives "
                     "such values here). Give a separate out tensor, or .clone() the input")
 
