@@ -42,7 +42,7 @@ from . import data, distributed, nn, optim, train, viz
 from .io import load as _load_file, save as _save_file
 from . import accelerator, backends, utils
 from .generator import Generator, default_generator
-from .pytorch_names import write_out as _write_out
+from .ops.out_argument import OUT_RULES as _OUT_RULES, accepts_out as _accepts_out, call_with_out as _call_with_out
 from .pytorch_names import (all_ as all, allclose, any_ as any, equal, get_num_threads,  # noqa: A004
                             is_floating_point, isclose, relu, set_num_threads)
 from .pytorch_names import (BoolTensor, ByteTensor, CharTensor, DoubleTensor, FloatTensor, HalfTensor, IntTensor,
@@ -58,7 +58,10 @@ def _on_tensors(function):
     arrays to raw arrays, for the rules inside the engine) made to take and
     return Tensors for users, so ``gg.exp([1.0, 2.0])`` gives a Tensor.  PyTorch's
     keywords work too: ``gg.add(input=a, other=b)``, and ``out=`` writes the
-    result into a given tensor."""
+    result into a given tensor (:mod:`gpugrad.ops.out_argument`, checked here
+    rather than by a second wrapper: one call per op)."""
+    name = {"abs_": "abs", "power": "pow"}.get(function.__name__, function.__name__)
+
     @_functools.wraps(function)
     def public(*args, input=None, other=None, out=None, **kwargs):  # noqa: A002 - PyTorch's names
         if input is not None:
@@ -68,7 +71,10 @@ def _on_tensors(function):
         if not _builtins.any(isinstance(arg, Tensor) for arg in args):
             args = tuple(tensor(arg) if i == 0 or hasattr(arg, "__len__") or hasattr(arg, "shape") else arg
                          for i, arg in enumerate(args))
-        return _write_out(function(*args, **kwargs), out, function.__name__, args)
+        if out is not None:
+            return _call_with_out(function, name, args, kwargs, out)
+        return function(*args, **kwargs)
+    public.takes_out = True
     return public
 
 
@@ -82,12 +88,18 @@ del _name
 
 
 def _with_input(function):
-    """Top-level reductions take PyTorch's ``input=`` keyword too (``gg.sum(input=x, dim=0)``)."""
+    """Top-level reductions take PyTorch's ``input=`` keyword too (``gg.sum(input=x, dim=0)``), and ``out=``
+    (:mod:`gpugrad.ops.out_argument`, checked here rather than by a second wrapper)."""
+    name = function.__name__
+
     @_functools.wraps(function)
-    def public(*args, input=None, **kwargs):  # noqa: A002 - PyTorch's name
+    def public(*args, input=None, out=None, **kwargs):  # noqa: A002 - PyTorch's name
         if input is not None:
             args = (input,) + args
+        if out is not None:
+            return _call_with_out(function, name, args, kwargs, out)
         return function(*args, **kwargs)
+    public.takes_out = True
     return public
 
 
@@ -134,9 +146,9 @@ def set_rng_state(new_state):
     default_generator.set_state(new_state)
 
 
-def matmul(input, other, *, out=None):  # noqa: A002 - PyTorch's names
+def matmul(input, other):  # noqa: A002 - PyTorch's names
     """Matrix product with NumPy/PyTorch broadcasting; ``out=`` writes the result into a given tensor."""
-    return _write_out(_matmul(input, other), out, "matmul", (input, other))
+    return _matmul(input, other)
 
 
 def _as_sequence(tensors):
@@ -145,18 +157,16 @@ def _as_sequence(tensors):
     return tensors if isinstance(tensors, Tensor) or not hasattr(tensors, "__iter__") else list(tensors)
 
 
-def cat(tensors, dim=0, *, axis=None, out=None):
+def cat(tensors, dim=0, *, axis=None):
     """Join tensors along an existing dimension; ``out=`` writes the result into a given tensor."""
     tensors = _as_sequence(tensors)
-    result = _cat(tensors, dim) if axis is None else _cat(tensors, axis=axis)
-    return _write_out(result, out, "cat", tensors)
+    return _cat(tensors, dim) if axis is None else _cat(tensors, axis=axis)
 
 
-def stack(tensors, dim=0, *, axis=None, out=None):
+def stack(tensors, dim=0, *, axis=None):
     """Join tensors along a new dimension; ``out=`` writes the result into a given tensor."""
     tensors = _as_sequence(tensors)
-    result = _stack(tensors, dim) if axis is None else _stack(tensors, axis=axis)
-    return _write_out(result, out, "stack", tensors)
+    return _stack(tensors, dim) if axis is None else _stack(tensors, axis=axis)
 
 
 concat = concatenate = cat
@@ -307,5 +317,14 @@ bfloat16 = _UnsupportedBFloat16()
 float = float32  # noqa: A001 - PyTorch's names; defined last, as they shadow builtins in this module
 int = int32  # noqa: A001
 short = int16
+
+
+# PyTorch's out= on every function that has it there (gpugrad.ops.out_argument).  The wrappers made
+# above (gg.exp's, gg.sum's) take it already, and so do mm/bmm/addmm (their write_out is
+# out_argument's): no second wrapper, no extra call per op.
+for _name in _OUT_RULES:
+    if not getattr(globals()[_name], "takes_out", False) and globals()[_name] not in (mm, bmm, addmm):
+        globals()[_name] = _accepts_out(globals()[_name], _name)
+del _name
 
 __all__ = [name for name in dir() if not name.startswith("_")]

@@ -269,36 +269,12 @@ Tensor.narrow = narrow
 # out=
 # --------------------------------------------------------------------------
 def write_out(result, out, op, inputs=()):
-    """PyTorch's ``out=``: copy ``result`` into ``out`` and return ``out`` (``result`` when ``out`` is None).
-
-    ``out`` must have the result's shape (or be empty, then it takes the
-    shape), a dtype the result casts to safely, and its device.  Ops with
-    ``out=`` are not differentiable, as in PyTorch.
-    """
+    """PyTorch's ``out=``: ``result`` written into ``out`` by :mod:`gpugrad.ops.out_argument`'s rules for
+    ``op`` (``result`` itself when ``out`` is None)."""
     if out is None:
         return result
-    if not isinstance(out, Tensor):
-        raise TypeError(f"{op}: out= must be a Tensor, got {type(out).__name__}")
-    if tape.is_grad_enabled() and (out.requires_grad or any(isinstance(t, Tensor) and t.requires_grad
-                                                             for t in inputs)):
-        raise AutogradError(f"{op}: out= does not support automatic differentiation (an input or out requires "
-                            "grad); drop out= and use the returned tensor, or run under gg.no_grad()")
-    if out.device != result.device:
-        raise DeviceError(f"{op}: out= is on {out.device} but the result is on {result.device}; "
-                                  "give an out tensor on the inputs' device")
-    if not np.can_cast(result.array.dtype, out.array.dtype, casting="same_kind"):
-        raise DTypeError(f"{op}: the result has dtype {result.array.dtype}, which cannot be cast to out's "
-                         f"dtype {out.array.dtype}")
-    if tuple(out.array.shape) != tuple(result.array.shape):
-        if out.array.size != 0:
-            raise ShapeError(f"{op}: out= has shape {tuple(out.array.shape)} but the result has shape "
-                             f"{tuple(result.array.shape)}; give an out tensor of the result's shape (or an empty one)")
-        out.array = result.array.astype(out.array.dtype, copy=True)
-        out._bump_version()
-        return out
-    out.array[...] = result.array
-    out._bump_version()
-    return out
+    from .ops.out_argument import call_with_out
+    return call_with_out(lambda *inputs: result, op, tuple(inputs), {}, out)
 
 
 # --------------------------------------------------------------------------
