@@ -5,6 +5,7 @@ updates moved into ``gpugrad/ops/optim_steps.py`` (commit 55b4a26, NumPy, this t
 seeds): moving the arithmetic must not change one bit of any parameter or state.
 """
 import hashlib
+import math
 
 import numpy as np
 import pytest
@@ -160,3 +161,165 @@ GOLDEN = {
 def test_steps_equal_the_pre_refactor_updates_bit_for_bit(case, dtype):
     name, options = case
     assert run_case(gg, name, options, dtype) == GOLDEN[case_id(name, options, dtype)]
+
+
+FUSABLE = ("SGD", "Adam", "AdamW", "RMSprop", "Adagrad")
+FUSABLE_CASES = [(name, options) for name, options in GOLDEN_CASES if name in FUSABLE]
+
+
+@pytest.mark.parametrize("flags", [dict(fused=True), dict(foreach=True), dict(foreach=False, fused=False)],
+                         ids=["fused", "foreach", "neither"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case", FUSABLE_CASES, ids=[case_id(n, o, "") for n, o in FUSABLE_CASES])
+def test_fused_and_foreach_equal_the_default_bit_for_bit_on_cpu(case, dtype, flags):
+    name, options = case
+    assert run_case(gg, name, options, dtype, extra=flags) == GOLDEN[case_id(name, options, dtype)]
+
+
+def _trajectory(name, options, dtype, device, steps=5, shapes=((3, 4), (5,), ())):
+    rng = np.random.default_rng(7)
+    initial = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    grads = [[rng.standard_normal(s).astype(dtype) for s in shapes] for _ in range(steps)]
+    params = [gg.tensor(v, device=device, requires_grad=True) for v in initial]
+    optimizer = getattr(gg.optim, name)(params, **options)
+    history = []
+    for step in range(steps):
+        for param, grad in zip(params, grads[step]):
+            param.grad = gg.tensor(grad, device=device)
+        optimizer.step()
+        history.append([param.numpy().copy() for param in params])
+    return history, optimizer
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
+@pytest.mark.parametrize("case", FUSABLE_CASES, ids=[case_id(n, o, "") for n, o in FUSABLE_CASES])
+def test_fused_kernels_equal_the_unfused_step_on_the_device(case, dtype, device):
+    """On CuPy fused=True runs one kernel per parameter (through the stand-in: its NumPy twin)."""
+    if device == "cpu":
+        pytest.skip("the kernels run on CUDA; on the CPU fused is the default arithmetic (tested above)")
+    import cupy
+    name, options = case
+    if dtype == "float16" and name != "SGD":
+        # The default eps (1e-8..1e-6) is 0 or subnormal in float16: both sides would divide by
+        # about 0, and float32 arithmetic (the kernel) vs float16 rounding per operation (unfused) diverge.
+        options = dict(options, eps=1e-3)
+    expected, _ = _trajectory(name, options, dtype, device)
+    launched = len(getattr(cupy, "launches", ()))
+    got, optimizer = _trajectory(name, dict(options, fused=True), dtype, device)
+    if getattr(cupy, "STANDIN", False):
+        fused_launches = [entry for entry in cupy.launches[launched:] if entry[0].endswith("_step")]
+        assert len(fused_launches) == 5 * 3        # one per parameter per step
+    tolerance = {"float64": dict(rtol=1e-12, atol=1e-12), "float32": dict(rtol=1e-5, atol=1e-6),
+                 "float16": dict(rtol=1e-2, atol=1e-2)}[dtype]
+    for step, (ours, reference) in enumerate(zip(got, expected)):
+        for value, wanted in zip(ours, reference):
+            assert value.dtype == np.dtype(dtype)
+            np.testing.assert_allclose(value.astype(np.float64), wanted.astype(np.float64), **tolerance,
+                                       err_msg=f"{name} {options} step {step}")
+    assert optimizer.param_groups[0]["fused"] is True
+
+
+def test_fused_twins_compute_what_the_unfused_arithmetic_computes():
+    """The twins (what the CUDA kernels compute) equal the default NumPy update bit for bit in float32/64."""
+    from gpugrad.kernels import optim_kernels
+    rng = np.random.default_rng(3)
+    for dtype in (np.float32, np.float64):
+        param, grad = rng.standard_normal(7).astype(dtype), rng.standard_normal(7).astype(dtype)
+        exp_avg, exp_avg_sq = rng.standard_normal(7).astype(dtype), rng.random(7).astype(dtype)
+        twin_state = [param.copy(), exp_avg.copy(), exp_avg_sq.copy()]
+        step_size, bias_correction2_sqrt = 0.01 / (1 - 0.9 ** 1), math.sqrt(1 - 0.999 ** 1)
+        optim_kernels.TWINS["gg_adam_step"](grad, 0.1, 1 - 0.01 * 0.1, 1 - 0.9, 0.999, 1 - 0.999, step_size,
+                                            bias_correction2_sqrt, 1e-8, 0, 0, *twin_state)
+        tensors = [gg.tensor(a.copy(), requires_grad=(i == 0)) for i, a in enumerate([param, exp_avg, exp_avg_sq])]
+        from gpugrad.ops.optim_steps import adam_step_
+        adam_step_([tensors[0]], [gg.tensor(grad)], [tensors[1]], [tensors[2]], None, [1], lr=0.01, beta1=0.9,
+                   beta2=0.999, eps=1e-8, weight_decay=0.1)
+        for twin_value, tensor in zip(twin_state, tensors):
+            np.testing.assert_array_equal(twin_value, tensor.numpy())
+
+
+@pytest.mark.parametrize("name", FUSABLE)
+def test_fused_and_foreach_together_are_refused_as_in_torch(name):
+    torch = pytest.importorskip("torch")
+    with pytest.raises(RuntimeError, match="cannot be `True` together"):
+        getattr(gg.optim, name)([gg.tensor([1.0], requires_grad=True)], fused=True, foreach=True)
+    if name != "RMSprop":        # PyTorch's RMSprop has no fused (gpugrad's accepts it)
+        with pytest.raises(RuntimeError, match="cannot be `True` together"):
+            getattr(torch.optim, name)([torch.ones(1, requires_grad=True)], fused=True, foreach=True)
+    with pytest.raises(ValueError, match="fused='yes' must be None, True or False"):
+        getattr(gg.optim, name)([gg.tensor([1.0], requires_grad=True)], fused="yes")
+
+
+@pytest.mark.parametrize("name", FUSABLE)
+def test_foreach_and_fused_are_group_options_like_torchs(name):
+    torch = pytest.importorskip("torch")
+    ours = getattr(gg.optim, name)([gg.tensor([1.0], requires_grad=True)], fused=True)
+    group = ours.state_dict()["param_groups"][0]
+    assert group["fused"] is True and group["foreach"] is None
+    if name != "RMSprop":
+        theirs = getattr(torch.optim, name)([torch.ones(1, requires_grad=True)], fused=True)
+        expected = theirs.state_dict()["param_groups"][0]
+        assert (group["fused"], group["foreach"]) == (expected["fused"], expected["foreach"])
+    # A checkpoint written before the options existed loads and takes the defaults.
+    state = ours.state_dict()
+    for saved in state["param_groups"]:
+        del saved["fused"], saved["foreach"]
+    fresh = getattr(gg.optim, name)([gg.tensor([1.0], requires_grad=True)])
+    fresh.load_state_dict(state)
+    assert fresh.param_groups[0]["fused"] is None
+
+
+TORCH_FLAGS = [dict(foreach=True), dict(fused=True), dict(foreach=False)]
+
+
+@pytest.mark.parametrize("flags", TORCH_FLAGS, ids=["foreach", "fused", "single-tensor"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case", FUSABLE_CASES, ids=[case_id(n, o, "") for n, o in FUSABLE_CASES])
+def test_fused_and_foreach_match_torch(case, dtype, flags, device):
+    torch = pytest.importorskip("torch")
+    name, options = case
+    torch_flags = flags if not (name == "RMSprop" and "fused" in flags) else {}
+    rng = np.random.default_rng(11)
+    shapes = [(3, 4), (5,), ()]
+    initial = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    ours = [gg.tensor(v, device=device, requires_grad=True) for v in initial]
+    theirs = [torch.tensor(v, requires_grad=True) for v in initial]
+    optimizer = getattr(gg.optim, name)(ours, **options, **flags)
+    reference = getattr(torch.optim, name)(theirs, **options, **torch_flags)
+    tolerance = dict(rtol=1e-12, atol=1e-13) if dtype == "float64" else dict(rtol=2e-5, atol=2e-6)
+    for step in range(6):
+        for param, other in zip(ours, theirs):
+            grad = rng.standard_normal(param.shape).astype(dtype)
+            param.grad = gg.tensor(grad, device=device)
+            other.grad = torch.tensor(grad)
+        optimizer.step()
+        reference.step()
+        for param, expected in zip(ours, theirs):
+            assert param.device == backend.as_device(device)
+            np.testing.assert_allclose(param.numpy(), expected.detach().numpy(), **tolerance,
+                                       err_msg=f"{name} {options} {flags} step {step}")
+
+
+def test_fused_refuses_a_gradient_of_another_dtype_and_changes_nothing(device):
+    if device == "cpu":
+        pytest.skip("on the CPU fused runs the default arithmetic, which promotes as it always did")
+    first = gg.tensor([1.0, 2.0], device=device, requires_grad=True)
+    second = gg.tensor([3.0], device=device, requires_grad=True)
+    optimizer = gg.optim.Adam([first, second], lr=0.1, fused=True)
+    first.grad = gg.tensor([1.0, 1.0], device=device)
+    second.grad = gg.tensor([1.0], dtype="float64", device=device)
+    with pytest.raises(gg.DTypeError, match="fused kernel needs both of one dtype"):
+        optimizer.step()
+    assert first.numpy().tolist() == [1.0, 2.0] and second.numpy().tolist() == [3.0]
+    assert len(optimizer.state) == 0
+
+
+def test_steps_are_ops_that_bump_versions_and_build_no_graph():
+    from gpugrad.ops.optim_steps import sgd_step_
+    w = gg.tensor([1.0, 2.0], requires_grad=True)
+    y = (w * w).sum()                 # saves w for backward
+    before = w._version
+    sgd_step_([w], [gg.tensor([1.0, 1.0])], None, lr=0.5)
+    assert w._version > before and w.grad_fn is None and w.is_leaf
+    with pytest.raises(Exception, match="modified by an inplace operation|version"):
+        y.backward()
