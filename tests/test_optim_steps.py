@@ -13,7 +13,6 @@ import pytest
 import gpugrad as gg
 from gpugrad import backend
 
-
 GOLDEN_CASES = [
     ("SGD", dict(lr=0.1)),
     ("SGD", dict(lr=0.05, momentum=0.9)),
@@ -151,8 +150,8 @@ GOLDEN = {
     'RAdam-float64-': 'b221c8090b8bcf503a37b72e',
     'RAdam-float32-lr=0.01-betas=(0.9, 0.9)-weight_decay=0.1': 'c905bcfa6483e68da6f8081c',
     'RAdam-float64-lr=0.01-betas=(0.9, 0.9)-weight_decay=0.1': '57c37836eee3b15089320a76',
-    'RAdam-float32-lr=0.01-betas=(0.9, 0.9)-weight_decay=0.1-decoupled_weight_decay=True-maximize=True': '9f607fcecc8b41612b5568fd',
-    'RAdam-float64-lr=0.01-betas=(0.9, 0.9)-weight_decay=0.1-decoupled_weight_decay=True-maximize=True': '149fdd5aada4e6ea027b7dc2',
+    'RAdam-float32-lr=0.01-betas=(0.9, 0.9)-weight_decay=0.1-decoupled_weight_decay=True-maximize=True': '9f607fcecc8b41612b5568fd',  # noqa: E501
+    'RAdam-float64-lr=0.01-betas=(0.9, 0.9)-weight_decay=0.1-decoupled_weight_decay=True-maximize=True': '149fdd5aada4e6ea027b7dc2',  # noqa: E501
 }
 
 
