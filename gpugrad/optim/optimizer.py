@@ -369,6 +369,25 @@ class Optimizer:
         Any violation raises (ValueError, ShapeError, DTypeError, TypeError)
         and leaves the optimizer exactly as it was.
         """
+        saved_groups = self._check_saved_layout(state_dict)
+        # Build everything first, then swap it in: a bad entry changes nothing.
+        new_state = self._built_state(state_dict["state"], self._saved_index_map(saved_groups))
+        new_groups = []
+        for saved, own in zip(saved_groups, self.param_groups):
+            group = {k: (tuple(v) if k == "betas" and isinstance(v, (list, tuple)) else v)
+                     for k, v in saved.items() if k != "params"}
+            group["params"] = own["params"]
+            # Options added since the checkpoint was written take their defaults;
+            # the result must pass the same checks as a group given to __init__.
+            for key, default in self.defaults.items():
+                group.setdefault(key, own.get(key, default))
+            self._check_group(group)
+            new_groups.append(group)
+        self.state = new_state
+        self.param_groups = new_groups
+
+    def _check_saved_layout(self, state_dict):
+        """The saved groups, once the dict's layout and group sizes match this optimizer's."""
         name = type(self).__name__
         if not isinstance(state_dict, Mapping) or "param_groups" not in state_dict or "state" not in state_dict:
             raise ValueError(f"{name}.load_state_dict: expected a dict with 'state' and 'param_groups' "
@@ -392,6 +411,11 @@ class Optimizer:
         if saved_sizes != own_sizes:
             raise ValueError(f"{name}.load_state_dict: the saved groups hold {saved_sizes} parameters but "
                              f"this optimizer's hold {own_sizes}; the model or the grouping changed")
+        return saved_groups
+
+    def _saved_index_map(self, saved_groups):
+        """Saved parameter index -> this optimizer's parameter."""
+        name = type(self).__name__
         param_of = {}
         for saved, own in zip(saved_groups, self.param_groups):
             for index, param in zip(saved["params"], own["params"]):
@@ -400,9 +424,13 @@ class Optimizer:
                     raise ValueError(f"{name}.load_state_dict: parameter index {index} appears twice in the "
                                      "saved param_groups; the state dict is corrupt")
                 param_of[index] = param
-        # Build everything first, then swap it in: a bad entry changes nothing.
+        return param_of
+
+    def _built_state(self, saved_state, param_of):
+        """The checked and cast per-parameter state, as a new :class:`_ParamState`."""
+        name = type(self).__name__
         new_state = _ParamState()
-        for raw_index, entries in state_dict["state"].items():
+        for raw_index, entries in saved_state.items():
             index = _as_index(name, raw_index)
             if index not in param_of:
                 raise ValueError(f"{name}.load_state_dict: state for parameter {index}, but the saved "
@@ -423,19 +451,7 @@ class Optimizer:
                     built[key] = value
             if built:
                 new_state[param] = built
-        new_groups = []
-        for saved, own in zip(saved_groups, self.param_groups):
-            group = {k: (tuple(v) if k == "betas" and isinstance(v, (list, tuple)) else v)
-                     for k, v in saved.items() if k != "params"}
-            group["params"] = own["params"]
-            # Options added since the checkpoint was written take their defaults;
-            # the result must pass the same checks as a group given to __init__.
-            for key, default in self.defaults.items():
-                group.setdefault(key, own.get(key, default))
-            self._check_group(group)
-            new_groups.append(group)
-        self.state = new_state
-        self.param_groups = new_groups
+        return new_state
 
     def _check_state_keys(self, index, entries):
         keys = type(self).state_keys
