@@ -38,7 +38,7 @@ from ..tensor import bump_versions
 from .registry import scalar_array
 
 __all__ = ["sgd_step_", "adam_step_", "rmsprop_step_", "adagrad_step_", "adadelta_step_", "adamax_step_",
-           "nadam_step_", "radam_step_", "lerp_"]
+           "nadam_step_", "radam_step_", "add_flat_", "copy_arrays_", "lerp_"]
 
 
 def lerp_(start, end, weight):
@@ -464,6 +464,45 @@ def radam_step_(params, grads, exp_avgs, exp_avg_sqs, steps, *, lr, beta1, beta2
             values -= corrected_exp_avg * lr * adaptive_lr * rect
         else:
             values -= corrected_exp_avg * lr
+    bump_versions(params)
+
+
+def add_flat_(params, step_size, update):
+    """``p += step_size * update[slice of p]`` for each parameter, ``update`` being a flat raw array
+    holding all parameters' values one after another (L-BFGS's search direction).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import gpugrad as gg
+    >>> a, b = gg.tensor([1.0, 2.0], requires_grad=True), gg.tensor([3.0], requires_grad=True)
+    >>> add_flat_([a, b], 0.5, np.array([2.0, 2.0, 4.0], dtype=np.float32))
+    >>> a.numpy().tolist(), b.numpy().tolist()
+    ([2.0, 3.0], [5.0])
+    """
+    offset = 0
+    for param in params:
+        values = param.array
+        count = values.size
+        values += step_size * update[offset:offset + count].reshape(values.shape)
+        offset += count
+    bump_versions(params)
+
+
+def copy_arrays_(params, arrays):
+    """Write ``arrays`` (raw arrays of the parameters' shapes) into the parameters, in place.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import gpugrad as gg
+    >>> w = gg.tensor([1.0, 2.0], requires_grad=True)
+    >>> copy_arrays_([w], [np.array([0.0, 0.5], dtype=np.float32)])
+    >>> w.numpy().tolist()
+    [0.0, 0.5]
+    """
+    for param, array in zip(params, arrays):
+        param.array[...] = array
     bump_versions(params)
 
 
