@@ -113,7 +113,7 @@ def sgd_step_(params, grads, momentum_buffers, *, lr, momentum=0, dampening=0, w
     """
     if momentum != 0 and momentum_buffers is None:
         momentum_buffers = [None] * len(params)
-    if _fused_on_device("sgd_step_", params, grads, fused):
+    if fused and _fused_on_device("sgd_step_", params, grads, fused):
         buffers = _sgd_fused(params, grads, momentum_buffers, lr, momentum, dampening, weight_decay, nesterov,
                              maximize)
         bump_versions(params)
@@ -189,7 +189,7 @@ def adam_step_(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, *, 
     >>> round(w.item(), 4)
     0.9
     """
-    fused = _fused_on_device("adam_step_", params, grads, fused)
+    fused = fused and _fused_on_device("adam_step_", params, grads, fused)
     for index, param in enumerate(params):
         values, step = param.array, steps[index]
         exp_avg, exp_avg_sq = exp_avgs[index].array, exp_avg_sqs[index].array
@@ -248,7 +248,7 @@ def rmsprop_step_(params, grads, square_avgs, grad_avgs, momentum_buffers, *, lr
     >>> round(w.item(), 5)
     0.9
     """
-    if _fused_on_device("rmsprop_step_", params, grads, fused):
+    if fused and _fused_on_device("rmsprop_step_", params, grads, fused):
         name = optim_kernels.rmsprop_kernel_name(centered, momentum)
         for index, param in enumerate(params):
             arguments = (grads[index].array, float(lr), float(alpha), float(1 - alpha), float(eps),
@@ -313,7 +313,7 @@ def adagrad_step_(params, grads, state_sums, steps, *, lr, lr_decay=0, weight_de
     >>> round(w.item(), 5)
     0.5
     """
-    fused = _fused_on_device("adagrad_step_", params, grads, fused)
+    fused = fused and _fused_on_device("adagrad_step_", params, grads, fused)
     for index, param in enumerate(params):
         values = param.array
         clr = lr / (1 + (steps[index] - 1) * lr_decay)

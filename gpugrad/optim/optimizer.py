@@ -287,7 +287,6 @@ class Optimizer:
         work = []
         for group in self.param_groups:
             with_grad = []
-            fused = group.get("fused")
             for param in group["params"]:
                 grad = param.grad
                 if grad is None:
@@ -295,7 +294,8 @@ class Optimizer:
                 grad_data, param_data = grad.array, param.array
                 if not (grad_data.__class__ is np.ndarray and param_data.__class__ is np.ndarray
                         and grad_data.shape == param_data.shape and param_data.flags.writeable):
-                    _check_gradient(type(self).__name__, param, fused)     # the full check, with its errors
+                    # the full check, with its errors
+                    _check_gradient(type(self).__name__, param, group.get("fused"))
                 with_grad.append(param)
             work.append((group, with_grad))
         for group, with_grad in work:
