@@ -322,3 +322,24 @@ def test_steps_are_ops_that_bump_versions_and_build_no_graph():
     assert w._version > before and w.grad_fn is None and w.is_leaf
     with pytest.raises(Exception, match="modified by an inplace operation|version"):
         y.backward()
+
+
+def test_the_standin_elementwise_kernel_is_as_strict_as_a_launch_on_a_card():
+    import cupy_standin as standin
+    kernel = standin.ElementwiseKernel("T grad, float64 lr, float64 weight_decay, int32 maximize", "T param",
+                                       "param = param - grad * lr;", "gg_sgd_step")
+    param, grad = standin.asarray(np.ones(3, np.float32)), standin.asarray(np.full(3, 2.0, np.float32))
+    kernel(grad, 0.5, 0.0, 0, param)
+    assert param.get().tolist() == [0.0, 0.0, 0.0] and standin.launches[-1][0] == "gg_sgd_step"
+    with pytest.raises(TypeError, match="Unsupported type"):
+        kernel(np.ones(3, np.float32), 0.5, 0.0, 0, param)               # a host array on a device kernel
+    with pytest.raises(TypeError, match="dtype float32; T is bound to float64"):
+        kernel(standin.asarray(np.ones(3)), 0.5, 0.0, 0, param)           # float64 grad, float32 param
+    with pytest.raises(ValueError, match="does not match"):
+        kernel(standin.asarray(np.ones(4, np.float32)), 0.5, 0.0, 0, param)
+    with pytest.raises(TypeError, match="wrong number of arguments"):
+        kernel(grad, 0.5, param)
+    with pytest.raises(TypeError, match="scalar parameter"):
+        kernel(grad, grad, 0.0, 0, param)
+    with pytest.raises(standin.StandinLimitation, match="no NumPy twin"):
+        standin.ElementwiseKernel("T x", "T y", "y = x;", "someone_elses_kernel")
