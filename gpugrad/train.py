@@ -160,10 +160,11 @@ def accuracy(output, target):
     0.6666666666666666
     """
     correct, count = _accuracy_counts(output, target)
-    return correct / max(count, 1)
+    return int(correct) / max(count, 1)
 
 
 def _accuracy_counts(output, target):
+    """(correct predictions as a 0-d array on the output's device, batch size as an int): no host read."""
     output, target = _as_array(output), _as_array(target)
     xp = backend.xp_of(output)
     if output.ndim == 1 or (output.ndim == 2 and output.shape[1] == 1):
@@ -172,13 +173,13 @@ def _accuracy_counts(output, target):
     else:
         predicted = xp.argmax(output, axis=1)
         truth = _class_targets(output, target, xp)
-    return int((predicted == truth).sum()), int(truth.size)
+    return (predicted == truth).sum(), int(truth.size)
 
 
 def top5_accuracy(output, target):
     """Fraction of samples whose target is among the 5 largest logits (dimension 1)."""
     correct, count = _topk_counts(output, target, 5)
-    return correct / max(count, 1)
+    return int(correct) / max(count, 1)
 
 
 def _topk_counts(output, target, k):
@@ -188,23 +189,38 @@ def _topk_counts(output, target, k):
     k = min(k, output.shape[1])
     top = xp.argpartition(-output, k - 1, axis=1)[:, :k]
     hit = (top == xp.expand_dims(truth, 1)).any(axis=1)
-    return int(hit.sum()), int(hit.size)
+    return hit.sum(), int(hit.size)
 
 
 class _Metric:
-    """A named metric that accumulates (sum, count) over batches."""
+    """A named metric that accumulates (sum, count) over batches.
 
-    def __init__(self, name, counts):
+    ``update`` keeps each batch's sum where it was computed (a 0-d array on the
+    device for CuPy outputs: no host read); :meth:`settle` adds the pending sums
+    once they are read to the host, in batch order, so the total is the same
+    float as adding them one by one.
+    """
+
+    def __init__(self, name, counts, scale_by_size=False):
         self.name = name
         self.counts = counts
+        self.scale_by_size = scale_by_size      # a callable returns the batch mean: its sum is mean * size
+        self.reset()
 
     def reset(self):
         self.total, self.count = 0.0, 0
+        self.pending = []       # (batch sum or mean, batch size), not yet on the host
 
     def update(self, output, target):
         total, count = self.counts(output, target)
-        self.total += total
+        self.pending.append((total, count))
         self.count += count
+
+    def settle(self, host_values):
+        """Add the pending batch values, given as host numbers in the order of :attr:`pending`."""
+        for value, (_, size) in zip(host_values, self.pending):
+            self.total += value * size if self.scale_by_size else value
+        self.pending = []
 
     def value(self):
         return self.total / self.count if self.count else float("nan")
@@ -212,10 +228,32 @@ class _Metric:
 
 def _callable_counts(fn):
     def counts(output, target):
-        value = fn(output, target)
         size = int(_as_array(target).shape[0]) if getattr(_as_array(target), "ndim", 0) else 1
-        return float(value) * size, size
+        return fn(output, target), size
     return counts
+
+
+def _read_to_host(values):
+    """Python floats of ``values`` (numbers, 0-d arrays or tensors), with one device read per device.
+
+    Device scalars are stacked (as float64, which holds a float32 loss and an
+    integer count exactly) and copied to the host at once; that copy is the
+    only synchronisation of a progress refresh.
+    """
+    raw = [value.array if hasattr(value, "array") and hasattr(value, "grad_fn") else value for value in values]
+    host = [None] * len(values)
+    on_device = {}
+    for index, array in enumerate(raw):
+        if backend.is_gpu_array(array):
+            on_device.setdefault(backend.device_of(array), []).append(index)
+        else:
+            host[index] = float(values[index])
+    for indices in on_device.values():
+        xp = backend.xp_of(raw[indices[0]])
+        stacked = xp.stack([raw[index].reshape(()).astype(np.float64) for index in indices])
+        for index, number in zip(indices, backend.to_numpy(stacked).tolist()):
+            host[index] = number
+    return host
 
 
 def _make_metrics(metrics):
@@ -232,7 +270,7 @@ def _make_metrics(metrics):
             made.append(_Metric(name or "top5", lambda o, t: _topk_counts(o, t, 5)))
         elif callable(metric):
             made.append(_Metric(name or getattr(metric, "__name__", type(metric).__name__),
-                                _callable_counts(metric)))
+                                _callable_counts(metric), scale_by_size=True))
         else:
             raise ValueError(f"fit/evaluate: unknown metric {metric!r}; use 'accuracy', 'top5', a callable "
                              "(output, target) -> float (the batch mean), or a dict {name: callable}")
@@ -619,9 +657,14 @@ class _Progress:
         self.bar = tqdm(total=total, initial=initial, desc=description, unit="step", dynamic_ncols=True,
                         leave=True, file=sys.stderr)
 
-    def batch(self, loss):
+    def advance(self):
+        """One more step done (no loss: reading it would wait for the device)."""
         if self.bar is not None:
             self.bar.update(1)
+
+    def show_loss(self, loss):
+        """The latest batch loss, shown at each refresh."""
+        if self.bar is not None:
             self.bar.set_postfix_str(f"loss {loss:.4f}", refresh=False)
 
     def epoch(self, epoch, epochs, logs):
@@ -693,43 +736,146 @@ def evaluate(model, loader, loss_fn=None, metrics=("accuracy",), device=None):
     Returns ``{"loss": ..., "accuracy": ...}`` (``loss`` only when ``loss_fn``
     is given).  The model's training mode is restored afterwards.  The loss
     is averaged per sample (batches weighted by their size), so it assumes a
-    ``reduction="mean"`` loss.
+    ``reduction="mean"`` loss.  Batch losses and metric sums stay on the
+    device until the end: one host read per evaluation.
     """
     from .autograd.tape import no_grad
     device = None if device is None else backend.as_device(device)
-    made = _make_metrics(metrics)
-    for metric in made:
-        metric.reset()
+    sums = _EpochSums(_make_metrics(metrics))
     was_training = getattr(model, "training", False)
     if hasattr(model, "eval"):
         model.eval()
-    total_loss, count = 0.0, 0
     try:
         with no_grad():
             for batch in loader:
                 inputs, target = _split_batch(batch)
                 inputs, target = _to_device(inputs, device), _to_device(target, device)
                 output = _forward(model, inputs)
-                size = _batch_size(target)
-                if loss_fn is not None:
-                    total_loss += float(loss_fn(output, target)) * size
-                count += size
-                for metric in made:
-                    metric.update(output, target)
+                loss = None if loss_fn is None else _detached(loss_fn(output, target))
+                sums.add(loss, _batch_size(target), output, target)
     finally:
         if was_training and hasattr(model, "train"):
             model.train()
+    sums.settle()
     results = {}
     if loss_fn is not None:
-        results["loss"] = total_loss / count if count else float("nan")
-    for metric in made:
+        results["loss"] = sums.mean_loss()
+    for metric in sums.metrics:
         results[metric.name] = metric.value()
     return results
 
 
+def _detached(value):
+    return value.detach() if hasattr(value, "detach") else value
+
+
+class _EpochSums:
+    """An epoch's (or an evaluation's) loss and metric sums.
+
+    Batch values are kept as they come (0-d device arrays on CuPy) and read to
+    the host together by :meth:`settle`, in batch order, so the sums are the
+    same floats as reading each batch at once.
+    """
+
+    def __init__(self, metrics):
+        self.metrics = metrics
+        for metric in metrics:
+            metric.reset()
+        self.loss_sum, self.count = 0.0, 0
+        self.pending = []       # (loss, batch size, optimizer step or None), not yet on the host
+
+    def add(self, loss, size, output, target, step=None):
+        if loss is not None:
+            self.pending.append((loss, size, step))
+        self.count += size
+        for metric in self.metrics:
+            metric.update(output, target)
+
+    def settle(self):
+        """Read every pending value to the host (one copy per device); return [(step, loss)] in order."""
+        values = [loss for loss, _, _ in self.pending]
+        for metric in self.metrics:
+            values.extend(value for value, _ in metric.pending)
+        if not values:
+            return []
+        host = _read_to_host(values)
+        settled = []
+        for (_, size, step), value in zip(self.pending, host):
+            self.loss_sum += value * size
+            settled.append((step, value))
+        offset = len(self.pending)
+        for metric in self.metrics:
+            count = len(metric.pending)
+            metric.settle(host[offset:offset + count])
+            offset += count
+        self.pending = []
+        return settled
+
+    def mean_loss(self):
+        return self.loss_sum / self.count if self.count else float("nan")
+
+    def position(self):
+        """The settled sums as a mid-epoch checkpoint stores them."""
+        return {"loss_sum": self.loss_sum, "count": self.count,
+                "metrics": [[metric.total, metric.count] for metric in self.metrics]}
+
+    def restore(self, position):
+        self.loss_sum, self.count = position["loss_sum"], position["count"]
+        for metric, (metric_total, metric_count) in zip(self.metrics, position["metrics"]):
+            metric.total, metric.count = metric_total, metric_count
+
+
+class _FitRun:
+    """What one :func:`fit` call works with: the epoch and batch steps below read it."""
+
+    def __init__(self, trainer, loss_fn, train_loader, val_loader, epochs, metrics, metric_spec, callbacks,
+                 checkpoint, bar, device, scheduler_step, plateau, max_steps, batches_per_epoch, log_every):
+        self.trainer, self.loss_fn = trainer, loss_fn
+        self.train_loader, self.val_loader, self.epochs = train_loader, val_loader, epochs
+        self.metrics, self.metric_spec, self.callbacks = metrics, metric_spec, callbacks
+        self.checkpoint, self.bar, self.device = checkpoint, bar, device
+        self.scheduler_step, self.plateau, self.max_steps = scheduler_step, plateau, max_steps
+        self.batches_per_epoch, self.log_every = batches_per_epoch, log_every
+        # watch -> _train_step -> _train_batches -> _run_epoch -> fit -> the caller of fit
+        self.guard = GraphLeakGuard(stacklevel=6)
+        self.warned_nonfinite = False
+        # Callbacks that look at each batch get its loss as a float, read every step.
+        self.batch_callbacks = [callback for callback in callbacks if _overrides(callback, "on_batch_end")]
+
+    def out_of_steps(self):
+        return self.max_steps is not None and self.trainer.step >= self.max_steps
+
+    def refresh(self, sums):
+        """Read the pending batch values (the one host synchronisation), warn on a non-finite
+        loss, show the latest loss; return it (None if nothing was pending)."""
+        latest = None
+        for step, loss_value in sums.settle():
+            latest = loss_value
+            if not math.isfinite(loss_value) and not self.warned_nonfinite:
+                self.warned_nonfinite = True
+                warnings.warn(f"fit: the training loss is {loss_value} at step {step}; lower the learning rate, "
+                              "or look for log(0) / division by zero in the model or loss", RuntimeWarning,
+                              stacklevel=_caller_stacklevel())
+        if latest is not None:
+            self.bar.show_loss(latest)
+        return latest
+
+
+def _overrides(callback, hook):
+    return getattr(type(callback), hook) is not getattr(Callback, hook) or hook in vars(callback)
+
+
+def _caller_stacklevel():
+    """The ``stacklevel`` that points a warning at the first frame outside this module."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename == __file__:
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def fit(model, optimizer, loss_fn, train_loader, val_loader=None, epochs=1, metrics=("accuracy",),
         scheduler=None, callbacks=(), checkpoint=None, progress=True, device=None, scheduler_step="epoch",
-        resume=None, max_steps=None, description=None):
+        resume=None, max_steps=None, description=None, log_every=50):
     """Train ``model`` for ``epochs`` passes over ``train_loader``; returns a :class:`History`.
 
     Parameters
@@ -782,6 +928,14 @@ def fit(model, optimizer, loss_fn, train_loader, val_loader=None, epochs=1, metr
         ``max_steps`` finishes it); ``epochs`` then only bounds the run.
     description : str, optional
         Label of the progress bar.
+    log_every : int, default 50
+        Steps between progress refreshes.  The batch losses and metric sums
+        stay on the model's device between refreshes and are read to the host
+        in one copy at each refresh and at the epoch's end, so a GPU run does
+        not wait for the GPU every step (callbacks that override
+        ``on_batch_end`` get each batch's loss as a float, which reads it every
+        step).  The history, the checkpoints and every number are the same
+        for any ``log_every``.
 
     Returns
     -------
@@ -801,29 +955,9 @@ def fit(model, optimizer, loss_fn, train_loader, val_loader=None, epochs=1, metr
         When an earlier step's loss still holds its graph after the next
         step's backward (e.g. ``loss_fn`` keeps every loss in a list).
     """
-    from .io import load, save
-
-    if scheduler_step not in ("epoch", "batch"):
-        raise ValueError(f"fit: scheduler_step={scheduler_step!r} must be 'epoch' or 'batch'")
-    if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 0:
-        raise ValueError(f"fit: epochs={epochs!r} must be a non-negative integer")
-    if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, numbers.Integral)
-                                  or max_steps < 0):
-        raise ValueError(f"fit: max_steps={max_steps!r} must be a non-negative integer or None")
-    if checkpoint is None and resume:
-        raise ValueError("fit: resume=True needs checkpoint=<path> to resume from")
-    callbacks = list(callbacks or ())
-    for callback in callbacks:
-        if not isinstance(callback, Callback):
-            raise TypeError(f"fit: callbacks must be gg.train.Callback instances, got {type(callback).__name__}")
-    try:
-        batches_per_epoch = len(train_loader)
-    except TypeError:
-        batches_per_epoch = None
-    if batches_per_epoch == 0:
-        raise ValueError(f"fit: the training loader yields no batch ({_describe_empty(train_loader)}), so "
-                         "there is nothing to train on; lower batch_size, set drop_last=False, or check the data")
-
+    callbacks = _check_fit_arguments(epochs, max_steps, scheduler_step, checkpoint, resume, callbacks,
+                                     log_every)
+    batches_per_epoch = _batches_per_epoch(train_loader)
     device = None if device is None else backend.as_device(device)
     if device is not None and hasattr(model, "to"):
         model.to(device)
@@ -832,38 +966,19 @@ def fit(model, optimizer, loss_fn, train_loader, val_loader=None, epochs=1, metr
     if plateau and scheduler_step == "batch":
         raise ValueError("fit: ReduceLROnPlateau steps on a monitored value once per epoch; use "
                          "scheduler_step='epoch' with it")
-
-    history = History()
-    trainer = _Trainer(model, optimizer, scheduler, history)
-    start_epoch = 0
-    resumed = None          # the mid-epoch position of a resumed checkpoint, if any
-    if checkpoint is not None:
-        checkpoint = os.fspath(checkpoint)
-        exists = os.path.exists(checkpoint)
-        if resume and not exists:
-            raise FileNotFoundError(f"fit: resume=True but the checkpoint {checkpoint!r} does not exist")
-        if exists and resume is not False:
-            state = load(checkpoint)
-            if not isinstance(state, dict) or state.get("format") != _CHECKPOINT_FORMAT:
-                raise ValueError(f"fit: {checkpoint!r} is not a fit() checkpoint (no format "
-                                 f"{_CHECKPOINT_FORMAT!r}); pass resume=False to overwrite it")
-            resumed = _restore(state, trainer, train_loader, val_loader, callbacks, made, checkpoint)
-            history = trainer.history
-            start_epoch = int(state["epoch"])
-
+    trainer = _Trainer(model, optimizer, scheduler, History())
+    checkpoint = None if checkpoint is None else os.fspath(checkpoint)
+    start_epoch, resumed = _resume(checkpoint, resume, trainer, train_loader, val_loader, callbacks, made)
     total = None
     if batches_per_epoch is not None:
-        total = epochs * batches_per_epoch
-        if max_steps is not None:
-            total = min(total, max_steps)
-    bar = _Progress(progress, total, min(trainer.step, total) if total is not None else trainer.step,
-                    description)
-    warned_nonfinite = False
-    guard = GraphLeakGuard(stacklevel=3)   # watch -> fit -> the caller of fit
+        total = epochs * batches_per_epoch if max_steps is None else min(epochs * batches_per_epoch, max_steps)
+    bar = _Progress(progress, total, min(trainer.step, total) if total is not None else trainer.step, description)
+    run = _FitRun(trainer, loss_fn, train_loader, val_loader, epochs, made, metrics, callbacks, checkpoint, bar,
+                  device, scheduler_step, plateau, max_steps, batches_per_epoch, log_every)
     for callback in callbacks:
         callback.set_trainer(trainer)
         callback.on_train_begin({})
-    logs = history.last()
+    logs = trainer.history.last()
     with warnings.catch_warnings():
         # gg.optim's step() runs the engine's own check, which would report the same
         # graph a second time and point inside this file; the guard's warning names
@@ -871,116 +986,199 @@ def fit(model, optimizer, loss_fn, train_loader, val_loader=None, epochs=1, metr
         warnings.filterwarnings("ignore", category=GraphRetainedWarning, module=r"gpugrad\.train$")
         try:
             for epoch in range(start_epoch, epochs):
-                if trainer.stop_training or (max_steps is not None and trainer.step >= max_steps):
+                if trainer.stop_training or run.out_of_steps():
                     break
-                trainer.epoch = epoch
                 position, resumed = resumed, None
-                if position is None:        # a resumed epoch began in the saved run (its callbacks' state shows it)
-                    for callback in callbacks:
-                        callback.on_epoch_begin(epoch, {})
-                started = time.perf_counter()
-                if hasattr(model, "train"):
-                    model.train()
-                for metric in made:
-                    metric.reset()
-                total_loss, count = 0.0, 0
-                lr = optimizer.param_groups[0]["lr"]
-                guard.reset()
-                sampler = getattr(train_loader, "sampler", None)
-                if sampler is not None and hasattr(sampler, "set_epoch"):
-                    # DistributedSampler draws each epoch's order from (seed, epoch), the same
-                    # on every rank: without this every epoch would repeat epoch 0's order.
-                    sampler.set_epoch(epoch)
-                # Where this epoch's order comes from, for a checkpoint written mid-epoch.
-                epoch_loader_state = _loader_state(train_loader) if checkpoint is not None else None
-                batches = iter(train_loader)
-                batches_done = 0
-                if position is not None:
-                    # Resume inside the epoch: replay its order past the batches already
-                    # trained on, take back its running sums, and only then the random
-                    # state of the moment it stopped (fetching may have drawn from it).
-                    batches_done = _skip_batches(batches, position["batches_done"], checkpoint)
-                    total_loss, count, lr = position["loss_sum"], position["count"], position["lr"]
-                    for metric, (metric_total, metric_count) in zip(made, position["metrics"]):
-                        metric.total, metric.count = metric_total, metric_count
-                    started -= position["elapsed"]
-                    _restore_rng(position["rng"])
-                stopped_inside = False
-                for batch in batches:
-                    for callback in callbacks:
-                        callback.on_batch_begin(trainer.step, {})
-                    inputs, target = _split_batch(batch)
-                    inputs, target = _to_device(inputs, device), _to_device(target, device)
-                    optimizer.zero_grad()
-                    output = _forward(model, inputs)
-                    loss = loss_fn(output, target)
-                    loss.backward()
-                    guard.watch(loss)
-                    lr = optimizer.param_groups[0]["lr"]
-                    optimizer.step()
-                    if scheduler is not None and scheduler_step == "batch":
-                        scheduler.step()
-                    trainer.step += 1
-                    batches_done += 1
-                    loss_value = float(loss.detach())
-                    if not math.isfinite(loss_value) and not warned_nonfinite:
-                        warned_nonfinite = True
-                        warnings.warn(f"fit: the training loss is {loss_value} at step {trainer.step}; lower the "
-                                      "learning rate, or look for log(0) / division by zero in the model or loss",
-                                      RuntimeWarning, stacklevel=2)
-                    size = _batch_size(target)
-                    total_loss += loss_value * size
-                    count += size
-                    detached = output.detach() if hasattr(output, "detach") else output
-                    for metric in made:
-                        metric.update(detached, target)
-                    del output, detached, loss
-                    bar.batch(loss_value)
-                    for callback in callbacks:
-                        callback.on_batch_end(trainer.step, {"loss": loss_value})
-                    if max_steps is not None and trainer.step >= max_steps:
-                        # Stop without fetching the next batch (that could draw random numbers).
-                        rng_at_stop = _capture_rng() if checkpoint is not None else None
-                        stopped_inside = not _epoch_is_over(batches, batches_done, batches_per_epoch)
-                        break
-                if batches_done == 0:
-                    raise ValueError(f"fit: the training loader yielded no batch in epoch {epoch} "
-                                     f"({_describe_empty(train_loader)}); nothing was trained in this epoch. "
-                                     "Lower batch_size, set drop_last=False, or check the data")
-                if stopped_inside and checkpoint is not None:
-                    # max_steps ended the run inside the epoch: a checkpoint of this very
-                    # moment, from which the next run continues with the next batch.
-                    position = {"batches_done": batches_done, "loss_sum": total_loss, "count": count, "lr": lr,
-                                "metrics": [[metric.total, metric.count] for metric in made],
-                                "elapsed": time.perf_counter() - started, "rng": rng_at_stop}
-                    save(_snapshot(trainer, epoch, epoch_loader_state, val_loader, callbacks, position),
-                         checkpoint)
-                logs = {"loss": total_loss / count}
-                for metric in made:
-                    logs[metric.name] = metric.value()
-                if val_loader is not None:
-                    for key, value in evaluate(model, val_loader, loss_fn, metrics, device=device).items():
-                        logs[f"val_{key}"] = value
-                logs["lr"] = lr
-                if scheduler is not None and scheduler_step == "epoch":
-                    if plateau:
-                        scheduler.step(logs.get("val_loss", logs["loss"]))
-                    else:
-                        scheduler.step()
-                logs["time"] = time.perf_counter() - started
-                logs["step"] = trainer.step
-                history.append(epoch, logs)
-                for callback in callbacks:
-                    callback.on_epoch_end(epoch, logs)
-                bar.epoch(epoch, epochs, logs)
-                if checkpoint is not None and not stopped_inside:
-                    save(_snapshot(trainer, epoch + 1, _loader_state(train_loader), val_loader, callbacks, None),
-                         checkpoint)
+                logs = _run_epoch(run, epoch, position)
         finally:
             bar.close()
     for callback in callbacks:
         callback.on_train_end(logs)
-    return history
+    return trainer.history
+
+
+def _check_fit_arguments(epochs, max_steps, scheduler_step, checkpoint, resume, callbacks, log_every):
+    """Refuse bad options before anything runs; return the callbacks as a list."""
+    if scheduler_step not in ("epoch", "batch"):
+        raise ValueError(f"fit: scheduler_step={scheduler_step!r} must be 'epoch' or 'batch'")
+    if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 0:
+        raise ValueError(f"fit: epochs={epochs!r} must be a non-negative integer")
+    if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, numbers.Integral)
+                                  or max_steps < 0):
+        raise ValueError(f"fit: max_steps={max_steps!r} must be a non-negative integer or None")
+    if isinstance(log_every, bool) or not isinstance(log_every, numbers.Integral) or log_every < 1:
+        raise ValueError(f"fit: log_every={log_every!r} must be a positive integer (steps between progress "
+                         "refreshes)")
+    if checkpoint is None and resume:
+        raise ValueError("fit: resume=True needs checkpoint=<path> to resume from")
+    callbacks = list(callbacks or ())
+    for callback in callbacks:
+        if not isinstance(callback, Callback):
+            raise TypeError(f"fit: callbacks must be gg.train.Callback instances, got {type(callback).__name__}")
+    return callbacks
+
+
+def _batches_per_epoch(train_loader):
+    """``len(train_loader)`` (None without one); an empty loader is refused."""
+    try:
+        batches_per_epoch = len(train_loader)
+    except TypeError:
+        return None
+    if batches_per_epoch == 0:
+        raise ValueError(f"fit: the training loader yields no batch ({_describe_empty(train_loader)}), so "
+                         "there is nothing to train on; lower batch_size, set drop_last=False, or check the data")
+    return batches_per_epoch
+
+
+def _resume(checkpoint, resume, trainer, train_loader, val_loader, callbacks, made):
+    """(first epoch, mid-epoch position or None) after resuming from ``checkpoint`` if asked to."""
+    from .io import load
+    if checkpoint is None:
+        return 0, None
+    exists = os.path.exists(checkpoint)
+    if resume and not exists:
+        raise FileNotFoundError(f"fit: resume=True but the checkpoint {checkpoint!r} does not exist")
+    if not exists or resume is False:
+        return 0, None
+    state = load(checkpoint)
+    if not isinstance(state, dict) or state.get("format") != _CHECKPOINT_FORMAT:
+        raise ValueError(f"fit: {checkpoint!r} is not a fit() checkpoint (no format "
+                         f"{_CHECKPOINT_FORMAT!r}); pass resume=False to overwrite it")
+    position = _restore(state, trainer, train_loader, val_loader, callbacks, made, checkpoint)
+    return int(state["epoch"]), position
+
+
+class _Epoch:
+    """One epoch's running state."""
+
+    def __init__(self, run, epoch):
+        self.epoch = epoch
+        self.sums = _EpochSums(run.metrics)
+        self.lr = run.trainer.optimizer.param_groups[0]["lr"]
+        self.started = time.perf_counter()
+        self.batches_done = 0
+        self.stopped_inside = False     # max_steps ended the run inside the epoch
+        self.rng_at_stop = None
+
+
+def _run_epoch(run, epoch, position):
+    """Train one epoch (resuming inside it at ``position``), validate, record and checkpoint; return its logs."""
+    from .io import save
+    trainer, callbacks = run.trainer, run.callbacks
+    trainer.epoch = epoch
+    if position is None:        # a resumed epoch began in the saved run (its callbacks' state shows it)
+        for callback in callbacks:
+            callback.on_epoch_begin(epoch, {})
+    state = _Epoch(run, epoch)
+    if hasattr(trainer.model, "train"):
+        trainer.model.train()
+    run.guard.reset()
+    sampler = getattr(run.train_loader, "sampler", None)
+    if sampler is not None and hasattr(sampler, "set_epoch"):
+        # DistributedSampler draws each epoch's order from (seed, epoch), the same
+        # on every rank: without this every epoch would repeat epoch 0's order.
+        sampler.set_epoch(epoch)
+    # Where this epoch's order comes from, for a checkpoint written mid-epoch.
+    epoch_loader_state = _loader_state(run.train_loader) if run.checkpoint is not None else None
+    batches = iter(run.train_loader)
+    if position is not None:
+        # Resume inside the epoch: replay its order past the batches already
+        # trained on, take back its running sums, and only then the random
+        # state of the moment it stopped (fetching may have drawn from it).
+        state.batches_done = _skip_batches(batches, position["batches_done"], run.checkpoint)
+        state.sums.restore(position)
+        state.lr = position["lr"]
+        state.started -= position["elapsed"]
+        _restore_rng(position["rng"])
+    _train_batches(run, state, batches)
+    if state.batches_done == 0:
+        raise ValueError(f"fit: the training loader yielded no batch in epoch {epoch} "
+                         f"({_describe_empty(run.train_loader)}); nothing was trained in this epoch. "
+                         "Lower batch_size, set drop_last=False, or check the data")
+    run.refresh(state.sums)
+    if state.stopped_inside and run.checkpoint is not None:
+        # max_steps ended the run inside the epoch: a checkpoint of this very
+        # moment, from which the next run continues with the next batch.
+        position = dict(state.sums.position(), batches_done=state.batches_done, lr=state.lr,
+                        elapsed=time.perf_counter() - state.started, rng=state.rng_at_stop)
+        save(_snapshot(trainer, epoch, epoch_loader_state, run.val_loader, callbacks, position), run.checkpoint)
+    logs = _epoch_logs(run, state)
+    trainer.history.append(epoch, logs)
+    for callback in callbacks:
+        callback.on_epoch_end(epoch, logs)
+    run.bar.epoch(epoch, run.epochs, logs)
+    if run.checkpoint is not None and not state.stopped_inside:
+        save(_snapshot(trainer, epoch + 1, _loader_state(run.train_loader), run.val_loader, callbacks, None),
+             run.checkpoint)
+    return logs
+
+
+def _train_batches(run, state, batches):
+    """The epoch's optimizer steps; batch values stay on the device until a refresh reads them."""
+    trainer, callbacks = run.trainer, run.callbacks
+    for batch in batches:
+        for callback in callbacks:
+            callback.on_batch_begin(trainer.step, {})
+        inputs, target = _split_batch(batch)
+        inputs, target = _to_device(inputs, run.device), _to_device(target, run.device)
+        output, loss, state.lr = _train_step(run, inputs, target)
+        trainer.step += 1
+        state.batches_done += 1
+        state.sums.add(loss.detach(), _batch_size(target), _detached(output), target, step=trainer.step)
+        del output, loss
+        run.bar.advance()
+        if run.batch_callbacks:
+            loss_value = run.refresh(state.sums)
+            for callback in run.batch_callbacks:
+                callback.on_batch_end(trainer.step, {"loss": loss_value})
+        elif trainer.step % run.log_every == 0:
+            run.refresh(state.sums)
+        if run.out_of_steps():
+            # Stop without fetching the next batch (that could draw random numbers).
+            state.rng_at_stop = _capture_rng() if run.checkpoint is not None else None
+            state.stopped_inside = not _epoch_is_over(batches, state.batches_done, run.batches_per_epoch)
+            break
+
+
+def _train_step(run, inputs, target):
+    """One optimizer step on one batch: ``(output, loss, lr the step used)``.
+
+    The one place that runs forward, backward and the update, so a gradient
+    scaler (mixed precision) can wrap ``backward`` and ``optimizer.step``.
+    """
+    trainer = run.trainer
+    optimizer, scheduler = trainer.optimizer, trainer.scheduler
+    optimizer.zero_grad()
+    output = _forward(trainer.model, inputs)
+    loss = run.loss_fn(output, target)
+    loss.backward()
+    run.guard.watch(loss)
+    lr = optimizer.param_groups[0]["lr"]
+    optimizer.step()
+    if scheduler is not None and run.scheduler_step == "batch":
+        scheduler.step()
+    return output, loss, lr
+
+
+def _epoch_logs(run, state):
+    """The epoch's record: training sums (settled), validation, lr, scheduler step, time and step."""
+    logs = {"loss": state.sums.loss_sum / state.sums.count}
+    for metric in run.metrics:
+        logs[metric.name] = metric.value()
+    if run.val_loader is not None:
+        for key, value in evaluate(run.trainer.model, run.val_loader, run.loss_fn, run.metric_spec,
+                                   device=run.device).items():
+            logs[f"val_{key}"] = value
+    logs["lr"] = state.lr
+    scheduler = run.trainer.scheduler
+    if scheduler is not None and run.scheduler_step == "epoch":
+        if run.plateau:
+            scheduler.step(logs.get("val_loss", logs["loss"]))
+        else:
+            scheduler.step()
+    logs["time"] = time.perf_counter() - state.started
+    logs["step"] = run.trainer.step
+    return logs
 
 
 def _describe_empty(loader):

@@ -1333,7 +1333,55 @@ def fuse(*args, **kwargs):
     return lambda function: function
 
 
-ElementwiseKernel = _Unemulated("cupy.ElementwiseKernel")
+class ElementwiseKernel:
+    """``cupy.ElementwiseKernel`` for gpugrad's fused optimizer kernels: checks a launch, runs the NumPy twin.
+
+    The twin comes from :data:`gpugrad.kernels.optim_kernels.TWINS` by kernel
+    name (any other name raises, as the stand-in cannot run CUDA source).  A
+    launch checks, as CuPy does, the argument count, that every array is a
+    stand-in array on the current device (a NumPy array raises
+    ``Unsupported type``), that the arrays have one shape, and that all
+    ``T`` arrays share one floating dtype; scalars must be Python or NumPy
+    numbers.  Outputs are updated in place.
+    """
+
+    def __init__(self, in_params, out_params, operation, name="kernel", reduce_dims=True, preamble="",
+                 no_return=False, return_tuple=False, loop_prep="", after_loop="", **kwargs):
+        from gpugrad.kernels import optim_kernels  # noqa: PLC0415 - the stand-in emulates gpugrad's kernels only
+        if name not in optim_kernels.TWINS:
+            raise StandinLimitation(f"CuPy stand-in: ElementwiseKernel {name!r} has no NumPy twin to run")
+        self.name, self.operation = name, operation
+        self.twin = optim_kernels.TWINS[name]
+        self.in_params = [part.split() for part in in_params.split(",")]
+        self.out_params = [part.split() for part in out_params.split(",")]
+
+    def __call__(self, *args, **kwargs):
+        parameters = self.in_params + self.out_params
+        if len(args) != len(parameters):
+            raise TypeError(f"{self.name}: wrong number of arguments: {len(args)} for {len(parameters)}")
+        shape = element = None
+        for arg, (ctype, pname) in zip(args, parameters):
+            where = f"{self.name} argument {pname!r}"
+            if ctype == "T":
+                if isinstance(arg, numpy.ndarray):
+                    raise _unsupported(arg)
+                if not isinstance(arg, ndarray):
+                    raise TypeError(f"{where}: {type(arg).__name__} is not a device array")
+                if arg._device_id != get_device_id():
+                    raise ValueError(f"{where}: array on device {arg._device_id}, launch on {get_device_id()}")
+                shape = arg.shape if shape is None else shape
+                element = arg.dtype if element is None else element
+                if arg.shape != shape:
+                    raise ValueError(f"{where}: shape {arg.shape} does not match {shape} (no broadcasting here)")
+                if arg.dtype != element or arg.dtype.kind != "f":
+                    raise TypeError(f"{where}: dtype {arg.dtype}; T is bound to {element} (a floating type)")
+            elif isinstance(arg, (ndarray, numpy.ndarray)) or isinstance(arg, bool) \
+                    or not isinstance(arg, (int, float, numpy.number)):
+                raise TypeError(f"{where}: the scalar parameter {ctype} {pname} got {type(arg).__name__}")
+        launches.append((self.name, None, None))
+        self.twin(*[a._a if isinstance(a, ndarray) else a for a in args])
+
+
 ReductionKernel = _Unemulated("cupy.ReductionKernel")
 
 cupyx = types.ModuleType("cupyx")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .optimizer import Optimizer, _check_number, wrap_array
+from ..ops.optim_steps import adadelta_step_
+from .optimizer import Optimizer, _check_number, zeros_state
 
 __all__ = ["Adadelta"]
 
@@ -38,6 +39,7 @@ class Adadelta(Optimizer):
     """
 
     state_keys = {"step": True, "square_avg": True, "acc_delta": True}
+    _steps_bump_versions = True
 
     def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, *, maximize=False):
         defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize)
@@ -49,20 +51,13 @@ class Adadelta(Optimizer):
         _check_number("Adadelta", "rho", group["rho"], 0.0, 1.0, high_inclusive=True)
 
     def _update_group(self, group, params):
-        lr, rho, eps = group["lr"], group["rho"], group["eps"]
-        weight_decay, maximize = group["weight_decay"], group["maximize"]
-        for values, xp, grad, state in self._parameter_states(params, maximize):
+        states = self._states(params)
+        for param, state in zip(params, states):
             if not state:
                 state["step"] = 0
-                state["square_avg"] = wrap_array(xp.zeros_like(values))
-                state["acc_delta"] = wrap_array(xp.zeros_like(values))
+                state["square_avg"] = zeros_state(param)
+                state["acc_delta"] = zeros_state(param)
             state["step"] += 1
-            if weight_decay != 0:
-                grad = grad + weight_decay * values
-            square_avg, acc_delta = state["square_avg"].array, state["acc_delta"].array
-            square_avg *= rho
-            square_avg += (1 - rho) * (grad * grad)
-            delta = xp.sqrt(acc_delta + eps) / xp.sqrt(square_avg + eps) * grad
-            acc_delta *= rho
-            acc_delta += (1 - rho) * (delta * delta)
-            values -= lr * delta
+        adadelta_step_(params, [param.grad for param in params], [state["square_avg"] for state in states],
+                       [state["acc_delta"] for state in states], lr=group["lr"], rho=group["rho"], eps=group["eps"],
+                       weight_decay=group["weight_decay"], maximize=group["maximize"])

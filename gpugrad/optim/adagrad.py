@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .optimizer import Optimizer, _check_number, wrap_array
+from ..ops.optim_steps import adagrad_step_
+from .optimizer import Optimizer, _check_foreach_fused, _check_number
 
 __all__ = ["Adagrad"]
 
@@ -23,6 +24,13 @@ class Adagrad(Optimizer):
     initial_accumulator_value : float, default 0
     eps : float, default 1e-10
     maximize : bool, default False
+    foreach : bool or None, default None
+        Accepted as in PyTorch; the update is always one "foreach" op over
+        the group's parameters (:func:`gpugrad.ops.optim_steps.adagrad_step_`).
+    fused : bool or None, default None
+        ``True``: one CUDA kernel per parameter on CuPy (equal to the unfused
+        step within rounding); on the CPU the same in-place arithmetic as the
+        default, bit for bit.  ``fused`` and ``foreach`` cannot both be True.
 
     Examples
     --------
@@ -35,28 +43,29 @@ class Adagrad(Optimizer):
     """
 
     state_keys = {"step": True, "sum": True}
+    _steps_bump_versions = True
 
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0,
-                 eps=1e-10, *, maximize=False):
+                 eps=1e-10, foreach=None, *, maximize=False, fused=None):
         defaults = dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
-                        initial_accumulator_value=initial_accumulator_value, eps=eps, maximize=maximize)
+                        initial_accumulator_value=initial_accumulator_value, eps=eps, foreach=foreach,
+                        maximize=maximize, fused=fused)
         super().__init__(params, defaults)
 
     def _check_group(self, group):
         for key in ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps"):
             _check_number("Adagrad", key, group[key])
+        _check_foreach_fused("Adagrad", group)
 
     def _update_group(self, group, params):
-        lr, lr_decay, eps = group["lr"], group["lr_decay"], group["eps"]
-        weight_decay, maximize = group["weight_decay"], group["maximize"]
-        for values, xp, grad, state in self._parameter_states(params, maximize):
+        import gpugrad
+        states = self._states(params)
+        for param, state in zip(params, states):
             if not state:
                 state["step"] = 0
-                state["sum"] = wrap_array(xp.full_like(values, group["initial_accumulator_value"]))
+                state["sum"] = gpugrad.full_like(param.detach(), group["initial_accumulator_value"])
             state["step"] += 1
-            if weight_decay != 0:
-                grad = grad + weight_decay * values
-            clr = lr / (1 + (state["step"] - 1) * lr_decay)
-            accumulated = state["sum"].array
-            accumulated += grad * grad
-            values -= clr * (grad / (xp.sqrt(accumulated) + eps))
+        adagrad_step_(params, [param.grad for param in params], [state["sum"] for state in states],
+                      [state["step"] for state in states], lr=group["lr"], lr_decay=group["lr_decay"],
+                      weight_decay=group["weight_decay"], eps=group["eps"], maximize=group["maximize"],
+                      fused=bool(group["fused"]))

@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
-from .optimizer import Optimizer, _check_number, wrap_array
+from ..ops.optim_steps import adam_step_
+from .optimizer import Optimizer, _check_foreach_fused, _check_number, zeros_state
 
 __all__ = ["Adam", "AdamW"]
-
-
-def lerp_(start, end, weight):
-    """``start += weight * (end - start)`` in place, rounded as ``torch.lerp_`` does.
-
-    PyTorch switches formula at weight 0.5 to keep the result exact at both
-    ends; doing the same keeps our trajectories bit-close to PyTorch's.
-    """
-    if weight < 0.5:
-        start += weight * (end - start)
-    else:
-        start[...] = end - (end - start) * (1 - weight)
 
 
 class Adam(Optimizer):
@@ -46,6 +33,13 @@ class Adam(Optimizer):
     maximize : bool, default False
     decoupled_weight_decay : bool, default False
         Shrink the parameters directly (AdamW) instead of adding to the gradient.
+    foreach : bool or None, default None
+        Accepted as in PyTorch; the update is always one "foreach" op over
+        the group's parameters (:func:`gpugrad.ops.optim_steps.adam_step_`).
+    fused : bool or None, default None
+        ``True``: one CUDA kernel per parameter on CuPy (equal to the unfused
+        step within rounding); on the CPU the same in-place arithmetic as the
+        default, bit for bit.  ``fused`` and ``foreach`` cannot both be True.
 
     Examples
     --------
@@ -59,11 +53,13 @@ class Adam(Optimizer):
     """
 
     state_keys = {"step": True, "exp_avg": True, "exp_avg_sq": True, "max_exp_avg_sq": False}
+    _steps_bump_versions = True
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
-                 amsgrad=False, *, maximize=False, decoupled_weight_decay=False):
+                 amsgrad=False, *, foreach=None, maximize=False, fused=None, decoupled_weight_decay=False):
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-                        maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
+                        maximize=maximize, foreach=foreach, fused=fused,
+                        decoupled_weight_decay=decoupled_weight_decay)
         super().__init__(params, defaults)
 
     def _check_group(self, group):
@@ -77,44 +73,29 @@ class Adam(Optimizer):
         _check_number(name, "betas[0]", betas[0], 0.0, 1.0)
         _check_number(name, "betas[1]", betas[1], 0.0, 1.0)
         group["betas"] = tuple(betas)
+        _check_foreach_fused(name, group)
 
     def _update_group(self, group, params):
-        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
-        weight_decay, amsgrad = group["weight_decay"], group["amsgrad"]
-        maximize, decoupled = group["maximize"], group["decoupled_weight_decay"]
-        for values, xp, grad, state in self._parameter_states(params, maximize):
+        amsgrad = group["amsgrad"]
+        states = self._states(params)
+        for param, state in zip(params, states):
             if not state:
                 state["step"] = 0
-                state["exp_avg"] = wrap_array(xp.zeros_like(values))
-                state["exp_avg_sq"] = wrap_array(xp.zeros_like(values))
+                state["exp_avg"] = zeros_state(param)
+                state["exp_avg_sq"] = zeros_state(param)
                 if amsgrad:
-                    state["max_exp_avg_sq"] = wrap_array(xp.zeros_like(values))
+                    state["max_exp_avg_sq"] = zeros_state(param)
             elif amsgrad and "max_exp_avg_sq" not in state:
                 # amsgrad switched on mid-training (e.g. by load_state_dict of a group).
-                state["max_exp_avg_sq"] = wrap_array(xp.zeros_like(values))
+                state["max_exp_avg_sq"] = zeros_state(param)
             state["step"] += 1
-            step = state["step"]
-            exp_avg, exp_avg_sq = state["exp_avg"].array, state["exp_avg_sq"].array
-
-            if weight_decay != 0:
-                if decoupled:
-                    values *= 1 - lr * weight_decay
-                else:
-                    grad = grad + weight_decay * values
-            lerp_(exp_avg, grad, 1 - beta1)
-            exp_avg_sq *= beta2
-            exp_avg_sq += (1 - beta2) * (grad * grad)
-
-            bias_correction1 = 1 - beta1 ** step
-            bias_correction2_sqrt = math.sqrt(1 - beta2 ** step)
-            step_size = lr / bias_correction1
-            if amsgrad:
-                max_exp_avg_sq = state["max_exp_avg_sq"].array
-                xp.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
-                denom = xp.sqrt(max_exp_avg_sq) / bias_correction2_sqrt + eps
-            else:
-                denom = xp.sqrt(exp_avg_sq) / bias_correction2_sqrt + eps
-            values -= step_size * (exp_avg / denom)
+        beta1, beta2 = group["betas"]
+        adam_step_(params, [param.grad for param in params], [state["exp_avg"] for state in states],
+                   [state["exp_avg_sq"] for state in states],
+                   [state["max_exp_avg_sq"] for state in states] if amsgrad else None,
+                   [state["step"] for state in states], lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
+                   weight_decay=group["weight_decay"], amsgrad=amsgrad, maximize=group["maximize"],
+                   decoupled_weight_decay=group["decoupled_weight_decay"], fused=bool(group["fused"]))
 
 
 class AdamW(Adam):
@@ -125,7 +106,7 @@ class AdamW(Adam):
 
     Parameters
     ----------
-    params, lr, betas, eps, amsgrad, maximize
+    params, lr, betas, eps, amsgrad, maximize, foreach, fused
         As for :class:`Adam`.
     weight_decay : float, default 1e-2
 
@@ -140,6 +121,6 @@ class AdamW(Adam):
     """
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
-                 amsgrad=False, *, maximize=False):
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                         amsgrad=amsgrad, maximize=maximize, decoupled_weight_decay=True)
+                 amsgrad=False, *, maximize=False, foreach=None, fused=None):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                         foreach=foreach, maximize=maximize, fused=fused, decoupled_weight_decay=True)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .adam import lerp_
-from .optimizer import Optimizer, _check_number, wrap_array
+from ..ops.optim_steps import adamax_step_
+from .optimizer import Optimizer, _check_number, zeros_state
 
 __all__ = ["Adamax"]
 
@@ -36,6 +36,7 @@ class Adamax(Optimizer):
     """
 
     state_keys = {"step": True, "exp_avg": True, "exp_inf": True}
+    _steps_bump_versions = True
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, *, maximize=False):
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize)
@@ -47,22 +48,18 @@ class Adamax(Optimizer):
             _check_number(type(self).__name__, key, group[key])
 
     def _update_group(self, group, params):
-        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
-        weight_decay, maximize = group["weight_decay"], group["maximize"]
-        for values, xp, grad, state in self._parameter_states(params, maximize):
+        states = self._states(params)
+        for param, state in zip(params, states):
             if not state:
                 state["step"] = 0
-                state["exp_avg"] = wrap_array(xp.zeros_like(values))
-                state["exp_inf"] = wrap_array(xp.zeros_like(values))
+                state["exp_avg"] = zeros_state(param)
+                state["exp_inf"] = zeros_state(param)
             state["step"] += 1
-            if weight_decay != 0:
-                grad = grad + weight_decay * values
-            exp_avg, exp_inf = state["exp_avg"].array, state["exp_inf"].array
-            lerp_(exp_avg, grad, 1 - beta1)
-            exp_inf *= beta2
-            xp.maximum(exp_inf, xp.abs(grad) + eps, out=exp_inf)
-            clr = lr / (1 - beta1 ** state["step"])
-            values -= clr * (exp_avg / exp_inf)
+        beta1, beta2 = group["betas"]
+        adamax_step_(params, [param.grad for param in params], [state["exp_avg"] for state in states],
+                     [state["exp_inf"] for state in states], [state["step"] for state in states], lr=group["lr"],
+                     beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
+                     maximize=group["maximize"])
 
 
 def _check_betas(name, group):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
-from ..tensor import bump_versions
+from ..ops.optim_steps import add_flat_, copy_arrays_
 from .optimizer import Optimizer, _check_gradient, _check_number, wrap_array
 
 __all__ = ["LBFGS"]
@@ -155,20 +155,13 @@ class LBFGS(Optimizer):
         return xp.concatenate(pieces)
 
     def _add_grad(self, step_size, update):
-        offset = 0
-        for param in self._params:
-            count = param.array.size
-            param.array += step_size * update[offset:offset + count].reshape(param.array.shape)
-            offset += count
-        bump_versions(self._params)
+        add_flat_(self._params, step_size, update)
 
     def _clone_param(self):
         return [param.array.copy() for param in self._params]
 
     def _set_param(self, arrays):
-        for param, array in zip(self._params, arrays):
-            param.array[...] = array
-        bump_versions(self._params)
+        copy_arrays_(self._params, arrays)
 
     def _directional_evaluate(self, closure, x, t, d):
         self._add_grad(t, d)

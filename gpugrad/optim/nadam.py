@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .adam import lerp_
+from ..ops.optim_steps import nadam_step_
 from .adamax import _check_betas
-from .optimizer import Optimizer, _check_number, wrap_array
+from .optimizer import Optimizer, _check_number, zeros_state
 
 __all__ = ["NAdam"]
 
@@ -43,6 +43,7 @@ class NAdam(Optimizer):
 
     state_keys = {"step": True, "mu_product": True, "exp_avg": True, "exp_avg_sq": True}
     scalar_state_keys = {"mu_product": "number"}
+    _steps_bump_versions = True
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, momentum_decay=4e-3,
                  decoupled_weight_decay=False, *, maximize=False):
@@ -56,29 +57,20 @@ class NAdam(Optimizer):
             _check_number("NAdam", key, group[key])
 
     def _update_group(self, group, params):
-        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
-        weight_decay, momentum_decay = group["weight_decay"], group["momentum_decay"]
-        decoupled, maximize = group["decoupled_weight_decay"], group["maximize"]
-        for values, xp, grad, state in self._parameter_states(params, maximize):
+        states = self._states(params)
+        for param, state in zip(params, states):
             if not state:
                 state["step"] = 0
                 state["mu_product"] = 1.0
-                state["exp_avg"] = wrap_array(xp.zeros_like(values))
-                state["exp_avg_sq"] = wrap_array(xp.zeros_like(values))
+                state["exp_avg"] = zeros_state(param)
+                state["exp_avg_sq"] = zeros_state(param)
             state["step"] += 1
-            step = state["step"]
-            if weight_decay != 0:
-                if decoupled:
-                    values *= 1 - lr * weight_decay
-                else:
-                    grad = grad + weight_decay * values
-            mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * momentum_decay))
-            mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * momentum_decay))
-            mu_product = state["mu_product"] = float(state["mu_product"]) * mu
-            exp_avg, exp_avg_sq = state["exp_avg"].array, state["exp_avg_sq"].array
-            lerp_(exp_avg, grad, 1 - beta1)
-            exp_avg_sq *= beta2
-            exp_avg_sq += (1 - beta2) * (grad * grad)
-            denom = xp.sqrt(exp_avg_sq / (1 - beta2 ** step)) + eps
-            values -= (lr * (1.0 - mu) / (1.0 - mu_product)) * (grad / denom)
-            values -= (lr * mu_next / (1.0 - mu_product * mu_next)) * (exp_avg / denom)
+        beta1, beta2 = group["betas"]
+        products = nadam_step_(params, [param.grad for param in params], [state["exp_avg"] for state in states],
+                               [state["exp_avg_sq"] for state in states], [state["mu_product"] for state in states],
+                               [state["step"] for state in states], lr=group["lr"], beta1=beta1, beta2=beta2,
+                               eps=group["eps"], weight_decay=group["weight_decay"],
+                               momentum_decay=group["momentum_decay"],
+                               decoupled_weight_decay=group["decoupled_weight_decay"], maximize=group["maximize"])
+        for state, product in zip(states, products):
+            state["mu_product"] = product

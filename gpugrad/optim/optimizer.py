@@ -2,10 +2,10 @@
 
 An optimizer owns *parameter groups* (lists of leaf tensors sharing options
 such as ``lr``) and per-parameter *state* (momentum buffers, running
-averages).  ``step()`` reads each parameter's ``.grad`` and updates
-``p.array`` **in place**, with plain NumPy/CuPy array arithmetic on the
-parameter's own device: no autograd graph is built, and graphs that saved
-the parameter are told through ``p._bump_version()``.
+averages).  ``step()`` reads each parameter's ``.grad`` and updates the parameters
+**in place** through the "foreach" ops of :mod:`gpugrad.ops.optim_steps`
+(``sgd_step_``, ``adam_step_``, ...): no autograd graph is built, and graphs
+that saved a parameter are told through its version counter.
 
 The layout of :meth:`Optimizer.state_dict` follows PyTorch exactly, so
 checkpoints read the same way::
@@ -100,6 +100,23 @@ class _ParamState(MutableMapping):
         if entry is None:
             entry = self._entries[id(param)] = (param, {})
         return entry[1]
+
+
+def _check_foreach_fused(owner, group):
+    """``foreach`` and ``fused`` are None or bools, and not both True (PyTorch raises the same)."""
+    for key in ("foreach", "fused"):
+        value = group.get(key)
+        if value is not None and not isinstance(value, bool):
+            raise ValueError(f"{owner}: {key}={value!r} must be None, True or False")
+    if group.get("foreach") and group.get("fused"):
+        raise RuntimeError(f"{owner}: `fused` and `foreach` cannot be `True` together (as in PyTorch); "
+                           "pass one of them, fused=True for one kernel per parameter on CUDA")
+
+
+def zeros_state(param):
+    """A zero state tensor of ``param``'s shape, dtype and device (no graph)."""
+    import gpugrad
+    return gpugrad.zeros_like(param.detach())
 
 
 def _check_number(owner, name, value, low=0.0, high=None, low_inclusive=True, high_inclusive=False):
@@ -277,27 +294,31 @@ class Optimizer:
                 grad_data, param_data = grad.array, param.array
                 if not (grad_data.__class__ is np.ndarray and param_data.__class__ is np.ndarray
                         and grad_data.shape == param_data.shape and param_data.flags.writeable):
-                    _check_gradient(type(self).__name__, param)     # the full check, with its errors
+                    # the full check, with its errors
+                    _check_gradient(type(self).__name__, param, group.get("fused"))
                 with_grad.append(param)
             work.append((group, with_grad))
         for group, with_grad in work:
             if with_grad:
                 self._update_group(group, with_grad)
-                bump_versions(with_grad)
+                if not self._steps_bump_versions:
+                    bump_versions(with_grad)
         tape.check_retained_graphs(f"{type(self).__name__}.step()")
         return loss
 
-    def _update_group(self, group, params):
-        raise NotImplementedError
+    #: True when :meth:`_update_group` updates through ``gpugrad.ops.optim_steps``,
+    #: whose ops bump the parameters' versions themselves; a subclass that
+    #: writes its own update keeps the default and ``step`` bumps them.
+    _steps_bump_versions = False
 
-    def _parameter_states(self, params, maximize):
-        """Each parameter's raw array, its array module, the gradient to descend
-        (negated under ``maximize``) and its state dict (empty before its first step):
-        the per-parameter preamble every ``_update_group`` starts with."""
-        for param in params:
-            values = param.array
-            grad = param.grad.array
-            yield values, backend.xp_of(values), (-grad if maximize else grad), self.state.setdefault_for(param)
+    def _update_group(self, group, params):
+        raise NotImplementedError(f"{type(self).__name__} must implement _update_group(group, params) "
+                                  "(or override step)")
+
+    def _states(self, params):
+        """Each parameter's state dict, created empty on first use."""
+        setdefault_for = self.state.setdefault_for
+        return [setdefault_for(param) for param in params]
 
     # ------------------------------------------------------------------
     # State dicts.
@@ -348,6 +369,25 @@ class Optimizer:
         Any violation raises (ValueError, ShapeError, DTypeError, TypeError)
         and leaves the optimizer exactly as it was.
         """
+        saved_groups = self._check_saved_layout(state_dict)
+        # Build everything first, then swap it in: a bad entry changes nothing.
+        new_state = self._built_state(state_dict["state"], self._saved_index_map(saved_groups))
+        new_groups = []
+        for saved, own in zip(saved_groups, self.param_groups):
+            group = {k: (tuple(v) if k == "betas" and isinstance(v, (list, tuple)) else v)
+                     for k, v in saved.items() if k != "params"}
+            group["params"] = own["params"]
+            # Options added since the checkpoint was written take their defaults;
+            # the result must pass the same checks as a group given to __init__.
+            for key, default in self.defaults.items():
+                group.setdefault(key, own.get(key, default))
+            self._check_group(group)
+            new_groups.append(group)
+        self.state = new_state
+        self.param_groups = new_groups
+
+    def _check_saved_layout(self, state_dict):
+        """The saved groups, once the dict's layout and group sizes match this optimizer's."""
         name = type(self).__name__
         if not isinstance(state_dict, Mapping) or "param_groups" not in state_dict or "state" not in state_dict:
             raise ValueError(f"{name}.load_state_dict: expected a dict with 'state' and 'param_groups' "
@@ -371,6 +411,11 @@ class Optimizer:
         if saved_sizes != own_sizes:
             raise ValueError(f"{name}.load_state_dict: the saved groups hold {saved_sizes} parameters but "
                              f"this optimizer's hold {own_sizes}; the model or the grouping changed")
+        return saved_groups
+
+    def _saved_index_map(self, saved_groups):
+        """Saved parameter index -> this optimizer's parameter."""
+        name = type(self).__name__
         param_of = {}
         for saved, own in zip(saved_groups, self.param_groups):
             for index, param in zip(saved["params"], own["params"]):
@@ -379,9 +424,13 @@ class Optimizer:
                     raise ValueError(f"{name}.load_state_dict: parameter index {index} appears twice in the "
                                      "saved param_groups; the state dict is corrupt")
                 param_of[index] = param
-        # Build everything first, then swap it in: a bad entry changes nothing.
+        return param_of
+
+    def _built_state(self, saved_state, param_of):
+        """The checked and cast per-parameter state, as a new :class:`_ParamState`."""
+        name = type(self).__name__
         new_state = _ParamState()
-        for raw_index, entries in state_dict["state"].items():
+        for raw_index, entries in saved_state.items():
             index = _as_index(name, raw_index)
             if index not in param_of:
                 raise ValueError(f"{name}.load_state_dict: state for parameter {index}, but the saved "
@@ -402,19 +451,7 @@ class Optimizer:
                     built[key] = value
             if built:
                 new_state[param] = built
-        new_groups = []
-        for saved, own in zip(saved_groups, self.param_groups):
-            group = {k: (tuple(v) if k == "betas" and isinstance(v, (list, tuple)) else v)
-                     for k, v in saved.items() if k != "params"}
-            group["params"] = own["params"]
-            # Options added since the checkpoint was written take their defaults;
-            # the result must pass the same checks as a group given to __init__.
-            for key, default in self.defaults.items():
-                group.setdefault(key, own.get(key, default))
-            self._check_group(group)
-            new_groups.append(group)
-        self.state = new_state
-        self.param_groups = new_groups
+        return new_state
 
     def _check_state_keys(self, index, entries):
         keys = type(self).state_keys
@@ -472,7 +509,7 @@ def _check_parameter(owner, position, param):
                          "t.detach().requires_grad_()")
 
 
-def _check_gradient(owner, param):
+def _check_gradient(owner, param, fused=False):
     grad = param.grad
     flags = getattr(param.array, "flags", None)
     if flags is not None and not flags.writeable:
@@ -486,6 +523,11 @@ def _check_gradient(owner, param):
     if backend.device_of(grad.array) != backend.device_of(param.array):
         raise DeviceError(f"{owner}.step: a parameter on {backend.device_of(param.array)} has its gradient on "
                           f"{backend.device_of(grad.array)}; move the gradient (or the parameter) so they match")
+    if fused and backend.is_gpu_array(param.array) and grad.array.dtype != param.array.dtype:
+        raise DTypeError(f"{owner}.step (fused=True): a parameter of shape {tuple(param.shape)} is "
+                         f"{param.array.dtype} but its gradient is {grad.array.dtype}; the fused kernel needs both "
+                         "of one dtype: cast the gradient (p.grad = p.grad.to(p.dtype)) or pass fused=False; "
+                         "no parameter was changed")
 
 
 def _as_step(owner, index, value):

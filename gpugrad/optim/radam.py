@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import math
-
-from .adam import lerp_
+from ..ops.optim_steps import radam_step_
 from .adamax import _check_betas
-from .optimizer import Optimizer, _check_number, wrap_array
+from .optimizer import Optimizer, _check_number, zeros_state
 
 __all__ = ["RAdam"]
 
@@ -45,6 +43,7 @@ class RAdam(Optimizer):
     """
 
     state_keys = {"step": True, "exp_avg": True, "exp_avg_sq": True}
+    _steps_bump_versions = True
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  decoupled_weight_decay=False, *, maximize=False):
@@ -58,32 +57,15 @@ class RAdam(Optimizer):
             _check_number("RAdam", key, group[key])
 
     def _update_group(self, group, params):
-        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
-        weight_decay, decoupled, maximize = group["weight_decay"], group["decoupled_weight_decay"], group["maximize"]
-        for values, xp, grad, state in self._parameter_states(params, maximize):
+        states = self._states(params)
+        for param, state in zip(params, states):
             if not state:
                 state["step"] = 0
-                state["exp_avg"] = wrap_array(xp.zeros_like(values))
-                state["exp_avg_sq"] = wrap_array(xp.zeros_like(values))
+                state["exp_avg"] = zeros_state(param)
+                state["exp_avg_sq"] = zeros_state(param)
             state["step"] += 1
-            step = state["step"]
-            if weight_decay != 0:
-                if decoupled:
-                    values *= 1 - lr * weight_decay
-                else:
-                    grad = grad + weight_decay * values
-            exp_avg, exp_avg_sq = state["exp_avg"].array, state["exp_avg_sq"].array
-            lerp_(exp_avg, grad, 1 - beta1)
-            exp_avg_sq *= beta2
-            exp_avg_sq += (1 - beta2) * (grad * grad)
-            bias_correction1 = 1 - beta1 ** step
-            bias_correction2 = 1 - beta2 ** step
-            corrected_exp_avg = exp_avg / bias_correction1
-            rho_inf = 2 / (1 - beta2) - 1
-            rho_t = rho_inf - 2 * step * (beta2 ** step) / bias_correction2
-            if rho_t > 5.0:
-                rect = math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
-                adaptive_lr = math.sqrt(bias_correction2) / (xp.sqrt(exp_avg_sq) + eps)
-                values -= corrected_exp_avg * lr * adaptive_lr * rect
-            else:
-                values -= corrected_exp_avg * lr
+        beta1, beta2 = group["betas"]
+        radam_step_(params, [param.grad for param in params], [state["exp_avg"] for state in states],
+                    [state["exp_avg_sq"] for state in states], [state["step"] for state in states], lr=group["lr"],
+                    beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
+                    decoupled_weight_decay=group["decoupled_weight_decay"], maximize=group["maximize"])

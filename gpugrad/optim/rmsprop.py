@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .optimizer import Optimizer, _check_number, wrap_array
+from ..ops.optim_steps import rmsprop_step_
+from .optimizer import Optimizer, _check_foreach_fused, _check_number, zeros_state
 
 __all__ = ["RMSprop"]
 
@@ -28,6 +29,14 @@ class RMSprop(Optimizer):
     centered : bool, default False
         Normalise by the estimated variance instead of the raw second moment.
     maximize : bool, default False
+    foreach : bool or None, default None
+        Accepted as in PyTorch; the update is always one "foreach" op over
+        the group's parameters (:func:`gpugrad.ops.optim_steps.rmsprop_step_`).
+    fused : bool or None, default None
+        ``True``: one CUDA kernel per parameter on CuPy (equal to the unfused
+        step within rounding); on the CPU the same in-place arithmetic as the
+        default, bit for bit.  ``fused`` and ``foreach`` cannot both be True.
+        (PyTorch's RMSprop has no ``fused``; gpugrad's accepts it.)
 
     Examples
     --------
@@ -40,51 +49,33 @@ class RMSprop(Optimizer):
     """
 
     state_keys = {"step": True, "square_avg": True, "momentum_buffer": False, "grad_avg": False}
+    _steps_bump_versions = True
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0,
-                 centered=False, *, maximize=False):
+                 centered=False, *, foreach=None, maximize=False, fused=None):
         defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
-                        centered=centered, maximize=maximize)
+                        centered=centered, foreach=foreach, maximize=maximize, fused=fused)
         super().__init__(params, defaults)
 
     def _check_group(self, group):
         for key in ("lr", "alpha", "eps", "weight_decay", "momentum"):
             _check_number("RMSprop", key, group[key])
+        _check_foreach_fused("RMSprop", group)
 
     def _update_group(self, group, params):
-        lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
-        weight_decay, momentum = group["weight_decay"], group["momentum"]
-        centered, maximize = group["centered"], group["maximize"]
-        for values, xp, grad, state in self._parameter_states(params, maximize):
+        momentum, centered = group["momentum"], group["centered"]
+        states = self._states(params)
+        for param, state in zip(params, states):
             if not state:
                 state["step"] = 0
-                state["square_avg"] = wrap_array(xp.zeros_like(values))
+                state["square_avg"] = zeros_state(param)
             if momentum > 0 and "momentum_buffer" not in state:
-                state["momentum_buffer"] = wrap_array(xp.zeros_like(values))
+                state["momentum_buffer"] = zeros_state(param)
             if centered and "grad_avg" not in state:
-                state["grad_avg"] = wrap_array(xp.zeros_like(values))
+                state["grad_avg"] = zeros_state(param)
             state["step"] += 1
-
-            if weight_decay != 0:
-                grad = grad + weight_decay * values
-            square_avg = state["square_avg"].array
-            square_avg *= alpha
-            square_avg += (1 - alpha) * (grad * grad)
-            if centered:
-                grad_avg = state["grad_avg"].array
-                # torch.lerp_ with weight 1 - alpha (< 0.5 for the usual alpha)
-                if 1 - alpha < 0.5:
-                    grad_avg += (1 - alpha) * (grad - grad_avg)
-                else:
-                    grad_avg[...] = grad - (grad - grad_avg) * alpha
-                avg = xp.sqrt(square_avg - grad_avg * grad_avg)
-            else:
-                avg = xp.sqrt(square_avg)
-            avg += eps
-            if momentum > 0:
-                buffer = state["momentum_buffer"].array
-                buffer *= momentum
-                buffer += grad / avg
-                values -= lr * buffer
-            else:
-                values -= lr * (grad / avg)
+        rmsprop_step_(params, [param.grad for param in params], [state["square_avg"] for state in states],
+                      [state["grad_avg"] for state in states] if centered else None,
+                      [state["momentum_buffer"] for state in states] if momentum > 0 else None,
+                      lr=group["lr"], alpha=group["alpha"], eps=group["eps"], weight_decay=group["weight_decay"],
+                      momentum=momentum, centered=centered, maximize=group["maximize"], fused=bool(group["fused"]))

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
-
-from ..ops.registry import scalar_array
-from .optimizer import Optimizer, _check_number, wrap_array
+from ..ops.optim_steps import sgd_step_
+from .optimizer import Optimizer, _check_foreach_fused, _check_number
 
 __all__ = ["SGD"]
 
@@ -35,6 +33,13 @@ class SGD(Optimizer):
         Nesterov momentum (needs ``momentum > 0`` and ``dampening == 0``).
     maximize : bool, default False
         Ascend the objective instead of descending it.
+    foreach : bool or None, default None
+        Accepted as in PyTorch; the update is always one "foreach" op over
+        the group's parameters (:func:`gpugrad.ops.optim_steps.sgd_step_`).
+    fused : bool or None, default None
+        ``True``: one CUDA kernel per parameter on CuPy (equal to the unfused
+        step within rounding); on the CPU the same in-place arithmetic as the
+        default, bit for bit.  ``fused`` and ``foreach`` cannot both be True.
 
     Examples
     --------
@@ -48,11 +53,12 @@ class SGD(Optimizer):
     """
 
     state_keys = {"momentum_buffer": False}
+    _steps_bump_versions = True
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0,
-                 nesterov=False, maximize=False):
+                 nesterov=False, maximize=False, *, foreach=None, fused=None):
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                        nesterov=nesterov, maximize=maximize)
+                        nesterov=nesterov, maximize=maximize, foreach=foreach, fused=fused)
         super().__init__(params, defaults)
 
     def _check_group(self, group):
@@ -60,36 +66,21 @@ class SGD(Optimizer):
         _check_number("SGD", "momentum", group["momentum"])
         _check_number("SGD", "dampening", group["dampening"], low=float("-inf"))
         _check_number("SGD", "weight_decay", group["weight_decay"])
+        _check_foreach_fused("SGD", group)
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError(f"SGD: nesterov=True needs momentum > 0 and dampening == 0, got "
                              f"momentum={group['momentum']!r}, dampening={group['dampening']!r}; "
                              "set momentum (e.g. 0.9) and dampening=0, or nesterov=False")
 
     def _update_group(self, group, params):
-        lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
-        weight_decay, nesterov, maximize = group["weight_decay"], group["nesterov"], group["maximize"]
-        step_dtype = step = None            # lr as a 0-d array of the parameters' dtype (see below)
-        for param in params:
-            values = param.array
-            # Never write into .grad: it belongs to the user (and may be shared).
-            grad = -param.grad.array if maximize else param.grad.array
-            if weight_decay != 0:
-                grad = grad + weight_decay * values
-            if momentum != 0:
-                state = self.state.setdefault_for(param)
-                buffer = state.get("momentum_buffer")
-                if buffer is None:
-                    buffer = state["momentum_buffer"] = wrap_array(grad.astype(values.dtype, copy=True))
-                else:
-                    buffer.array *= momentum
-                    buffer.array += (1 - dampening) * grad
-                grad = grad + momentum * buffer.array if nesterov else buffer.array
-            # lr as a cached 0-d array of the parameter's dtype: the same float32
-            # product as lr * grad (NumPy casts a Python float to the array's
-            # dtype anyway), at half the cost per small parameter.
-            if values.__class__ is not np.ndarray:
-                values -= lr * grad
-                continue
-            if values.dtype is not step_dtype:
-                step_dtype, step = values.dtype, scalar_array(lr, values.dtype)
-            values -= grad * step
+        momentum = group["momentum"]
+        states = buffers = None
+        if momentum != 0:
+            states = self._states(params)
+            buffers = [state.get("momentum_buffer") for state in states]
+        buffers = sgd_step_(params, [param.grad for param in params], buffers, lr=group["lr"], momentum=momentum,
+                            dampening=group["dampening"], weight_decay=group["weight_decay"],
+                            nesterov=group["nesterov"], maximize=group["maximize"], fused=bool(group["fused"]))
+        if states is not None:
+            for state, buffer in zip(states, buffers):
+                state["momentum_buffer"] = buffer
