@@ -173,7 +173,7 @@ def _erfc32(values):
     return out
 
 
-_ERFC_BLOCK = 16384
+_ERFC_BLOCK = 32768
 
 
 def _erfc32_block(x, p, a, q, hi, error):

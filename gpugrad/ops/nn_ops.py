@@ -176,16 +176,52 @@ def _ln_axes(ndim, normalized_ndim):
 def _layer_norm_forward(x, weight, bias, normalized_ndim, eps):
     xp = _xp(x)
     axes = _ln_axes(x.ndim, normalized_ndim)
+    if xp is np and x.dtype != np.float16:
+        # Bare ufunc reductions over the trailing (contiguous) axes, in x's dtype.
+        count = x.dtype.type(np.prod(x.shape[x.ndim - normalized_ndim:]))
+        mean_ = np.add.reduce(x, axis=axes, keepdims=True)
+        mean_ /= count
+        centred = x - mean_
+        var = np.add.reduce(centred * centred, axis=axes, keepdims=True)
+        var /= count
+        var += x.dtype.type(eps)
+        invstd = np.sqrt(var, out=var)
+        np.divide(1.0, invstd, out=invstd)
+        centred *= invstd
+        centred *= weight
+        centred += bias
+        # mean and 1/std per row are what backward needs besides x: kept, not recomputed.
+        return centred, (mean_, invstd)
     centred = x - x.mean(axis=axes, keepdims=True)
     var = xp.mean(centred * centred, axis=axes, keepdims=True)
     centred /= xp.sqrt(var + eps)
     centred *= weight
     centred += bias
-    return centred
+    return centred, None
 
 
-def _layer_norm_vjp(g, out, x, weight, bias, normalized_ndim, eps):
+def _layer_norm_vjp(g, out, x, weight, bias, normalized_ndim, eps, residual=None):
     axes = _ln_axes(x.ndim, normalized_ndim)
+    if residual is not None and _plain_numpy(g, x, weight):
+        # The three-term rule on raw arrays with the forward's statistics, the
+        # weight and bias gradients summed over the leading dimensions here.
+        mean_, invstd = residual
+        count = x.dtype.type(weight.size)
+        xhat = x - mean_
+        xhat *= invstd
+        leading = (-1,) + weight.shape
+        gw = g * weight
+        grad_weight = np.add.reduce((g * xhat).reshape(leading), axis=0).astype(weight.dtype, copy=False)
+        grad_bias = np.add.reduce(g.reshape(leading), axis=0).astype(bias.dtype, copy=False)
+        mean_gw = np.add.reduce(gw, axis=axes, keepdims=True)
+        mean_gw /= count
+        mean_gw_xhat = np.add.reduce(gw * xhat, axis=axes, keepdims=True)
+        mean_gw_xhat /= count
+        xhat *= mean_gw_xhat
+        np.subtract(gw, xhat, out=xhat)
+        xhat -= mean_gw
+        xhat *= invstd
+        return xhat, grad_weight, grad_bias
     xhat, invstd = _normalized(x, axes, eps)
     # The engine sums g * xhat and g over the leading dimensions (un-broadcasting).
     return _norm_input_grad(g * weight, xhat, invstd, axes), g * xhat, g
@@ -217,7 +253,7 @@ def _reference_layer_norm(x, weight, bias, normalized_ndim, eps):
 
 layer_norm = defop(
     "layer_norm", _layer_norm_forward, vjp=_layer_norm_vjp, jvp=_layer_norm_jvp,
-    save=(0, 1), promote=True, check=_check_layer_norm,
+    save=(0, 1), promote=True, check=_check_layer_norm, residual=True,
     samples=[Sample((3, 4), (4,), (4,), normalized_ndim=1, eps=1e-5),
              Sample((2, 3, 4), Positive((3, 4)), (3, 4), normalized_ndim=2, eps=0.1)],
     reference=_reference_layer_norm)
