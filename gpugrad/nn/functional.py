@@ -292,7 +292,7 @@ def _max_pool(input, spatial, kernel_size, stride, padding, dilation, ceil_mode,
     x, undo = _batched(input, spatial, op)
     params = dict(kernel=kernel, stride=stride, padding=padding, dilation=dilation, ceil_mode=bool(ceil_mode))
     try:
-        out = cv.max_pool2d(x, **params)
+        out = cv.max_pool2d_keeping_winner(x, **params)
     except ShapeError as error:
         raise ShapeError(str(error).replace("max_pool2d", op, 1)) from None
     out = undo(out)

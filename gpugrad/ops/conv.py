@@ -407,6 +407,31 @@ max_pool2d_gather = defop(
     reference=lambda u, winner, **p: _reference_gather(u, winner, **p))
 
 
+def max_pool2d_keeping_winner(x, kernel, stride, padding, dilation, ceil_mode):
+    """:func:`max_pool2d` of Tensor ``x`` whose node keeps the winners, not ``x``.
+
+    The max and each window's winning offset (int8 for kernels under 128
+    values, a quarter of the output's float32 bytes) come out of one forward
+    pass; the node recorded is max_pool2d_gather's (the output *is* the
+    gather of ``x`` at the winners, and its VJP is the scatter that
+    max_pool2d's backward runs), with ``x`` unsaved: backward never reads
+    the input again, so the tape does not keep the pre-pool activation alive
+    (after a GELU, nothing else holds it).  Forward mode, anomaly mode and
+    inputs without a gradient take the plain op.
+    """
+    from ..autograd.tape import state
+    from .registry import record
+
+    params = dict(kernel=kernel, stride=stride, padding=padding, dilation=dilation, ceil_mode=ceil_mode)
+    if not (x.requires_grad and state.grad_enabled) or x._tangents is not None or state.anomaly:
+        return max_pool2d(x, **params)
+    _check_max_pool(x, **params)
+    out, winner = _max_pool2d_argmax(x.array, **params)
+    result = Tensor._make(out)
+    record(max_pool2d_gather.op, (x, winner), [x.array, winner], params, result, save=(1,))
+    return result
+
+
 def _pool_divisor(shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override, xp, dtype):
     """Per-window divisor (Ho, Wo) exactly as PyTorch counts it."""
     if divisor_override:
