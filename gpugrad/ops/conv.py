@@ -105,15 +105,27 @@ def _conv2d_input_grad_forward(g, weight, input_shape, stride, padding, dilation
     n, c, h, w = input_shape
     out_channels, _, kh, kw = weight.shape
     ho, wo = g.shape[2], g.shape[3]
-    kernel = weight.reshape(groups, out_channels // groups, -1)
-    grad_cols = xp.matmul(kernel.transpose(0, 2, 1), g.reshape(n, groups, out_channels // groups, ho * wo))
-    grad_cols = grad_cols.reshape(n, c, kh, kw, ho, wo)
     (top, bottom), (left, right) = padding
-    padded = xp.zeros((n, c, h + top + bottom, w + left + right), dtype=grad_cols.dtype)
-    # col2im: one strided slice-add per kernel offset (overlapping windows accumulate).
-    for i in range(kh):
-        for j in range(kw):
-            _offset_view(padded, i, j, stride, dilation, (ho, wo))[...] += grad_cols[:, :, i, j]
+    padded = xp.zeros((n, c, h + top + bottom, w + left + right), dtype=g.dtype)
+    if groups == 1:
+        # col2im one kernel offset at a time: W[:, :, i, j]^T @ g, (N, C, Ho*Wo), added
+        # where offset (i, j) reads; the (N, C*kh*kw, Ho*Wo) columns never exist at
+        # once (kh*kw times the input's size: the peak of a conv's backward).
+        grad = g.reshape(n, out_channels, ho * wo)
+        taps = xp.ascontiguousarray(weight.transpose(2, 3, 1, 0))     # (kh, kw, C, O)
+        part = xp.empty((n, c, ho * wo), dtype=xp.result_type(taps, grad))
+        for i in range(kh):
+            for j in range(kw):
+                xp.matmul(taps[i, j], grad, out=part)
+                _offset_view(padded, i, j, stride, dilation, (ho, wo))[...] += part.reshape(n, c, ho, wo)
+    else:
+        kernel = weight.reshape(groups, out_channels // groups, -1)
+        grad_cols = xp.matmul(kernel.transpose(0, 2, 1), g.reshape(n, groups, out_channels // groups, ho * wo))
+        grad_cols = grad_cols.reshape(n, c, kh, kw, ho, wo)
+        # col2im: one strided slice-add per kernel offset (overlapping windows accumulate).
+        for i in range(kh):
+            for j in range(kw):
+                _offset_view(padded, i, j, stride, dilation, (ho, wo))[...] += grad_cols[:, :, i, j]
     if top or bottom or left or right:
         return padded[:, :, top:top + h, left:left + w].copy()
     return padded
@@ -123,13 +135,18 @@ def _conv2d_weight_grad_forward(x, g, weight_shape, stride, padding, dilation, g
     xp = _xp(x)
     n = x.shape[0]
     out_channels, _, kh, kw = weight_shape
+    if groups == 1:
+        # One GEMM, (O, N*Ho*Wo) @ (N*Ho*Wo, C*kh*kw), with the columns built
+        # straight in the (C*kh*kw, N*Ho*Wo) layout it reads (one im2col copy, and
+        # g's small transpose): tensordot would copy both operands again.
+        ho, wo = g.shape[2], g.shape[3]
+        windows = _windows(_pad2d(x, padding), (kh, kw), stride, dilation, (ho, wo))
+        cols = windows.transpose(1, 2, 3, 0, 4, 5).reshape(-1, n * ho * wo)
+        grad = g.transpose(1, 0, 2, 3).reshape(out_channels, n * ho * wo)
+        return xp.matmul(grad, cols.T).reshape(weight_shape).astype(g.dtype, copy=False)
     cols, (ho, wo) = _columns(x, (kh, kw), stride, padding, dilation, groups)
     grad = g.reshape(n, groups, out_channels // groups, ho * wo)
-    if groups == 1:
-        # One GEMM over (N, Ho*Wo) as the contracted axes.
-        result = xp.tensordot(grad[:, 0], cols[:, 0], axes=([0, 2], [0, 2]))
-    else:
-        result = xp.einsum("ngol,ngkl->gok", grad, cols)
+    result = xp.einsum("ngol,ngkl->gok", grad, cols)
     return result.reshape(weight_shape).astype(g.dtype, copy=False)
 
 
