@@ -435,6 +435,16 @@ def max_pool2d_keeping_winner(x, kernel, stride, padding, dilation, ceil_mode):
     the input again, so the tape does not keep the pre-pool activation alive
     (after a GELU, nothing else holds it).  Forward mode, anomaly mode and
     inputs without a gradient take the plain op.
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> x = gg.arange(16.0).reshape(1, 1, 4, 4).requires_grad_()
+    >>> y = max_pool2d_keeping_winner(x, kernel=(2, 2), stride=(2, 2), padding=(0, 0), dilation=(1, 1),
+    ...                               ceil_mode=False)
+    >>> y.sum().backward()
+    >>> y.array.ravel().tolist(), int(x.grad.sum())
+    ([5.0, 7.0, 13.0, 15.0], 4)
     """
     from ..autograd.tape import state
     from .registry import record

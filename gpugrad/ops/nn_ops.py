@@ -46,6 +46,11 @@ def channel_sum(a):
     axis 0 adds whole contiguous rows (vectorised), where one reduce over
     ``(0, 2, ...)`` walks the array with a strided inner loop, 4-10x slower at
     the main job's sizes ((100, 16, 40): 17 us against 67 us).
+
+    Examples
+    --------
+    >>> channel_sum(np.ones((4, 3, 5), dtype=np.float32)).ravel()
+    array([20., 20., 20.], dtype=float32)
     """
     partial = np.add.reduce(a, axis=0)
     if partial.ndim > 1:
@@ -57,7 +62,15 @@ def batch_statistics(x):
     """(mean, biased variance, centred ``x``) of a NumPy ``(N, C, ...)`` array per channel, shaped
     ``(1, C, 1, ...)``: two passes (mean, then mean of squares of the centred values),
     which keep their precision when the mean is large against the spread, as
-    E[x^2] - E[x]^2 would not; in ``x``'s dtype, no float64 temporaries."""
+    E[x^2] - E[x]^2 would not; in ``x``'s dtype, no float64 temporaries.
+
+    Examples
+    --------
+    >>> x = np.array([[1.0, 10.0], [3.0, 10.0]], dtype=np.float32)
+    >>> mean, var, _ = batch_statistics(x)
+    >>> mean, var
+    (array([[ 2., 10.]], dtype=float32), array([[1., 0.]], dtype=float32))
+    """
     count = x.dtype.type(x.size // x.shape[1])
     mean_ = channel_sum(x)
     mean_ /= count
