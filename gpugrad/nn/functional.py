@@ -540,7 +540,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
             scores = ew.where(attn_mask, scores, -math.inf)
         else:
             scores = scores + attn_mask
-    weights = softmax(scores, dim=-1)
+    weights = nn_ops.fused_softmax(scores, axis=-1)
     if dropout_p > 0.0:
         weights = dropout(weights, dropout_p, True)
     return la.matmul(weights, value)

@@ -273,6 +273,41 @@ layer_norm = defop(
 
 
 # --------------------------------------------------------------------------
+# softmax along one axis, fused (attention weights)
+# --------------------------------------------------------------------------
+# NOTE: softmax composed as exp(x - logsumexp(x)) records three nodes, and its
+# backward recomputes exp(x - lse) with a float64 sum; fused, the forward is
+# max, exp, sum, divide, and the VJP reads only the output:
+# y * (g - sum(g * y)).  Written with ops, so differentiable again.
+def _fused_softmax_forward(x, axis=-1):
+    xp = _xp(x)
+    peak = xp.max(x, axis=axis, keepdims=True)
+    # A row that is all -inf (fully masked) has a non-finite max; shifting by 0
+    # instead gives 0 / 0 = NaN there, as PyTorch's softmax does.
+    if not xp.isfinite(peak).all():
+        peak = xp.where(xp.isfinite(peak), peak, xp.zeros_like(peak))
+    shifted = x - peak
+    xp.exp(shifted, out=shifted)
+    total = xp.sum(shifted, axis=axis, keepdims=True)
+    with np.errstate(invalid="ignore"):
+        shifted /= total
+    return shifted
+
+
+def _fused_softmax_vjp(g, out, x, axis=-1):
+    return out * (g - sum_(g * out, axis=axis, keepdims=True))
+
+
+fused_softmax = defop(
+    "fused_softmax", _fused_softmax_forward,
+    vjp=(_fused_softmax_vjp,),
+    jvp=lambda t, out, x, axis=-1: _fused_softmax_vjp(t[0], out, x, axis=axis),
+    save=(), save_output=True,
+    samples=[Sample((3, 4)), Sample((2, 3, 4), axis=1), Sample((2, 2, 3, 5), axis=-1)],
+    reference=lambda x, axis=-1: np.exp(x) / np.exp(x).sum(axis=axis, keepdims=True))
+
+
+# --------------------------------------------------------------------------
 # dropout with a given mask
 # --------------------------------------------------------------------------
 def _dropout_forward(x, p, mask):
@@ -444,4 +479,4 @@ binary_cross_entropy = defop(
     reference=_reference_binary_cross_entropy)
 
 
-__all__ = ["batch_norm", "layer_norm", "dropout", "cross_entropy", "cross_entropy_grad", "binary_cross_entropy"]
+__all__ = ["batch_norm", "layer_norm", "fused_softmax", "dropout", "cross_entropy", "cross_entropy_grad", "binary_cross_entropy"]
