@@ -449,7 +449,7 @@ def max_pool2d_keeping_winner(x, kernel, stride, padding, dilation, ceil_mode):
     from ..autograd.tape import state
     from .registry import record
 
-    params = dict(kernel=kernel, stride=stride, padding=padding, dilation=dilation, ceil_mode=ceil_mode)
+    params = {"kernel": kernel, "stride": stride, "padding": padding, "dilation": dilation, "ceil_mode": ceil_mode}
     if not (x.requires_grad and state.grad_enabled) or x._tangents is not None or state.anomaly:
         return max_pool2d(x, **params)
     _check_max_pool(x, **params)

@@ -31,7 +31,6 @@ from .linalg import matmul
 from .reduce import sum_
 from .registry import defop
 from .samples import Sample
-from ..tensor import Tensor
 from .shape import concatenate, swapaxes
 
 
