@@ -36,3 +36,22 @@ def test_suite_runs_network_benchmarks_with_memory(tmp_path):
         statuses = {c["status"] for c in record["comparisons"] if c["candidate"] == "gpugrad"}
         assert statuses and statuses <= {"PASS", "MISS"}
         assert record["memory"]["gpugrad_bytes"] > 0 and record["memory"]["torch_bytes"] > 0
+
+
+def test_main_job_vs_torch_times_both_libraries(tmp_path):
+    pytest.importorskip("mnist1d")
+    out = tmp_path / "main_job.json"
+    completed = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "main_job_vs_torch.py"), "--quick", "--models",
+         "logistic", "mlp", "--json", str(out)], check=False, capture_output=True, text=True, timeout=300, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": ROOT})
+    assert completed.returncode == 0, completed.stderr
+    assert "| total" in completed.stdout
+    figures = json.loads(out.read_text())
+    assert figures["threads"] == 1 and [row["model"] for row in figures["models"]] == ["logistic", "mlp"]
+    for row in figures["models"]:
+        assert row["steps"] == 10
+        for library in ("gpugrad", "torch"):
+            assert row[library]["wall_s"] > 0 and 0.0 <= row[library]["accuracy"] <= 1.0
+    assert figures["totals"]["gpugrad"]["wall_s"] == pytest.approx(
+        sum(row["gpugrad"]["wall_s"] for row in figures["models"]))

@@ -292,7 +292,7 @@ def _max_pool(input, spatial, kernel_size, stride, padding, dilation, ceil_mode,
     x, undo = _batched(input, spatial, op)
     params = dict(kernel=kernel, stride=stride, padding=padding, dilation=dilation, ceil_mode=bool(ceil_mode))
     try:
-        out = cv.max_pool2d(x, **params)
+        out = cv.max_pool2d_keeping_winner(x, **params)
     except ShapeError as error:
         raise ShapeError(str(error).replace("max_pool2d", op, 1)) from None
     out = undo(out)
@@ -410,12 +410,10 @@ def _update_running(input, running_mean, running_var, momentum):
     axes = (0,) + tuple(range(2, data.ndim))
     count = data.size // data.shape[1]
     if xp is np and data.dtype.kind == "f" and data.dtype != np.float16:
-        # ndarray.mean/var's wrappers (and var's second mean) skipped: two reductions, two passes.
-        batch_mean = np.add.reduce(data, axis=axes, keepdims=True) / data.dtype.type(count)
-        centred = data - batch_mean
-        centred *= centred
-        batch_var = np.add.reduce(centred, axis=axes) / data.dtype.type(max(count - 1, 1))
+        # The batch norm op's own two-pass statistics (channel sums with axis 0 first).
+        batch_mean, batch_var, _ = nn_ops.batch_statistics(data)
         batch_mean = batch_mean.reshape(-1)
+        batch_var = batch_var.reshape(-1) * data.dtype.type(count / max(count - 1, 1))
     else:
         batch_mean = xp.mean(data, axis=axes)
         batch_var = xp.var(data, axis=axes) * (count / max(count - 1, 1))
@@ -542,7 +540,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
             scores = ew.where(attn_mask, scores, -math.inf)
         else:
             scores = scores + attn_mask
-    weights = softmax(scores, dim=-1)
+    weights = nn_ops.fused_softmax(scores, axis=-1)
     if dropout_p > 0.0:
         weights = dropout(weights, dropout_p, True)
     return la.matmul(weights, value)

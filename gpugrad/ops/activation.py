@@ -128,52 +128,92 @@ def _mask_backward(name, g, mask, negative_slope=0.01):
 # On NumPy float32/float16 the recorded forward keeps the CDF it computed
 # next to the input, and a plain backward reads it instead of recomputing
 # it: ``g * (cdf + x * pdf(x))``, the twin's derivative in the twin's order
-# of operations.  erfc comes from SciPy when it is importable (the function
-# the twin calls, in the twin's order of operations, so forward and backward
-# agree with the twin bit for bit); without SciPy from a vectorised NumPy form (Numerical
-# Recipes' erfcc, relative error < 1.2e-7, evaluated in float64), within
-# GELU_CPU_ULPS ulps of the twin (2 for most inputs; up to 7 for x < -13,
-# where erfc itself is a float32 subnormal with few bits left; counted in
-# ulps of the smallest normal number there).  float64 stays on the twin itself (its
-# erfc is the float64-accurate one, and gradcheck runs there).
+# of operations.  erfc is computed in float32 arithmetic (:func:`_erfc32`,
+# within 5 ulps of the correctly rounded value; SciPy's float32 erfc, which the
+# twin calls, runs in float64 and took ~1.6 ms of the main job's 64,000-value
+# layers, against PyTorch's 0.1 ms for the whole GELU), so the path is within
+# GELU_CPU_ULPS ulps of the twin (subnormal results counted in ulps of the
+# smallest normal number).  float64 stays on the twin itself (its erfc is the
+# float64-accurate one, and gradcheck runs there).
 # --------------------------------------------------------------------------
 #: Largest distance, in ulps of the result's dtype, between the CPU path of
 #: gelu (forward and backward) and the NumPy twin; checked in the battery.
 GELU_CPU_ULPS = 8
 
-try:
-    from scipy.special import erfc as _scipy_erfc
-except ImportError:  # pragma: no cover - depends on the environment
-    _scipy_erfc = None
-
-_ERFCC = (-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.27886807, -1.13520398,
-          1.48851587, -0.82215223, 0.17087277)
-
-
-def _erfc_numpy(values):
-    """erfc of float32 ``values`` without SciPy: Numerical Recipes' erfcc in float64, rounded once.
-
-    Relative error below 1.2e-7 everywhere (tails included), i.e. within two
-    float32 ulps of the correctly rounded value.
-    """
-    z = np.abs(values, dtype=np.float64)
-    t = 1.0 / (0.5 * z + 1.0)
-    poly = np.full_like(t, _ERFCC[-1])
-    for coefficient in _ERFCC[-2::-1]:
-        poly *= t
-        poly += coefficient
-    poly -= z * z
-    np.exp(poly, out=poly)
-    poly *= t
-    negative = values < 0
-    poly[negative] = 2.0 - poly[negative]      # erfc(-z) = 2 - erfc(z), no cancellation: it is in [1, 2]
-    return poly.astype(values.dtype)
+# erfc(a) for a >= 0 as erfcx(a) exp(-a^2), with erfcx(a) = (1 + p(q)) / (1 + 2a) and
+# q = (a - 2) / (a + 2) in [-1, 0.68] (N. Juffa's change of variable: erfcx is
+# smooth in q up to a = inf); p fitted here by least squares on 4000 Chebyshev
+# nodes against SciPy's float64 erfcx, relative error 1e-8 before rounding.
+_ERFCX_Q = tuple(np.float32(c) for c in (
+    0.27697840332984924, -0.09276390075683594, -0.16603140532970428, 0.16405309736728668,
+    -0.054204486310482025, -0.008043435402214527, 0.008636148646473885, 0.0012680498184636235,
+    -0.001252411282621324, -0.0003575805458240211, 3.001636650878936e-05))
+_ERFC_CLAMP = np.float32(10.5)       # erfc(10.5) rounds to 0 in float32; also keeps q finite for inf
+_HIGH_12_BITS = np.int32(-4096)      # 0xFFFFF000: a float32's sign, exponent and 12 leading mantissa bits
 
 
 def _erfc32(values):
-    if _scipy_erfc is not None:
-        return _scipy_erfc(values)
-    return _erfc_numpy(values)
+    """erfc of a float32 NumPy array in float32 arithmetic: within 5 ulps of the correctly
+    rounded value (1.2e-7 relative; tails included, NaN and +-inf kept), ~40 vectorised
+    passes and one float32 exp: 2-3x faster than SciPy's erfc, which runs in float64.
+
+    exp(-a^2) from the rounded square s = fl(a*a) as exp(-s) (1 + (s - a^2)): the error
+    s - a^2 is exact from a = hi + lo (hi with 12 bits, so hi*hi is exact) and below
+    4e-6, so the first-order factor is exact to float32 precision.  Runs over blocks of
+    _ERFC_BLOCK values, so its four scratch arrays stay small (and in cache).
+    """
+    out = np.empty(values.shape, np.float32)
+    flat_in, flat_out = values.reshape(-1), out.reshape(-1)
+    block = min(_ERFC_BLOCK, flat_in.size)
+    scratch = [np.empty(block, np.float32) for _ in range(4)]
+    for start in range(0, flat_in.size, block):
+        chunk = flat_in[start:start + block]
+        size = chunk.size
+        _erfc32_block(chunk, flat_out[start:start + size], *(buffer[:size] for buffer in scratch))
+    return out
+
+
+_ERFC_BLOCK = 32768
+
+
+def _erfc32_block(x, p, a, q, hi, error):
+    """erfc(x) into ``p``, with scratch arrays ``a, q, hi, error`` of x's size."""
+    f32 = np.float32
+    np.abs(x, out=a)
+    np.minimum(a, _ERFC_CLAMP, out=a)
+    np.subtract(a, f32(2.0), out=q)
+    np.add(a, f32(2.0), out=hi)
+    q /= hi
+    np.multiply(q, _ERFCX_Q[-1], out=p)
+    p += _ERFCX_Q[-2]
+    for coefficient in _ERFCX_Q[-3::-1]:
+        p *= q
+        p += coefficient
+    p += f32(1.0)
+    np.add(a, a, out=q)
+    q += f32(1.0)
+    p /= q                                         # erfcx(a)
+    square = np.multiply(a, a, out=q)
+    np.bitwise_and(a.view(np.int32), _HIGH_12_BITS, out=hi.view(np.int32))
+    np.multiply(hi, hi, out=error)
+    np.subtract(square, error, out=error)          # exact: the two are within a factor 2
+    a -= hi                                        # lo
+    hi += hi
+    hi += a                                        # a + hi = 2 hi + lo
+    a *= hi
+    error -= a                                     # s - a^2 = s - hi^2 - lo (a + hi)
+    np.negative(square, out=square)
+    np.exp(square, out=square)
+    p *= square
+    error *= p
+    p += error                                     # erfc(|x|)
+    # erfc(-a) = 2 - erfc(a), without a select (NumPy's where with an irregular mask is slow)
+    negative = np.signbit(x)
+    np.multiply(negative, f32(-2.0), out=a)
+    a += f32(1.0)
+    p *= a
+    np.multiply(negative, f32(2.0), out=a)
+    p += a
 
 
 _GELU_CPU_DTYPES = (np.dtype(np.float32), np.dtype(np.float16))

@@ -105,15 +105,27 @@ def _conv2d_input_grad_forward(g, weight, input_shape, stride, padding, dilation
     n, c, h, w = input_shape
     out_channels, _, kh, kw = weight.shape
     ho, wo = g.shape[2], g.shape[3]
-    kernel = weight.reshape(groups, out_channels // groups, -1)
-    grad_cols = xp.matmul(kernel.transpose(0, 2, 1), g.reshape(n, groups, out_channels // groups, ho * wo))
-    grad_cols = grad_cols.reshape(n, c, kh, kw, ho, wo)
     (top, bottom), (left, right) = padding
-    padded = xp.zeros((n, c, h + top + bottom, w + left + right), dtype=grad_cols.dtype)
-    # col2im: one strided slice-add per kernel offset (overlapping windows accumulate).
-    for i in range(kh):
-        for j in range(kw):
-            _offset_view(padded, i, j, stride, dilation, (ho, wo))[...] += grad_cols[:, :, i, j]
+    padded = xp.zeros((n, c, h + top + bottom, w + left + right), dtype=g.dtype)
+    if groups == 1:
+        # col2im one kernel offset at a time: W[:, :, i, j]^T @ g, (N, C, Ho*Wo), added
+        # where offset (i, j) reads; the (N, C*kh*kw, Ho*Wo) columns never exist at
+        # once (kh*kw times the input's size: the peak of a conv's backward).
+        grad = g.reshape(n, out_channels, ho * wo)
+        taps = xp.ascontiguousarray(weight.transpose(2, 3, 1, 0))     # (kh, kw, C, O)
+        part = xp.empty((n, c, ho * wo), dtype=xp.result_type(taps, grad))
+        for i in range(kh):
+            for j in range(kw):
+                xp.matmul(taps[i, j], grad, out=part)
+                _offset_view(padded, i, j, stride, dilation, (ho, wo))[...] += part.reshape(n, c, ho, wo)
+    else:
+        kernel = weight.reshape(groups, out_channels // groups, -1)
+        grad_cols = xp.matmul(kernel.transpose(0, 2, 1), g.reshape(n, groups, out_channels // groups, ho * wo))
+        grad_cols = grad_cols.reshape(n, c, kh, kw, ho, wo)
+        # col2im: one strided slice-add per kernel offset (overlapping windows accumulate).
+        for i in range(kh):
+            for j in range(kw):
+                _offset_view(padded, i, j, stride, dilation, (ho, wo))[...] += grad_cols[:, :, i, j]
     if top or bottom or left or right:
         return padded[:, :, top:top + h, left:left + w].copy()
     return padded
@@ -123,13 +135,18 @@ def _conv2d_weight_grad_forward(x, g, weight_shape, stride, padding, dilation, g
     xp = _xp(x)
     n = x.shape[0]
     out_channels, _, kh, kw = weight_shape
+    if groups == 1:
+        # One GEMM, (O, N*Ho*Wo) @ (N*Ho*Wo, C*kh*kw), with the columns built
+        # straight in the (C*kh*kw, N*Ho*Wo) layout it reads (one im2col copy, and
+        # g's small transpose): tensordot would copy both operands again.
+        ho, wo = g.shape[2], g.shape[3]
+        windows = _windows(_pad2d(x, padding), (kh, kw), stride, dilation, (ho, wo))
+        cols = windows.transpose(1, 2, 3, 0, 4, 5).reshape(-1, n * ho * wo)
+        grad = g.transpose(1, 0, 2, 3).reshape(out_channels, n * ho * wo)
+        return xp.matmul(grad, cols.T).reshape(weight_shape).astype(g.dtype, copy=False)
     cols, (ho, wo) = _columns(x, (kh, kw), stride, padding, dilation, groups)
     grad = g.reshape(n, groups, out_channels // groups, ho * wo)
-    if groups == 1:
-        # One GEMM over (N, Ho*Wo) as the contracted axes.
-        result = xp.tensordot(grad[:, 0], cols[:, 0], axes=([0, 2], [0, 2]))
-    else:
-        result = xp.einsum("ngol,ngkl->gok", grad, cols)
+    result = xp.einsum("ngol,ngkl->gok", grad, cols)
     return result.reshape(weight_shape).astype(g.dtype, copy=False)
 
 
@@ -405,6 +422,41 @@ max_pool2d_gather = defop(
     samples=[Sample((2, 3, 4, 6), Ints((2, 3, 2, 3), 0, 4), **_POOL_PARAMS),
              Sample((1, 2, 5, 6), Ints((1, 2, 3, 6), 0, 6), **_POOL_PARAMS_2)],
     reference=lambda u, winner, **p: _reference_gather(u, winner, **p))
+
+
+def max_pool2d_keeping_winner(x, kernel, stride, padding, dilation, ceil_mode):
+    """:func:`max_pool2d` of Tensor ``x`` whose node keeps the winners, not ``x``.
+
+    The max and each window's winning offset (int8 for kernels under 128
+    values, a quarter of the output's float32 bytes) come out of one forward
+    pass; the node recorded is max_pool2d_gather's (the output *is* the
+    gather of ``x`` at the winners, and its VJP is the scatter that
+    max_pool2d's backward runs), with ``x`` unsaved: backward never reads
+    the input again, so the tape does not keep the pre-pool activation alive
+    (after a GELU, nothing else holds it).  Forward mode, anomaly mode and
+    inputs without a gradient take the plain op.
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> x = gg.arange(16.0).reshape(1, 1, 4, 4).requires_grad_()
+    >>> y = max_pool2d_keeping_winner(x, kernel=(2, 2), stride=(2, 2), padding=(0, 0), dilation=(1, 1),
+    ...                               ceil_mode=False)
+    >>> y.sum().backward()
+    >>> y.array.ravel().tolist(), int(x.grad.sum())
+    ([5.0, 7.0, 13.0, 15.0], 4)
+    """
+    from ..autograd.tape import state
+    from .registry import record
+
+    params = {"kernel": kernel, "stride": stride, "padding": padding, "dilation": dilation, "ceil_mode": ceil_mode}
+    if not (x.requires_grad and state.grad_enabled) or x._tangents is not None or state.anomaly:
+        return max_pool2d(x, **params)
+    _check_max_pool(x, **params)
+    out, winner = _max_pool2d_argmax(x.array, **params)
+    result = Tensor._make(out)
+    record(max_pool2d_gather.op, (x, winner), [x.array, winner], params, result, save=(1,))
+    return result
 
 
 def _pool_divisor(shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override, xp, dtype):

@@ -31,7 +31,6 @@ from .linalg import matmul
 from .reduce import sum_
 from .registry import defop
 from .samples import Sample
-from ..tensor import Tensor
 from .shape import concatenate, swapaxes
 
 
@@ -57,8 +56,10 @@ def _gates_raw(gx, h, w_hh, b_hh):
 
 
 def _gru_cell_forward(gx, h, w_hh, b_hh):
-    _, _, z, n = _gates_raw(gx, h, w_hh, b_hh)
-    return n + z * (h - n)
+    gh, r, z, n = _gates_raw(gx, h, w_hh, b_hh)
+    # The gates a plain backward needs (r, z, n and gh's candidate block, 4H values
+    # per row): kept, so backward does not redo the step's matmul and nonlinearities.
+    return n + z * (h - n), (r, z, n, gh[:, 2 * h.shape[-1]:].copy())
 
 
 def _columns(value, start, stop):
@@ -75,16 +76,17 @@ def _gates(gx, h, w_hh, b_hh):
     return gh, r, z, n
 
 
-def _gru_cell_vjp_raw(g, gx, h, w_hh, b_hh):
-    """The VJP on raw arrays (a plain backward): the same formulas without op dispatch."""
+def _gru_cell_vjp_raw(g, gx, h, w_hh, b_hh, gates):
+    """The VJP on raw arrays (a plain backward) from the forward's gates: the same formulas
+    without op dispatch."""
     size = h.shape[-1]
-    gh, r, z, n = _gates_raw(gx, h, w_hh, b_hh)
+    r, z, n, gh_n = gates
     xp = backend.xp_of(g)
     grad_gh = xp.empty((g.shape[0], 3 * size), dtype=g.dtype)
     grad_r, grad_z, grad_n = grad_gh[:, :size], grad_gh[:, size:2 * size], grad_gh[:, 2 * size:]
     xp.multiply(g, 1 - z, out=grad_n)
     grad_n *= 1 - n * n
-    xp.multiply(grad_n, gh[:, 2 * size:], out=grad_r)
+    xp.multiply(grad_n, gh_n, out=grad_r)
     grad_r *= r * (1 - r)
     xp.multiply(g, h - n, out=grad_z)
     grad_z *= z * (1 - z)
@@ -95,10 +97,10 @@ def _gru_cell_vjp_raw(g, gx, h, w_hh, b_hh):
     return grad_gx, grad_h, grad_gh.T @ h, xp.add.reduce(grad_gh, axis=0)
 
 
-def _gru_cell_vjp(g, out, gx, h, w_hh, b_hh):
+def _gru_cell_vjp(g, out, gx, h, w_hh, b_hh, residual=None):
     size = h.shape[-1]
-    if not any(isinstance(value, Tensor) for value in (g, gx, h, w_hh, b_hh)) and g.dtype == gx.dtype == h.dtype:
-        return _gru_cell_vjp_raw(g, gx, h, w_hh, b_hh)
+    if residual is not None and g.dtype == gx.dtype == h.dtype:
+        return _gru_cell_vjp_raw(g, gx, h, w_hh, b_hh, residual)
     gh, r, z, n = _gates(gx, h, w_hh, b_hh)
     grad_n = g * (1 - z) * (1 - n * n)
     grad_r = grad_n * _columns(gh, 2 * size, 3 * size) * r * (1 - r)
@@ -141,6 +143,6 @@ def _reference(gx, h, w_hh, b_hh):
 
 
 gru_cell = defop(
-    "gru_cell", _gru_cell_forward, vjp=_gru_cell_vjp, jvp=_gru_cell_jvp, check=_check_gru_cell,
+    "gru_cell", _gru_cell_forward, vjp=_gru_cell_vjp, jvp=_gru_cell_jvp, check=_check_gru_cell, residual=True,
     samples=[Sample((3, 6), (3, 2), (6, 2), (6,)), Sample((1, 9), (1, 3), (9, 3), (9,))],
     reference=_reference)
