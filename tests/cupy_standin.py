@@ -316,6 +316,26 @@ class PinnedMemoryPool:
         return 0
 
 
+class PinnedMemoryPointer(bytearray):
+    """``cupy.cuda.PinnedMemoryPointer``: host memory a NumPy array can view (``numpy.ndarray(buffer=...)``)."""
+
+    @property
+    def ptr(self):
+        return id(self)
+
+
+def alloc_pinned_memory(size):
+    """``cupy.cuda.alloc_pinned_memory``: ``size`` bytes of "page-locked" host memory."""
+    return PinnedMemoryPointer(int(size))
+
+
+def _empty_pinned(shape, dtype=float, order="C"):
+    """``cupyx.empty_pinned``: a NumPy array over pinned memory (its ``base`` is the pointer, as in CuPy)."""
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    nbytes = int(numpy.prod(shape, dtype=numpy.int64)) * numpy.dtype(dtype).itemsize
+    return numpy.ndarray(shape, dtype=dtype, buffer=alloc_pinned_memory(nbytes), order=order)
+
+
 _default_memory_pool = MemoryPool()
 _default_pinned_memory_pool = PinnedMemoryPool()
 
@@ -1094,6 +1114,7 @@ cuda.get_current_stream, cuda.get_device_id = get_current_stream, get_device_id
 cuda.runtime, cuda.driver, cuda.memory = runtime, driver, memory
 cuda.MemoryPool, cuda.PinnedMemoryPool, cuda.MemoryPointer = MemoryPool, PinnedMemoryPool, MemoryPointer
 cuda.OutOfMemoryError = OutOfMemoryError
+cuda.PinnedMemoryPointer, cuda.alloc_pinned_memory = PinnedMemoryPointer, alloc_pinned_memory
 cuda.is_available = is_available
 cuda.get_local_runtime_version = lambda: 13000
 
@@ -1351,6 +1372,7 @@ def _scatter(np_ufunc):
 cupyx.scatter_add, cupyx.scatter_max, cupyx.scatter_min = (
     _scatter(numpy.add), _scatter(numpy.maximum), _scatter(numpy.minimum))
 cupyx.errstate, cupyx.seterr, cupyx.geterr = numpy.errstate, numpy.seterr, numpy.geterr
+cupyx.empty_pinned = _empty_pinned
 
 
 @contextlib.contextmanager
