@@ -508,8 +508,6 @@ class DataLoader:
                               f"processes, but the TensorDataset lives on {self.dataset.tensors[0].device}; use "
                               "num_workers=0 (a gather on the GPU needs no workers), or keep the dataset on the "
                               "CPU and pass device='cuda' (with pin_memory=True)")
-        if self.batch_sampler is None:
-            self.order(epoch)     # fix the shuffle's seed before deriving the workers' from it
         pool = self._pool
         if pool is None or not pool.alive:
             pool = _worker.WorkerPool(_Fetcher(self.dataset, self.collate_fn), self.num_workers,

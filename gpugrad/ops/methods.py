@@ -14,12 +14,12 @@ import collections
 import numpy as np
 
 from .. import backend
+from .. import cuda as _cuda  # cross-owner hook (pipeline): non_blocking copies
 from ..autograd import tape
 from ..errors import AutogradError, DTypeError, ShapeError
 from ..tensor import Tensor
 from . import elementwise as ew
 from . import index as ix
-from .. import cuda as _cuda  # cross-owner hook (pipeline): non_blocking copies
 from . import linalg as la
 from . import reduce as rd
 from . import shape as sh
@@ -111,7 +111,7 @@ def to(self, *args, **kwargs):
         if device.type == "cuda":
             backend.require_cuda(device)
         if device != self.device:
-            result = transfer(result, device=device) if not non_blocking else _cuda.to_device_non_blocking(result, device)  # noqa: E501 - cross-owner hook (pipeline)
+            result = transfer(result, device=device) if not non_blocking else _cuda.to_device_non_blocking(result, device)  # cross-owner hook (pipeline)
     if dtype is not None:
         dtype = backend.as_dtype(dtype)
         if dtype != result.dtype:

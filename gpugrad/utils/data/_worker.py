@@ -374,7 +374,7 @@ class MultiProcessIterator:
                 if not self.outstanding and not self.ready:
                     self._finish()
                     raise StopIteration
-                number, data_bytes, name = self._receive()
+                _number, data_bytes, name = self._receive()
                 self._send_one()
                 batch = unpack(data_bytes, name, self.deliver.pin)
                 return self.deliver(batch)
