@@ -42,6 +42,8 @@ from . import data, distributed, nn, optim, train, viz
 from .io import load as _load_file, save as _save_file
 from . import accelerator, backends, utils
 from .generator import Generator, default_generator
+from .determinism import (are_deterministic_algorithms_enabled, is_deterministic_algorithms_warn_only_enabled,  # noqa: E501 - cross-owner (pipeline)
+                          use_deterministic_algorithms)
 from .pytorch_names import write_out as _write_out
 from .pytorch_names import (all_ as all, allclose, any_ as any, equal, get_num_threads,  # noqa: A004
                             is_floating_point, isclose, relu, set_num_threads)

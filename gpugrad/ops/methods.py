@@ -928,7 +928,10 @@ def setitem(self, index, value):
         value = to(value, self.device)
     record = _check_inplace(self, "__setitem__", (value,)) or _carries_tangents(self, (value,))
     if not record:
-        self.array[index] = value.array if isinstance(value, Tensor) else value
+        if ix._DETERMINISTIC[0]:        # cross-owner hook (pipeline): repeated indices in a fixed order
+            ix.assign_into(self.array, index, value.array if isinstance(value, Tensor) else value)
+        else:
+            self.array[index] = value.array if isinstance(value, Tensor) else value
         self._bump_version()
         return
     inplace(self, lambda current: ix.index_put(current, value, index=index), "__setitem__", (value,))
