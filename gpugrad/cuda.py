@@ -8,6 +8,8 @@ import collections
 import numpy as np
 
 from . import backend
+from .cuda_graphs import CUDAGraph, capture_check, graph, graph_pool_handle, make_graphed_callables  # noqa: F401
+from .determinism import are_deterministic_algorithms_enabled, use_deterministic_algorithms  # noqa: F401
 
 
 def is_available() -> bool:
