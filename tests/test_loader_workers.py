@@ -300,3 +300,30 @@ def test_fit_resumes_mid_epoch_with_workers_exactly(tmp_path):
     assert resumed.keys() == expected.keys()
     for key in expected:
         assert np.array_equal(resumed[key], expected[key]), key
+
+
+def test_a_non_blocking_copy_is_ordered_by_events(device, monkeypatch):
+    """The copy runs on a side stream after the current stream's work, and the current stream waits for it."""
+    if device != "cuda":
+        pytest.skip("the stream choreography exists on CUDA only (the stand-in records it)")
+    import cupy
+    calls = []
+    monkeypatch.setattr(cupy.cuda.Stream, "wait_event", lambda self, event: calls.append(("wait", self.ptr, event)))
+    original_record = cupy.cuda.Stream.record
+
+    def record(self, event=None):
+        made = original_record(self, event)
+        calls.append(("record", self.ptr, made))
+        return made
+    monkeypatch.setattr(cupy.cuda.Stream, "record", record)
+    host = gg.from_numpy(gg.cuda.pin_array(np.arange(4.0)))
+    copied = host.to(device, non_blocking=True)
+    side = gg.cuda._side_streams[0].ptr
+    current = cupy.cuda.get_current_stream().ptr
+    assert side != current
+    assert [(kind, ptr) for kind, ptr, _ in calls] == [("record", current), ("wait", side), ("record", side),
+                                                       ("wait", current)]
+    assert calls[0][2] is calls[1][2] and calls[2][2] is calls[3][2]        # each wait is on the event recorded
+    assert copied.numpy().tolist() == [0.0, 1.0, 2.0, 3.0]
+    plain = gg.ones(2).to(device, non_blocking=True)                         # not pinned: the ordinary copy
+    assert plain.numpy().tolist() == [1.0, 1.0] and len(calls) == 4
