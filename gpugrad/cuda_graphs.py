@@ -206,8 +206,18 @@ class graph:  # noqa: N801 - PyTorch's name
         self.cuda_graph.capture_begin(self.pool, self.capture_error_mode)
         return self.cuda_graph
 
-    def __exit__(self, *exc):
-        self.cuda_graph.capture_end()
+    def __exit__(self, exc_type, exc, traceback):
+        if exc_type is None:
+            self.cuda_graph.capture_end()
+            return False
+        try:                                    # end the (probably invalidated) capture; report the first error
+            self.cuda_graph.capture_end()
+        except Exception:  # noqa: BLE001, S110 - the body's error is the one to see
+            pass
+        self.cuda_graph.reset()
+        if isinstance(exc, Exception):
+            exc.add_note("gg.cuda.graph: the capture failed; gg.cuda.capture_check(step, *args) names what in the "
+                         "step breaks a capture (host syncs, host data, changing shapes, host random draws)")
         return False
 
 

@@ -307,6 +307,9 @@ class MemoryPool:
     def get_limit(self):
         return self._limit
 
+    def malloc(self, size):
+        raise StandinLimitation("CuPy stand-in: MemoryPool.malloc (raw device pointers) is not emulated")
+
 
 class PinnedMemoryPool:
     def free_all_blocks(self):
@@ -926,6 +929,12 @@ class Stream:
     def wait_event(self, event):
         pass
 
+    def begin_capture(self, mode=None):
+        raise StandinLimitation("CuPy stand-in: stream capture (CUDA graphs) is not emulated; the test needs a real GPU")
+
+    def is_capturing(self):
+        return False
+
     @property
     def done(self):
         return True
@@ -1115,6 +1124,17 @@ cuda.runtime, cuda.driver, cuda.memory = runtime, driver, memory
 cuda.MemoryPool, cuda.PinnedMemoryPool, cuda.MemoryPointer = MemoryPool, PinnedMemoryPool, MemoryPointer
 cuda.OutOfMemoryError = OutOfMemoryError
 cuda.PinnedMemoryPointer, cuda.alloc_pinned_memory = PinnedMemoryPointer, alloc_pinned_memory
+
+
+@contextlib.contextmanager
+def _using_allocator(allocator=None):
+    """``cupy.cuda.using_allocator``: the stand-in's arrays are NumPy's, so the allocator is only recorded."""
+    yield
+
+
+cuda.using_allocator = _using_allocator
+cuda.streamCaptureModeGlobal, cuda.streamCaptureModeThreadLocal, cuda.streamCaptureModeRelaxed = 0, 1, 2
+runtime.streamCaptureModeGlobal, runtime.streamCaptureModeThreadLocal, runtime.streamCaptureModeRelaxed = 0, 1, 2
 cuda.is_available = is_available
 cuda.get_local_runtime_version = lambda: 13000
 

@@ -221,3 +221,19 @@ def test_cuda_graphs_say_what_to_do_without_a_gpu():
         pass
     with pytest.raises(RuntimeError, match="nothing captured"):
         gg.cuda.CUDAGraph().replay()
+
+
+def test_a_failed_capture_on_the_standin_cleans_up(device):
+    if device != "cuda":
+        pytest.skip("needs CuPy (the stand-in refuses to capture)")
+    import cupy
+    cupy_standin = pytest.importorskip("cupy_standin")
+    if cupy is not cupy_standin:
+        pytest.skip("a real GPU captures: tests/test_cuda_graphs_gpu.py")
+    before = cupy.cuda.get_current_stream()
+    g = gg.cuda.CUDAGraph()
+    with pytest.raises(cupy_standin.StandinLimitation, match="stream capture"), gg.cuda.graph(g):
+        pass
+    assert cupy.cuda.get_current_stream() == before and g._contexts is None
+    with pytest.raises(RuntimeError, match="nothing captured"):
+        g.replay()
