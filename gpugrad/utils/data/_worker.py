@@ -326,8 +326,8 @@ def _shutdown(processes, index_queues, result_queue, prefix):
         if item and len(item) == 4 and isinstance(item[3], str):
             discard(item[3])
     for q in [*index_queues, result_queue]:
+        q.cancel_join_thread()          # never block exit on a pipe whose reader is gone
         q.close()
-        q.join_thread()
     try:
         leftovers = [name for name in os.listdir(_SHM_DIR) if name.startswith(prefix + "-")]
     except OSError:
