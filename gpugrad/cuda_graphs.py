@@ -624,7 +624,10 @@ def capture_check(step, *example_args, steps=3, warmup=1, **example_kwargs):
     steps, and random numbers not drawn from the step device's generator
     (see the module docstring for the exact rules).  Each problem names the
     op and the user's ``file:line``.  Runs on the CPU and on CUDA; the step
-    really runs ``warmup + steps`` times (its side effects happen).
+    really runs ``warmup + steps`` times (its side effects happen).  For its
+    duration it patches Tensor's host-read methods, ``numpy.random``/``random``
+    functions and gpugrad's per-op anomaly hook process-wide (everything is put
+    back afterwards, even on error): run it alone, not beside other threads using gpugrad.
 
     Parameters
     ----------
