@@ -14,6 +14,15 @@ from gpugrad import nn
 from gpugrad.utils.data import _worker
 
 
+@pytest.fixture(autouse=True)
+def _fork_where_it_is_safe(request, monkeypatch):
+    """These tests' workers never touch CUDA, so fork is safe even after CUDA is initialised (the CuPy
+    stand-in, or a card in gpu_check.sh), and far quicker than spawn; the tests of the start method
+    itself (and of pinning) keep the library's own choice."""
+    if not any(word in request.node.name for word in ("start_method", "spawn", "pin_memory")):
+        monkeypatch.setattr(_worker, "cuda_initialised", lambda: False)
+
+
 def _tensor_dataset(n=23):
     x = gg.from_numpy(np.arange(n * 3, dtype=np.float32).reshape(n, 3))
     y = gg.from_numpy(np.arange(n, dtype=np.int64) % 4)
@@ -69,6 +78,19 @@ class FailsAt(gg.data.Dataset):
         if index == self.bad:
             raise ValueError(f"corrupt record {index}")
         return np.float32(index)
+
+
+class Slow(gg.data.Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, index):
+        time.sleep(30)
+        return np.float32(index)
+
+
+def bad_init(worker_id):
+    raise OSError("no such file")
 
 
 def _shm_leftovers():
@@ -149,9 +171,6 @@ def test_a_worker_error_names_the_worker_the_batch_and_the_sample():
     assert "corrupt record 7" in str(caught.value) and "Original Traceback" in str(caught.value)
     gc.collect()
     assert _shm_leftovers() == []
-
-    def bad_init(worker_id):
-        raise OSError("no such file")
     with pytest.raises(OSError, match="worker process 0 in worker_init_fn"):
         _values(gg.data.DataLoader(_tensor_dataset(), num_workers=1, worker_init_fn=bad_init))
 
@@ -198,13 +217,6 @@ def test_persistent_workers_survive_an_abandoned_epoch():
 
 
 def test_timeout_and_a_killed_worker_raise():
-    class Slow(gg.data.Dataset):
-        def __len__(self):
-            return 4
-
-        def __getitem__(self, index):
-            time.sleep(30)
-            return np.float32(index)
     iterator = iter(gg.data.DataLoader(Slow(), batch_size=2, num_workers=1, timeout=1))
     with pytest.raises(RuntimeError, match="timed out after 1 seconds"):
         next(iterator)

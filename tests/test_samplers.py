@@ -175,7 +175,11 @@ def test_dataloader_rejects_what_torch_rejects(options):
 
 
 def test_workers_keep_their_meaning_and_results(tmp_path):
-    # Workers are processes now: worker_init_fn reports through files, not a list.
+    # Workers are processes now: worker_init_fn reports through files, not a list.  It is a
+    # closure, so fork (spawn, the default once CUDA is initialised, pickles it and cannot).
+    if "fork" not in __import__("multiprocessing").get_all_start_methods():
+        pytest.skip("a closure as worker_init_fn needs the fork start method")
+    fork = {"multiprocessing_context": "fork"}
     ours, _ = _datasets(10)
 
     def init(worker_id):
@@ -190,13 +194,14 @@ def test_workers_keep_their_meaning_and_results(tmp_path):
         return found
     plain = _batches(gdata.DataLoader(ours, batch_size=3))
     loader = gdata.DataLoader(ours, batch_size=3, num_workers=2, worker_init_fn=init, pin_memory=True,
-                              prefetch_factor=2, timeout=5)
+                              prefetch_factor=2, timeout=5, **fork)
     assert _batches(loader) == plain
     first = calls()
     assert [c[:4] for c in first] == [(0, 0, 2, 10), (1, 1, 2, 10)] and os.getpid() not in {c[4] for c in first}
     assert _batches(loader) == plain and len(calls()) == 2          # workers restart every epoch
     assert gdata.get_worker_info() is None
-    persistent = gdata.DataLoader(ours, batch_size=3, num_workers=3, worker_init_fn=init, persistent_workers=True)
+    persistent = gdata.DataLoader(ours, batch_size=3, num_workers=3, worker_init_fn=init, persistent_workers=True,
+                                  **fork)
     for _ in range(3):
         assert _batches(persistent) == plain
     assert [c[0] for c in calls()] == [0, 1, 2]                     # started once
