@@ -209,9 +209,8 @@ def to_device_non_blocking(tensor, device):
     recorded op) or a source that is not pinned takes the ordinary, blocking path,
     as PyTorch does for pageable memory.
     """
-    from .ops.methods import transfer
     if (device.type != "cuda" or tensor.requires_grad or tensor.device.type != "cpu"
             or not is_pinned(tensor.array)):
-        return transfer(tensor, device=device)
+        return tensor.to(device)            # the ordinary (recorded, blocking) copy
     import gpugrad
     return gpugrad.as_tensor(copy_to_device_async(tensor.array, device))
