@@ -43,6 +43,8 @@ from .io import load as _load_file, save as _save_file
 from . import accelerator, backends, utils
 from .generator import Generator, default_generator
 from .ops.out_argument import OUT_RULES as _OUT_RULES, accepts_out as _accepts_out, call_with_out as _call_with_out
+from .determinism import (are_deterministic_algorithms_enabled, is_deterministic_algorithms_warn_only_enabled,
+                          use_deterministic_algorithms)
 from .pytorch_names import (all_ as all, allclose, any_ as any, equal, get_num_threads,  # noqa: A004
                             is_floating_point, isclose, relu, set_num_threads)
 from .pytorch_names import (BoolTensor, ByteTensor, CharTensor, DoubleTensor, FloatTensor, HalfTensor, IntTensor,

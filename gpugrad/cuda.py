@@ -1,7 +1,15 @@
 """CUDA queries in PyTorch's spelling: ``gg.cuda.is_available()``, ``device_count()``,
-``synchronize()``, and the CuPy memory pool's statistics."""
+``synchronize()``, the CuPy memory pool's statistics, pinned memory and
+asynchronous host-to-device copies, deterministic mode's switch (re-exported)
+and CUDA graphs (:mod:`gpugrad.cuda_graphs`)."""
+
+import collections
+
+import numpy as np
 
 from . import backend
+from .cuda_graphs import CUDAGraph, capture_check, graph, graph_pool_handle, make_graphed_callables  # noqa: F401
+from .determinism import are_deterministic_algorithms_enabled, use_deterministic_algorithms  # noqa: F401
 
 
 def is_available() -> bool:
@@ -108,3 +116,101 @@ def get_device_name(device=None) -> str:
 def is_bf16_supported() -> bool:
     """False: gpugrad has no bfloat16 kernels yet (see ``gg.bfloat16``)."""
     return False
+
+
+# --------------------------------------------------------------------------
+# Page-locked host memory and asynchronous host-to-device copies
+# (DataLoader(pin_memory=True), Tensor.to("cuda", non_blocking=True)).
+# --------------------------------------------------------------------------
+_side_streams = {}          # device index -> the stream host-to-device copies run on
+_in_flight = collections.deque()   # (event, pinned source): kept alive until the copy is done
+
+
+def pin_array(array):
+    """A copy of the NumPy ``array`` in page-locked ("pinned") host memory; ``array`` itself without CuPy.
+
+    Only page-locked memory can be copied to a GPU asynchronously.  The copy
+    has the same values, shape and dtype (C-contiguous).
+
+    Examples
+    --------
+    >>> import numpy as np, gpugrad as gg
+    >>> pinned = gg.cuda.pin_array(np.arange(3.0))
+    >>> pinned.tolist(), gg.cuda.is_pinned(pinned) == gg.cuda.is_available()
+    ([0.0, 1.0, 2.0], True)
+    """
+    if not is_available() or not isinstance(array, np.ndarray) or is_pinned(array):
+        return array
+    import cupyx  # noqa: PLC0415 - only with CuPy
+    pinned = cupyx.empty_pinned(array.shape, dtype=array.dtype)
+    pinned[...] = array
+    return pinned
+
+
+def is_pinned(array_or_tensor):
+    """Whether a NumPy array (or a CPU Tensor's array) lives in CuPy's page-locked host memory.
+
+    Examples
+    --------
+    >>> import numpy as np, gpugrad as gg
+    >>> gg.cuda.is_pinned(np.zeros(2))
+    False
+    """
+    array = getattr(array_or_tensor, "array", array_or_tensor)
+    if not isinstance(array, np.ndarray) or not is_available():
+        return False
+    pointer_type = backend.cupy_module().cuda.PinnedMemoryPointer
+    owner = array
+    while owner is not None:
+        if isinstance(owner, pointer_type):
+            return True
+        owner = getattr(owner, "base", None) if isinstance(owner, np.ndarray) else getattr(owner, "obj", None)
+    return False
+
+
+def _side_stream(cupy, index):
+    stream = _side_streams.get(index)
+    if stream is None:
+        with cupy.cuda.Device(index):
+            stream = _side_streams[index] = cupy.cuda.Stream(non_blocking=True)
+    return stream
+
+
+def copy_to_device_async(array, device):
+    """``array`` (pinned, NumPy) copied to the CUDA ``device`` on a side stream; later work waits for it.
+
+    The copy is queued on a side stream after everything already queued on the
+    current stream (the destination may reuse memory that pending kernels
+    still read), and the current stream waits on an event recorded after the
+    copy, so every later kernel on it sees the data: the host never blocks.
+    The pinned source is kept alive until the copy's event has completed.
+    """
+    cupy = backend.require_cuda(device)
+    index = device.index or 0
+    while _in_flight and _in_flight[0][0].done:
+        _in_flight.popleft()
+    source = np.ascontiguousarray(array)
+    with cupy.cuda.Device(index):
+        current = cupy.cuda.get_current_stream()
+        destination = cupy.empty(source.shape, dtype=source.dtype)
+        side = _side_stream(cupy, index)
+        side.wait_event(current.record())
+        destination.set(source, stream=side)
+        copied = side.record()
+        current.wait_event(copied)
+    _in_flight.append((copied, source))
+    return destination
+
+
+def to_device_non_blocking(tensor, device):
+    """``tensor.to(device, non_blocking=True)``: asynchronous from pinned memory, else an ordinary copy.
+
+    Used by ``Tensor.to``; a tensor that needs gradients (the copy is then a
+    recorded op) or a source that is not pinned takes the ordinary, blocking path,
+    as PyTorch does for pageable memory.
+    """
+    if (device.type != "cuda" or tensor.requires_grad or tensor.device.type != "cpu"
+            or not is_pinned(tensor.array)):
+        return tensor.to(device)            # the ordinary (recorded, blocking) copy
+    import gpugrad
+    return gpugrad.as_tensor(copy_to_device_async(tensor.array, device))

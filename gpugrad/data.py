@@ -1,7 +1,9 @@
 """Datasets and a batching, shuffling ``DataLoader`` (``gg.data``).
 
-The loader is deliberately simple: one process (workers run in it, in turn).  What it does
-carefully is *reproducibility* (the order of epoch ``e`` is a pure function
+With ``num_workers=N`` batches are built in N worker processes and handed
+back through shared memory (:mod:`gpugrad.utils.data._worker` says how, and
+which start method is used when); the batches and their order are those of
+``num_workers=0``.  What the loader does carefully is *reproducibility* (the order of epoch ``e`` is a pure function
 of ``(seed, e)``, so ``set_epoch`` and ``state_dict`` resume exactly) and
 *speed on tensor data* (a :class:`TensorDataset` is batched by indexing the
 underlying NumPy/CuPy arrays with a whole batch of indices at once, not by
@@ -48,6 +50,8 @@ def _wrap(array, device=None):
     import gpugrad
     if device is not None:
         array = backend.to_device(array, device)
+    if type(array) is np.ndarray:
+        return gpugrad.from_numpy(array)       # the very array: a pinned one stays pinned
     return gpugrad.as_tensor(array, device=backend.device_of(array))
 
 
@@ -195,15 +199,85 @@ def get_worker_info():
     return _CURRENT_WORKER[0]
 
 
+class _Fetcher:
+    """Builds one batch from its indices; the same code in the main process and in workers.
+
+    ``current`` is the sample index being read (None outside ``__getitem__``),
+    so a worker's error can name it.
+    """
+
+    def __init__(self, dataset, collate_fn):
+        self.dataset, self.collate_fn, self.current = dataset, collate_fn, None
+        # The gather shortcut only when __getitem__ is TensorDataset's own: a
+        # subclass that transforms samples must see every index.
+        self.gathers = (isinstance(dataset, TensorDataset) and type(dataset).__getitem__ is TensorDataset.__getitem__
+                        and collate_fn is None)
+
+    def __getstate__(self):
+        # For spawned workers: a TensorDataset travels as its arrays (a Tensor's
+        # autograd bookkeeping need not, and cannot always, be pickled).
+        state = dict(self.__dict__)
+        if self.gathers and type(self.dataset) is TensorDataset:
+            state["dataset"] = ("TensorDataset", [backend.to_numpy(t.array) for t in self.dataset.tensors])
+        return state
+
+    def __setstate__(self, state):
+        dataset = state["dataset"]
+        if isinstance(dataset, tuple) and dataset[0] == "TensorDataset":
+            import gpugrad
+            state["dataset"] = TensorDataset(*(gpugrad.from_numpy(array) for array in dataset[1]))
+        self.__dict__.update(state)
+
+    def fetch(self, indices, contiguous, device=None):
+        self.current = None
+        if self.gathers:
+            return tuple(_take(tensor.array, indices, contiguous, device) for tensor in self.dataset.tensors)
+        samples = []
+        for index in indices:
+            self.current = int(index)
+            samples.append(self.dataset[self.current])
+        self.current = None
+        batch = (self.collate_fn or default_collate)(samples)
+        return batch if device is None else _move(batch, device)
+
+
+def _take(array, indices, contiguous, device):
+    if contiguous:
+        # A slice instead of a gather; copied, since a view would let
+        # in-place changes to the batch write into the dataset.
+        rows = array[int(indices[0]):int(indices[-1]) + 1]
+        rows = rows.copy() if device is None or backend.device_of(rows) == device else rows
+    else:
+        xp = backend.xp_of(array)
+        rows = array[indices if xp is np else xp.asarray(indices)]
+    return _wrap(rows, device)
+
+
+class _Delivery:
+    """What the main process does to each batch a worker built: pin it, move it to ``device``."""
+
+    def __init__(self, pin_memory, device):
+        from . import cuda
+        self.device = device
+        self.pin = cuda.pin_array if pin_memory and cuda.is_available() else None
+        self.non_blocking = self.pin is not None and device is not None and device.type == "cuda"
+
+    def __call__(self, batch):
+        if self.device is None:
+            return batch
+        return _move(batch, self.device, self.non_blocking)
+
+
 class DataLoader:
     """Iterate over a dataset in (optionally shuffled) batches, with PyTorch's arguments.
 
-    Workers run in this process, one after another: ``num_workers`` does not
-    start processes, but every argument keeps its meaning: ``worker_init_fn(i)``
-    runs for each worker ``i`` when an epoch's iteration starts (once, with
-    ``persistent_workers``), with :func:`get_worker_info` describing the
-    worker; the batches and their order are the same as with ``num_workers=0``
-    (as in PyTorch with its default ``in_order=True``).
+    With ``num_workers > 0`` the batches are built by that many worker
+    processes (see :mod:`gpugrad.utils.data._worker`): the main process
+    decides every batch's indices, so the batches and their order are the
+    same as with ``num_workers=0`` (as in PyTorch with its default
+    ``in_order=True``); ``worker_init_fn(i)`` runs in worker ``i`` when it
+    starts (every epoch, or once with ``persistent_workers``), with
+    :func:`get_worker_info` describing the worker.
 
     Parameters
     ----------
@@ -219,33 +293,43 @@ class DataLoader:
         Yields whole batches of indices; excludes ``batch_size``, ``shuffle``,
         ``sampler`` and ``drop_last``.
     num_workers : int, default 0
-        See above; must be >= 0.
+        Worker processes building batches (0: in the main process).  Workers
+        produce CPU (NumPy) data: a dataset on the GPU needs ``num_workers=0``.
     collate_fn : callable, optional
         Turns a list of samples into a batch; default :func:`default_collate`.
         (A :class:`TensorDataset` without ``collate_fn`` skips per-sample work:
         its arrays are indexed with the whole batch of indices.)
     pin_memory : bool, default False
-        Accepted; batches already live where ``device`` says, so it changes no value.
+        With CuPy, copy each batch's arrays into page-locked host memory (so a
+        copy to the GPU can run asynchronously, ``device=`` then copies with
+        ``non_blocking=True``); without a GPU nothing to do.  Values never change.
     drop_last : bool, default False
         Skip the final batch when it is smaller than ``batch_size``.
     timeout : float, default 0
-        Must be >= 0 (nothing waits on workers here).
+        With workers: seconds to wait for one batch before raising RuntimeError (0: wait forever).
     worker_init_fn : callable, optional
         ``worker_init_fn(worker_id)``, run only when there are workers (``num_workers > 0``), as in PyTorch.
-    multiprocessing_context : optional
-        Needs ``num_workers > 0``; otherwise unused.
+    multiprocessing_context : str or multiprocessing context, optional
+        Needs ``num_workers > 0``.  Default ``"fork"`` where there is one and
+        CUDA is not initialised in this process, else ``"spawn"`` (which needs
+        a picklable dataset, ``collate_fn`` and ``worker_init_fn``).
     generator : gg.Generator, optional
-        The stream ``shuffle=True`` draws each epoch's order from (and the
-        workers' base seed).  Without it, epoch ``e`` uses ``numpy.random.default_rng([seed, e])``.
+        The stream ``shuffle=True`` draws each epoch's order from (the
+        workers' base seed is derived from its state, without drawing from it).
+        Without it, epoch ``e`` uses ``numpy.random.default_rng([seed, e])``.
     prefetch_factor : int, optional
-        Needs ``num_workers > 0``.
+        Needs ``num_workers > 0``: batches in flight per worker (default 2).
     persistent_workers : bool, default False
-        Needs ``num_workers > 0``; the workers (and ``worker_init_fn``) start once.
+        Needs ``num_workers > 0``; the workers (and ``worker_init_fn``) start
+        once and serve every epoch (their seeds are the first epoch's).
     seed : int, optional
         gpugrad's replayable shuffle: epoch ``e`` uses ``numpy.random.default_rng([seed, e])``,
         so every epoch differs yet any epoch can be replayed (``set_epoch``).  With
         neither ``seed`` nor ``generator`` the seed is drawn once, at the first shuffled
-        epoch, from gpugrad's CPU generator, so ``gg.manual_seed`` makes the run reproducible.
+        epoch (or the first with workers), from gpugrad's CPU generator, so
+        ``gg.manual_seed`` makes the run reproducible.  Workers' base seed for
+        epoch ``e`` is a function of ``(seed, e)``, so a resumed epoch gets the
+        same worker seeds, and no extra number is drawn from the global stream.
     device : str or gg.Device, optional
         Move each batch there (e.g. ``"cuda"``); default: leave it where the data is.
 
@@ -350,7 +434,7 @@ class DataLoader:
         self.persistent_workers = bool(persistent_workers)
         self.pin_memory_device = pin_memory_device
         self.in_order = in_order
-        self._workers_started = False
+        self._pool = None               # the persistent workers, once started
         self.epoch = 0                  # the epoch the next iteration will produce
         self._drawn_seed = seed         # base seed actually in use (drawn lazily when seed is None)
 
@@ -390,61 +474,68 @@ class DataLoader:
         # advanced as soon as an epoch starts, as state_dict documents.
         epoch = self.epoch
         self.epoch += 1
-        self._start_workers()
+        if self.num_workers == 0:
+            return self._main_process_batches(epoch)
+        return self._worker_batches(epoch)
+
+    def _main_process_batches(self, epoch):
+        fetcher = _Fetcher(self.dataset, self.collate_fn)
+        delivery = _Delivery(self.pin_memory, self.device)
+        for indices, contiguous in self._tasks(epoch):
+            if delivery.pin is None:
+                yield fetcher.fetch(indices, contiguous, self.device)
+            else:       # pinned on the host first, then (with device=) copied asynchronously
+                yield delivery(_pin_batch(fetcher.fetch(indices, contiguous)))
+
+    def _tasks(self, epoch):
+        """``(indices, contiguous)`` of every batch of ``epoch``, in order (computed in this process only)."""
         if self.batch_sampler is not None:
-            return self._sampled_batches(iter(self.batch_sampler))
-        return self._batches(self.order(epoch))
-
-    def _start_workers(self):
-        """Run ``worker_init_fn`` for each (in-process) worker, as PyTorch's workers do when they start."""
-        if self.num_workers == 0 or (self.persistent_workers and self._workers_started):
+            for indices in self.batch_sampler:
+                yield np.asarray(list(indices), dtype=np.int64), False
             return
-        self._workers_started = True
-        if self.generator is not None:
-            base_seed = int(self.generator._rng.integers(0, 2 ** 63 - 1))
-        else:
-            base_seed = int(backend.generator(backend.CPU).integers(0, 2 ** 63 - 1))
-        if self.worker_init_fn is None:
-            return
-        for worker_id in range(self.num_workers):
-            _CURRENT_WORKER[0] = WorkerInfo(worker_id, self.num_workers, base_seed + worker_id, self.dataset)
-            try:
-                self.worker_init_fn(worker_id)
-            finally:
-                _CURRENT_WORKER[0] = None
-
-    def _sampled_batches(self, batches):
-        for indices in batches:
-            yield self._fetch(np.asarray(list(indices), dtype=np.int64), contiguous=False)
-
-    def _batches(self, order):
+        order = self.order(epoch)
         size = len(order)
         stop = size - size % self.batch_size if self.drop_last else size
+        contiguous = not self.shuffle and self.sampler is None
         for start in range(0, stop, self.batch_size):
-            indices = order[start:start + self.batch_size]
-            yield self._fetch(indices, contiguous=not self.shuffle and self.sampler is None)
+            yield order[start:start + self.batch_size], contiguous
 
-    def _fetch(self, indices, contiguous):
-        # The gather shortcut only when __getitem__ is TensorDataset's own: a
-        # subclass that transforms samples must see every index.
-        dataset_type = type(self.dataset)
-        if (isinstance(self.dataset, TensorDataset) and dataset_type.__getitem__ is TensorDataset.__getitem__
-                and self.collate_fn is None):
-            return tuple(self._take(tensor.array, indices, contiguous) for tensor in self.dataset.tensors)
-        samples = [self.dataset[int(index)] for index in indices]
-        batch = (self.collate_fn or default_collate)(samples)
-        return batch if self.device is None else _move(batch, self.device)
+    def _worker_batches(self, epoch):
+        from .utils.data import _worker
+        if isinstance(self.dataset, TensorDataset) and any(
+                backend.is_gpu_array(tensor.array) for tensor in self.dataset.tensors):
+            raise DeviceError(f"DataLoader: num_workers={self.num_workers} builds batches in CPU worker "
+                              f"processes, but the TensorDataset lives on {self.dataset.tensors[0].device}; use "
+                              "num_workers=0 (a gather on the GPU needs no workers), or keep the dataset on the "
+                              "CPU and pass device='cuda' (with pin_memory=True)")
+        pool = self._pool
+        if pool is None or not pool.alive:
+            pool = _worker.WorkerPool(_Fetcher(self.dataset, self.collate_fn), self.num_workers,
+                                      self._worker_base_seed(epoch), self.worker_init_fn,
+                                      self.multiprocessing_context)
+            self._pool = pool if self.persistent_workers else None
+        return _worker.MultiProcessIterator(pool, self._tasks(epoch), self.prefetch_factor or 2, self.in_order,
+                                            self.timeout, _Delivery(self.pin_memory, self.device),
+                                            owns_pool=not self.persistent_workers)
 
-    def _take(self, array, indices, contiguous):
-        if contiguous:
-            # A slice instead of a gather; copied, since a view would let
-            # in-place changes to the batch write into the dataset.
-            rows = array[int(indices[0]):int(indices[-1]) + 1]
-            rows = rows.copy() if self.device is None or backend.device_of(rows) == self.device else rows
+    def _worker_base_seed(self, epoch):
+        """Workers' base seed for ``epoch``: a function of the loader's seed (or generator state) and the epoch.
+
+        Nothing is drawn from the generator or the global stream for it, so
+        the order and every later random number are those of ``num_workers=0``.
+        """
+        if self.generator is not None:
+            words = _state_words(self.generator.get_state())
+            sequence = np.random.SeedSequence([*words, int(epoch)])
         else:
-            xp = backend.xp_of(array)
-            rows = array[indices if xp is np else xp.asarray(indices)]
-        return _wrap(rows, self.device)
+            sequence = np.random.SeedSequence([self._base_seed(), int(epoch), 0x6767])
+        return int(sequence.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+
+    def shutdown_workers(self):
+        """Stop persistent workers now (they also stop when the loader is garbage-collected, and at exit)."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
     def state_dict(self):
         """``{"epoch", "seed", "shuffle", "batch_size"}``: enough to resume the exact order.
@@ -483,13 +574,55 @@ class DataLoader:
                 f"shuffle={self.shuffle}, drop_last={self.drop_last}, batches={len(self)})")
 
 
-def _move(batch, device):
+def _move(batch, device, non_blocking=False):
     tensor_class = _tensor_class()
     if isinstance(batch, tensor_class):
-        return batch if batch.device == device else _wrap(batch.array, device)
+        if batch.device == device:
+            return batch
+        return batch.to(device, non_blocking=True) if non_blocking else _wrap(batch.array, device)
     if isinstance(batch, Mapping):
-        return {key: _move(value, device) for key, value in batch.items()}
+        return {key: _move(value, device, non_blocking) for key, value in batch.items()}
     if isinstance(batch, (list, tuple)):
-        moved = [_move(value, device) for value in batch]
+        moved = [_move(value, device, non_blocking) for value in batch]
         return moved if isinstance(batch, list) else tuple(moved)
     return batch
+
+
+def _pin_batch(batch):
+    """``batch`` with every CPU tensor's array copied into page-locked memory (``pin_memory=True``)."""
+    from . import cuda
+    tensor_class = _tensor_class()
+    if isinstance(batch, tensor_class):
+        return _wrap(cuda.pin_array(batch.array)) if isinstance(batch.array, np.ndarray) else batch
+    if isinstance(batch, np.ndarray):
+        return cuda.pin_array(batch)
+    if isinstance(batch, Mapping):
+        return {key: _pin_batch(value) for key, value in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        pinned = [_pin_batch(value) for value in batch]
+        return pinned if isinstance(batch, list) else tuple(pinned)
+    return batch
+
+
+def _state_words(state):
+    """A generator state as a list of 32-bit words (for seeding from it without drawing)."""
+    if isinstance(state, Mapping):
+        return [word for key in sorted(state, key=str) for word in _state_words(state[key])]
+    if isinstance(state, (list, tuple)):
+        return [word for item in state for word in _state_words(item)]
+    if isinstance(state, bool):
+        return [int(state)]
+    if isinstance(state, numbers.Integral):
+        value, words = int(state), []
+        value = value if value >= 0 else -value * 2 + 1
+        while True:
+            words.append(value & 0xFFFFFFFF)
+            value >>= 32
+            if not value:
+                return words
+    if isinstance(state, (str, bytes)):
+        return list((state.encode() if isinstance(state, str) else state)[:64])
+    if hasattr(state, "array") or isinstance(state, np.ndarray):
+        array = np.ascontiguousarray(backend.to_numpy(getattr(state, "array", state)))
+        return array.reshape(-1).view(np.uint8).astype(np.uint32).tolist()
+    return []

@@ -307,6 +307,9 @@ class MemoryPool:
     def get_limit(self):
         return self._limit
 
+    def malloc(self, size):
+        raise StandinLimitation("CuPy stand-in: MemoryPool.malloc (raw device pointers) is not emulated")
+
 
 class PinnedMemoryPool:
     def free_all_blocks(self):
@@ -314,6 +317,26 @@ class PinnedMemoryPool:
 
     def n_free_blocks(self):
         return 0
+
+
+class PinnedMemoryPointer(bytearray):
+    """``cupy.cuda.PinnedMemoryPointer``: host memory a NumPy array can view (``numpy.ndarray(buffer=...)``)."""
+
+    @property
+    def ptr(self):
+        return id(self)
+
+
+def alloc_pinned_memory(size):
+    """``cupy.cuda.alloc_pinned_memory``: ``size`` bytes of "page-locked" host memory."""
+    return PinnedMemoryPointer(int(size))
+
+
+def _empty_pinned(shape, dtype=float, order="C"):
+    """``cupyx.empty_pinned``: a NumPy array over pinned memory (its ``base`` is the pointer, as in CuPy)."""
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    nbytes = int(numpy.prod(shape, dtype=numpy.int64)) * numpy.dtype(dtype).itemsize
+    return numpy.ndarray(shape, dtype=dtype, buffer=alloc_pinned_memory(nbytes), order=order)
 
 
 _default_memory_pool = MemoryPool()
@@ -906,6 +929,12 @@ class Stream:
     def wait_event(self, event):
         pass
 
+    def begin_capture(self, mode=None):
+        raise StandinLimitation("CuPy stand-in: stream capture (CUDA graphs) is not emulated; the test needs a real GPU")
+
+    def is_capturing(self):
+        return False
+
     @property
     def done(self):
         return True
@@ -1094,6 +1123,18 @@ cuda.get_current_stream, cuda.get_device_id = get_current_stream, get_device_id
 cuda.runtime, cuda.driver, cuda.memory = runtime, driver, memory
 cuda.MemoryPool, cuda.PinnedMemoryPool, cuda.MemoryPointer = MemoryPool, PinnedMemoryPool, MemoryPointer
 cuda.OutOfMemoryError = OutOfMemoryError
+cuda.PinnedMemoryPointer, cuda.alloc_pinned_memory = PinnedMemoryPointer, alloc_pinned_memory
+
+
+@contextlib.contextmanager
+def _using_allocator(allocator=None):
+    """``cupy.cuda.using_allocator``: the stand-in's arrays are NumPy's, so the allocator is only recorded."""
+    yield
+
+
+cuda.using_allocator = _using_allocator
+cuda.streamCaptureModeGlobal, cuda.streamCaptureModeThreadLocal, cuda.streamCaptureModeRelaxed = 0, 1, 2
+runtime.streamCaptureModeGlobal, runtime.streamCaptureModeThreadLocal, runtime.streamCaptureModeRelaxed = 0, 1, 2
 cuda.is_available = is_available
 cuda.get_local_runtime_version = lambda: 13000
 
@@ -1399,6 +1440,7 @@ def _scatter(np_ufunc):
 cupyx.scatter_add, cupyx.scatter_max, cupyx.scatter_min = (
     _scatter(numpy.add), _scatter(numpy.maximum), _scatter(numpy.minimum))
 cupyx.errstate, cupyx.seterr, cupyx.geterr = numpy.errstate, numpy.seterr, numpy.geterr
+cupyx.empty_pinned = _empty_pinned
 
 
 @contextlib.contextmanager

@@ -1,6 +1,8 @@
 """gg.utils.data: samplers, Subset, ConcatDataset, random_split and DataLoader's PyTorch arguments,
 against torch.utils.data wherever the semantics are deterministic (issue 16 point 1)."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -172,27 +174,40 @@ def test_dataloader_rejects_what_torch_rejects(options):
         gdata.DataLoader(ours, **options)
 
 
-def test_workers_keep_their_meaning_and_results():
+def test_workers_keep_their_meaning_and_results(tmp_path):
+    # Workers are processes now: worker_init_fn reports through files, not a list.  It is a
+    # closure, so fork (spawn, the default once CUDA is initialised, pickles it and cannot).
+    if "fork" not in __import__("multiprocessing").get_all_start_methods():
+        pytest.skip("a closure as worker_init_fn needs the fork start method")
+    fork = {"multiprocessing_context": "fork"}
     ours, _ = _datasets(10)
-    calls = []
 
     def init(worker_id):
         info = gdata.get_worker_info()
-        calls.append((worker_id, info.id, info.num_workers, info.dataset is ours))
+        record = f"{worker_id} {info.id} {info.num_workers} {info.dataset.tensors[0].shape[0]} {os.getpid()}"
+        (tmp_path / f"{os.getpid()}-{worker_id}").write_text(record)
+
+    def calls():
+        found = sorted(tuple(int(v) for v in f.read_text().split()) for f in tmp_path.iterdir())
+        for f in tmp_path.iterdir():
+            f.unlink()
+        return found
     plain = _batches(gdata.DataLoader(ours, batch_size=3))
     loader = gdata.DataLoader(ours, batch_size=3, num_workers=2, worker_init_fn=init, pin_memory=True,
-                              prefetch_factor=2, timeout=5)
-    assert _batches(loader) == plain and calls == [(0, 0, 2, True), (1, 1, 2, True)]
-    assert _batches(loader) == plain and len(calls) == 4          # workers restart every epoch
+                              prefetch_factor=2, timeout=5, **fork)
+    assert _batches(loader) == plain
+    first = calls()
+    assert [c[:4] for c in first] == [(0, 0, 2, 10), (1, 1, 2, 10)] and os.getpid() not in {c[4] for c in first}
+    assert _batches(loader) == plain and len(calls()) == 2          # workers restart every epoch
     assert gdata.get_worker_info() is None
-    calls.clear()
-    persistent = gdata.DataLoader(ours, batch_size=3, num_workers=3, worker_init_fn=init, persistent_workers=True)
+    persistent = gdata.DataLoader(ours, batch_size=3, num_workers=3, worker_init_fn=init, persistent_workers=True,
+                                  **fork)
     for _ in range(3):
         assert _batches(persistent) == plain
-    assert [c[0] for c in calls] == [0, 1, 2]                     # started once
-    calls.clear()
+    assert [c[0] for c in calls()] == [0, 1, 2]                     # started once
+    persistent.shutdown_workers()
     _batches(gdata.DataLoader(ours, batch_size=3, worker_init_fn=init))
-    assert calls == []                # no workers, no worker_init_fn: as in PyTorch
+    assert calls() == []                # no workers, no worker_init_fn: as in PyTorch
 
 
 def test_generator_drives_the_shuffle():

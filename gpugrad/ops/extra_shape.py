@@ -201,14 +201,12 @@ def roll(input, shifts, dims=None):
 def _scatter_forward(x, index, src, axis):
     out = x.copy()
     full_index = ix._along_axis(index, axis % x.ndim, _xp(x))
-    out[full_index] = src[tuple(slice(0, n) for n in index.shape)]
-    return out
+    return ix.assign_into(out, full_index, src[tuple(slice(0, n) for n in index.shape)])  # cross-owner: pipeline
 
 
 def _scatter_value_forward(x, index, value, axis):
     out = x.copy()
-    out[ix._along_axis(index, axis % x.ndim, _xp(x))] = value
-    return out
+    return ix.assign_into(out, ix._along_axis(index, axis % x.ndim, _xp(x)), value)  # cross-owner: pipeline
 
 
 def _check_scatter(x, index, src, axis):

@@ -2,7 +2,10 @@
 and the functional ``index_put`` behind ``t[idx] = v``.
 
 Scatter-style backward passes accumulate (``numpy.add.at`` / ``cupyx.scatter_add``)
-so repeated indices receive the sum of their gradients.
+so repeated indices receive the sum of their gradients.  On CuPy in
+deterministic mode (``gg.use_deterministic_algorithms(True)``) the sum, and
+the assignment with repeated indices, run in a fixed order instead of with
+atomics (:func:`fixed_order_scatter_add`, :func:`fixed_order_assign`).
 """
 
 from __future__ import annotations
@@ -11,18 +14,130 @@ import numpy as np
 
 from .. import backend
 from ..backend import xp_of as _xp
+from ..determinism import _MODE as _DETERMINISTIC
 from ..errors import ShapeError
 from .registry import defop
 from .samples import Ints, Sample
 
 
 def scatter_add_into(target, index, values):
-    """``target[index] += values`` with repeated indices accumulated, in place."""
+    """``target[index] += values`` with repeated indices accumulated, in place.
+
+    On CuPy: atomics (``cupyx.scatter_add``), or in deterministic mode the
+    fixed-order :func:`fixed_order_scatter_add`.
+    """
     if backend.is_gpu_array(target):
+        if _DETERMINISTIC[0]:
+            return fixed_order_scatter_add(target, index, values)
         import cupyx  # noqa: PLC0415 - only with CuPy
         cupyx.scatter_add(target, index, values)
     else:
         np.add.at(target, index, values)
+    return target
+
+
+def assign_into(target, index, values):
+    """``target[index] = values`` in place; in deterministic mode on CuPy the last of repeated positions wins."""
+    if _DETERMINISTIC[0] and backend.is_gpu_array(target) and not is_basic_index(index):
+        return fixed_order_assign(target, index, values)
+    target[index] = values
+    return target
+
+
+def _keys_and_rows(target, index, values):
+    """The indexed region as ``(keys, rows, unravel)``: one flat target position per row of values.
+
+    When ``index`` is integer arrays for the leading dimensions only, a row is
+    everything after them (an embedding row: one sort key per row); otherwise a
+    row is one element.  The keys come from indexing a grid of positions with
+    ``index`` itself, so bounds and negative indices behave as in the indexing
+    they replace.  ``unravel(keys)`` turns keys back into an index of ``target``.
+    """
+    xp = _xp(target)
+    values = xp.asarray(values)
+    items = index if isinstance(index, tuple) else (index,)
+    leading = 0
+    for item in items:
+        if not (hasattr(item, "dtype") and hasattr(item, "shape") and item.dtype.kind in "iu"):
+            break
+        leading += 1
+    if 0 < leading <= target.ndim and all(isinstance(item, slice) and item == slice(None)
+                                          for item in items[leading:]):
+        shape, grid_index = tuple(target.shape[:leading]), tuple(items[:leading])
+    else:
+        shape, grid_index, leading = tuple(target.shape), index, target.ndim
+    keys = xp.arange(int(np.prod(shape, dtype=np.int64)), dtype=np.int64).reshape(shape)[grid_index]
+    region = tuple(keys.shape) + tuple(target.shape[leading:])
+    rows = xp.broadcast_to(values, region).reshape(keys.size, -1) if keys.size else None
+
+    def unravel(flat):
+        return tuple(xp.unravel_index(flat, shape))
+    return keys.reshape(-1), rows, unravel
+
+
+def _sorted_runs(keys, xp):
+    """Stable sort of ``keys``: ``(order, run_starts, run_of_each)`` for the runs of equal keys."""
+    order = xp.argsort(keys, kind="stable")
+    ordered = keys[order]
+    boundary = xp.ones(ordered.shape, dtype=bool)
+    boundary[1:] = ordered[1:] != ordered[:-1]
+    starts = xp.flatnonzero(boundary)
+    return order, ordered, starts, xp.cumsum(boundary) - 1
+
+
+def fixed_order_scatter_add(target, index, values):
+    """``target[index] += values`` summing repeated positions in an order fixed by the positions alone.
+
+    A stable sort groups equal positions (keeping their order of appearance);
+    then each group is summed pairwise, ``(v0 + v1) + (v2 + v3) ...`` level by
+    level, and the group sums are added to their (now distinct) positions.  No
+    atomics, so every run gives the same bits.  Works on NumPy and CuPy.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gpugrad.ops.index import fixed_order_scatter_add
+    >>> fixed_order_scatter_add(np.zeros(3), (np.array([0, 2, 0, 0]),), np.array([1.0, 2.0, 3.0, 4.0])).tolist()
+    [8.0, 0.0, 2.0]
+    """
+    xp = _xp(target)
+    keys, rows, unravel = _keys_and_rows(target, index, values)
+    if keys.size == 0:
+        return target
+    order, ordered, starts, run = _sorted_runs(keys, xp)
+    rows = rows[order]
+    rank = xp.arange(keys.size, dtype=np.int64) - starts[run]
+    while rows.shape[0] > starts.shape[0]:      # sizes are known on the host: no sync for the test
+        kept = xp.flatnonzero(rank % 2 == 0)
+        partner = xp.minimum(kept + 1, rows.shape[0] - 1)
+        paired = (kept + 1 < rows.shape[0]) & (run[partner] == run[kept])
+        rows = xp.where(paired[:, None], rows[kept] + rows[partner], rows[kept])
+        run, rank = run[kept], rank[kept] // 2
+    region = target[unravel(ordered[starts])]
+    target[unravel(ordered[starts])] = region + rows.reshape(region.shape).astype(target.dtype, copy=False)
+    return target
+
+
+def fixed_order_assign(target, index, values):
+    """``target[index] = values`` where, of repeated positions, the last one in index order wins (as NumPy).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gpugrad.ops.index import fixed_order_assign
+    >>> fixed_order_assign(np.zeros(3), (np.array([1, 1, 0]),), np.array([5.0, 6.0, 7.0])).tolist()
+    [7.0, 6.0, 0.0]
+    """
+    xp = _xp(target)
+    keys, rows, unravel = _keys_and_rows(target, index, values)
+    if keys.size == 0:
+        return target
+    order, ordered, starts, _ = _sorted_runs(keys, xp)
+    ends = xp.empty_like(starts)
+    ends[:-1] = starts[1:] - 1
+    ends[-1] = keys.size - 1
+    position = unravel(ordered[ends])
+    target[position] = rows[order[ends]].reshape(target[position].shape).astype(target.dtype, copy=False)
     return target
 
 
@@ -165,6 +280,8 @@ take = defop(
 # --------------------------------------------------------------------------
 def _index_put_forward(x, value, index):
     out = x.copy()
+    if _DETERMINISTIC[0]:
+        return assign_into(out, index, value)
     out[index] = value
     return out
 

@@ -14,6 +14,7 @@ import collections
 import numpy as np
 
 from .. import backend
+from .. import cuda as _cuda  # cross-owner hook (pipeline): non_blocking copies
 from ..autograd import tape
 from ..errors import AutogradError, DTypeError, ShapeError
 from ..tensor import LAST_INPLACE, Tensor, next_sequence
@@ -85,7 +86,7 @@ def to(self, *args, **kwargs):
     ``t.to(device, dtype)``.  Returns ``self`` when nothing changes."""
     device = kwargs.pop("device", None)
     dtype = kwargs.pop("dtype", None)
-    kwargs.pop("non_blocking", None)
+    non_blocking = kwargs.pop("non_blocking", False)
     copy = kwargs.pop("copy", False)
     if kwargs:
         raise TypeError(f"to: unexpected arguments {sorted(kwargs)}")
@@ -110,7 +111,7 @@ def to(self, *args, **kwargs):
         if device.type == "cuda":
             backend.require_cuda(device)
         if device != self.device:
-            result = transfer(result, device=device)
+            result = transfer(result, device=device) if not non_blocking else _cuda.to_device_non_blocking(result, device)  # cross-owner hook (pipeline)
     if dtype is not None:
         dtype = backend.as_dtype(dtype)
         if dtype != result.dtype:
@@ -970,7 +971,10 @@ def setitem(self, index, value):
         value = to(value, self.device)
     record = _check_inplace(self, "__setitem__", (value,)) or _carries_tangents(self, (value,))
     if not record:
-        self.array[index] = value.array if isinstance(value, Tensor) else value
+        if ix._DETERMINISTIC[0]:        # cross-owner hook (pipeline): repeated indices in a fixed order
+            ix.assign_into(self.array, index, value.array if isinstance(value, Tensor) else value)
+        else:
+            self.array[index] = value.array if isinstance(value, Tensor) else value
         self._bump_version()
         return
     inplace(self, lambda current: ix.index_put(current, value, index=index), "__setitem__", (value,))

@@ -1,0 +1,239 @@
+"""gg.cuda capture and replay: capture_check finds each planted problem; graphed callables equal eager ones.
+
+Real capture needs a card (tests/test_cuda_graphs_gpu.py, run by
+benchmarks/gpu_check.sh); here the graphed callables run eagerly on the CPU
+with the same static-shape rules.
+"""
+
+import numpy as np
+import pytest
+
+import gpugrad as gg
+from gpugrad import cuda_graphs, nn
+
+HERE = __file__
+
+
+def _problems(report, kind):
+    return [p for p in report.problems if p.kind == kind]
+
+
+def _line_of(text):
+    with open(HERE) as source:
+        for number, line in enumerate(source, start=1):
+            if text in line and "_line_of" not in line:
+                return f"{HERE}:{number}"
+    raise AssertionError(text)
+
+
+def _model_and_step(extra=None, device="cpu"):
+    gg.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1)).to(device)
+    optimizer = gg.optim.SGD(model.parameters(), lr=0.1)
+
+    def step(x, y):
+        optimizer.zero_grad()
+        loss = ((model(x) - y) ** 2).mean()
+        loss.backward()
+        optimizer.step()
+        if extra is not None:
+            extra(loss, x)
+        return loss.detach()
+    return step
+
+
+def test_a_clean_training_step_passes(device):
+    x, y = gg.ones(5, 3, device=device), gg.zeros(5, 1, device=device)
+    report = gg.cuda.capture_check(_model_and_step(device=device), x, y)
+    assert report.ok, str(report)
+    assert "nothing found" in str(report)
+
+
+@pytest.mark.parametrize("plant, label", [
+    (lambda loss, x: loss.item(), ".item()"),
+    (lambda loss, x: float(loss), "float(tensor)"),
+    (lambda loss, x: loss.tolist(), ".tolist()"),
+    (lambda loss, x: loss.detach().numpy(), ".numpy()"),
+    (lambda loss, x: np.asarray(x.detach()), "numpy.asarray(tensor)"),
+    (lambda loss, x: print(loss), "print / str(tensor)"),
+    (lambda loss, x: f"{loss}", "format(tensor) / f-string"),
+    (lambda loss, x: bool(loss > 0), "bool(tensor) / if tensor"),
+])
+def test_host_synchronisations_are_named_with_the_users_line(plant, label, capsys):
+    report = gg.cuda.capture_check(_model_and_step(plant), gg.ones(5, 3), gg.zeros(5, 1))
+    syncs = _problems(report, "host-sync")
+    assert [p.op for p in syncs] == [label], str(report)
+    assert syncs[0].where == _line_of(f'"{label}")')              # the planted lambda's line
+
+
+def test_ops_that_read_device_values_on_the_host_are_named():
+    weight = gg.randn(10, 4, requires_grad=True)
+
+    def step(index):
+        return nn.functional.embedding(index, weight).sum()       # range check: a host read on CUDA
+    report = gg.cuda.capture_check(step, gg.tensor([1, 2, 3]))
+    assert {(p.kind, p.op) for p in report.problems} == {("host-sync", "embedding"), ("host-sync", "index_select")}
+    assert {p.where for p in report.problems} == {_line_of("range check: a host read")}
+
+
+def test_shapes_that_change_between_steps_are_named():
+    lengths = iter([4, 4, 5, 6, 7])
+
+    def step(x):
+        n = next(lengths)
+        return (x[:n] * 2).sum()                                   # the slice grows every step
+    report = gg.cuda.capture_check(step, gg.ones(10), steps=3)
+    changes = _problems(report, "shape-change")
+    assert changes and changes[0].where == _line_of("the slice grows every step")
+    assert "(5,)" in changes[0].message and "(4,)" in changes[0].message
+
+    flips = iter([True, False, True, True])
+
+    def branching(x):
+        return (x * 2).sum() if next(flips) else x.sum()           # data-dependent control flow
+    report = gg.cuda.capture_check(branching, gg.ones(3), warmup=0, steps=2)
+    assert _problems(report, "shape-change")
+
+
+def test_allocations_after_warm_up_are_named():
+    kept = []
+    model = nn.Linear(3, 1)
+
+    def leaks(x):
+        out = model(x).sum()
+        kept.append(out * 1.0)                                     # kept after the step: replay rewrites it
+        return out
+    report = gg.cuda.capture_check(leaks, gg.ones(2, 3))
+    allocations = _problems(report, "allocation")
+    assert allocations and allocations[0].where == _line_of("kept after the step: replay rewrites it")
+
+    def host_data(x):
+        return (x * gg.tensor([1.0, 2.0, 3.0])).sum()              # host data copied in every step
+    report = gg.cuda.capture_check(host_data, gg.ones(3))
+    assert [(p.kind, p.where) for p in report.problems] == [("host-data", _line_of("host data copied in every"))]
+
+    def wraps(x):
+        return (x * gg.from_numpy(np.ones(3, dtype=np.float32))).sum()   # wraps a host array
+    assert [p.op for p in gg.cuda.capture_check(wraps, gg.ones(3)).problems] == ["from_numpy"]
+
+    def returned(x):
+        y = x * 2
+        return y, y.sum()                     # returned values and a kept graph are fine
+    assert gg.cuda.capture_check(returned, gg.ones(3, requires_grad=True)).ok
+
+
+def test_random_numbers_not_from_a_captured_generator_are_named():
+    def host_draws(x):
+        noise = np.random.randn(3).astype(np.float32)              # NumPy's global stream
+        return x.sum() + float(noise[0])
+    report = gg.cuda.capture_check(host_draws, gg.ones(3))
+    assert ("random", "numpy.random.randn", _line_of("NumPy's global stream")) in {
+        (p.kind, p.op, p.where) for p in report.problems}
+
+    def reseeds(x):
+        gg.manual_seed(0)                                          # reseed inside the step
+        return (x * gg.rand(3)).sum()
+    report = gg.cuda.capture_check(reseeds, gg.ones(3))
+    assert [(p.kind, p.op) for p in report.problems] == [("random", "gg.manual_seed")]
+
+    def device_draws(x):
+        return nn.functional.dropout(x, 0.5, training=True).sum()  # the step device's generator: captured
+    assert gg.cuda.capture_check(device_draws, gg.ones(8)).ok
+
+
+def test_a_draw_on_another_device_than_the_steps(device):
+    if device != "cuda":
+        pytest.skip("needs a step on CUDA (the stand-in) drawing on the CPU")
+
+    def step(x):
+        return x * gg.rand(3).to(device)                           # drawn on the CPU, then moved
+    report = gg.cuda.capture_check(step, gg.ones(3, device=device))
+    assert "random" in report.kinds()
+
+
+def test_capture_check_argument_errors_and_patches_undone():
+    original = gg.Tensor.item
+    with pytest.raises(ValueError, match="steps"):
+        gg.cuda.capture_check(lambda: None, steps=1)
+    with pytest.raises(TypeError, match="callable"):
+        gg.cuda.capture_check(3)
+
+    def fails(x):
+        raise KeyError("boom")
+    with pytest.raises(KeyError):
+        gg.cuda.capture_check(fails, gg.ones(1), warmup=0)
+    assert gg.Tensor.item is original and np.random.randn.__module__ != cuda_graphs.__name__
+
+
+# ---------------------------------------------------------------------------
+# Graphed callables
+# ---------------------------------------------------------------------------
+def _train(graphed_or_model, model, x, y, steps=3):
+    optimizer = gg.optim.SGD(model.parameters(), lr=0.1)
+    losses = []
+    for i in range(steps):
+        optimizer.zero_grad()
+        loss = ((graphed_or_model(x * (i + 1)) - y) ** 2).mean()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses, [p.numpy().copy() for p in model.parameters()]
+
+
+def test_graphed_callables_equal_eager_on_the_cpu():
+    def make():
+        gg.manual_seed(1)
+        return nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Linear(5, 2))
+    x, y = gg.randn(4, 3), gg.randn(4, 2)
+    eager_model = make()
+    expected = _train(eager_model, eager_model, x, y)
+    model = make()
+    static_x = x.clone()
+    graphed = gg.cuda.make_graphed_callables(model, (static_x,))
+    got = _train(graphed, model, x, y)
+    np.testing.assert_allclose(got[0], expected[0], rtol=1e-6)
+    for a, b in zip(got[1], expected[1]):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    with pytest.raises(gg.ShapeError, match="graphed with"):
+        graphed(gg.ones(5, 3))
+
+
+def test_graphed_callables_take_tuples_and_functions():
+    def double(a, b):
+        return a * 2, b + 1
+    a, b = gg.ones(2, requires_grad=True), gg.zeros(3)
+    graphed_double, graphed_linear = gg.cuda.make_graphed_callables(
+        (double, nn.Linear(2, 2)), ((a, b), (gg.ones(1, 2),)))
+    out = graphed_double(a, b)
+    assert out[0].tolist() == [2.0, 2.0] and out[1].tolist() == [1.0, 1.0, 1.0]
+    assert graphed_linear(gg.ones(1, 2)).shape == (1, 2)
+    with pytest.raises(ValueError, match="sample_args"):
+        gg.cuda.make_graphed_callables((double,), ((a, b), (a,)))
+    with pytest.raises(TypeError, match="tuple of tensors"):
+        gg.cuda.make_graphed_callables(double, [a, b])
+
+
+def test_cuda_graphs_say_what_to_do_without_a_gpu():
+    if gg.cuda.is_available():
+        pytest.skip("a GPU (or the stand-in) is present")
+    with pytest.raises(gg.DeviceError, match="make_graphed_callables runs the callables eagerly"), \
+            gg.cuda.graph(gg.cuda.CUDAGraph()):
+        pass
+    with pytest.raises(RuntimeError, match="nothing captured"):
+        gg.cuda.CUDAGraph().replay()
+
+
+def test_a_failed_capture_on_the_standin_cleans_up(device):
+    if device != "cuda":
+        pytest.skip("needs CuPy (the stand-in refuses to capture)")
+    import cupy
+    cupy_standin = pytest.importorskip("cupy_standin")
+    if cupy is not cupy_standin:
+        pytest.skip("a real GPU captures: tests/test_cuda_graphs_gpu.py")
+    before = cupy.cuda.get_current_stream()
+    g = gg.cuda.CUDAGraph()
+    with pytest.raises(cupy_standin.StandinLimitation, match="stream capture"), gg.cuda.graph(g):
+        pass
+    assert cupy.cuda.get_current_stream() == before and g._contexts is None
+    with pytest.raises(RuntimeError, match="nothing captured"):
+        g.replay()
