@@ -54,7 +54,15 @@ matmul = defop(
     promote=True, check=_check_matmul,
     samples=[Sample((3, 4), (4, 5)), Sample((2, 3, 4), (4, 2)), Sample((2, 1, 3, 4), (3, 4, 2)),
              Sample((4,), (4, 3)), Sample((3, 4), (4,)), Sample((4,), (4,)), Sample((2, 3, 4), (4,))],
-    reference=np.matmul)
+    reference=np.matmul,
+    doc="""Matrix product with broadcasting over leading dimensions (1-D operands as vectors).
+
+    PyTorch: ``torch.matmul(input, other)``.
+
+    Parameters
+    ----------
+    input, other : Tensor
+    """)
 
 
 # --------------------------------------------------------------------------
@@ -158,7 +166,17 @@ einsum = defop(
              Sample((2, 3, 4), equation="...j->..."), Sample((3,), (4,), equation="i,j->ij"),
              Sample((3, 3), equation="ii->i"), Sample((3, 3), equation="ii"), Sample((3, 3, 2), equation="iij->j"),
              Sample((2, 3, 3), equation="bii->bi"), Sample((3, 3), (3, 4), equation="ii,ij->j")],
-    reference=lambda *operands, equation: np.einsum(equation, *operands))
+    reference=lambda *operands, equation: np.einsum(equation, *operands),
+    doc="""Einstein summation over the operands as ``equation`` says.
+
+    PyTorch: ``torch.einsum(equation, *operands)`` (here the equation is a keyword).
+
+    Parameters
+    ----------
+    *operands : Tensor
+    equation : str
+        For example ``'ij,jk->ik'``.
+    """)
 
 
 def _einsum_jvp(tangents, operands, equation):

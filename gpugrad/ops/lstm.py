@@ -114,4 +114,16 @@ def _reference(gx, h, c, w_hh, b_hh):
 lstm_cell = defop(
     "lstm_cell", _lstm_cell_forward, vjp=_lstm_cell_vjp, jvp=_lstm_cell_jvp, check=_check_lstm_cell,
     samples=[Sample((3, 8), (3, 2), (3, 2), (8, 2), (8,)), Sample((1, 12), (1, 3), (1, 3), (12, 3), (12,))],
-    reference=_reference)
+    reference=_reference,
+    doc="""One LSTM step from precomputed input gates: ``h'`` and ``c'`` side by side, shape ``(batch, 2 *
+    hidden)``.
+
+    PyTorch: ``torch.nn.LSTMCell`` with ``gates_x = x @ W_ih.T + b_ih`` given (gate order i, f, g, o).
+
+    Parameters
+    ----------
+    gates_x : Tensor, (batch, 4 * hidden)
+    h, c : Tensor, (batch, hidden)
+    w_hh : Tensor, (4 * hidden, hidden)
+    b_hh : Tensor, (4 * hidden,)
+    """)

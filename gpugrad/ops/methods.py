@@ -71,13 +71,31 @@ transfer = defop(
     "to_device", lambda x, device: backend.to_device(x, device),
     vjp=(lambda g, out, x, device: transfer(g, device=_source_device(x)),),
     jvp=lambda t, out, x, device: transfer(t[0], device=device),
-    samples=[Sample((2, 3), device=backend.CPU)], reference=lambda x, device: x)
+    samples=[Sample((2, 3), device=backend.CPU)], reference=lambda x, device: x,
+    doc="""A copy on ``device``; the gradient goes back to the input's device.
+
+    PyTorch: ``input.to(device)``.
+
+    Parameters
+    ----------
+    input : Tensor
+    device : gg.device
+    """)
 
 clone = defop(
     "clone", lambda x: x.copy(),
     vjp=(pass_through,),
     jvp=lambda t, out, x: clone(t[0]),
-    save=(), samples=[Sample((2, 3))], reference=np.copy)
+    save=(), samples=[Sample((2, 3))], reference=np.copy,
+    doc="""A copy with its own memory; the gradient passes through.
+
+    PyTorch: ``torch.clone(input)``.
+
+    Parameters
+    ----------
+    input : Tensor
+        The input.
+    """)
 
 
 def to(self, *args, **kwargs):
@@ -236,6 +254,7 @@ def _reduction(primitive):
                              "convert with t.float() or pass dtype=gg.float32")
         return primitive(self, axis=_axis(dim, axis), keepdims=_keep(keepdim, keepdims))
     method.__name__ = primitive.__name__
+    method.__doc__ = primitive.__doc__      # the op's doc= and example (help(gg.sum), help(x.sum))
     return method
 
 

@@ -143,4 +143,15 @@ def _reference(gx, h, w_hh, b_hh):
 gru_cell = defop(
     "gru_cell", _gru_cell_forward, vjp=_gru_cell_vjp, jvp=_gru_cell_jvp, check=_check_gru_cell,
     samples=[Sample((3, 6), (3, 2), (6, 2), (6,)), Sample((1, 9), (1, 3), (9, 3), (9,))],
-    reference=_reference)
+    reference=_reference,
+    doc="""One GRU step from precomputed input gates: the next hidden state ``h'``.
+
+    PyTorch: ``torch.nn.GRUCell`` with ``gates_x = x @ W_ih.T + b_ih`` given (gate order r, z, n).
+
+    Parameters
+    ----------
+    gates_x : Tensor, (batch, 3 * hidden)
+    h : Tensor, (batch, hidden)
+    w_hh : Tensor, (3 * hidden, hidden)
+    b_hh : Tensor, (3 * hidden,)
+    """)

@@ -52,6 +52,7 @@ from ..autograd import tape
 from ..autograd.tape import Node, edge_of, lean_modes, next_sequence, state, threads_off_default
 from ..errors import AutogradError, DeviceError, GpugradError, ShapeError, describe
 from ..tensor import LAST_INPLACE, Tensor
+from .docs import docstring  # cross-owner hook (docs)
 
 _new_object = object.__new__
 _ndarray = np.ndarray
@@ -108,7 +109,7 @@ def _meta_of(array):
 
 def defop(name, forward, vjp=None, jvp=None, *, save=True, needs=None, save_output=False, view=False,
           promote=False, differentiable=True, samples=(), reference=None, check=None, method=None,
-          tolerance=None, second_order=True, residual=False, vjp_prologue=None):
+          tolerance=None, second_order=True, residual=False, vjp_prologue=None, doc=None):
     """Register an op and return its polymorphic function.
 
     Parameters
@@ -161,6 +162,10 @@ def defop(name, forward, vjp=None, jvp=None, *, save=True, needs=None, save_outp
         ``vjp_prologue(g, out, *inputs, **params) -> g'``, run once per backward
         before the rules, which then get ``g'``: the shared first step of a
         fused op's rules (``linear_relu`` masks ``g`` once, not once per input).
+    doc : str
+        What the op computes (NumPy style): the docstring of its function and
+        Tensor method, followed by the example generated from its first sample
+        (:mod:`gpugrad.ops.docs`).
     """
     op = Op()
     op.name = name
@@ -194,7 +199,7 @@ def defop(name, forward, vjp=None, jvp=None, *, save=True, needs=None, save_outp
     op.check = check
     op.tolerance = tolerance
     op.second_order = second_order
-    op.doc = forward.__doc__
+    op.doc = forward.__doc__ if doc is None else docstring(name, doc)      # cross-owner hook (docs)
     if name in OPS:
         raise GpugradError(f"defop: an op named {name!r} is already registered")
     OPS[name] = op
@@ -207,6 +212,7 @@ def defop(name, forward, vjp=None, jvp=None, *, save=True, needs=None, save_outp
 
     function.__name__ = name
     function.__qualname__ = name
+    function.__doc__ = op.doc      # cross-owner hook (docs)
     function.op = op
     op.function = function
     if method:

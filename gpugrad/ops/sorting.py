@@ -53,7 +53,17 @@ def _check_axis(x, axis=-1, descending=False):
 _argsort = defop(
     "argsort", _argsort_forward, differentiable=False, check=_check_axis,
     samples=[Sample(Distinct((3, 4))), Sample(Distinct((3, 4)), axis=0, descending=True)],
-    reference=lambda x, axis=-1, descending=False: np.argsort(-x if descending else x, axis=axis, kind="stable"))
+    reference=lambda x, axis=-1, descending=False: np.argsort(-x if descending else x, axis=axis, kind="stable"),
+    doc="""Indices that sort ``input`` along ``axis`` (last by default).
+
+    PyTorch: ``torch.argsort(input, dim, descending=descending)``.
+
+    Parameters
+    ----------
+    input : Tensor
+    axis : int
+    descending : bool
+    """)
 
 
 def argsort(input, dim=-1, descending=False, stable=False):
