@@ -31,7 +31,7 @@ from ..tensor import Tensor
 from .elementwise import exp, sigmoid, tanh, where
 from .registry import NO_PARAMS, apply_op, apply_promoted, defop, record
 from .samples import Away, Ints, Sample, Unit
-from .reduce import accumulator, sum_
+from .reduce import accumulator, reduce_sum
 from .shape import reshape, swapaxes
 from .linalg import matmul
 
@@ -554,7 +554,7 @@ def _linear_grad_bias(g, out, x, weight, bias):
     if g.ndim == 1:
         return g
     if isinstance(g, Tensor):
-        return sum_(g, axis=tuple(range(g.ndim - 1)))
+        return reduce_sum(g, axis=tuple(range(g.ndim - 1)))
     if g.ndim == 2 and g.__class__ is np.ndarray and g.dtype != np.float16:
         return np.add.reduce(g, axis=0)      # ndarray.sum without its Python-level wrapper
     return g.sum(axis=tuple(range(g.ndim - 1)), dtype=accumulator(g)).astype(g.dtype, copy=False)

@@ -414,7 +414,7 @@ erf = defop(
         The input.
     """)
 
-abs_ = defop(
+absolute = defop(
     "abs", lambda x: _xp(x).abs(x),
     vjp=(lambda g, out, x: g * sign(x),),
     jvp=lambda t, out, x: t[0] * sign(x),
@@ -462,7 +462,7 @@ ceil = defop("ceil", lambda x: _xp(x).ceil(x), differentiable=False,
     input : Tensor
         The input.
     """)
-round_ = defop("round", lambda x: _xp(x).round(x), differentiable=False,
+round_half_even = defop("round", lambda x: _xp(x).round(x), differentiable=False,
                samples=[Sample((3, 4))], reference=np.round, method="round",
     doc="""Elementwise rounding to the nearest integer, halves to even (zero gradient).
 

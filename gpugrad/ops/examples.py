@@ -809,9 +809,9 @@ EXAMPLES = {
     ),
     'round': (
         '>>> import gpugrad as gg\n'
-        '>>> from gpugrad.ops.elementwise import round_\n'
+        '>>> from gpugrad.ops.elementwise import round_half_even\n'
         '>>> x = gg.linspace(-1.9, 2.1, 12).reshape(3, 4)\n'
-        '>>> out = round_(x)\n'
+        '>>> out = round_half_even(x)\n'
         '>>> out\n'
         'tensor([[-2., -2., -1., -1.],\n'
         '        [-0., -0.,  0.,  1.],\n'

@@ -521,7 +521,7 @@ def cdist(x1, x2, p=2.0, compute_mode=None):
         raise ValueError(f"cdist: p must be non-negative, got {p}")
     difference = sh.unsqueeze(x1, axis=-2) - sh.unsqueeze(x2, axis=-3)     # (..., P, R, M)
     if p == 0:
-        return rd.sum_(ew.cast(ew.ne(difference, 0.0), difference.dtype), axis=-1)
+        return rd.reduce_sum(ew.cast(ew.ne(difference, 0.0), difference.dtype), axis=-1)
     # The norm op's gradient is 0 at a zero distance (PyTorch's subgradient), not NaN.
     return rd.norm(difference, ord=float(p), axis=-1)
 

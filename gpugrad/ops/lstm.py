@@ -23,7 +23,7 @@ from ..errors import ShapeError
 from .elementwise import sigmoid, tanh
 from .index import getitem
 from .linalg import matmul
-from .reduce import sum_
+from .reduce import reduce_sum
 from .registry import defop
 from .samples import Sample
 from .shape import concatenate, swapaxes
@@ -74,7 +74,7 @@ def _lstm_cell_vjp(grad, out, gx, h, c, w_hh, b_hh):
     grad_h = matmul(grad_gates, w_hh)
     grad_c = grad_c_total * f
     grad_w = matmul(swapaxes(grad_gates, -1, -2), h)
-    grad_b = sum_(grad_gates, axis=0)
+    grad_b = reduce_sum(grad_gates, axis=0)
     return grad_gates, grad_h, grad_c, grad_w, grad_b
 
 

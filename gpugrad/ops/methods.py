@@ -247,7 +247,7 @@ def _reduction(primitive):
     def method(self, dim=_NOTHING, keepdim=False, *, axis=_NOTHING, keepdims=False, dtype=None):
         if dtype is not None:
             self = to(self, dtype)
-        elif primitive in (rd.sum_, rd.prod) and self.dtype.kind in "biu":
+        elif primitive in (rd.reduce_sum, rd.prod) and self.dtype.kind in "biu":
             self = to(self, backend.int64)
         elif primitive is rd.mean and self.dtype.kind != "f":
             raise DTypeError(f"mean: needs a floating tensor, got {self.dtype} (shape {tuple(self.shape)}); "
@@ -258,7 +258,7 @@ def _reduction(primitive):
     return method
 
 
-sum = _reduction(rd.sum_)  # noqa: A001 - PyTorch's name
+sum = _reduction(rd.reduce_sum)  # noqa: A001 - PyTorch's name
 mean = _reduction(rd.mean)
 prod = _reduction(rd.prod)
 amax = _reduction(rd.amax)
@@ -332,17 +332,17 @@ def cumsum(input, dim=_NOTHING, *, axis=_NOTHING):
     return rd.cumsum(input, axis=axis_value % builtins.max(input.ndim, 1))
 
 
-def all_(input, dim=_NOTHING, keepdim=False):
+def reduce_all(input, dim=_NOTHING, keepdim=False):
     xp = backend.xp_of(input.array)
     return Tensor._make(xp.all(input.array, axis=_axis(dim, _NOTHING), keepdims=keepdim))
 
 
-def any_(input, dim=_NOTHING, keepdim=False):
+def reduce_any(input, dim=_NOTHING, keepdim=False):
     xp = backend.xp_of(input.array)
     return Tensor._make(xp.any(input.array, axis=_axis(dim, _NOTHING), keepdims=keepdim))
 
 
-Tensor.norm, Tensor.cumsum, Tensor.all, Tensor.any = norm, cumsum, all_, any_
+Tensor.norm, Tensor.cumsum, Tensor.all, Tensor.any = norm, cumsum, reduce_all, reduce_any
 
 
 def softmax(input, dim=_NOTHING, *, axis=_NOTHING):

@@ -22,7 +22,7 @@ from .. import kernels
 from ..backend import xp_of as _xp
 from ..errors import ShapeError
 from .elementwise import clamp, exp, log, maximum, sqrt, where
-from .reduce import logsumexp, mean, sum_
+from .reduce import logsumexp, mean, reduce_sum
 from .registry import defop
 from .samples import Ints, Positive, Probability, Sample
 from .shape import reshape, unsqueeze
@@ -102,8 +102,8 @@ def _batch_norm_vjp(g, out, x, weight, bias, eps):
         return grad_x, grad_weight, np.add.reduce(g, axis=axes).astype(bias.dtype, copy=False)
     xhat, invstd = _normalized(x, axes, eps)
     grad_x = _norm_input_grad(g * reshape(weight, shape=shape), xhat, invstd, axes)
-    grad_weight = reshape(sum_(g * xhat, axis=axes), shape=(x.shape[1],))
-    grad_bias = reshape(sum_(g, axis=axes), shape=(x.shape[1],))
+    grad_weight = reshape(reduce_sum(g * xhat, axis=axes), shape=(x.shape[1],))
+    grad_bias = reshape(reduce_sum(g, axis=axes), shape=(x.shape[1],))
     return grad_x, grad_weight, grad_bias
 
 
@@ -304,7 +304,7 @@ def _softmax_of(logits):
 def _cross_entropy_grad_vjp(u, out, logits, target):
     # d softmax . u = s * (u - sum(u * s)): the softmax Jacobian, with ops.
     s = _softmax_of(logits)
-    return s * (u - sum_(u * s, axis=1, keepdims=True))
+    return s * (u - reduce_sum(u * s, axis=1, keepdims=True))
 
 
 cross_entropy_grad = defop(
@@ -352,11 +352,11 @@ def _cross_entropy_vjp(g, out, logits, target, reduction="mean", residual=None):
 
 
 def _cross_entropy_jvp(t, out, logits, target, reduction="mean"):
-    per_row = sum_(cross_entropy_grad(logits, target) * t[0], axis=1)
+    per_row = reduce_sum(cross_entropy_grad(logits, target) * t[0], axis=1)
     if reduction == "mean":
         return mean(per_row)
     if reduction == "sum":
-        return sum_(per_row)
+        return reduce_sum(per_row)
     return per_row
 
 

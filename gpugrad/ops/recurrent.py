@@ -28,7 +28,7 @@ from ..errors import ShapeError
 from .elementwise import sigmoid, tanh
 from .index import getitem
 from .linalg import matmul
-from .reduce import sum_
+from .reduce import reduce_sum
 from .registry import defop
 from .samples import Sample
 from ..tensor import Tensor
@@ -107,7 +107,7 @@ def _gru_cell_vjp(g, out, gx, h, w_hh, b_hh):
     grad_gh = concatenate(grad_r, grad_z, grad_n * r, axis=1)
     grad_h = g * z + matmul(grad_gh, w_hh)
     grad_w = matmul(swapaxes(grad_gh, -1, -2), h)
-    grad_b = sum_(grad_gh, axis=0)
+    grad_b = reduce_sum(grad_gh, axis=0)
     return grad_gx, grad_h, grad_w, grad_b
 
 

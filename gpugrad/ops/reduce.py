@@ -11,7 +11,7 @@ import numpy as np
 from ..backend import xp_of as _xp
 from ..errors import ShapeError
 from .elementwise import cast, exp, logical_and, sign, sqrt, where
-from .elementwise import abs_ as absolute
+from .elementwise import absolute
 from .registry import defop
 from .samples import Away, Distinct, Positive, Sample
 from .shape import broadcast_to, reshape
@@ -75,10 +75,10 @@ def _sum_forward(x, axis=None, keepdims=False):
     return result if result.dtype == x.dtype else result.astype(x.dtype)
 
 
-sum_ = defop(
+reduce_sum = defop(
     "sum", _sum_forward,
     vjp=(lambda g, out, x, axis=None, keepdims=False: unreduce(g, x.shape, axis, keepdims),),
-    jvp=lambda t, out, x, axis=None, keepdims=False: sum_(t[0], axis=axis, keepdims=keepdims),
+    jvp=lambda t, out, x, axis=None, keepdims=False: reduce_sum(t[0], axis=axis, keepdims=keepdims),
     save=(), check=_check_axis, samples=_REDUCE_SAMPLES, reference=np.sum,
     doc="""Sum of elements.
 
@@ -167,7 +167,7 @@ def _var_vjp(g, out, x, axis=None, correction=1, keepdims=False):
 
 def _var_jvp(t, out, x, axis=None, correction=1, keepdims=False):
     centred = x - mean(x, axis=axis, keepdims=True)
-    return sum_(centred * t[0], axis=axis, keepdims=keepdims) * (2.0 / (_count(x.shape, axis) - correction))
+    return reduce_sum(centred * t[0], axis=axis, keepdims=keepdims) * (2.0 / (_count(x.shape, axis) - correction))
 
 
 var = defop(
@@ -202,14 +202,14 @@ def _extreme_vjp(g, out, x, axis=None, keepdims=False):
     # NOTE: ties share the gradient evenly (PyTorch's amax/amin convention).
     out_kept = out if keepdims else _keep(out, x.shape, axis)
     mask = cast(x == out_kept, g.dtype if hasattr(g, "dtype") else x.dtype)
-    count = sum_(mask, axis=axis, keepdims=True)
+    count = reduce_sum(mask, axis=axis, keepdims=True)
     return unreduce(g, x.shape, axis, keepdims) * mask / count
 
 
 def _extreme_jvp(t, out, x, axis=None, keepdims=False):
     out_kept = out if keepdims else _keep(out, x.shape, axis)
     mask = cast(x == out_kept, x.dtype)
-    return sum_(t[0] * mask, axis=axis, keepdims=keepdims) / sum_(mask, axis=axis, keepdims=keepdims)
+    return reduce_sum(t[0] * mask, axis=axis, keepdims=keepdims) / reduce_sum(mask, axis=axis, keepdims=keepdims)
 
 
 def _keep(value, shape, axis):
@@ -316,7 +316,7 @@ def _product_of_others(x, axis):
     is_zero = x == 0
     nonzero = where(is_zero, 1.0, x)
     product_nonzero = prod(nonzero, axis=axis, keepdims=True)
-    zeros = sum_(cast(is_zero, x.dtype), axis=axis, keepdims=True)
+    zeros = reduce_sum(cast(is_zero, x.dtype), axis=axis, keepdims=True)
     only_zero = logical_and(is_zero, zeros == 1)
     return where(zeros == 0, product_nonzero / nonzero, where(only_zero, product_nonzero, 0.0))
 
@@ -324,7 +324,7 @@ def _product_of_others(x, axis):
 prod = defop(
     "prod", _prod_forward,
     vjp=(lambda g, out, x, axis=None, keepdims=False: unreduce(g, x.shape, axis, keepdims) * _product_of_others(x, axis),),
-    jvp=lambda t, out, x, axis=None, keepdims=False: sum_(t[0] * _product_of_others(x, axis), axis=axis, keepdims=keepdims),
+    jvp=lambda t, out, x, axis=None, keepdims=False: reduce_sum(t[0] * _product_of_others(x, axis), axis=axis, keepdims=keepdims),
     check=_check_axis,
     samples=[Sample(Away((3, 4))), Sample(Away((3, 4)), axis=1), Sample(Away((2, 3)), axis=0, keepdims=True)],
     reference=np.prod,
@@ -365,7 +365,7 @@ logsumexp = defop(
     vjp=(lambda g, out, x, axis=None, keepdims=False:
          unreduce(g, x.shape, axis, keepdims) * _softmax_weights(out, x, axis, keepdims),),
     jvp=lambda t, out, x, axis=None, keepdims=False:
-        sum_(t[0] * _softmax_weights(out, x, axis, keepdims), axis=axis, keepdims=keepdims),
+        reduce_sum(t[0] * _softmax_weights(out, x, axis, keepdims), axis=axis, keepdims=keepdims),
     save_output=True, check=_check_nonempty("logsumexp"),
     samples=[Sample((3, 4)), Sample((3, 4), axis=1), Sample((2, 3, 4), axis=(0, 2), keepdims=True)],
     reference=lambda x, axis=None, keepdims=False: np.log(np.sum(np.exp(x), axis=axis, keepdims=keepdims)),
@@ -411,7 +411,7 @@ def _norm_factor(out, x, ord, axis, keepdims):
     if ord == float("inf"):
         magnitude = absolute(x)
         mask = cast(magnitude == out_kept, x.dtype)
-        return sign(x) * mask / sum_(mask, axis=axis, keepdims=True)
+        return sign(x) * mask / reduce_sum(mask, axis=axis, keepdims=True)
     safe = where(out_kept == 0, 1.0, out_kept)
     if ord == 2:
         return where(out_kept == 0, 0.0, x / safe)
@@ -429,7 +429,7 @@ norm = defop(
     vjp=(lambda g, out, x, ord=2, axis=None, keepdims=False:
          unreduce(g, x.shape, axis, keepdims) * _norm_factor(out, x, ord, axis, keepdims),),
     jvp=lambda t, out, x, ord=2, axis=None, keepdims=False:
-        sum_(t[0] * _norm_factor(out, x, ord, axis, keepdims), axis=axis, keepdims=keepdims),
+        reduce_sum(t[0] * _norm_factor(out, x, ord, axis, keepdims), axis=axis, keepdims=keepdims),
     save_output=True, check=_check_norm,
     samples=[Sample((3, 4)), Sample((3, 4), axis=1), Sample(Distinct((3, 4)), ord=1, axis=0),
              Sample(Distinct((3, 4)), ord=float("inf"), axis=1), Sample(Positive((2, 3)), ord=3, keepdims=True)],
@@ -488,5 +488,5 @@ def log_softmax(x, axis=-1):
     return x - logsumexp(x, axis=axis, keepdims=True)
 
 
-__all__ = ["sum_", "sum_to", "mean", "var", "std", "amax", "amin", "argmax", "argmin", "prod", "logsumexp",
+__all__ = ["reduce_sum", "sum_to", "mean", "var", "std", "amax", "amin", "argmax", "argmin", "prod", "logsumexp",
            "norm", "cumsum", "softmax", "log_softmax", "normalize_axes", "unreduce"]

@@ -310,8 +310,8 @@ def _tile_vjp(g, out, x, reps):
     for r, n in zip(reps, shape):
         split += [r, n]
     summed = reshape(g, shape=tuple(split))
-    from .reduce import sum_
-    summed = sum_(summed, axis=tuple(range(0, 2 * len(reps), 2)))
+    from .reduce import reduce_sum
+    summed = reduce_sum(summed, axis=tuple(range(0, 2 * len(reps), 2)))
     return reshape(summed, shape=x.shape)
 
 
