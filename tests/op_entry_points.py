@@ -84,7 +84,10 @@ def _attributes(namespace_name):
     for attribute in dir(namespace):
         if namespace is not gg.Tensor and attribute.startswith("_"):
             continue
-        entry = inspect.getattr_static(namespace, attribute) if namespace is gg.Tensor else getattr(namespace, attribute)
+        if namespace is gg.Tensor:
+            entry = inspect.getattr_static(namespace, attribute)
+        else:
+            entry = getattr(namespace, attribute)
         yield attribute, entry
 
 

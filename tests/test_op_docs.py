@@ -9,11 +9,11 @@ import doctest
 import pydoc
 
 import pytest
+from op_entry_points import discovered_entry_points
 
 import gpugrad as gg
 from gpugrad.ops import OPS
 from gpugrad.ops.examples import EXAMPLES
-from op_entry_points import discovered_entry_points
 
 # The examples print what the op gave when they were generated, digit for digit
 # (--doctest-modules runs them again, with pytest's NUMBER, through examples.__test__).

@@ -17,12 +17,12 @@ A new op joins the battery by being registered with samples.
 
 import numpy as np
 import pytest
+from op_entry_points import EXPLICIT, NOT_ROUTES, entry_points, inexpressible, public_entry_points
 
 import gpugrad as gg
 from gpugrad import backend
 from gpugrad.ops import OPS, apply_op
 from gpugrad.ops.samples import is_array_spec, make_array
-from op_entry_points import EXPLICIT, NOT_ROUTES, entry_points, inexpressible, public_entry_points
 
 CASES = [pytest.param(name, k, id=f"{name}-{k}") for name, op in sorted(OPS.items()) for k in range(len(op.samples))]
 DIFFERENTIABLE = [pytest.param(name, k, id=f"{name}-{k}") for name, op in sorted(OPS.items())
@@ -45,7 +45,8 @@ def build(name, k, device, seed=0):
     sample = op.samples[k]
     rng = np.random.default_rng(seed + 31 * k)
     arrays = [make_array(spec, rng) for spec in sample.args]
-    inputs = [gg.tensor(a, device=device) if is_array_spec(spec) else a for spec, a in zip(sample.args, arrays)]
+    inputs = [gg.tensor(a, device=device) if is_array_spec(spec) else a
+              for spec, a in zip(sample.args, arrays, strict=True)]
     params = {key: _on_device(value, device) for key, value in sample.params.items()}
     return op, inputs, arrays, params
 
@@ -99,7 +100,8 @@ def test_float32_backward_keeps_dtype(name, k, device):
 # Every entry point: gg., Tensor methods, operators, F., nn layers (tests/op_entry_points.py).
 # --------------------------------------------------------------------------
 ROUTES = entry_points()
-ROUTE_CASES = [pytest.param(name, k, id=f"{name}-{k}") for name in sorted(ROUTES) for k in range(len(OPS[name].samples))]
+ROUTE_CASES = [pytest.param(name, k, id=f"{name}-{k}")
+               for name in sorted(ROUTES) for k in range(len(OPS[name].samples))]
 
 
 def test_every_public_entry_point_has_a_route():
@@ -125,7 +127,7 @@ def test_route_table_names_real_ops_and_entry_points():
 def _leaves(arrays, sample, device, dtype_of=None):
     """Fresh inputs for one call: float array inputs are leaves that require grad."""
     inputs = []
-    for spec, array in zip(sample.args, arrays):
+    for spec, array in zip(sample.args, arrays, strict=True):
         if not is_array_spec(spec):
             inputs.append(array)
             continue
@@ -201,7 +203,7 @@ def test_every_entry_point_matches_the_general_path(name, k, device):
         assert result.requires_grad == reference.requires_grad, where
         assert _graph_contains(result, op), f"{where}: the result's graph has no '{name}' node"
         got = _gradients(result, inputs, sources, cotangent)
-        for position, (g, e) in enumerate(zip(got or [], reference_grads or [])):
+        for position, (g, e) in enumerate(zip(got or [], reference_grads or [], strict=True)):
             assert (g is None) == (e is None), f"{where}: input {position} gradient {g is None} vs {e is None}"
             if g is not None:
                 np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12, err_msg=f"{where}: input {position}")

@@ -102,6 +102,7 @@ def _literal(value, imports):
 def _call_forms(op):
     """Ways to spell a call of ``op`` in an example, most public first: ``(callee, imports)``."""
     import gpugrad as gg
+
     from .. import ops as ops_package
     forms = []
     public = getattr(gg, op.name, None)
@@ -194,8 +195,7 @@ def generate():
             quoted = [repr(line + "\n") for line in lines[:-1]] + [repr(lines[-1])]
             body = "\n".join(f"        {line}" for line in quoted)
             entries.append(f"    {name!r}: (\n{body}\n    ),")
-    header = ('"""Each op\'s example, generated from its first sample by gpugrad.ops.docs.write(); do not edit."""\n\n'
-              "# ruff: noqa: E501 - generated: a call with all its parameters is one doctest line\n\n")
+    header = '"""Each op\'s example, generated from its first sample by gpugrad.ops.docs.write(); do not edit."""\n\n'
     return (header + "EXAMPLES = {\n" + "\n".join(entries) + "\n}\n\n"
             "# doctest (and pytest --doctest-modules) runs each example as a test of its own.\n"
             "__test__ = EXAMPLES\n")

@@ -1,7 +1,5 @@
 """Each op's example, generated from its first sample by gpugrad.ops.docs.write(); do not edit."""
 
-# ruff: noqa: E501 - generated: a call with all its parameters is one doctest line
-
 EXAMPLES = {
     'abs': (
         '>>> import gpugrad as gg\n'

@@ -255,9 +255,9 @@ def _scatter_value_forward(x, index, value, axis):
 
 def _check_scatter(x, index, src, axis):
     ix._check_gather(x, index, axis)
-    if any(i > s for i, s in zip(index.shape, src.shape)):
+    if any(i > s for i, s in zip(index.shape, src.shape, strict=False)):
         raise ShapeError(f"scatter: index shape {tuple(index.shape)} is larger than src shape {tuple(src.shape)}")
-    if any(i > s for d, (i, s) in enumerate(zip(index.shape, x.shape)) if d != axis % x.ndim):
+    if any(i > s for d, (i, s) in enumerate(zip(index.shape, x.shape, strict=True)) if d != axis % x.ndim):
         raise ShapeError(f"scatter: index shape {tuple(index.shape)} is larger than the input's shape "
                          f"{tuple(x.shape)} outside dim {axis}")
 

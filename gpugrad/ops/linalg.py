@@ -75,13 +75,15 @@ def parse_einsum(equation, shapes):
     inputs, arrow, output = equation.partition("->")
     terms = inputs.split(",")
     if len(terms) != len(shapes):
-        raise ShapeError(f"einsum: equation {equation!r} has {len(terms)} operands but {len(shapes)} tensors were given")
+        raise ShapeError(f"einsum: equation {equation!r} has {len(terms)} operands but {len(shapes)} tensors "
+                         "were given")
     used = set(equation) - set(".,->")
     spare = [c for c in string.ascii_letters if c not in used]
-    ellipsis_rank = max([len(shape) - (len(term) - 3) for term, shape in zip(terms, shapes) if "..." in term] or [0])
+    ellipsis_rank = max([len(shape) - (len(term) - 3)
+                         for term, shape in zip(terms, shapes, strict=False) if "..." in term] or [0])
     ellipsis_letters = "".join(spare[:ellipsis_rank])
     expanded = []
-    for term, shape in zip(terms, shapes):
+    for term, shape in zip(terms, shapes, strict=False):
         if "..." in term:
             rank = len(shape) - (len(term) - 3)
             term = term.replace("...", ellipsis_letters[ellipsis_rank - rank:])
@@ -95,10 +97,11 @@ def parse_einsum(equation, shapes):
         for term in expanded:
             for c in term:
                 counts[c] = counts.get(c, 0) + 1
-        output = ellipsis_letters + "".join(sorted(c for c, n in counts.items() if n == 1 and c not in ellipsis_letters))
+        output = ellipsis_letters + "".join(sorted(c for c, n in counts.items()
+                                                   if n == 1 and c not in ellipsis_letters))
     sizes = {}
-    for term, shape in zip(expanded, shapes):
-        for c, n in zip(term, shape):
+    for term, shape in zip(expanded, shapes, strict=False):
+        for c, n in zip(term, shape, strict=False):
             if sizes.setdefault(c, n) != n and n != 1 and sizes[c] != 1:
                 raise ShapeError(f"einsum: index {c!r} has sizes {sizes[c]} and {n} in {equation!r}")
             sizes[c] = max(sizes[c], n)

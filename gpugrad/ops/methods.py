@@ -268,14 +268,16 @@ Tensor.sum, Tensor.mean, Tensor.prod = sum, mean, prod
 Tensor.amax, Tensor.amin, Tensor.logsumexp = amax, amin, logsumexp
 
 
-def var(input, dim=_NOTHING, unbiased=None, keepdim=False, *, axis=_NOTHING, correction=None, keepdims=False, ddof=None):
+def var(input, dim=_NOTHING, unbiased=None, keepdim=False, *, axis=_NOTHING, correction=None, keepdims=False,
+        ddof=None):
     """Variance; ``correction=1`` (Bessel) by default like PyTorch, ``ddof`` accepted too."""
     if correction is None:
         correction = ddof if ddof is not None else (0 if unbiased is False else 1)
     return rd.var(input, axis=_axis(dim, axis), correction=correction, keepdims=_keep(keepdim, keepdims))
 
 
-def std(input, dim=_NOTHING, unbiased=None, keepdim=False, *, axis=_NOTHING, correction=None, keepdims=False, ddof=None):
+def std(input, dim=_NOTHING, unbiased=None, keepdim=False, *, axis=_NOTHING, correction=None, keepdims=False,
+        ddof=None):
     """Standard deviation; same arguments as :func:`var`."""
     return ew.sqrt(var(input, dim, unbiased, keepdim, axis=axis, correction=correction, keepdims=keepdims, ddof=ddof))
 
@@ -733,7 +735,8 @@ def _check_writable(tensor, name):
     """An expanded view maps several elements to one memory location: writing
     through it cannot be expressed as one value per element (PyTorch refuses too)."""
     data = tensor.array
-    overlapping = (0 in data.strides and builtins.any(stride == 0 and n > 1 for stride, n in zip(data.strides, data.shape))
+    overlapping = (0 in data.strides and builtins.any(stride == 0 and n > 1
+                                                      for stride, n in zip(data.strides, data.shape, strict=True))
                    or not getattr(data.flags, "writeable", True))
     if overlapping:
         view = f" ({_describe_view(tensor)})" if tensor._base is not None else ""
@@ -902,7 +905,8 @@ def _constant_fill(tensor, value_maker, name):
 
 
 Tensor.zero_ = lambda self: _constant_fill(self, lambda xp, s, d: xp.zeros(s, d), "zero_")
-Tensor.fill_ = lambda self, value: _constant_fill(self, lambda xp, s, d: xp.full(s, float(value) if d.kind == "f" else value, d), "fill_")
+Tensor.fill_ = lambda self, value: _constant_fill(
+    self, lambda xp, s, d: xp.full(s, float(value) if d.kind == "f" else value, d), "fill_")
 
 
 def uniform_(self, a=0.0, b=1.0, *, generator=None):

@@ -10,8 +10,7 @@ import numpy as np
 
 from ..backend import xp_of as _xp
 from ..errors import ShapeError
-from .elementwise import cast, exp, logical_and, sign, sqrt, where
-from .elementwise import absolute
+from .elementwise import absolute, cast, exp, logical_and, sign, sqrt, where
 from .registry import defop
 from .samples import Away, Distinct, Positive, Sample
 from .shape import broadcast_to, reshape
@@ -323,8 +322,10 @@ def _product_of_others(x, axis):
 
 prod = defop(
     "prod", _prod_forward,
-    vjp=(lambda g, out, x, axis=None, keepdims=False: unreduce(g, x.shape, axis, keepdims) * _product_of_others(x, axis),),
-    jvp=lambda t, out, x, axis=None, keepdims=False: reduce_sum(t[0] * _product_of_others(x, axis), axis=axis, keepdims=keepdims),
+    vjp=(lambda g, out, x, axis=None, keepdims=False:
+         unreduce(g, x.shape, axis, keepdims) * _product_of_others(x, axis),),
+    jvp=lambda t, out, x, axis=None, keepdims=False:
+        reduce_sum(t[0] * _product_of_others(x, axis), axis=axis, keepdims=keepdims),
     check=_check_axis,
     samples=[Sample(Away((3, 4))), Sample(Away((3, 4)), axis=1), Sample(Away((2, 3)), axis=0, keepdims=True)],
     reference=np.prod,
@@ -433,7 +434,8 @@ norm = defop(
     save_output=True, check=_check_norm,
     samples=[Sample((3, 4)), Sample((3, 4), axis=1), Sample(Distinct((3, 4)), ord=1, axis=0),
              Sample(Distinct((3, 4)), ord=float("inf"), axis=1), Sample(Positive((2, 3)), ord=3, keepdims=True)],
-    reference=lambda x, ord=2, axis=None, keepdims=False: np.sum(np.abs(x) ** ord, axis=axis, keepdims=keepdims) ** (1 / ord)
+    reference=lambda x, ord=2, axis=None, keepdims=False:
+        np.sum(np.abs(x) ** ord, axis=axis, keepdims=keepdims) ** (1 / ord)
     if ord != float("inf") else np.amax(np.abs(x), axis=axis, keepdims=keepdims),
     doc="""Vector ``ord``-norm of the elements.
 

@@ -49,7 +49,7 @@ reshape = defop(
 
 def _check_broadcast(x, shape):
     shape = tuple(shape)
-    if len(shape) < x.ndim or any(n != m and n != 1 for n, m in zip(x.shape[::-1], shape[::-1])):
+    if len(shape) < x.ndim or any(n != m and n != 1 for n, m in zip(x.shape[::-1], shape[::-1], strict=False)):
         raise ShapeError(f"broadcast_to: shape {tuple(x.shape)} cannot be broadcast to {shape}; dimensions must "
                          "match or be 1 (trailing dimensions are aligned)")
 
@@ -63,7 +63,7 @@ def _broadcast_forward(x, shape):
         # view made directly costs ~0.4 us, and every reduction's backward uses it.
         lead = len(shape) - x.ndim
         strides = (0,) * lead + tuple(0 if n != m else stride
-                                      for n, m, stride in zip(x.shape, shape[lead:], x.strides))
+                                      for n, m, stride in zip(x.shape, shape[lead:], x.strides, strict=True))
         view = np.ndarray(shape, x.dtype, x, 0, strides)
         view.flags.writeable = False
         return view
@@ -197,7 +197,8 @@ def _check_concatenate(*tensors, axis=0):
         raise ShapeError(f"cat: dim {axis} is out of range for tensors with {first.ndim} dimensions")
     a = axis % first.ndim
     for index, t in enumerate(tensors):
-        if t.ndim != first.ndim or any(n != m for i, (n, m) in enumerate(zip(t.shape, first.shape)) if i != a):
+        if t.ndim != first.ndim or any(n != m for i, (n, m) in enumerate(zip(t.shape, first.shape, strict=True))
+                                       if i != a):
             raise ShapeError(f"cat: tensor {index} has shape {tuple(t.shape)} but tensor 0 has shape "
                              f"{tuple(first.shape)}; all dimensions except dim {axis} must match")
 
@@ -307,7 +308,7 @@ def _tile_vjp(g, out, x, reps):
     reps = tuple(reps)
     shape = (1,) * (len(reps) - x.ndim) + tuple(x.shape)
     split = []
-    for r, n in zip(reps, shape):
+    for r, n in zip(reps, shape, strict=False):
         split += [r, n]
     summed = reshape(g, shape=tuple(split))
     from .reduce import reduce_sum
@@ -345,7 +346,7 @@ def _pad_forward(x, pad_width, value=0.0):
 
 
 def _unpad(g, x_shape, pad_width):
-    index = tuple(slice(before, before + n) for (before, _after), n in zip(pad_width, x_shape))
+    index = tuple(slice(before, before + n) for (before, _after), n in zip(pad_width, x_shape, strict=False))
     return getitem(g, index=index)
 
 
@@ -360,7 +361,8 @@ pad_constant = defop(
     vjp=(lambda g, out, x, pad_width, value=0.0: _unpad(g, x.shape, pad_width),),
     jvp=lambda t, out, x, pad_width, value=0.0: pad_constant(t[0], pad_width=pad_width, value=0.0),
     save=(), check=_check_pad,
-    samples=[Sample((2, 3), pad_width=((1, 0), (2, 1))), Sample((2, 3, 4), pad_width=((0, 0), (0, 0), (1, 1)), value=1.5)],
+    samples=[Sample((2, 3), pad_width=((1, 0), (2, 1))),
+             Sample((2, 3, 4), pad_width=((0, 0), (0, 0), (1, 1)), value=1.5)],
     reference=lambda x, pad_width, value=0.0: np.pad(x, pad_width, constant_values=value),
     doc="""Pad with a constant, ``pad_width`` giving ``(before, after)`` per dimension (NumPy's order).
 
@@ -421,7 +423,7 @@ def _put_region(out, value, chain):
     region = chain(out)
     xp = _xp(out)
     if getattr(region.flags, "writeable", True) and region.base is not None and xp.may_share_memory(region, out) \
-            and 0 not in [stride for stride, n in zip(region.strides, region.shape) if n > 1]:
+            and 0 not in [stride for stride, n in zip(region.strides, region.shape, strict=True) if n > 1]:
         region[...] = value
         return out
     # The chain's reshape copied on this layout: find the region's elements by

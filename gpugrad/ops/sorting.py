@@ -15,7 +15,6 @@ import collections
 
 import numpy as np
 
-from .. import backend
 from ..backend import xp_of as _xp
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
@@ -157,7 +156,7 @@ def multinomial(input, num_samples, replacement=False, *, generator=None):
         # Inverse CDF: the first category whose cumulative probability exceeds u.
         cumulative = xp.cumsum(weights / totals, axis=1)
         cumulative[:, -1] = 1.0
-        picks = xp.stack([xp.searchsorted(row, u, side="right") for row, u in zip(cumulative, uniform)])
+        picks = xp.stack([xp.searchsorted(row, u, side="right") for row, u in zip(cumulative, uniform, strict=True)])
         picks = xp.minimum(picks, categories - 1)
     else:
         # Exponential race (equivalent to the Gumbel top-k trick): the k smallest
