@@ -106,6 +106,10 @@ def _layer_key(class_name):
     return class_name.lower().rstrip("123").rstrip("d") if class_name[-2:] in ("1d", "2d", "3d") else class_name.lower()
 
 
+# PyTorch's other names for an op, reached like its own name (``gg.clip`` is ``gg.clamp``).
+ALIASES = {"clamp": ("clip",), "cat": ("concat", "concatenate")}
+
+
 def public_entry_points():
     """``{op name: set of labels}``: what a user reaches by the op's name or by its object.
 
@@ -123,8 +127,9 @@ def public_entry_points():
                 layers.setdefault(key, []).append(attribute)
     for name in OPS:
         for namespace_name, namespace in NAMESPACES.items():
-            if hasattr(namespace, name):
-                public.setdefault(name, set()).add(f"{namespace_name}.{name}")
+            for spelling in (name, *ALIASES.get(name, ())):
+                if hasattr(namespace, spelling):
+                    public.setdefault(name, set()).add(f"{namespace_name}.{spelling}")
         for layer in layers.get(name.replace("_", ""), ()):
             public.setdefault(name, set()).add(f"nn.{layer}")
     for labels in public.values():
@@ -407,8 +412,9 @@ def _explicit():
                       lambda xs, p: ((), _torch_dims(p, ord="p"))),
         "unsqueeze": _reduction("unsqueeze"), "squeeze": _reduction("squeeze"),
         "broadcast_to": _both("broadcast_to", lambda xs, p: ((*xs, p["shape"]), {}),
-                              lambda xs, p: ((p["shape"],), {})),
-        "reshape": _both("reshape", lambda xs, p: ((*xs, *p["shape"]), {}), lambda xs, p: (p["shape"], {})),
+                              lambda xs, p: ((p["shape"],), {})) + [_method("expand", lambda xs, p: (p["shape"], {}))],
+        "reshape": _both("reshape", lambda xs, p: ((*xs, *p["shape"]), {}), lambda xs, p: (p["shape"], {}))
+        + [_method("view", lambda xs, p: (p["shape"], {}))],
         "permute": _both("permute", lambda xs, p: ((*xs, *p["axes"]), {}), lambda xs, p: (p["axes"], {})),
         "repeat": _both("repeat", lambda xs, p: ((*xs, *p["reps"]), {}), lambda xs, p: (p["reps"], {})),
         "flip": _both("flip", lambda xs, p: ((*xs, *p["axis"]), {}), lambda xs, p: (p["axis"], {})),
@@ -416,7 +422,7 @@ def _explicit():
                       lambda xs, p: ((p["shifts"],), {"dims": p.get("axis")})),
         "tril": _both("tril", _keywords, lambda xs, p: ((), p)),
         "triu": _both("triu", _keywords, lambda xs, p: ((), p)),
-        "clamp": _both("clamp", _keywords, lambda xs, p: ((), p)),
+        "clamp": _both("clamp", _keywords, lambda xs, p: ((), p)) + _both("clip", _keywords, lambda xs, p: ((), p)),
         "nan_to_num": _both("nan_to_num", _keywords, lambda xs, p: ((), p)),
         "gather": _both("gather", lambda xs, p: ((xs[0], p["axis"], xs[1]), {}),
                         lambda xs, p: ((p["axis"], xs[1]), {})),
@@ -436,7 +442,8 @@ def _explicit():
         "where": [_function("gg.where", gg.where),
                   Route("Tensor.where", lambda xs, p: xs[1].where(xs[0], xs[2]),
                         applies=lambda xs, p, e: isinstance(xs[1], gg.Tensor))],
-        "cat": [_function("gg.cat", gg.cat, lambda xs, p: ((list(xs),), {"dim": p["axis"]}))],
+        "cat": [_function(f"gg.{spelling}", getattr(gg, spelling), lambda xs, p: ((list(xs),), {"dim": p["axis"]}))
+                for spelling in ("cat", "concat", "concatenate")],
         "stack": [_function("gg.stack", gg.stack, lambda xs, p: ((list(xs),), {"dim": p["axis"]}))],
         "einsum": [_function("gg.einsum", gg.einsum, lambda xs, p: ((p["equation"], *xs), {}))],
         "pad": [_function("gg.pad", gg.pad, lambda xs, p: ((xs[0], _torch_pad(p["pad_width"])),
