@@ -80,11 +80,11 @@ def _on_tensors(function):
     return public
 
 
-for _name in ("abs_", "ceil", "cos", "eq", "erf", "exp", "expm1", "floor", "ge", "gt", "isfinite", "isinf", "isnan",
+for _name in ("absolute", "ceil", "cos", "eq", "erf", "exp", "expm1", "floor", "ge", "gt", "isfinite", "isinf", "isnan",
               "le", "log", "log1p", "logical_and", "logical_not", "logical_or", "lt", "maximum", "minimum", "ne",
               "reciprocal", "rsqrt", "sigmoid", "sign", "sin", "sqrt", "square", "tan", "tanh", "add", "div", "mul",
               "neg", "sub", "power"):
-    globals()[{"abs_": "abs", "power": "pow"}.get(_name, _name)] = _on_tensors(getattr(_elementwise, _name))
+    globals()[{"absolute": "abs", "power": "pow"}.get(_name, _name)] = _on_tensors(getattr(_elementwise, _name))
 del _name
 
 

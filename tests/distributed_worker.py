@@ -72,7 +72,7 @@ def check_ddp(gg, dist, rank, world):
     reference = make_model(gg, nn, seed=100)          # ... rank 0's start, trained on the whole batch
     ddp = dist.DistributedDataParallel(model)
     assert_replicas_equal(gg, dist, model, "after construction")
-    for mine, theirs in zip(model.state_dict().values(), reference.state_dict().values()):
+    for mine, theirs in zip(model.state_dict().values(), reference.state_dict().values(), strict=True):
         assert np.array_equal(mine.numpy(), theirs.numpy()), "construction must broadcast rank 0's state"
 
     rng = np.random.default_rng(0)                    # the same data on every rank
@@ -98,7 +98,7 @@ def check_ddp(gg, dist, rank, world):
         reference_optimizer.step()
         print(f"rank {rank} step {step} local loss {loss_value:.6f}", flush=True)
     assert_replicas_equal(gg, dist, model, "after DDP steps")
-    for (name, a), b in zip(model.named_parameters(), reference.parameters()):
+    for (name, a), b in zip(model.named_parameters(), reference.parameters(), strict=True):
         assert np.allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6), \
             f"{name}: DDP over {world} ranks differs from one process on the whole batch"
 
@@ -119,7 +119,7 @@ def check_ddp(gg, dist, rank, world):
     dist.all_gather(copies, gg.tensor(local_only))
     assert not np.array_equal(copies[0].numpy(), copies[-1].numpy()), "no_sync must not average"
     assert_replicas_equal(gg, dist, model, "after no_sync accumulation")
-    for (name, a), b in zip(model.named_parameters(), reference.parameters()):
+    for (name, a), b in zip(model.named_parameters(), reference.parameters(), strict=True):
         assert np.allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6), f"{name}: no_sync accumulation is off"
 
     # Train mode: BatchNorm buffers follow rank 0 at every forward; replicas stay identical.

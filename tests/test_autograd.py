@@ -393,10 +393,12 @@ def test_error_types_subclass_the_python_ones():
 
 @pytest.mark.parametrize("make_call, error, pattern", [
     (lambda d: gg.ones(2, 3, device=d) + gg.ones(4, device=d), gg.ShapeError, r"add: inputs \(2, 3\).*\(4,\)"),
-    (lambda d: gg.ones(2, 3, device=d) @ gg.ones(4, 2, device=d), gg.ShapeError, r"matmul: shapes \(2, 3\) and \(4, 2\)"),
+    (lambda d: gg.ones(2, 3, device=d) @ gg.ones(4, 2, device=d), gg.ShapeError,
+     r"matmul: shapes \(2, 3\) and \(4, 2\)"),
     (lambda d: gg.ones(6, device=d).reshape(4, 2), gg.ShapeError, r"reshape: .*\(6,\).*\(4, 2\)"),
     (lambda d: gg.ones(2, device=d).sum(dim=3), gg.ShapeError, "dim 3 is out of range"),
-    (lambda d: gg.cat([gg.ones(2, 3, device=d), gg.ones(2, 4, device=d)]), gg.ShapeError, r"cat: tensor 1 has shape \(2, 4\)"),
+    (lambda d: gg.cat([gg.ones(2, 3, device=d), gg.ones(2, 4, device=d)]), gg.ShapeError,
+     r"cat: tensor 1 has shape \(2, 4\)"),
     (lambda d: gg.tensor([1, 2], device=d, requires_grad=True), gg.DTypeError, "only floating tensors"),
     (lambda d: gg.zeros(-1, device=d), gg.ShapeError, "negative size"),
     (lambda d: gg.ones(2, device=d).to("cuda:7") if gg.cuda.is_available() else gg.ones(2).to("cuda"),
@@ -500,8 +502,9 @@ def test_a_leaf_used_twice_gets_the_sum_and_its_hooks_run_once(device):
         x = leaf([1.0, 2.0], device)
         calls, finished = [], []
         if hooked:
-            x.register_hook(lambda g: calls.append(g.tolist()))
-            x.register_post_accumulate_grad_hook(lambda t: finished.append(t.grad.tolist()))
+            # Bound as defaults: each round's hooks write to that round's lists.
+            x.register_hook(lambda g, calls=calls: calls.append(g.tolist()))
+            x.register_post_accumulate_grad_hook(lambda t, finished=finished: finished.append(t.grad.tolist()))
         ((x * 3.0).sum() + (x.exp() * 0.0).sum() + (x * x).sum()).backward()
         np.testing.assert_allclose(x.grad.numpy(), [5.0, 7.0])
         if hooked:

@@ -14,8 +14,8 @@ one bad call, and checks
 
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -76,7 +76,7 @@ class _Directory:
 
 def _same(before, after):
     assert len(before) == len(after)
-    for b, a in zip(before, after):
+    for b, a in zip(before, after, strict=True):
         assert b[0] == a[0]
         if b[0] == "tensor":
             np.testing.assert_array_equal(b[1], a[1])

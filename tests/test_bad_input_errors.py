@@ -11,8 +11,8 @@ integer-power and GPUGRAD_DEVICE errors.
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -48,7 +48,7 @@ def _snapshot(watched):
 def _assert_unchanged(before, after):
     assert len(before) == len(after)
     for (value, version, device, dtype, grad_fn, grad), (value2, version2, device2, dtype2, grad_fn2, grad2) in zip(
-            before, after):
+            before, after, strict=True):
         np.testing.assert_array_equal(value, value2)
         assert (version, device, dtype) == (version2, device2, dtype2)
         assert grad_fn is grad_fn2, "the tensor's history changed"
@@ -119,7 +119,8 @@ ROWS = [
         gg.randn(3, 4, device=d), gg.randn(3, device=d))),
         gg.ShapeError, ["__setitem__", r"\(3,\)", r"\(2, 4\)"]),
     Row("setitem_advanced_shape", lambda d: ((lambda x, v: (lambda: x.__setitem__(gg.tensor([0, 2], device=d), v),
-                                                            [x, v]))(gg.randn(3, 4, device=d), gg.randn(3, 4, device=d))),
+                                                            [x, v]))(gg.randn(3, 4, device=d),
+                                                                     gg.randn(3, 4, device=d))),
         gg.ShapeError, ["__setitem__", r"\(3, 4\)", r"\(2, 4\)"]),
     Row("setitem_in_graph_shape", lambda d: ((lambda y, v: (lambda: y.__setitem__((0, slice(None)), v), [y, v]))(
         _graph_tensor(d), _with_grad(d, 5))),

@@ -83,7 +83,7 @@ def test_mlp_gradients_match_torch_autograd(sizes, batch):
     assert loss.dtype == np.float32
     assert all(grad.dtype == np.float32 for grad in weight_grads + bias_grads)
     np.testing.assert_allclose(float(loss), torch_loss, rtol=1e-5)
-    for ours, theirs in zip(weight_grads + bias_grads, torch_weight_grads + torch_bias_grads):
+    for ours, theirs in zip(weight_grads + bias_grads, torch_weight_grads + torch_bias_grads, strict=True):
         np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-6)
 
 

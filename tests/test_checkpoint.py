@@ -63,7 +63,7 @@ def test_gradients_identical_to_the_plain_run_with_dropout(device):
     assert float(checkpointed) == float(plain)
     checkpointed.backward()
     got = [p.grad.numpy() for p in _params(blocks)] + [x.grad.numpy()]
-    for want, have in zip(expected, got):
+    for want, have in zip(expected, got, strict=True):
         np.testing.assert_array_equal(have, want)
 
 
@@ -122,7 +122,7 @@ def test_gg_grad_through_checkpoint_for_arguments_and_module_parameters(device):
     x.requires_grad_()
     plain = gg.grad(_loss(blocks, x, False), [x] + _params(blocks))
     checkpointed = gg.grad(_loss(blocks, x, True), [x] + _params(blocks))
-    for want, have in zip(plain, checkpointed):
+    for want, have in zip(plain, checkpointed, strict=True):
         np.testing.assert_array_equal(have.numpy(), want.numpy())
     assert all(p.grad is None for p in _params(blocks))   # gg.grad accumulates nothing
 
@@ -224,7 +224,7 @@ def test_checkpointing_lowers_peak_memory_of_a_deep_mlp():
     weights, x = _deep_mlp(depth, width, batch)
     plain_peak, plain_grads = _peak_bytes(weights, x, depth)
     checkpointed_peak, checkpointed_grads = _peak_bytes(weights, x, 6)
-    for want, have in zip(plain_grads, checkpointed_grads):
+    for want, have in zip(plain_grads, checkpointed_grads, strict=True):
         np.testing.assert_array_equal(have, want)
     ratio = checkpointed_peak / plain_peak
     print(f"\ncheckpoint memory (depth {depth}, width {width}, batch {batch}, float64, segments of 6): "
@@ -242,7 +242,7 @@ def test_a_gg_nn_module_with_dropout(device):
     plain = gg.grad(model(x).pow(2).sum(), list(model.parameters()))
     gg.manual_seed(11)
     checkpointed = gg.grad(gg.checkpoint(model, x).pow(2).sum(), list(model.parameters()))
-    for want, have in zip(plain, checkpointed):
+    for want, have in zip(plain, checkpointed, strict=True):
         np.testing.assert_array_equal(have.numpy(), want.numpy())
 
 
@@ -255,7 +255,7 @@ def test_grad_reaches_closure_parameters_through_checkpoint():
 
     plain = gg.grad(block(x).sum(), [x, w])
     checkpointed = gg.grad(gg.checkpoint(block, x).sum(), [x, w])
-    for a, b in zip(plain, checkpointed):
+    for a, b in zip(plain, checkpointed, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 

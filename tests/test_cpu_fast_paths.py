@@ -163,7 +163,7 @@ def test_gru_plain_backward_matches_torch():
     tout, _ = reference(tx)
     (tout * tout).sum().backward()
     np.testing.assert_allclose(x.grad.array, tx.grad.numpy(), rtol=1e-4, atol=1e-5)
-    for (name, parameter), (_, expected) in zip(ours.named_parameters(), reference.named_parameters()):
+    for (name, parameter), (_, expected) in zip(ours.named_parameters(), reference.named_parameters(), strict=True):
         np.testing.assert_allclose(parameter.grad.array, expected.grad.numpy(), rtol=1e-4, atol=1e-5, err_msg=name)
 
 

@@ -146,9 +146,9 @@ def test_ddp_trains_exactly_like_the_plain_model():
             optimizer.zero_grad()
             F.cross_entropy(model(inputs), labels).backward()
             optimizer.step()
-    for (name, a), b in zip(ddp.module.state_dict().items(), plain.state_dict().values()):
+    for (name, a), b in zip(ddp.module.state_dict().items(), plain.state_dict().values(), strict=True):
         assert np.array_equal(a.numpy(), b.numpy()), name
-    for a, b in zip(ddp.module.parameters(), plain.parameters()):
+    for a, b in zip(ddp.module.parameters(), plain.parameters(), strict=True):
         assert np.array_equal(a.grad.numpy(), b.grad.numpy())
 
 
@@ -178,7 +178,7 @@ def test_ddp_no_sync_accumulates_like_the_plain_model():
             F.cross_entropy(model(inputs[:6]), labels[:6]).backward()
         F.cross_entropy(model(inputs[6:]), labels[6:]).backward()
     assert ddp.require_backward_grad_sync
-    for a, b in zip(ddp.parameters(), plain.parameters()):
+    for a, b in zip(ddp.parameters(), plain.parameters(), strict=True):
         assert np.allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-6, atol=1e-7)
 
 
@@ -207,7 +207,7 @@ def test_ddp_second_backward_with_retained_graph_accumulates():
         loss = F.cross_entropy(model(inputs), labels)
         loss.backward(retain_graph=True)
         loss.backward()
-    for a, b in zip(ddp.parameters(), plain.parameters()):
+    for a, b in zip(ddp.parameters(), plain.parameters(), strict=True):
         assert np.allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-6, atol=1e-7)
 
 
@@ -217,7 +217,7 @@ def test_ddp_gg_grad_returns_local_gradients_and_leaves_dot_grad_alone():
     inputs, labels = _data()
     expected = gg.grad(F.cross_entropy(plain(inputs), labels), list(plain.parameters()))
     got = gg.grad(F.cross_entropy(ddp(inputs), labels), list(ddp.parameters()))
-    for a, b in zip(got, expected):
+    for a, b in zip(got, expected, strict=True):
         assert np.array_equal(a.numpy(), b.numpy())
     assert all(p.grad is None for p in ddp.parameters())
     F.cross_entropy(ddp(inputs), labels).backward()      # and the next backward still works

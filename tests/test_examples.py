@@ -87,7 +87,8 @@ def test_mnist1d_full_recipe_beats_the_paper_for_logistic_mlp_and_cnn(tmp_path):
     pytest.importorskip("mnist1d")
     out = tmp_path / "out"
     run_example("mnist1d.py", "--models", "logistic", "mlp", "cnn", "--no-progress", "--out", str(out), timeout=300)
-    results = {r["model"]: r["test_accuracy"] for r in json.loads((out / "mnist1d_results.json").read_text())["results"]}
+    rows = json.loads((out / "mnist1d_results.json").read_text())["results"]
+    results = {r["model"]: r["test_accuracy"] for r in rows}
     # Paper: 32%, 68%, 94%.  PyTorch with this recipe: .324, .756, .975 (means of 6 runs).
     assert results["logistic"] > 0.30
     assert results["mlp"] > 0.70
@@ -113,7 +114,7 @@ def test_mnist1d_shift_augmentation_rolls_each_example():
     loader = example.RandomShifts([(x, gg.zeros(64, dtype=gg.int64))], max_shift=3)
     ((shifted, _),) = list(loader)
     shifts = []
-    for row, original in zip(shifted.numpy(), x.numpy()):
+    for row, original in zip(shifted.numpy(), x.numpy(), strict=True):
         matches = [s for s in range(-3, 4) if (row == np.roll(original, s)).all()]
         assert len(matches) == 1, (row, original)
         shifts += matches

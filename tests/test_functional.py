@@ -39,7 +39,7 @@ def check(gg_fn, torch_fn, *arrays, device="cpu", grad=True, rtol=1e-6, atol=1e-
     weights = np.random.default_rng(seed).standard_normal(tuple(expected.shape))
     (got * gg.tensor(weights, device=device)).sum().backward()
     (expected * torch.tensor(weights)).sum().backward()
-    for index, (mine, theirs) in enumerate(zip(gg_inputs, torch_inputs)):
+    for index, (mine, theirs) in enumerate(zip(gg_inputs, torch_inputs, strict=True)):
         if theirs.grad is not None:
             assert mine.grad is not None, f"no gradient for input {index}"
             np.testing.assert_allclose(mine.grad.numpy(), theirs.grad.numpy(), rtol=rtol, atol=atol,
@@ -205,8 +205,8 @@ def test_avg_pool2d(params, count_include_pad, device, rng):
 
 def test_avg_pool2d_divisor_override(device, rng):
     x = rng.standard_normal((1, 2, 6, 6))
-    check(lambda t: F.avg_pool2d(t, 3, 2, 1, divisor_override=5), lambda t: TF.avg_pool2d(t, 3, 2, 1, divisor_override=5),
-          x, device=device)
+    check(lambda t: F.avg_pool2d(t, 3, 2, 1, divisor_override=5),
+          lambda t: TF.avg_pool2d(t, 3, 2, 1, divisor_override=5), x, device=device)
 
 
 @pytest.mark.parametrize("output_size", [1, 3, (4, 5), (None, 2), (7, 8)])
@@ -231,7 +231,7 @@ def test_batch_norm_training_and_running_stats(shape, affine, device, rng):
     theirs = [torch.tensor(a) for a in running]
     F.batch_norm(gg.tensor(x, device=device), *mine, training=True, momentum=0.3)
     TF.batch_norm(torch.tensor(x), *theirs, training=True, momentum=0.3)
-    for a, b in zip(mine, theirs):
+    for a, b in zip(mine, theirs, strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-12)
 
 

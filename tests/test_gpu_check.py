@@ -30,7 +30,8 @@ FAKE_TESTS = {
     "test_fake_pass.py": "def test_ok():\n    assert True\n",
     "test_fake_fail.py": "def test_ok():\n    pass\n\n\ndef test_wrong():\n    assert 1 == 2\n",
     "test_fake_hang.py": "import time\n\n\ndef test_quick():\n    pass\n\n\ndef test_hangs():\n    time.sleep(600)\n",
-    "test_fake_crash.py": "import os\nimport signal\n\n\ndef test_segfault():\n    os.kill(os.getpid(), signal.SIGSEGV)\n",
+    "test_fake_crash.py": ("import os\nimport signal\n\n\ndef test_segfault():\n"
+                           "    os.kill(os.getpid(), signal.SIGSEGV)\n"),
 }
 
 
@@ -64,7 +65,8 @@ def _fake_suite(tmp_path):
 def _verdict_per_file(summary, out):
     """suite-N's verdict keyed by the fake test file that chunk ran (from the log headers)."""
     log = (out / "suite.log").read_text()
-    chunk_files = dict(re.findall(r"^=== gpu_check (suite-\d+) \(limit \d+s\): .*?(test_fake_\w+\.py)", log, re.MULTILINE))
+    chunk_files = dict(re.findall(r"^=== gpu_check (suite-\d+) \(limit \d+s\): .*?(test_fake_\w+\.py)", log,
+                                  re.MULTILINE))
     return {chunk_files[s["step"]]: s for s in summary["steps"] if s["kind"] == "suite"}
 
 

@@ -95,7 +95,7 @@ def test_manual_seed_reproduces_inits_and_layers():
     first = [init.xavier_normal_(gg.zeros(5, 4)).numpy(), nn.Linear(4, 3).weight.numpy().copy()]
     gg.manual_seed(123)
     second = [init.xavier_normal_(gg.zeros(5, 4)).numpy(), nn.Linear(4, 3).weight.numpy().copy()]
-    for a, b in zip(first, second):
+    for a, b in zip(first, second, strict=True):
         np.testing.assert_array_equal(a, b)
     gg.manual_seed(124)
     assert not np.array_equal(init.xavier_normal_(gg.zeros(5, 4)).numpy(), first[0])

@@ -13,6 +13,7 @@ import pytest
 
 import gpugrad as gg
 
+
 def slice_mul(x, lib):
     y = x * 1
     y[1:3].mul_(3)

@@ -130,7 +130,8 @@ def test_cuda_extra_resolves_to_cupy_and_the_cuda_libraries(extra, major, tmp_pa
     for that CUDA major plus the runtime, NVRTC and cuBLAS of the same major."""
     report = tmp_path / "report.json"
     command = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
-               "--disable-pip-version-check", "--only-binary=:all:", "--retries", "1", "--timeout", "20", "--report", str(report), *EXTRAS[extra]]
+               "--disable-pip-version-check", "--only-binary=:all:", "--retries", "1", "--timeout", "20",
+               "--report", str(report), *EXTRAS[extra]]
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=400, check=False)
     except subprocess.TimeoutExpired:

@@ -65,7 +65,7 @@ def test_sequence_matches_torch(name, options, kind):
                 [g["lr"] for g in theirs_opt.param_groups], rel=1e-13)
             if name == "OneCycleLR" and options.get("cycle_momentum", True):
                 key = "momentum" if kind == "SGD" else "betas"
-                for ours_group, theirs_group in zip(ours_opt.param_groups, theirs_opt.param_groups):
+                for ours_group, theirs_group in zip(ours_opt.param_groups, theirs_opt.param_groups, strict=True):
                     np.testing.assert_allclose(np.ravel(ours_group[key]), np.ravel(theirs_group[key]), rtol=1e-13)
             if step < steps:
                 ours_opt.step()

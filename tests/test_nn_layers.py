@@ -68,7 +68,7 @@ def _compare(ours, theirs, inputs, device, call=None, kwargs=None, rtol=RTOL, at
     assert len(ours_out) == len(theirs_out)
     rng = np.random.default_rng(7)
     ours_loss, theirs_loss = 0, 0
-    for a, b in zip(ours_out, theirs_out):
+    for a, b in zip(ours_out, theirs_out, strict=True):
         assert tuple(a.shape) == tuple(b.shape)
         np.testing.assert_allclose(a.numpy(), b.detach().numpy(), rtol=rtol, atol=atol)
         if b.requires_grad:
@@ -79,7 +79,7 @@ def _compare(ours, theirs, inputs, device, call=None, kwargs=None, rtol=RTOL, at
         return ours_out, theirs_out
     ours_loss.backward()
     theirs_loss.backward()
-    for i, (a, b) in enumerate(zip(ours_in, theirs_in)):
+    for i, (a, b) in enumerate(zip(ours_in, theirs_in, strict=True)):
         if isinstance(b, torch.Tensor) and b.requires_grad:
             np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=rtol, atol=atol, err_msg=f"input {i}")
     theirs_params = dict(theirs.named_parameters())

@@ -57,7 +57,7 @@ def _compare(ours, theirs, inputs, device, call=None, rtol=RTOL, atol=ATOL):
     assert len(ours_out) == len(theirs_out)
     rng = np.random.default_rng(7)
     ours_loss = theirs_loss = 0
-    for a, b in zip(ours_out, theirs_out):
+    for a, b in zip(ours_out, theirs_out, strict=True):
         assert tuple(a.shape) == tuple(b.shape)
         np.testing.assert_allclose(a.numpy(), b.detach().numpy(), rtol=rtol, atol=atol)
         cotangent = rng.standard_normal(tuple(b.shape))
@@ -65,7 +65,7 @@ def _compare(ours, theirs, inputs, device, call=None, rtol=RTOL, atol=ATOL):
         theirs_loss = theirs_loss + (b * torch.tensor(cotangent)).sum()
     ours_loss.backward()
     theirs_loss.backward()
-    for i, (a, b) in enumerate(zip(ours_in, theirs_in)):
+    for i, (a, b) in enumerate(zip(ours_in, theirs_in, strict=True)):
         if isinstance(b, torch.Tensor) and b.requires_grad:
             np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=rtol, atol=atol, err_msg=f"input {i}")
     theirs_params = dict(theirs.named_parameters())
@@ -127,7 +127,7 @@ def test_recurrent_state_dict_keys_and_init_match_torch(layer):
     theirs = getattr(torch.nn, layer)(3, 16, num_layers=2, bidirectional=True)
     ours = getattr(nn, layer)(3, 16, num_layers=2, bidirectional=True)
     assert list(ours.state_dict()) == list(theirs.state_dict())
-    for (name, a), (_, b) in zip(ours.state_dict().items(), theirs.state_dict().items()):
+    for (name, a), (_, b) in zip(ours.state_dict().items(), theirs.state_dict().items(), strict=True):
         assert tuple(a.shape) == tuple(b.shape), name
     bound = 1 / math.sqrt(16)
     values = np.concatenate([p.numpy().ravel() for p in ours.parameters()])
@@ -418,7 +418,7 @@ def test_lstm_language_model_training_steps_match_torch(device):
         theirs_loss = torch.nn.functional.cross_entropy(theirs(torch.tensor(inputs)).reshape(-1, 11),
                                                         torch.tensor(targets.reshape(-1)))
         assert math.isclose(ours_loss.item(), theirs_loss.item(), rel_tol=1e-9)
-        for model, opt, loss in ((ours, ours_opt, ours_loss), (theirs, theirs_opt, theirs_loss)):
+        for _model, opt, loss in ((ours, ours_opt, ours_loss), (theirs, theirs_opt, theirs_loss)):
             opt.zero_grad()
             loss.backward()
             opt.step()

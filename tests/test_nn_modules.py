@@ -241,7 +241,7 @@ def test_to_float64_keeps_parameter_identity_and_optimizer_works(device):
     opt = gg.optim.SGD(net.parameters(), lr=0.1)
     assert net.to(device) is net
     assert net.to(gg.float64) is net
-    assert all(a is b for a, b in zip(params, net.parameters()))
+    assert all(a is b for a, b in zip(params, net.parameters(), strict=True))
     assert all(p.dtype == gg.float64 and str(p.device).startswith(device) for p in net.parameters())
     assert net.block.bn.running_mean.dtype == gg.float64
     assert net.block.bn.num_batches_tracked.dtype == gg.int64      # integers keep their dtype
@@ -313,7 +313,7 @@ def test_state_dict_round_trip_and_sharing(tmp_path):
     result = other.load_state_dict(state)
     assert result.missing_keys == [] and result.unexpected_keys == []
     assert other.block.fc.weight is weight                                   # copied in place
-    for (name, a), (_, b) in zip(net.state_dict().items(), other.state_dict().items()):
+    for (name, a), (_, b) in zip(net.state_dict().items(), other.state_dict().items(), strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=name)
     gg.save(net.state_dict(), str(tmp_path / "net.gg"))
     fresh = Net()
@@ -391,16 +391,16 @@ def test_clip_grad_norm_matches_torch(norm_type, max_norm, device):
     grads = [rng.standard_normal(s) for s in [(3, 4), (5,), ()]]
     ours = [gg.tensor(v, device=device, requires_grad=True) for v in values]
     theirs = [torch.tensor(v, requires_grad=True) for v in values]
-    for p, g in zip(ours, grads):
+    for p, g in zip(ours, grads, strict=True):
         p.grad = gg.tensor(g, device=device)
-    for p, g in zip(theirs, grads):
+    for p, g in zip(theirs, grads, strict=True):
         p.grad = torch.tensor(g)
     handles = [p.grad for p in ours]
     total = nn.utils.clip_grad_norm_(ours, max_norm, norm_type=norm_type)
     expected = torch.nn.utils.clip_grad_norm_(theirs, max_norm, norm_type=norm_type)
     assert isinstance(total, gg.Tensor) and total.ndim == 0
     np.testing.assert_allclose(total.item(), expected.item(), rtol=1e-10)
-    for p, t, h in zip(ours, theirs, handles):
+    for p, t, h in zip(ours, theirs, handles, strict=True):
         assert p.grad is h                                    # the grad tensor object stays
         assert p.grad.array.shape == tuple(t.grad.shape) and type(p.grad.array).__name__ == "ndarray"  # 0-d too
         np.testing.assert_allclose(p.grad.numpy(), t.grad.numpy(), rtol=1e-10)
@@ -474,7 +474,7 @@ def test_sequential_fuses_linear_relu_with_identical_values_and_gradients(device
     plain.sum().backward()
     plain_grads = [p.grad.numpy() for p in net.parameters()] + [x.grad.numpy()]
     np.testing.assert_array_equal(fused.detach().numpy(), plain.detach().numpy())
-    for a, b in zip(fused_grads, plain_grads):
+    for a, b in zip(fused_grads, plain_grads, strict=True):
         np.testing.assert_array_equal(a, b)
 
 

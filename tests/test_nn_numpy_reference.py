@@ -27,7 +27,7 @@ def check_gradients(module, *inputs):
     originals = [owner._parameters[name] for owner, name in slots]
 
     def run(*values):
-        for (owner, name), value in zip(slots, values[len(inputs):]):
+        for (owner, name), value in zip(slots, values[len(inputs):], strict=True):
             owner._parameters[name] = value
         return _first(module(*values[:len(inputs)]))
 
@@ -35,7 +35,7 @@ def check_gradients(module, *inputs):
         assert gg.gradcheck(run, [x.detach() for x in inputs] + [p.detach() for p in originals],
                             check_forward=False)
     finally:
-        for (owner, name), original in zip(slots, originals):
+        for (owner, name), original in zip(slots, originals, strict=True):
             owner._parameters[name] = original
 
 
@@ -93,7 +93,8 @@ def test_batchnorm2d_training_and_running_stats(device):
     mean = data.mean(axis=(0, 2, 3))
     var = data.var(axis=(0, 2, 3))
     expected = (data - mean[None, :, None, None]) / np.sqrt(var[None, :, None, None] + 1e-5)
-    expected = expected * np.array([0.5, 1.5, -1.0])[None, :, None, None] + np.array([0.1, 0.0, 0.3])[None, :, None, None]
+    scale, shift = np.array([0.5, 1.5, -1.0])[None, :, None, None], np.array([0.1, 0.0, 0.3])[None, :, None, None]
+    expected = expected * scale + shift
     np.testing.assert_allclose(out, expected, rtol=1e-10, atol=1e-12)
     count = data.size / 3
     np.testing.assert_allclose(layer.running_mean.numpy(), 0.1 * mean, rtol=1e-12)
@@ -101,7 +102,7 @@ def test_batchnorm2d_training_and_running_stats(device):
     layer.eval()
     running_mean, running_var = layer.running_mean.numpy(), layer.running_var.numpy()
     expected_eval = (data - running_mean[None, :, None, None]) / np.sqrt(running_var[None, :, None, None] + 1e-5)
-    expected_eval = expected_eval * np.array([0.5, 1.5, -1.0])[None, :, None, None] + np.array([0.1, 0.0, 0.3])[None, :, None, None]
+    expected_eval = expected_eval * scale + shift
     np.testing.assert_allclose(layer(x).numpy(), expected_eval, rtol=1e-10, atol=1e-12)
     check_gradients(layer, x)
 

@@ -41,7 +41,7 @@ def check(ours_fn, theirs_fn, inputs, device, rtol=1e-7, atol=1e-9, grad=True):
     assert len(ours_list) == len(theirs_list)
     rng = np.random.default_rng(3)
     ours_loss = theirs_loss = None
-    for a, b in zip(ours_list, theirs_list):
+    for a, b in zip(ours_list, theirs_list, strict=True):
         assert tuple(a.shape) == tuple(b.shape), (a.shape, b.shape)
         assert a.device == gg.Device(device)
         np.testing.assert_allclose(a.numpy(), b.detach().numpy(), rtol=rtol, atol=atol)

@@ -61,14 +61,14 @@ def test_updates_match_torch(case, dtype, device, rng):
     optimizer = getattr(gg.optim, name)(ours, **options)
     reference = getattr(torch.optim, name)(theirs, **options)
     for step in range(STEPS):
-        for param, grad in zip(ours, grads[step]):
+        for param, grad in zip(ours, grads[step], strict=True):
             param.grad = gg.tensor(grad.astype(dtype), dtype=dtype, device=device)
-        for param, grad in zip(theirs, grads[step]):
+        for param, grad in zip(theirs, grads[step], strict=True):
             param.grad = torch.tensor(grad.astype(dtype))
         optimizer.step()
         reference.step()
         tolerance = dict(rtol=1e-12, atol=1e-13) if dtype == "float64" else dict(rtol=2e-5, atol=2e-6)
-        for param, expected in zip(ours, theirs):
+        for param, expected in zip(ours, theirs, strict=True):
             assert param.device == backend.as_device(device)
             assert param.dtype == np.dtype(dtype)
             np.testing.assert_allclose(param.numpy(), expected.detach().numpy(), **tolerance,
@@ -98,7 +98,7 @@ def test_param_groups_and_skipped_params_match_torch(name, device, rng):
             theirs[i].grad = None if skip else torch.tensor(grads[i])
         optimizer.step()
         reference.step()
-        for param, expected in zip(ours, theirs):
+        for param, expected in zip(ours, theirs, strict=True):
             np.testing.assert_allclose(param.numpy(), expected.detach().numpy(), rtol=1e-12, atol=1e-13)
     ours_state, theirs_state = optimizer.state_dict(), reference.state_dict()
     assert [g["params"] for g in ours_state["param_groups"]] == [g["params"] for g in theirs_state["param_groups"]]
@@ -292,7 +292,7 @@ def test_state_dict_round_trip_through_a_file_resumes_exactly(name, options, dev
 
     def run(params, optimizer, steps):
         for step_grads in steps:
-            for p, g in zip(params, step_grads):
+            for p, g in zip(params, step_grads, strict=True):
                 p.grad = gg.tensor(g, dtype="float64", device=device)
             optimizer.step()
 
@@ -309,7 +309,7 @@ def test_state_dict_round_trip_through_a_file_resumes_exactly(name, options, dev
     resumed.load_state_dict(saved["optimizer"])
     assert [g["lr"] for g in resumed.param_groups] == [g["lr"] for g in straight.param_groups]
     run(resumed_params, resumed, grads[3:])
-    for got, expected in zip(resumed_params, straight_params):
+    for got, expected in zip(resumed_params, straight_params, strict=True):
         np.testing.assert_array_equal(got.numpy(), expected.numpy())
     for state in resumed.state.values():
         for key, value in state.items():

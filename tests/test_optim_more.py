@@ -26,13 +26,13 @@ def _run_pair(make_ours, make_theirs, steps=12, seed=0):
     opt_ours, opt_theirs = make_ours(ours), make_theirs(theirs)
     rng = np.random.default_rng(seed + 1)
     for _ in range(steps):
-        for p, q in zip(ours, theirs):
+        for p, q in zip(ours, theirs, strict=True):
             g = rng.standard_normal(p.shape).astype(np.float32)
             p.grad = gg.tensor(g)
             q.grad = torch.tensor(g)
         opt_ours.step()
         opt_theirs.step()
-        for p, q in zip(ours, theirs):
+        for p, q in zip(ours, theirs, strict=True):
             np.testing.assert_allclose(p.numpy(), q.detach().numpy(), rtol=1e-5, atol=1e-6)
     return opt_ours, opt_theirs, ours
 
@@ -71,7 +71,7 @@ def test_param_groups_and_state_dict_resume(name, tmp_path):
 
     def feed():
         grads = [rng.standard_normal(p.shape).astype(np.float32) for p in ours]
-        for p, q, g in zip(ours, theirs, grads):
+        for p, q, g in zip(ours, theirs, grads, strict=True):
             p.grad, q.grad = gg.tensor(g), torch.tensor(g)
     for _ in range(4):
         feed()
@@ -85,12 +85,12 @@ def test_param_groups_and_state_dict_resume(name, tmp_path):
     resumed.load_state_dict(gg.load(tmp_path / "opt.ggz"))
     for _ in range(4):
         feed()
-        for c, p in zip(clones, ours):
+        for c, p in zip(clones, ours, strict=True):
             c.grad = gg.tensor(p.grad.numpy().copy())
         opt.step()
         ref.step()
         resumed.step()
-    for p, q, c in zip(ours, theirs, clones):
+    for p, q, c in zip(ours, theirs, clones, strict=True):
         np.testing.assert_allclose(p.numpy(), q.detach().numpy(), rtol=1e-5, atol=1e-6)
         np.testing.assert_array_equal(c.numpy(), p.numpy())
 
@@ -226,7 +226,7 @@ def test_scheduler_matches_torch(case):
     for step in range(30):
         np.testing.assert_allclose(ours.get_last_lr(), theirs.get_last_lr(), rtol=1e-12, atol=1e-15,
                                    err_msg=f"step {step}")
-        for g, h in zip(ours_opt.param_groups, theirs_opt.param_groups):
+        for g, h in zip(ours_opt.param_groups, theirs_opt.param_groups, strict=True):
             assert math.isclose(g["lr"], h["lr"], rel_tol=1e-12, abs_tol=1e-15)
             for key in ("momentum", "betas"):
                 if key in h:

@@ -102,7 +102,7 @@ def test_random_programs_reverse_mode_against_numerical_grad(shapes, steps, seed
     out.sum().backward()
     numeric = gg.numerical_grad(lambda *xs: run_program(steps, xs), [x.detach() for x in inputs])
     tolerance = 1e-3 if dtype == "float32" else 1e-6
-    for x, expected in zip(inputs, numeric):
+    for x, expected in zip(inputs, numeric, strict=True):
         got = np.zeros(x.shape) if x.grad is None else x.grad.numpy()
         if x.grad is not None:
             assert x.grad.dtype == x.dtype
@@ -121,7 +121,7 @@ def test_random_programs_agree_between_cpu_and_gpu(shapes, steps, seed):
         out = run_program(steps, inputs)
         out.sum().backward()
         results.append([out.numpy()] + [np.zeros(x.shape) if x.grad is None else x.grad.numpy() for x in inputs])
-    for cpu_value, gpu_value in zip(*results):
+    for cpu_value, gpu_value in zip(*results, strict=True):
         np.testing.assert_allclose(cpu_value, gpu_value, rtol=1e-9, atol=1e-12)
 
 

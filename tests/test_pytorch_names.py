@@ -139,7 +139,7 @@ def test_matrix_conveniences_match_torch(case):
     leaves_ours = [v for v in locals().values() if isinstance(v, gg.Tensor) and v.is_leaf and v.requires_grad]
     leaves_theirs = [v for v in locals().values() if isinstance(v, torch.Tensor) and v.is_leaf and v.requires_grad]
     assert len(leaves_ours) == len(leaves_theirs) > 0
-    for p, q in zip(leaves_ours, leaves_theirs):
+    for p, q in zip(leaves_ours, leaves_theirs, strict=True):
         np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-12)
 
 
@@ -313,7 +313,7 @@ def test_autograd_functional_matches_torch(name):
     prod_o = prod_o if isinstance(prod_o, tuple) else (prod_o,)
     prod_t = prod_t if isinstance(prod_t, tuple) else (prod_t,)
     assert len(prod_o) == len(prod_t)
-    for p, q in zip(prod_o, prod_t):
+    for p, q in zip(prod_o, prod_t, strict=True):
         np.testing.assert_allclose(p.numpy(), q.numpy(), rtol=1e-10)
         assert not p.requires_grad
 

@@ -73,11 +73,11 @@ def compare_outputs(got, want, label):
     got_lines, want_lines = got.rstrip("\n").split("\n"), want.rstrip("\n").split("\n")
     assert len(got_lines) == len(want_lines), (
         f"{label}: {len(got_lines)} lines printed, expected {len(want_lines)}\n--- got\n{got}\n--- expected\n{want}")
-    for number, (g, w) in enumerate(zip(got_lines, want_lines), 1):
+    for number, (g, w) in enumerate(zip(got_lines, want_lines, strict=True), 1):
         g_numbers, w_numbers = NUMBER.findall(g), NUMBER.findall(w)
         assert NUMBER.sub("#", g) == NUMBER.sub("#", w) and len(g_numbers) == len(w_numbers), (
             f"{label}, line {number}:\n  got      {g!r}\n  expected {w!r}")
-        for gn, wn in zip(g_numbers, w_numbers):
+        for gn, wn in zip(g_numbers, w_numbers, strict=True):
             allowed = max(tolerance(wn), 1e-5 * abs(float(wn)) if "." in wn else 0.0)
             assert abs(float(gn) - float(wn)) <= allowed, (
                 f"{label}, line {number}: {gn} vs {wn} (allowed {allowed:.2g}):\n"

@@ -7,10 +7,10 @@ the ``cuda`` half runs on the stand-in, on a GPU machine on the card.
 """
 import copy
 
+import cupy_standin as standin
 import numpy as np
 import pytest
 
-import cupy_standin as standin
 import gpugrad as gg
 import gpugrad.distributed as dist
 from gpugrad import backend, kernels
@@ -146,7 +146,7 @@ def test_checkpointed_dropout_gives_the_plain_gradients_and_keeps_the_stream(dev
         return [t.numpy() for t in (x.grad, linear.weight.grad, linear.bias.grad, after)]
 
     plain, checkpointed = run(False), run(True)
-    for a, b in zip(plain, checkpointed):
+    for a, b in zip(plain, checkpointed, strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -162,7 +162,7 @@ def test_rng_state_through_a_checkpoint_file_resumes_every_stream(device, tmp_pa
     backend.set_rng_state(gg.load(tmp_path / "state.safetensors")["rng"])
     resumed = [gg.rand(5, device=device).numpy(), gg.randn(3).numpy(),
                gg.randint(0, 100, (4,), device=device).numpy()]
-    for a, b in zip(expected, resumed):
+    for a, b in zip(expected, resumed, strict=True):
         np.testing.assert_array_equal(a, b)
 
 

@@ -300,7 +300,7 @@ def _everything(model, optimizer, scheduler, loader):
 
 
 def _assert_same(before, after):
-    for b, a in zip(before, after):
+    for b, a in zip(before, after, strict=True):
         if isinstance(b, dict) and b and isinstance(next(iter(b.values())), np.ndarray):
             assert b.keys() == a.keys()
             for key in b:
@@ -320,7 +320,7 @@ def test_a_checkpoint_with_other_callbacks_is_refused_and_nothing_changes(tmp_pa
     assert "same callbacks" in str(info.value) and "c.safetensors" in str(info.value)
     _assert_same(before, _everything(model, optimizer, scheduler, loader))
     # Stateless callbacks (LambdaCallback) do not count; the same stateful ones resume.
-    _, _, _, _, run = _small_fit([gg.train.LambdaCallback(on_epoch_end=lambda e, l: None),
+    _, _, _, _, run = _small_fit([gg.train.LambdaCallback(on_epoch_end=lambda epoch, logs: None),
                                   EarlyStopping(monitor="loss", patience=5)], checkpoint=path)
     assert len(run(epochs=4)) == 4
 

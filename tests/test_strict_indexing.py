@@ -122,7 +122,8 @@ BAD_INDEX_CASES = [
 ]
 
 
-@pytest.mark.parametrize("op, call, bad, valid", BAD_INDEX_CASES, ids=lambda v: str(v) if isinstance(v, (str, int)) else "")
+@pytest.mark.parametrize("op, call, bad, valid", BAD_INDEX_CASES,
+                         ids=lambda v: str(v) if isinstance(v, (str, int)) else "")
 def test_bad_index_is_an_index_error_naming_op_value_and_range(device, op, call, bad, valid):
     x = _x(device).requires_grad_()
     with pytest.raises(IndexError, match=rf"^{op}: index {bad} is out of range.*valid indices are in {valid}"):
@@ -334,13 +335,13 @@ def test_einsum_repeated_indices_value_and_gradient(device, equation, shapes):
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-12)
     upstream = rng.standard_normal(expected.shape)
     (out * gg.tensor(upstream, device=device)).sum().backward()
-    for tensor, reference in zip(inputs, _einsum_reference_grads(equation, arrays, upstream)):
+    for tensor, reference in zip(inputs, _einsum_reference_grads(equation, arrays, upstream), strict=True):
         np.testing.assert_allclose(tensor.grad.numpy(), reference, rtol=1e-12, atol=1e-14)
     torch = _torch()
     if torch is not None:
         tensors = [torch.tensor(a, requires_grad=True) for a in arrays]
         (torch.einsum(equation, *tensors) * torch.tensor(upstream)).sum().backward()
-        for mine, theirs in zip(inputs, tensors):
+        for mine, theirs in zip(inputs, tensors, strict=True):
             np.testing.assert_allclose(mine.grad.numpy(), theirs.grad.numpy(), rtol=1e-12, atol=1e-14)
 
 

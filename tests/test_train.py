@@ -148,7 +148,7 @@ def test_callable_and_named_metrics():
     history = fit(model, gg.optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss(), train, val, epochs=2,
                   metrics={"acc": "accuracy", "err": error_rate}, progress=False)
     for prefix in ("", "val_"):
-        for a, e in zip(history[prefix + "acc"], history[prefix + "err"]):
+        for a, e in zip(history[prefix + "acc"], history[prefix + "err"], strict=True):
             assert a + e == pytest.approx(1.0)
     with pytest.raises(ValueError, match="unknown metric"):
         fit(model, gg.optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss(), train, metrics=("f1",),
@@ -293,7 +293,8 @@ def test_model_checkpoint_saves_the_best_model(tmp_path):
                   callbacks=[best, every], progress=False)
     assert len(every.saved) == 4 and os.path.basename(every.saved[0]).startswith("model-01-")
     assert all(os.path.exists(p) for p in every.saved)
-    improvements = [i for i, a in enumerate(history["val_accuracy"]) if a > max(history["val_accuracy"][:i], default=-1)]
+    accuracy = history["val_accuracy"]
+    improvements = [i for i, a in enumerate(accuracy) if a > max(accuracy[:i], default=-1)]
     assert len(best.saved) == len(improvements)
     restored = mlp()
     restored.load_state_dict(gg.load(best_path))

@@ -215,7 +215,8 @@ def test_hvp_with_several_primals(device):
     x, y = t64([1.0, 2.0], device), t64([3.0, -1.0], device)
     vx, vy = t64([1.0, 0.5], device), t64([-1.0, 2.0], device)
     _, (hx, hy) = gg.hvp(lambda a, b: (a * a * b).sum(), (x, y), (vx, vy))
-    np.testing.assert_allclose(hx.numpy(), 2 * np.array([3.0, -1.0]) * [1.0, 0.5] + 2 * np.array([1.0, 2.0]) * [-1.0, 2.0])
+    np.testing.assert_allclose(hx.numpy(),
+                               2 * np.array([3.0, -1.0]) * [1.0, 0.5] + 2 * np.array([1.0, 2.0]) * [-1.0, 2.0])
     np.testing.assert_allclose(hy.numpy(), 2 * np.array([1.0, 2.0]) * [1.0, 0.5])
 
 

@@ -561,7 +561,7 @@ def _reduce(loss, reduction, op):
     if reduction == "mean":
         return rd.mean(loss)
     if reduction == "sum":
-        return rd.sum_(loss)
+        return rd.reduce_sum(loss)
     if reduction == "none":
         return loss
     raise ValueError(f"{op}: reduction={reduction!r} is not valid; use 'mean', 'sum' or 'none'")
@@ -616,7 +616,7 @@ def _nll(logp, target, weight, ignore_index, reduction, op):
         weights = valid.astype(logp.dtype)
     loss = -picked if weights is None else -picked * Tensor._make(weights.astype(logp.dtype, copy=False))
     if reduction == "mean" and weights is not None:
-        return rd.sum_(loss) / Tensor._make(xp.asarray(weights.sum(), dtype=logp.dtype)), weights
+        return rd.reduce_sum(loss) / Tensor._make(xp.asarray(weights.sum(), dtype=logp.dtype)), weights
     return _reduce(loss, reduction, op), weights
 
 
@@ -668,7 +668,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     shape = [1] * input.ndim
     shape[class_dim] = classes
     weighted = logp if weight is None else logp * sh.reshape(weight, shape=tuple(shape))
-    smooth = -rd.sum_(weighted, axis=class_dim)
+    smooth = -rd.reduce_sum(weighted, axis=class_dim)
     valid = target.array != ignore_index
     if not bool(valid.all()):
         smooth = ew.where(Tensor._make(valid), smooth, 0.0)
@@ -678,7 +678,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
             denominator = weights.sum()
         else:
             denominator = valid.sum()
-        smooth = rd.sum_(smooth) / Tensor._make(xp.asarray(denominator, dtype=input.dtype))
+        smooth = rd.reduce_sum(smooth) / Tensor._make(xp.asarray(denominator, dtype=input.dtype))
     else:
         smooth = _reduce(smooth, reduction, "cross_entropy")
     return loss * (1.0 - label_smoothing) + smooth * (label_smoothing / classes)
@@ -692,10 +692,10 @@ def _cross_entropy_probabilities(logp, target, weight, reduction, label_smoothin
         shape = [1] * logp.ndim
         shape[class_dim] = classes
         logp = logp * sh.reshape(weight, shape=tuple(shape))
-    per_element = -rd.sum_(logp * target, axis=class_dim)
+    per_element = -rd.reduce_sum(logp * target, axis=class_dim)
     if reduction == "mean":
         count = logp.array.size // classes if logp.ndim > 1 else 1
-        return rd.sum_(per_element) / float(count)
+        return rd.reduce_sum(per_element) / float(count)
     return _reduce(per_element, reduction, "cross_entropy")
 
 
@@ -720,7 +720,7 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", wei
     """Mean absolute error ``|input - target|``."""
     reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_same_shape(input, target, "l1_loss")
-    loss = ew.abs_(input - target)
+    loss = ew.absolute(input - target)
     if weight is not None:
         loss = loss * weight
     return _reduce(loss, reduction, "l1_loss")
@@ -844,7 +844,7 @@ def cosine_similarity(x1, x2, dim=1, eps=1e-8):
     dim = int(dim)
     n1 = ew.clamp(rd.norm(x1, ord=2.0, axis=dim, keepdims=True), min=float(eps))
     n2 = ew.clamp(rd.norm(x2, ord=2.0, axis=dim, keepdims=True), min=float(eps))
-    return rd.sum_((x1 / n1) * (x2 / n2), axis=dim)
+    return rd.reduce_sum((x1 / n1) * (x2 / n2), axis=dim)
 
 
 def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
@@ -963,7 +963,7 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
     if beta < 0:
         raise ValueError(f"smooth_l1_loss: beta must be non-negative, got {beta}")
     diff = input - target
-    magnitude = ew.abs_(diff)
+    magnitude = ew.absolute(diff)
     if beta == 0:
         return _reduce(magnitude, reduction, "smooth_l1_loss")
     loss = ew.where(ew.lt(magnitude, float(beta)), diff * diff * (0.5 / beta), magnitude - 0.5 * beta)
@@ -976,7 +976,7 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     if delta <= 0:
         raise ValueError(f"huber_loss: delta must be positive, got {delta}")
     diff = input - target
-    magnitude = ew.abs_(diff)
+    magnitude = ew.absolute(diff)
     loss = ew.where(ew.lt(magnitude, float(delta)), diff * diff * 0.5, (magnitude - 0.5 * delta) * float(delta))
     if weight is not None:
         loss = loss * weight
@@ -998,7 +998,7 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
         safe = ew.where(positive, target, 1.0)
         loss = ew.where(positive, target * ew.log(safe), 0.0) - target * input
     if reduction == "batchmean":
-        return rd.sum_(loss) / float(input.shape[0] if input.ndim else 1)
+        return rd.reduce_sum(loss) / float(input.shape[0] if input.ndim else 1)
     return _reduce(loss, reduction, "kl_div")
 
 

@@ -31,7 +31,7 @@ from ..tensor import Tensor
 from .elementwise import exp, sigmoid, tanh, where
 from .registry import NO_PARAMS, apply_op, apply_promoted, defop, record
 from .samples import Away, Ints, Sample, Unit
-from .reduce import accumulator, sum_
+from .reduce import accumulator, reduce_sum
 from .shape import reshape, swapaxes
 from .linalg import matmul
 
@@ -339,13 +339,26 @@ activation_grad = defop(
              Sample((3, 4), (3, 4), name="mish"),
              Sample((3, 4), Unit((3, 4)), name="sigmoid"),
              Sample((3, 4), Unit((3, 4)), name="tanh")],
-    reference=_reference_activation_grad)
+    reference=_reference_activation_grad,
+    doc="""The gradient of an activation: ``g * f'(x)``, with ``f'`` read off what the forward saved.
+
+    PyTorch: the backward of the activation ``name`` (``torch.ops.aten.threshold_backward`` and friends).
+
+    Parameters
+    ----------
+    g : Tensor
+        The output's gradient.
+    saved : Tensor or array
+        What the forward kept (the input, or a packed mask).
+    name : str
+        The activation.
+    """)
 
 
 # --------------------------------------------------------------------------
 # The activations themselves.
 # --------------------------------------------------------------------------
-def _make_activation(name, reference, samples, param_names=()):
+def _make_activation(name, reference, samples, param_names=(), doc=None):
     kernel_saves_mask = name in kernels.SAVES_MASK
 
     def forward(x, **params):
@@ -378,7 +391,7 @@ def _make_activation(name, reference, samples, param_names=()):
         saved = _forward_saving(kernel, _raw(x), **kernel_params)[1] if kernel_saves_mask else x
         return activation_grad(t[0], saved, name=kernel, **kernel_params)
 
-    generic = defop(name, forward, vjp=vjp, jvp=jvp, samples=samples, reference=reference)
+    generic = defop(name, forward, vjp=vjp, jvp=jvp, samples=samples, reference=reference, doc=doc)
     op = generic.op
 
     if name == "gelu":
@@ -450,24 +463,93 @@ def _ref_relu(x):
     return np.maximum(x, 0)
 
 
-relu = _make_activation("relu", _ref_relu, [Sample(Away((3, 4))), Sample(Away((2, 3, 4)))])
+relu = _make_activation("relu", _ref_relu, [Sample(Away((3, 4))), Sample(Away((2, 3, 4)))],
+    doc="""Elementwise rectified linear unit ``max(input, 0)``.
+
+    PyTorch: ``torch.relu(input)``.
+
+    Parameters
+    ----------
+    input : Tensor
+        The input.
+    """)
 leaky_relu = _make_activation(
     "leaky_relu", lambda x, negative_slope=0.01: np.where(x > 0, x, negative_slope * x),
-    [Sample(Away((3, 4))), Sample(Away((2, 3, 4)), negative_slope=0.3)])
+    [Sample(Away((3, 4))), Sample(Away((2, 3, 4)), negative_slope=0.3)],
+    doc="""Elementwise ``input`` where positive, else ``negative_slope * input``.
+
+    PyTorch: ``torch.nn.functional.leaky_relu(input, negative_slope)``.
+
+    Parameters
+    ----------
+    input : Tensor
+    negative_slope : float
+        0.01 by default.
+    """)
 elu = _make_activation(
     "elu", lambda x, alpha=1.0: np.where(x > 0, x, alpha * np.expm1(x)),
-    [Sample(Away((3, 4))), Sample(Away((2, 3, 4)), alpha=0.5)])
+    [Sample(Away((3, 4))), Sample(Away((2, 3, 4)), alpha=0.5)],
+    doc="""Elementwise ``input`` where positive, else ``alpha * (exp(input) - 1)``.
+
+    PyTorch: ``torch.nn.functional.elu(input, alpha)``.
+
+    Parameters
+    ----------
+    input : Tensor
+    alpha : float
+        1.0 by default.
+    """)
 gelu = _make_activation(
     "gelu", lambda x, approximate="none": (
         0.5 * x * (1 + np.vectorize(math.erf)(x / math.sqrt(2))) if approximate == "none"
         else 0.5 * x * (1 + np.tanh(_SQRT_2_OVER_PI * (x + _GELU_CUBIC * x ** 3)))),
-    [Sample((3, 4)), Sample((2, 3, 4), approximate="tanh")])
-silu = _make_activation("silu", lambda x: x / (1 + np.exp(-x)), [Sample((3, 4)), Sample((2, 3, 4))])
+    [Sample((3, 4)), Sample((2, 3, 4), approximate="tanh")],
+    doc="""Elementwise Gaussian error linear unit ``input * Phi(input)``.
+
+    PyTorch: ``torch.nn.functional.gelu(input, approximate=approximate)``.
+
+    Parameters
+    ----------
+    input : Tensor
+    approximate : {'none', 'tanh'}
+        The exact form (default) or the tanh approximation.
+    """)
+silu = _make_activation("silu", lambda x: x / (1 + np.exp(-x)), [Sample((3, 4)), Sample((2, 3, 4))],
+    doc="""Elementwise sigmoid linear unit ``input * sigmoid(input)``.
+
+    PyTorch: ``torch.nn.functional.silu(input)``.
+
+    Parameters
+    ----------
+    input : Tensor
+        The input.
+    """)
 softplus = _make_activation(
     "softplus", lambda x, beta=1.0, threshold=20.0: np.where(x * beta > threshold, x,
                                                              np.log1p(np.exp(beta * x)) / beta),
-    [Sample((3, 4)), Sample(Away((2, 3, 4)), beta=2.0, threshold=1.5)])
-mish = _make_activation("mish", lambda x: x * np.tanh(np.log1p(np.exp(x))), [Sample((3, 4)), Sample((2, 3, 4))])
+    [Sample((3, 4)), Sample(Away((2, 3, 4)), beta=2.0, threshold=1.5)],
+    doc="""Elementwise ``log(1 + exp(beta * input)) / beta``, linear above ``threshold``.
+
+    PyTorch: ``torch.nn.functional.softplus(input, beta, threshold)``.
+
+    Parameters
+    ----------
+    input : Tensor
+    beta : float
+        1.0 by default.
+    threshold : float
+        20.0 by default.
+    """)
+mish = _make_activation("mish", lambda x: x * np.tanh(np.log1p(np.exp(x))), [Sample((3, 4)), Sample((2, 3, 4))],
+    doc="""Elementwise ``input * tanh(softplus(input))``.
+
+    PyTorch: ``torch.nn.functional.mish(input)``.
+
+    Parameters
+    ----------
+    input : Tensor
+        The input.
+    """)
 
 
 def _method(function):
@@ -512,7 +594,7 @@ def _linear_grad_bias(g, out, x, weight, bias):
     if g.ndim == 1:
         return g
     if isinstance(g, Tensor):
-        return sum_(g, axis=tuple(range(g.ndim - 1)))
+        return reduce_sum(g, axis=tuple(range(g.ndim - 1)))
     if g.ndim == 2 and g.__class__ is np.ndarray and g.dtype != np.float16:
         return np.add.reduce(g, axis=0)      # ndarray.sum without its Python-level wrapper
     return g.sum(axis=tuple(range(g.ndim - 1)), dtype=accumulator(g)).astype(g.dtype, copy=False)
@@ -547,7 +629,17 @@ linear = defop(
     # and keeping the arguments as they are spares a shape-and-dtype record per call.
     jvp=_linear_jvp, promote=True, check=_check_linear, save=True,
     samples=[Sample((4, 3), (5, 3), (5,)), Sample((2, 4, 3), (2, 3), (2,)), Sample((3,), (2, 3), (2,))],
-    reference=lambda x, weight, bias: x @ weight.T + bias)
+    reference=lambda x, weight, bias: x @ weight.T + bias,
+    doc="""``input @ weight.T + bias`` in one op.
+
+    PyTorch: ``torch.nn.functional.linear(input, weight, bias)``.
+
+    Parameters
+    ----------
+    input : Tensor, (..., in_features)
+    weight : Tensor, (out_features, in_features)
+    bias : Tensor, (out_features,)
+    """)
 
 
 def apply_linear(op, x, weight, bias):
@@ -585,7 +677,17 @@ linear_relu = defop(
     jvp=lambda t, out, x, weight, bias: activation_grad(_linear_jvp(t, out, x, weight, bias), out, name="relu"),
     promote=True, check=_check_linear, save=True, save_output=True,
     samples=[Sample(Away((4, 3)), (5, 3), (5,)), Sample(Away((2, 4, 3)), (2, 3), (2,))],
-    reference=lambda x, weight, bias: np.maximum(x @ weight.T + bias, 0))
+    reference=lambda x, weight, bias: np.maximum(x @ weight.T + bias, 0),
+    doc="""``relu(input @ weight.T + bias)`` in one op (what ``nn.Sequential`` runs for Linear then ReLU).
+
+    PyTorch: ``torch.relu(torch.nn.functional.linear(input, weight, bias))``.
+
+    Parameters
+    ----------
+    input : Tensor, (..., in_features)
+    weight : Tensor, (out_features, in_features)
+    bias : Tensor, (out_features,)
+    """)
 
 
 __all__ = ["relu", "leaky_relu", "elu", "gelu", "silu", "softplus", "mish", "activation_grad", "linear",

@@ -187,7 +187,20 @@ conv2d = defop(
              Sample((2, 2, 6, 5), (3, 2, 2, 3), stride=(2, 1), padding=((1, 1), (2, 0)), dilation=(1, 1), groups=1),
              Sample((1, 4, 7, 7), (4, 2, 3, 2), stride=(2, 2), padding=((1, 1), (1, 1)), dilation=(2, 1), groups=2),
              Sample((2, 2, 4, 4), (2, 1, 1, 1), stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=2)],
-    reference=lambda x, weight, **p: _reference_conv2d(x, weight, **p))
+    reference=lambda x, weight, **p: _reference_conv2d(x, weight, **p),
+    doc="""2-D cross-correlation of ``(N, C_in, H, W)`` input with ``(C_out, C_in / groups, kH, kW)`` weight (no
+    bias).
+
+    PyTorch: ``torch.nn.functional.conv2d(input, weight, stride=stride, padding=..., dilation=dilation,
+    groups=groups)``; here padding is ``((top, bottom), (left, right))``.
+
+    Parameters
+    ----------
+    input, weight : Tensor
+    stride, dilation : tuple of int
+    padding : tuple of (int, int)
+    groups : int
+    """)
 
 conv2d_input_grad = defop(
     "conv2d_input_grad", _conv2d_input_grad_forward,
@@ -200,7 +213,20 @@ conv2d_input_grad = defop(
                     dilation=(1, 1), groups=1),
              Sample((1, 4, 3, 4), (4, 2, 3, 2), input_shape=(1, 4, 7, 7), stride=(2, 2), padding=((1, 1), (1, 1)),
                     dilation=(2, 1), groups=2)],
-    reference=lambda g, weight, input_shape, **p: _reference_conv2d_input_grad(g, weight, input_shape, **p))
+    reference=lambda g, weight, input_shape, **p: _reference_conv2d_input_grad(g, weight, input_shape, **p),
+    doc="""The gradient of :func:`conv2d` with respect to its input (a transposed convolution of ``g``).
+
+    PyTorch: ``torch.nn.grad.conv2d_input``.
+
+    Parameters
+    ----------
+    g : Tensor
+        The output's gradient.
+    weight : Tensor
+    input_shape : tuple of int
+    stride, padding, dilation, groups
+        As in :func:`conv2d`.
+    """)
 
 conv2d_weight_grad = defop(
     "conv2d_weight_grad", _conv2d_weight_grad_forward,
@@ -213,7 +239,20 @@ conv2d_weight_grad = defop(
                     padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1),
              Sample((1, 4, 7, 7), (1, 4, 3, 4), weight_shape=(4, 2, 3, 2), stride=(2, 2),
                     padding=((1, 1), (1, 1)), dilation=(2, 1), groups=2)],
-    reference=lambda x, g, weight_shape, **p: _reference_conv2d_weight_grad(x, g, weight_shape, **p))
+    reference=lambda x, g, weight_shape, **p: _reference_conv2d_weight_grad(x, g, weight_shape, **p),
+    doc="""The gradient of :func:`conv2d` with respect to its weight.
+
+    PyTorch: ``torch.nn.grad.conv2d_weight``.
+
+    Parameters
+    ----------
+    input : Tensor
+    g : Tensor
+        The output's gradient.
+    weight_shape : tuple of int
+    stride, padding, dilation, groups
+        As in :func:`conv2d`.
+    """)
 
 
 # --------------------------------------------------------------------------
@@ -403,7 +442,17 @@ max_pool2d = defop(
     samples=[Sample(Distinct((2, 3, 4, 6)), **_POOL_PARAMS), Sample(Distinct((1, 2, 5, 6)), **_POOL_PARAMS_2),
              Sample(Distinct((1, 2, 5, 5)), kernel=(3, 3), stride=(2, 2), padding=(1, 1), dilation=(1, 1),
                     ceil_mode=False)],
-    reference=lambda x, **p: _reference_pool(x, np.max, -np.inf, **p))
+    reference=lambda x, **p: _reference_pool(x, np.max, -np.inf, **p),
+    doc="""2-D max pooling of ``(N, C, H, W)`` input over ``kernel`` windows.
+
+    PyTorch: ``torch.nn.functional.max_pool2d(input, kernel, stride, padding, dilation, ceil_mode)``.
+
+    Parameters
+    ----------
+    input : Tensor
+    kernel, stride, padding, dilation : tuple of int
+    ceil_mode : bool
+    """)
 
 max_pool2d_scatter = defop(
     "max_pool2d_scatter", _scatter_forward,
@@ -412,7 +461,20 @@ max_pool2d_scatter = defop(
     save=(1,),
     samples=[Sample((2, 3, 2, 3), Ints((2, 3, 2, 3), 0, 4), input_shape=(2, 3, 4, 6), **_POOL_PARAMS),
              Sample((1, 2, 3, 6), Ints((1, 2, 3, 6), 0, 6), input_shape=(1, 2, 5, 6), **_POOL_PARAMS_2)],
-    reference=lambda g, winner, input_shape, **p: _reference_scatter(g, winner, input_shape, **p))
+    reference=lambda g, winner, input_shape, **p: _reference_scatter(g, winner, input_shape, **p),
+    doc="""The gradient of :func:`max_pool2d`: each output gradient added at its window's winner.
+
+    PyTorch: ``torch.ops.aten.max_pool2d_with_indices_backward``.
+
+    Parameters
+    ----------
+    g : Tensor
+    winner : Tensor of int64
+        Position of each window's maximum.
+    input_shape : tuple of int
+    kernel, stride, padding, dilation, ceil_mode
+        As in :func:`max_pool2d`.
+    """)
 
 max_pool2d_gather = defop(
     "max_pool2d_gather", _gather_forward,
@@ -421,7 +483,19 @@ max_pool2d_gather = defop(
     save=(1,),
     samples=[Sample((2, 3, 4, 6), Ints((2, 3, 2, 3), 0, 4), **_POOL_PARAMS),
              Sample((1, 2, 5, 6), Ints((1, 2, 3, 6), 0, 6), **_POOL_PARAMS_2)],
-    reference=lambda u, winner, **p: _reference_gather(u, winner, **p))
+    reference=lambda u, winner, **p: _reference_gather(u, winner, **p),
+    doc="""The values at each window's winner (the forward-mode and second-order companion of
+    :func:`max_pool2d_scatter`).
+
+    PyTorch: no public equivalent.
+
+    Parameters
+    ----------
+    input : Tensor
+    winner : Tensor of int64
+    kernel, stride, padding, dilation, ceil_mode
+        As in :func:`max_pool2d`.
+    """)
 
 
 def max_pool2d_keeping_winner(x, kernel, stride, padding, dilation, ceil_mode):
@@ -520,7 +594,18 @@ avg_pool2d = defop(
     save=(), check=_check_avg_pool,
     samples=[Sample((2, 3, 4, 6), **_AVG_PARAMS), Sample((1, 2, 5, 6), **_AVG_PARAMS_2),
              Sample((1, 2, 5, 5), **_AVG_PARAMS_3)],
-    reference=lambda x, **p: _reference_avg_pool(x, **p))
+    reference=lambda x, **p: _reference_avg_pool(x, **p),
+    doc="""2-D average pooling of ``(N, C, H, W)`` input over ``kernel`` windows.
+
+    PyTorch: ``torch.nn.functional.avg_pool2d(input, kernel, stride, padding, ceil_mode, count_include_pad,
+    divisor_override)``.
+
+    Parameters
+    ----------
+    input : Tensor
+    kernel, stride, padding : tuple of int
+    ceil_mode, count_include_pad : bool
+    """)
 
 avg_pool2d_backward = defop(
     "avg_pool2d_backward", _avg_pool2d_backward_forward,
@@ -530,7 +615,18 @@ avg_pool2d_backward = defop(
     samples=[Sample((2, 3, 2, 3), input_shape=(2, 3, 4, 6), **_AVG_PARAMS),
              Sample((1, 2, 3, 7), input_shape=(1, 2, 5, 6), **_AVG_PARAMS_2)],
     reference=lambda g, input_shape, **p: _reference_adjoint(
-        lambda x: _reference_avg_pool(x, **p), g, input_shape))
+        lambda x: _reference_avg_pool(x, **p), g, input_shape),
+    doc="""The gradient of :func:`avg_pool2d`: each output gradient spread evenly over its window.
+
+    PyTorch: ``torch.ops.aten.avg_pool2d_backward``.
+
+    Parameters
+    ----------
+    g : Tensor
+    input_shape : tuple of int
+    kernel, stride, padding, ceil_mode, count_include_pad
+        As in :func:`avg_pool2d`.
+    """)
 
 
 def _reference_windows(x, kernel, stride, padding, dilation, ceil_mode, fill):

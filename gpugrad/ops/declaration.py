@@ -47,6 +47,7 @@ from ..autograd.op_node import InputMeta, pass_through  # noqa: F401 - part of h
 from ..errors import GpugradError
 from ..tensor import Tensor
 from .dispatch import apply_op, tensor_method
+from .docs import docstring
 
 OPS: dict = {}
 """Every registered op by name; the test battery iterates over it."""
@@ -122,7 +123,9 @@ def defop(name, forward, vjp=None, jvp=None, *, save=True, needs=None, save_outp
     doc : str, optional
         What the op does (NumPy style): the ``__doc__`` of the returned
         function and of its Tensor methods, so ``help(gg.tanh)`` and
-        ``help(x.tanh)`` explain it.  Defaults to ``forward``'s docstring.
+        ``help(x.tanh)`` explain it, followed by the example generated from
+        its first sample (:mod:`gpugrad.ops.docs`).  Defaults to ``forward``'s
+        docstring.
     """
     op = Op()
     op.name = name
@@ -156,7 +159,7 @@ def defop(name, forward, vjp=None, jvp=None, *, save=True, needs=None, save_outp
     op.check = check
     op.tolerance = tolerance
     op.second_order = second_order
-    op.doc = doc if doc is not None else forward.__doc__
+    op.doc = forward.__doc__ if doc is None else docstring(name, doc)
     if name in OPS:
         raise GpugradError(f"defop: an op named {name!r} is already registered")
     OPS[name] = op

@@ -38,7 +38,17 @@ cast = defop(
     save=(), samples=[Sample((2, 3), dtype=np.dtype("float32"))],
     # float32 output: central differences need a larger step and looser tolerance.
     tolerance=dict(eps=1e-3, atol=1e-4, rtol=1e-3),
-    reference=lambda x, dtype: x.astype(dtype))
+    reference=lambda x, dtype: x.astype(dtype),
+    doc="""Convert to another dtype (a copy unless the dtype is already ``dtype``).
+
+    PyTorch: ``input.to(dtype)``; the gradient is cast back to the input's dtype.
+
+    Parameters
+    ----------
+    input : Tensor
+    dtype : gg.dtype
+        The result's dtype.
+    """)
 
 # --------------------------------------------------------------------------
 # arithmetic
@@ -47,14 +57,32 @@ add = defop(
     "add", operator.add,     # a C function: no Python frame per call
     vjp=(pass_through, pass_through),
     jvp=lambda t, out, a, b: t[0] + t[1],
-    save=(), promote=True, samples=_BINARY_SAMPLES, reference=np.add)
+    save=(), promote=True, samples=_BINARY_SAMPLES, reference=np.add,
+    doc="""Elementwise sum ``input + other``.
+
+    PyTorch: ``torch.add(input, other)``.
+
+    Parameters
+    ----------
+    input, other : Tensor or number
+        Broadcast against each other (PyTorch's type promotion).
+    """)
 
 sub = defop(
     "sub", operator.sub,
     vjp=(pass_through,
          lambda g, out, a, b: -g),
     jvp=lambda t, out, a, b: t[0] - t[1],
-    save=(), promote=True, samples=_BINARY_SAMPLES, reference=np.subtract)
+    save=(), promote=True, samples=_BINARY_SAMPLES, reference=np.subtract,
+    doc="""Elementwise difference ``input - other``.
+
+    PyTorch: ``torch.sub(input, other)``.
+
+    Parameters
+    ----------
+    input, other : Tensor or number
+        Broadcast against each other (PyTorch's type promotion).
+    """)
 
 mul = defop(
     "mul", operator.mul,
@@ -62,7 +90,16 @@ mul = defop(
          lambda g, out, a, b: g * a),
     jvp=lambda t, out, a, b: t[0] * b + a * t[1],
     # The gradient of a reads b and that of b reads a: ``y * 3`` keeps nothing of y.
-    needs=((1,), (0,)), promote=True, samples=_BINARY_SAMPLES, reference=np.multiply)
+    needs=((1,), (0,)), promote=True, samples=_BINARY_SAMPLES, reference=np.multiply,
+    doc="""Elementwise product ``input * other``.
+
+    PyTorch: ``torch.mul(input, other)``.
+
+    Parameters
+    ----------
+    input, other : Tensor or number
+        Broadcast against each other (PyTorch's type promotion).
+    """)
 
 div = defop(
     "div", operator.truediv,
@@ -72,13 +109,31 @@ div = defop(
     needs=((1,), (0, 1)), promote=True,
     samples=[Sample((3, 4), Away((3, 4))), Sample((3, 1), Away((4,))), Sample((2, 3), 1.5),
              Sample(0.7, Away((2, 3)))],
-    reference=np.divide)
+    reference=np.divide,
+    doc="""Elementwise true division ``input / other``.
+
+    PyTorch: ``torch.div(input, other)``.
+
+    Parameters
+    ----------
+    input, other : Tensor or number
+        Broadcast against each other (PyTorch's type promotion).
+    """)
 
 neg = defop(
     "neg", lambda x: -x,
     vjp=(lambda g, out, x: -g,),
     jvp=lambda t, out, x: -t[0],
-    save=(), samples=[Sample((3, 4))], reference=np.negative)
+    save=(), samples=[Sample((3, 4))], reference=np.negative,
+    doc="""Elementwise negation ``-input``.
+
+    PyTorch: ``torch.neg(input)``.
+
+    Parameters
+    ----------
+    input : Tensor
+        The input.
+    """)
 
 
 def _pow_vjp_base(g, out, a, b):
@@ -131,7 +186,17 @@ power = defop(
     needs=((0, 1), (0,)), promote=True, save_output=True, check=_check_pow,
     samples=[Sample(Positive((3, 4)), (3, 4)), Sample((3, 4), 2), Sample((2, 3), 3.0),
              Sample(Positive((2, 3)), 0.5), Sample(1.7, (2, 3)), Sample(Positive((3, 1)), (4,))],
-    reference=np.power)
+    reference=np.power,
+    doc="""Elementwise power ``input ** exponent``; an integer tensor to a negative integer power is an error, as
+    in PyTorch.
+
+    PyTorch: ``torch.pow(input, exponent)``.
+
+    Parameters
+    ----------
+    input, other : Tensor or number
+        Broadcast against each other (PyTorch's type promotion).
+    """)
 
 
 def _floor_divide_forward(a, b):
@@ -139,14 +204,32 @@ def _floor_divide_forward(a, b):
 
 
 floor_divide = defop("floor_divide", _floor_divide_forward, promote=True, differentiable=False,
-                     samples=[Sample(Ints((3,), 1, 9), Ints((3,), 1, 4))], reference=np.floor_divide)
+                     samples=[Sample(Ints((3,), 1, 9), Ints((3,), 1, 4))], reference=np.floor_divide,
+    doc="""Elementwise floor division ``input // other`` (no gradient).
+
+    PyTorch: ``torch.floor_divide(input, other)``.
+
+    Parameters
+    ----------
+    input, other : Tensor or number
+        Broadcast against each other (PyTorch's type promotion).
+    """)
 
 remainder = defop(
     "remainder", lambda a, b: a % b,
     vjp=(pass_through,
          lambda g, out, a, b: -g * floor(a / b)),
     jvp=lambda t, out, a, b: t[0] - t[1] * floor(a / b),
-    needs=((), (0, 1)), promote=True, samples=[Sample(Positive((3, 4)), 0.3)], reference=np.remainder)
+    needs=((), (0, 1)), promote=True, samples=[Sample(Positive((3, 4)), 0.3)], reference=np.remainder,
+    doc="""Elementwise remainder ``input % other`` with the sign of ``other`` (Python's).
+
+    PyTorch: ``torch.remainder(input, other)``.
+
+    Parameters
+    ----------
+    input, other : Tensor or number
+        Broadcast against each other (PyTorch's type promotion).
+    """)
 
 # --------------------------------------------------------------------------
 # unary math
@@ -155,56 +238,137 @@ exp = defop(
     "exp", lambda x: _xp(x).exp(x),
     vjp=(lambda g, out, x: g * out,),
     jvp=lambda t, out, x: t[0] * out,
-    save=(), save_output=True, samples=[Sample((3, 4))], reference=np.exp, method="exp")
+    save=(), save_output=True, samples=[Sample((3, 4))], reference=np.exp, method="exp",
+    doc="""Elementwise exponential ``e ** input``.
+
+    PyTorch: ``torch.exp(input)``.
+
+    Parameters
+    ----------
+    input : Tensor
+        The input.
+    """)
 
 log = defop(
     "log", lambda x: _xp(x).log(x),
     vjp=(lambda g, out, x: g / x,),
     jvp=lambda t, out, x: t[0] / x,
-    samples=[Sample(Positive((3, 4)))], reference=np.log, method="log")
+    samples=[Sample(Positive((3, 4)))], reference=np.log, method="log",
+    doc="""Elementwise natural logarithm.
+
+    PyTorch: ``torch.log(input)``.
+
+    Parameters
+    ----------
+    input : Tensor
+        The input.
+    """)
 
 log1p = defop(
     "log1p", lambda x: _xp(x).log1p(x),
     vjp=(lambda g, out, x: g / (x + 1),),
     jvp=lambda t, out, x: t[0] / (x + 1),
-    samples=[Sample(Positive((3, 4)))], reference=np.log1p, method="log1p")
+    samples=[Sample(Positive((3, 4)))], reference=np.log1p, method="log1p",
+    doc="""Elementwise ``log(1 + input)``, accurate for small inputs.
+
+    PyTorch: ``torch.log1p(input)``.
+
+    Parameters
+    ----------
+    input : Tensor
+        The input.
+    """)
 
 expm1 = defop(
     "expm1", lambda x: _xp(x).expm1(x),
     vjp=(lambda g, out, x: g * (out + 1),),
     jvp=lambda t, out, x: t[0] * (out + 1),
-    save=(), save_output=True, samples=[Sample((3, 4))], reference=np.expm1, method="expm1")
+    save=(), save_output=True, samples=[Sample((3, 4))], reference=np.expm1, method="expm1",
+    doc="""Elementwise ``exp(input) - 1``, accurate for small inputs.
+
+    PyTorch: ``torch.expm1(input)``.
+
+    Parameters
+    ----------
+    input : Tensor
+        The input.
+    """)
 
 sqrt = defop(
     "sqrt", lambda x: _xp(x).sqrt(x),
     vjp=(lambda g, out, x: g / (out * 2),),
     jvp=lambda t, out, x: t[0] / (out * 2),
-    save=(), save_output=True, samples=[Sample(Positive((3, 4)))], reference=np.sqrt, method="sqrt")
+    save=(), save_output=True, samples=[Sample(Positive((3, 4)))], reference=np.sqrt, method="sqrt",
+    doc="""Elementwise square root.
+
+    PyTorch: ``torch.sqrt(input)``.
+
+    Parameters
+    ----------
+    input : Tensor
+        The input.
+    """)
 
 sin = defop(
     "sin", lambda x: _xp(x).sin(x),
     vjp=(lambda g, out, x: g * cos(x),),
     jvp=lambda t, out, x: t[0] * cos(x),
-    samples=[Sample((3, 4))], reference=np.sin, method="sin")
+    samples=[Sample((3, 4))], reference=np.sin, method="sin",
+    doc="""Elementwise sine (radians).
+
+    PyTorch: ``torch.sin(input)``.
+
+    Parameters
+    ----------
+    input : Tensor
+        The input.
+    """)
 
 cos = defop(
     "cos", lambda x: _xp(x).cos(x),
     vjp=(lambda g, out, x: -g * sin(x),),
     jvp=lambda t, out, x: -t[0] * sin(x),
-    samples=[Sample((3, 4))], reference=np.cos, method="cos")
+    samples=[Sample((3, 4))], reference=np.cos, method="cos",
+    doc="""Elementwise cosine (radians).
+
+    PyTorch: ``torch.cos(input)``.
+
+    Parameters
+    ----------
+    input : Tensor
+        The input.
+    """)
 
 tan = defop(
     "tan", lambda x: _xp(x).tan(x),
     vjp=(lambda g, out, x: g * (out * out + 1),),
     jvp=lambda t, out, x: t[0] * (out * out + 1),
-    save=(), save_output=True, samples=[Sample(Unit((3, 4)))], reference=np.tan, method="tan")
+    save=(), save_output=True, samples=[Sample(Unit((3, 4)))], reference=np.tan, method="tan",
+    doc="""Elementwise tangent (radians).
+
+    PyTorch: ``torch.tan(input)``.
+
+    Parameters
+    ----------
+    input : Tensor
+        The input.
+    """)
 
 tanh = defop(
     "tanh", lambda x: _xp(x).tanh(x),
     # NOTE: written with the output, so backward keeps y and not x.
     vjp=(lambda g, out, x: g * (1 - out * out),),
     jvp=lambda t, out, x: t[0] * (1 - out * out),
-    save=(), save_output=True, samples=[Sample((3, 4))], reference=np.tanh, method="tanh")
+    save=(), save_output=True, samples=[Sample((3, 4))], reference=np.tanh, method="tanh",
+    doc="""Elementwise hyperbolic tangent.
+
+    PyTorch: ``torch.tanh(input)``.
+
+    Parameters
+    ----------
+    input : Tensor
+        The input.
+    """)
 
 
 def _sigmoid_forward(x):
@@ -219,7 +383,16 @@ sigmoid = defop(
     vjp=(lambda g, out, x: g * out * (1 - out),),
     jvp=lambda t, out, x: t[0] * out * (1 - out),
     save=(), save_output=True, samples=[Sample((3, 4))],
-    reference=lambda x: 1 / (1 + np.exp(-x)), method="sigmoid")
+    reference=lambda x: 1 / (1 + np.exp(-x)), method="sigmoid",
+    doc="""Elementwise logistic sigmoid ``1 / (1 + exp(-input))``.
+
+    PyTorch: ``torch.sigmoid(input)``.
+
+    Parameters
+    ----------
+    input : Tensor
+        The input.
+    """)
 
 
 def _erf_forward(x):
@@ -230,22 +403,76 @@ erf = defop(
     "erf", _erf_forward,
     vjp=(lambda g, out, x: g * (2 / math.sqrt(math.pi)) * exp(-(x * x)),),
     jvp=lambda t, out, x: t[0] * (2 / math.sqrt(math.pi)) * exp(-(x * x)),
-    samples=[Sample((3, 4))], reference=lambda x: np.vectorize(math.erf)(x), method="erf")
+    samples=[Sample((3, 4))], reference=lambda x: np.vectorize(math.erf)(x), method="erf",
+    doc="""Elementwise Gauss error function.
 
-abs_ = defop(
+    PyTorch: ``torch.erf(input)``.
+
+    Parameters
+    ----------
+    input : Tensor
+        The input.
+    """)
+
+absolute = defop(
     "abs", lambda x: _xp(x).abs(x),
     vjp=(lambda g, out, x: g * sign(x),),
     jvp=lambda t, out, x: t[0] * sign(x),
-    samples=[Sample(Away((3, 4)))], reference=np.abs, method=("abs", "__abs__"))
+    samples=[Sample(Away((3, 4)))], reference=np.abs, method=("abs", "__abs__"),
+    doc="""Elementwise absolute value (gradient ``sign(input)``, 0 at 0).
+
+    PyTorch: ``torch.abs(input)``.
+
+    Parameters
+    ----------
+    input : Tensor
+        The input.
+    """)
 
 sign = defop("sign", lambda x: _xp(x).sign(x), differentiable=False,
-             samples=[Sample(Away((3, 4)))], reference=np.sign, method="sign")
+             samples=[Sample(Away((3, 4)))], reference=np.sign, method="sign",
+    doc="""Elementwise sign: -1, 0 or 1 (zero gradient).
+
+    PyTorch: ``torch.sign(input)``.
+
+    Parameters
+    ----------
+    input : Tensor
+        The input.
+    """)
 floor = defop("floor", lambda x: _xp(x).floor(x), differentiable=False,
-              samples=[Sample((3, 4))], reference=np.floor, method="floor")
+              samples=[Sample((3, 4))], reference=np.floor, method="floor",
+    doc="""Elementwise largest integer not above the input (zero gradient).
+
+    PyTorch: ``torch.floor(input)``.
+
+    Parameters
+    ----------
+    input : Tensor
+        The input.
+    """)
 ceil = defop("ceil", lambda x: _xp(x).ceil(x), differentiable=False,
-             samples=[Sample((3, 4))], reference=np.ceil, method="ceil")
-round_ = defop("round", lambda x: _xp(x).round(x), differentiable=False,
-               samples=[Sample((3, 4))], reference=np.round, method="round")
+             samples=[Sample((3, 4))], reference=np.ceil, method="ceil",
+    doc="""Elementwise smallest integer not below the input (zero gradient).
+
+    PyTorch: ``torch.ceil(input)``.
+
+    Parameters
+    ----------
+    input : Tensor
+        The input.
+    """)
+round_half_even = defop("round", lambda x: _xp(x).round(x), differentiable=False,
+               samples=[Sample((3, 4))], reference=np.round, method="round",
+    doc="""Elementwise rounding to the nearest integer, halves to even (zero gradient).
+
+    PyTorch: ``torch.round(input)``.
+
+    Parameters
+    ----------
+    input : Tensor
+        The input.
+    """)
 
 
 # --------------------------------------------------------------------------
@@ -264,7 +491,16 @@ maximum = defop(
     promote=True,
     samples=[Sample(Distinct((3, 4)), Distinct((3, 4))), Sample(Distinct((3, 1)), Distinct((4,))),
              Sample(Distinct((2, 3)), 0.1)],
-    reference=np.maximum)
+    reference=np.maximum,
+    doc="""Elementwise maximum of two tensors (the gradient is shared at ties).
+
+    PyTorch: ``torch.maximum(input, other)``.
+
+    Parameters
+    ----------
+    input, other : Tensor or number
+        Broadcast against each other (PyTorch's type promotion).
+    """)
 
 minimum = defop(
     "minimum", lambda a, b: _xp(a if hasattr(a, "shape") else b).minimum(a, b),
@@ -274,7 +510,16 @@ minimum = defop(
     promote=True,
     samples=[Sample(Distinct((3, 4)), Distinct((3, 4))), Sample(Distinct((3, 1)), Distinct((4,))),
              Sample(Distinct((2, 3)), 0.1)],
-    reference=np.minimum)
+    reference=np.minimum,
+    doc="""Elementwise minimum of two tensors (the gradient is shared at ties).
+
+    PyTorch: ``torch.minimum(input, other)``.
+
+    Parameters
+    ----------
+    input, other : Tensor or number
+        Broadcast against each other (PyTorch's type promotion).
+    """)
 
 
 def _clamp_forward(x, min=None, max=None):
@@ -314,7 +559,17 @@ clamp = defop(
     "clamp", _clamp_forward, vjp=(_clamp_vjp,), jvp=_clamp_jvp, check=_check_clamp,
     samples=[Sample(Distinct((3, 4)), min=-0.5, max=0.6), Sample(Distinct((3, 4)), min=0.05),
              Sample(Distinct((3, 4)), max=0.05)],
-    reference=lambda x, min=None, max=None: np.clip(x, min, max))
+    reference=lambda x, min=None, max=None: np.clip(x, min, max),
+    doc="""Limit values to ``[min, max]`` (either bound may be None).
+
+    PyTorch: ``torch.clamp(input, min, max)``; the gradient is 1 inside the bounds, 0 outside.
+
+    Parameters
+    ----------
+    input : Tensor
+    min, max : float or None
+        The bounds.
+    """)
 
 
 def _where_forward(condition, a, b):
@@ -331,38 +586,164 @@ where = defop(
     save=(0,), promote=False,
     samples=[Sample(Mask((3, 4)), (3, 4), (3, 4)), Sample(Mask((3, 4)), (4,), 0.5),
              Sample(Mask((3, 1)), 1.5, (4,))],
-    reference=np.where)
+    reference=np.where,
+    doc="""``input`` where ``condition`` holds, else ``other`` (broadcast).
+
+    PyTorch: ``torch.where(condition, input, other)``.
+
+    Parameters
+    ----------
+    condition : Tensor of bool
+    input, other : Tensor or number
+    """)
 
 # --------------------------------------------------------------------------
 # comparisons and logic (no gradient)
 # --------------------------------------------------------------------------
 _COMPARE_SAMPLES = [Sample((3, 4), (3, 4)), Sample((3, 1), 0.0)]
 eq = defop("eq", lambda a, b: a == b, promote=True, differentiable=False,
-           samples=[Sample(Ints((3, 4), 0, 3), Ints((3, 4), 0, 3))], reference=np.equal)
+           samples=[Sample(Ints((3, 4), 0, 3), Ints((3, 4), 0, 3))], reference=np.equal,
+    doc="""Elementwise ``input == other`` as a bool tensor.
+
+    PyTorch: ``torch.eq(input, other)``.
+
+    Parameters
+    ----------
+    input, other : Tensor or number
+        Broadcast against each other (PyTorch's type promotion).
+    """)
 ne = defop("ne", lambda a, b: a != b, promote=True, differentiable=False,
-           samples=[Sample(Ints((3, 4), 0, 3), Ints((3, 4), 0, 3))], reference=np.not_equal)
+           samples=[Sample(Ints((3, 4), 0, 3), Ints((3, 4), 0, 3))], reference=np.not_equal,
+    doc="""Elementwise ``input != other`` as a bool tensor.
+
+    PyTorch: ``torch.ne(input, other)``.
+
+    Parameters
+    ----------
+    input, other : Tensor or number
+        Broadcast against each other (PyTorch's type promotion).
+    """)
 lt = defop("lt", lambda a, b: a < b, promote=True, differentiable=False,
-           samples=_COMPARE_SAMPLES, reference=np.less)
+           samples=_COMPARE_SAMPLES, reference=np.less,
+    doc="""Elementwise ``input < other`` as a bool tensor.
+
+    PyTorch: ``torch.lt(input, other)``.
+
+    Parameters
+    ----------
+    input, other : Tensor or number
+        Broadcast against each other (PyTorch's type promotion).
+    """)
 le = defop("le", lambda a, b: a <= b, promote=True, differentiable=False,
-           samples=_COMPARE_SAMPLES, reference=np.less_equal)
+           samples=_COMPARE_SAMPLES, reference=np.less_equal,
+    doc="""Elementwise ``input <= other`` as a bool tensor.
+
+    PyTorch: ``torch.le(input, other)``.
+
+    Parameters
+    ----------
+    input, other : Tensor or number
+        Broadcast against each other (PyTorch's type promotion).
+    """)
 gt = defop("gt", lambda a, b: a > b, promote=True, differentiable=False,
-           samples=_COMPARE_SAMPLES, reference=np.greater)
+           samples=_COMPARE_SAMPLES, reference=np.greater,
+    doc="""Elementwise ``input > other`` as a bool tensor.
+
+    PyTorch: ``torch.gt(input, other)``.
+
+    Parameters
+    ----------
+    input, other : Tensor or number
+        Broadcast against each other (PyTorch's type promotion).
+    """)
 ge = defop("ge", lambda a, b: a >= b, promote=True, differentiable=False,
-           samples=_COMPARE_SAMPLES, reference=np.greater_equal)
+           samples=_COMPARE_SAMPLES, reference=np.greater_equal,
+    doc="""Elementwise ``input >= other`` as a bool tensor.
+
+    PyTorch: ``torch.ge(input, other)``.
+
+    Parameters
+    ----------
+    input, other : Tensor or number
+        Broadcast against each other (PyTorch's type promotion).
+    """)
 logical_not = defop("logical_not", lambda x: _xp(x).logical_not(x), differentiable=False,
-                    samples=[Sample(Mask((3,)))], reference=np.logical_not, method="logical_not")
+                    samples=[Sample(Mask((3,)))], reference=np.logical_not, method="logical_not",
+    doc="""Elementwise logical NOT (non-zero is true), as a bool tensor.
+
+    PyTorch: ``torch.logical_not(input)``.
+
+    Parameters
+    ----------
+    input : Tensor
+        The input.
+    """)
 logical_and = defop("logical_and", lambda a, b: _xp(a).logical_and(a, b), differentiable=False,
-                    samples=[Sample(Mask((3,)), Mask((3,)))], reference=np.logical_and)
+                    samples=[Sample(Mask((3,)), Mask((3,)))], reference=np.logical_and,
+    doc="""Elementwise logical AND, as a bool tensor.
+
+    PyTorch: ``torch.logical_and(input, other)``.
+
+    Parameters
+    ----------
+    input, other : Tensor or number
+        Broadcast against each other (PyTorch's type promotion).
+    """)
 logical_or = defop("logical_or", lambda a, b: _xp(a).logical_or(a, b), differentiable=False,
-                   samples=[Sample(Mask((3,)), Mask((3,)))], reference=np.logical_or)
+                   samples=[Sample(Mask((3,)), Mask((3,)))], reference=np.logical_or,
+    doc="""Elementwise logical OR, as a bool tensor.
+
+    PyTorch: ``torch.logical_or(input, other)``.
+
+    Parameters
+    ----------
+    input, other : Tensor or number
+        Broadcast against each other (PyTorch's type promotion).
+    """)
 logical_xor = defop("logical_xor", lambda a, b: _xp(a).logical_xor(a, b), differentiable=False,
-                    samples=[Sample(Mask((3,)), Mask((3,)))], reference=np.logical_xor)
+                    samples=[Sample(Mask((3,)), Mask((3,)))], reference=np.logical_xor,
+    doc="""Elementwise logical XOR, as a bool tensor.
+
+    PyTorch: ``torch.logical_xor(input, other)``.
+
+    Parameters
+    ----------
+    input, other : Tensor or number
+        Broadcast against each other (PyTorch's type promotion).
+    """)
 isnan = defop("isnan", lambda x: _xp(x).isnan(x), differentiable=False,
-              samples=[Sample((3,))], reference=np.isnan, method="isnan")
+              samples=[Sample((3,))], reference=np.isnan, method="isnan",
+    doc="""Elementwise test for NaN, as a bool tensor.
+
+    PyTorch: ``torch.isnan(input)``.
+
+    Parameters
+    ----------
+    input : Tensor
+        The input.
+    """)
 isinf = defop("isinf", lambda x: _xp(x).isinf(x), differentiable=False,
-              samples=[Sample((3,))], reference=np.isinf, method="isinf")
+              samples=[Sample((3,))], reference=np.isinf, method="isinf",
+    doc="""Elementwise test for positive or negative infinity, as a bool tensor.
+
+    PyTorch: ``torch.isinf(input)``.
+
+    Parameters
+    ----------
+    input : Tensor
+        The input.
+    """)
 isfinite = defop("isfinite", lambda x: _xp(x).isfinite(x), differentiable=False,
-                 samples=[Sample((3,))], reference=np.isfinite, method="isfinite")
+                 samples=[Sample((3,))], reference=np.isfinite, method="isfinite",
+    doc="""Elementwise test for a finite value (not NaN, not infinite), as a bool tensor.
+
+    PyTorch: ``torch.isfinite(input)``.
+
+    Parameters
+    ----------
+    input : Tensor
+        The input.
+    """)
 
 
 # --------------------------------------------------------------------------

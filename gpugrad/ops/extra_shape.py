@@ -63,7 +63,18 @@ _tril = defop(
     jvp=lambda t, out, x, diagonal=0: _tril(t[0], diagonal=diagonal),
     save=(), check=_check_matrix("tril"),
     samples=[Sample((4, 4)), Sample((3, 5), diagonal=1), Sample((2, 4, 3), diagonal=-1)],
-    reference=lambda x, diagonal=0: np.tril(x, diagonal))
+    reference=lambda x, diagonal=0: np.tril(x, diagonal),
+    doc="""The lower triangle of the last two dimensions; the rest set to 0.
+
+    PyTorch: ``torch.tril(input, diagonal)``.
+
+    Parameters
+    ----------
+    input : Tensor
+        At least 2-D.
+    diagonal : int
+        0 keeps the main diagonal, positive values keep more above it, negative fewer.
+    """)
 
 _triu = defop(
     "triu", lambda x, diagonal=0: _xp(x).triu(x, diagonal),
@@ -71,7 +82,18 @@ _triu = defop(
     jvp=lambda t, out, x, diagonal=0: _triu(t[0], diagonal=diagonal),
     save=(), check=_check_matrix("triu"),
     samples=[Sample((4, 4)), Sample((3, 5), diagonal=-1), Sample((2, 4, 3), diagonal=2)],
-    reference=lambda x, diagonal=0: np.triu(x, diagonal))
+    reference=lambda x, diagonal=0: np.triu(x, diagonal),
+    doc="""The upper triangle of the last two dimensions; the rest set to 0.
+
+    PyTorch: ``torch.triu(input, diagonal)``.
+
+    Parameters
+    ----------
+    input : Tensor
+        At least 2-D.
+    diagonal : int
+        0 keeps the main diagonal, positive values keep fewer, negative more below it.
+    """)
 
 
 def tril(input, diagonal=0):
@@ -121,7 +143,17 @@ _masked_fill = defop(
     jvp=lambda t, out, x, mask, value: _masked_fill(t[0], mask, value=0.0),
     save=(1,), check=_check_masked_fill,
     samples=[Sample((3, 4), Mask((3, 4)), value=-1.5), Sample((2, 3, 4), Mask((3, 1)), value=-1e4)],
-    reference=lambda x, mask, value: np.where(mask, value, x))
+    reference=lambda x, mask, value: np.where(mask, value, x),
+    doc="""``input`` with ``value`` where ``mask`` is true (the mask broadcasts).
+
+    PyTorch: ``input.masked_fill(mask, value)``.
+
+    Parameters
+    ----------
+    input : Tensor
+    mask : Tensor of bool
+    value : float
+    """)
 
 
 def _fill_value(value, op):
@@ -168,7 +200,17 @@ _roll = defop(
     save=(),
     samples=[Sample((3, 4), shifts=1, axis=1), Sample((3, 4), shifts=-5),
              Sample((2, 3, 4), shifts=(1, 2), axis=(0, 2))],
-    reference=lambda x, shifts, axis=None: np.roll(x, shifts, axis))
+    reference=lambda x, shifts, axis=None: np.roll(x, shifts, axis),
+    doc="""Shift elements cyclically along ``axis`` (the flattened tensor when ``axis`` is None).
+
+    PyTorch: ``torch.roll(input, shifts, dims)``.
+
+    Parameters
+    ----------
+    input : Tensor
+    shifts : int or tuple of int
+    axis : int or tuple of int, optional
+    """)
 
 
 def roll(input, shifts, dims=None):
@@ -211,9 +253,9 @@ def _scatter_value_forward(x, index, value, axis):
 
 def _check_scatter(x, index, src, axis):
     ix._check_gather(x, index, axis)
-    if any(i > s for i, s in zip(index.shape, src.shape)):
+    if any(i > s for i, s in zip(index.shape, src.shape, strict=False)):
         raise ShapeError(f"scatter: index shape {tuple(index.shape)} is larger than src shape {tuple(src.shape)}")
-    if any(i > s for d, (i, s) in enumerate(zip(index.shape, x.shape)) if d != axis % x.ndim):
+    if any(i > s for d, (i, s) in enumerate(zip(index.shape, x.shape, strict=True)) if d != axis % x.ndim):
         raise ShapeError(f"scatter: index shape {tuple(index.shape)} is larger than the input's shape "
                          f"{tuple(x.shape)} outside dim {axis}")
 
@@ -228,7 +270,18 @@ _scatter_value = defop(
     jvp=lambda t, out, x, index, value, axis: _scatter_value(t[0], index, value=0.0, axis=axis),
     save=(1,), check=_check_scatter_value,
     samples=[Sample((3, 4), Ints((3, 2), 0, 4), value=2.5, axis=1)],
-    reference=lambda x, index, value, axis: _scatter_value_forward(x, index, value, axis))
+    reference=lambda x, index, value, axis: _scatter_value_forward(x, index, value, axis),
+    doc="""``input`` with ``value`` written at ``index`` along ``axis``.
+
+    PyTorch: ``input.scatter(dim, index, value=value)``.
+
+    Parameters
+    ----------
+    input : Tensor
+    index : Tensor of int64
+    value : float
+    axis : int
+    """)
 
 _scatter = defop(
     "scatter", _scatter_forward,
@@ -241,7 +294,18 @@ _scatter = defop(
     save=(1,), check=_check_scatter,
     samples=[Sample((3, 4), DistinctInts((3, 2), 4, 1), (3, 2), axis=1),
              Sample((4, 3), DistinctInts((3, 3), 4, 0), (3, 4), axis=0)],
-    reference=lambda x, index, src, axis: _scatter_forward(x, index, src, axis))
+    reference=lambda x, index, src, axis: _scatter_forward(x, index, src, axis),
+    doc="""``input`` with ``src`` written at ``index`` along ``axis`` (indices distinct along ``axis``).
+
+    PyTorch: ``input.scatter(dim, index, src)``.
+
+    Parameters
+    ----------
+    input : Tensor
+    index : Tensor of int64
+    src : Tensor
+    axis : int
+    """)
 
 
 def scatter(input, dim, index, src=None, value=None, *, reduce=None):
@@ -324,7 +388,16 @@ _nan_to_num = defop(
     samples=[Sample((3, 4), nan=0.0, posinf=None, neginf=None), Sample((2, 3), nan=1.0, posinf=2.0, neginf=-2.0)],
     reference=lambda x, nan, posinf, neginf: np.nan_to_num(x, nan=nan, posinf=np.finfo(x.dtype).max if posinf is None
                                                            else posinf, neginf=np.finfo(x.dtype).min if neginf is None
-                                                           else neginf))
+                                                           else neginf),
+    doc="""Replace NaN by ``nan`` and infinities by ``posinf``/``neginf`` (the dtype's extremes when None).
+
+    PyTorch: ``torch.nan_to_num(input, nan, posinf, neginf)``.
+
+    Parameters
+    ----------
+    input : Tensor
+    nan, posinf, neginf : float or None
+    """)
 
 
 def nan_to_num(input, nan=0.0, posinf=None, neginf=None):
@@ -446,7 +519,7 @@ def cdist(x1, x2, p=2.0, compute_mode=None):
         raise ValueError(f"cdist: p must be non-negative, got {p}")
     difference = sh.unsqueeze(x1, axis=-2) - sh.unsqueeze(x2, axis=-3)     # (..., P, R, M)
     if p == 0:
-        return rd.sum_(ew.cast(ew.ne(difference, 0.0), difference.dtype), axis=-1)
+        return rd.reduce_sum(ew.cast(ew.ne(difference, 0.0), difference.dtype), axis=-1)
     # The norm op's gradient is 0 at a zero distance (PyTorch's subgradient), not NaN.
     return rd.norm(difference, ord=float(p), axis=-1)
 

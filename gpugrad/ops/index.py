@@ -243,7 +243,17 @@ index_backward = defop(
     vjp=(lambda g, out, grad, index, shape: getitem(g, index=index),),
     jvp=lambda t, out, grad, index, shape: index_backward(t[0], index=index, shape=shape),
     save=(), samples=[Sample((2,), index=(1, slice(0, 2)), shape=(3, 4))],
-    reference=lambda g, index, shape: _index_backward_forward(g, index, shape))
+    reference=lambda g, index, shape: _index_backward_forward(g, index, shape),
+    doc="""Zeros of ``shape`` with ``input`` added at ``index`` (repeats summed): the gradient of indexing.
+
+    PyTorch: the backward of ``x[index]``.
+
+    Parameters
+    ----------
+    input : Tensor
+    index : tuple
+    shape : tuple of int
+    """)
 
 
 def _getitem_forward(x, index):
@@ -264,7 +274,16 @@ getitem = defop(
     save=(), view=True,
     samples=[Sample((3, 4), index=(1, slice(None))), Sample((3, 4), index=(slice(None, None, 2), None, 2)),
              Sample((2, 3, 4), index=(Ellipsis, slice(1, 3)))],
-    reference=lambda x, index: x[index])
+    reference=lambda x, index: x[index],
+    doc="""Basic indexing ``input[index]`` (ints, slices, None, Ellipsis): a view.
+
+    PyTorch: ``input[index]``.
+
+    Parameters
+    ----------
+    input : Tensor
+    index : tuple
+    """)
 
 take = defop(
     "index", _getitem_forward,   # advanced indexing: a copy, not a view
@@ -272,7 +291,16 @@ take = defop(
     jvp=lambda t, out, x, index: take(t[0], index=index),
     save=(),
     samples=[Sample((3, 4), index=(np.array([0, 2, 0]),)), Sample((3, 4), index=(slice(None), np.array([[1, 3], [0, 0]])))],
-    reference=lambda x, index: x[index])
+    reference=lambda x, index: x[index],
+    doc="""Advanced indexing ``input[index]`` with integer arrays (a copy).
+
+    PyTorch: ``input[index]`` with index tensors.
+
+    Parameters
+    ----------
+    input : Tensor
+    index : tuple of arrays and slices
+    """)
 
 
 # --------------------------------------------------------------------------
@@ -293,7 +321,17 @@ index_put = defop(
     jvp=lambda t, out, x, value, index: index_put(t[0], t[1], index=index),
     save=(),
     samples=[Sample((3, 4), (4,), index=(1,)), Sample((3, 4), (2, 4), index=(np.array([0, 2]),)), Sample((3, 4), 0.5, index=(slice(0, 2), 1))],
-    reference=lambda x, value, index: _index_put_forward(x, value, index))
+    reference=lambda x, value, index: _index_put_forward(x, value, index),
+    doc="""``input`` with ``input[index] = values`` (out of place; values broadcast).
+
+    PyTorch: ``input.index_put(indices, values)``.
+
+    Parameters
+    ----------
+    input : Tensor
+    values : Tensor or number
+    index : tuple
+    """)
 
 
 # --------------------------------------------------------------------------
@@ -375,7 +413,17 @@ gather = defop(
     jvp=lambda t, out, x, index, axis: gather(t[0], index, axis=axis),
     save=(1,), check=_check_gather,
     samples=[Sample((3, 4), Ints((3, 2), 0, 4), axis=1), Sample((3, 4), Ints((5, 4), 0, 3), axis=0)],
-    reference=lambda x, index, axis: np.take_along_axis(_leading_block(x, index, axis), index, axis=axis))
+    reference=lambda x, index, axis: np.take_along_axis(_leading_block(x, index, axis), index, axis=axis),
+    doc="""Values of ``input`` picked by ``index`` along ``axis``.
+
+    PyTorch: ``torch.gather(input, dim, index)``.
+
+    Parameters
+    ----------
+    input : Tensor
+    index : Tensor of int64
+    axis : int
+    """)
 
 
 def _zeros_like(g, shape):
@@ -401,7 +449,18 @@ scatter_add = defop(
     jvp=lambda t, out, x, index, src, axis: scatter_add(t[0], index, t[2], axis=axis),
     save=(1,), check=_check_scatter,
     samples=[Sample((3, 4), Ints((3, 2), 0, 4), (3, 2), axis=1), Sample((3, 4), Ints((5, 4), 0, 3), (5, 4), axis=0)],
-    reference=lambda x, index, src, axis: _scatter_add_forward(x.copy(), index, src, axis))
+    reference=lambda x, index, src, axis: _scatter_add_forward(x.copy(), index, src, axis),
+    doc="""``input`` with ``src`` added at ``index`` along ``axis`` (repeats summed).
+
+    PyTorch: ``input.scatter_add(dim, index, src)``.
+
+    Parameters
+    ----------
+    input : Tensor
+    index : Tensor of int64
+    src : Tensor
+    axis : int
+    """)
 
 
 def _pad_to(value, shape):
@@ -425,7 +484,17 @@ index_select = defop(
     jvp=lambda t, out, x, index, axis: index_select(t[0], index, axis=axis),
     save=(1,), check=_check_index_select,
     samples=[Sample((4, 3), Ints((5,), 0, 4), axis=0), Sample((3, 4), Ints((2,), 0, 4), axis=1)],
-    reference=lambda x, index, axis: np.take(x, index, axis=axis))
+    reference=lambda x, index, axis: np.take(x, index, axis=axis),
+    doc="""The entries of ``input`` at ``index`` along ``axis``.
+
+    PyTorch: ``torch.index_select(input, dim, index)``.
+
+    Parameters
+    ----------
+    input : Tensor
+    index : Tensor of int64, 1-D
+    axis : int
+    """)
 
 
 def _index_add_forward(x, index, source, axis, alpha=1.0):
@@ -454,4 +523,16 @@ index_add = defop(
     jvp=lambda t, out, x, index, source, axis, alpha=1.0: index_add(t[0], index, t[2], axis=axis, alpha=alpha),
     save=(1,), check=_check_index_add,
     samples=[Sample((4, 3), Ints((5,), 0, 4), (5, 3), axis=0), Sample((3, 4), Ints((2,), 0, 4), (3, 2), axis=1, alpha=2.0)],
-    reference=lambda x, index, source, axis, alpha=1.0: _index_add_forward(x, index, source, axis, alpha))
+    reference=lambda x, index, source, axis, alpha=1.0: _index_add_forward(x, index, source, axis, alpha),
+    doc="""``input`` with ``alpha * source`` added at ``index`` along ``axis`` (repeats summed).
+
+    PyTorch: ``input.index_add(dim, index, source, alpha=alpha)``.
+
+    Parameters
+    ----------
+    input : Tensor
+    index : Tensor of int64, 1-D
+    source : Tensor
+    axis : int
+    alpha : float
+    """)

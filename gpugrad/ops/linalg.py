@@ -54,7 +54,15 @@ matmul = defop(
     promote=True, check=_check_matmul,
     samples=[Sample((3, 4), (4, 5)), Sample((2, 3, 4), (4, 2)), Sample((2, 1, 3, 4), (3, 4, 2)),
              Sample((4,), (4, 3)), Sample((3, 4), (4,)), Sample((4,), (4,)), Sample((2, 3, 4), (4,))],
-    reference=np.matmul)
+    reference=np.matmul,
+    doc="""Matrix product with broadcasting over leading dimensions (1-D operands as vectors).
+
+    PyTorch: ``torch.matmul(input, other)``.
+
+    Parameters
+    ----------
+    input, other : Tensor
+    """)
 
 
 # --------------------------------------------------------------------------
@@ -67,13 +75,15 @@ def parse_einsum(equation, shapes):
     inputs, arrow, output = equation.partition("->")
     terms = inputs.split(",")
     if len(terms) != len(shapes):
-        raise ShapeError(f"einsum: equation {equation!r} has {len(terms)} operands but {len(shapes)} tensors were given")
+        raise ShapeError(f"einsum: equation {equation!r} has {len(terms)} operands but {len(shapes)} tensors "
+                         "were given")
     used = set(equation) - set(".,->")
     spare = [c for c in string.ascii_letters if c not in used]
-    ellipsis_rank = max([len(shape) - (len(term) - 3) for term, shape in zip(terms, shapes) if "..." in term] or [0])
+    ellipsis_rank = max([len(shape) - (len(term) - 3)
+                         for term, shape in zip(terms, shapes, strict=False) if "..." in term] or [0])
     ellipsis_letters = "".join(spare[:ellipsis_rank])
     expanded = []
-    for term, shape in zip(terms, shapes):
+    for term, shape in zip(terms, shapes, strict=False):
         if "..." in term:
             rank = len(shape) - (len(term) - 3)
             term = term.replace("...", ellipsis_letters[ellipsis_rank - rank:])
@@ -87,10 +97,11 @@ def parse_einsum(equation, shapes):
         for term in expanded:
             for c in term:
                 counts[c] = counts.get(c, 0) + 1
-        output = ellipsis_letters + "".join(sorted(c for c, n in counts.items() if n == 1 and c not in ellipsis_letters))
+        output = ellipsis_letters + "".join(sorted(c for c, n in counts.items()
+                                                   if n == 1 and c not in ellipsis_letters))
     sizes = {}
-    for term, shape in zip(expanded, shapes):
-        for c, n in zip(term, shape):
+    for term, shape in zip(expanded, shapes, strict=False):
+        for c, n in zip(term, shape, strict=False):
             if sizes.setdefault(c, n) != n and n != 1 and sizes[c] != 1:
                 raise ShapeError(f"einsum: index {c!r} has sizes {sizes[c]} and {n} in {equation!r}")
             sizes[c] = max(sizes[c], n)
@@ -158,7 +169,17 @@ einsum = defop(
              Sample((2, 3, 4), equation="...j->..."), Sample((3,), (4,), equation="i,j->ij"),
              Sample((3, 3), equation="ii->i"), Sample((3, 3), equation="ii"), Sample((3, 3, 2), equation="iij->j"),
              Sample((2, 3, 3), equation="bii->bi"), Sample((3, 3), (3, 4), equation="ii,ij->j")],
-    reference=lambda *operands, equation: np.einsum(equation, *operands))
+    reference=lambda *operands, equation: np.einsum(equation, *operands),
+    doc="""Einstein summation over the operands as ``equation`` says.
+
+    PyTorch: ``torch.einsum(equation, *operands)`` (here the equation is a keyword).
+
+    Parameters
+    ----------
+    *operands : Tensor
+    equation : str
+        For example ``'ij,jk->ik'``.
+    """)
 
 
 def _einsum_jvp(tangents, operands, equation):

@@ -23,7 +23,7 @@ from ..errors import ShapeError
 from .elementwise import sigmoid, tanh
 from .index import getitem
 from .linalg import matmul
-from .reduce import sum_
+from .reduce import reduce_sum
 from .registry import defop
 from .samples import Sample
 from .shape import concatenate, swapaxes
@@ -74,7 +74,7 @@ def _lstm_cell_vjp(grad, out, gx, h, c, w_hh, b_hh):
     grad_h = matmul(grad_gates, w_hh)
     grad_c = grad_c_total * f
     grad_w = matmul(swapaxes(grad_gates, -1, -2), h)
-    grad_b = sum_(grad_gates, axis=0)
+    grad_b = reduce_sum(grad_gates, axis=0)
     return grad_gates, grad_h, grad_c, grad_w, grad_b
 
 
@@ -114,4 +114,16 @@ def _reference(gx, h, c, w_hh, b_hh):
 lstm_cell = defop(
     "lstm_cell", _lstm_cell_forward, vjp=_lstm_cell_vjp, jvp=_lstm_cell_jvp, check=_check_lstm_cell,
     samples=[Sample((3, 8), (3, 2), (3, 2), (8, 2), (8,)), Sample((1, 12), (1, 3), (1, 3), (12, 3), (12,))],
-    reference=_reference)
+    reference=_reference,
+    doc="""One LSTM step from precomputed input gates: ``h'`` and ``c'`` side by side, shape ``(batch, 2 *
+    hidden)``.
+
+    PyTorch: ``torch.nn.LSTMCell`` with ``gates_x = x @ W_ih.T + b_ih`` given (gate order i, f, g, o).
+
+    Parameters
+    ----------
+    gates_x : Tensor, (batch, 4 * hidden)
+    h, c : Tensor, (batch, hidden)
+    w_hh : Tensor, (4 * hidden, hidden)
+    b_hh : Tensor, (4 * hidden,)
+    """)

@@ -72,13 +72,31 @@ transfer = defop(
     "to_device", lambda x, device: backend.to_device(x, device),
     vjp=(lambda g, out, x, device: transfer(g, device=_source_device(x)),),
     jvp=lambda t, out, x, device: transfer(t[0], device=device),
-    samples=[Sample((2, 3), device=backend.CPU)], reference=lambda x, device: x)
+    samples=[Sample((2, 3), device=backend.CPU)], reference=lambda x, device: x,
+    doc="""A copy on ``device``; the gradient goes back to the input's device.
+
+    PyTorch: ``input.to(device)``.
+
+    Parameters
+    ----------
+    input : Tensor
+    device : gg.device
+    """)
 
 clone = defop(
     "clone", lambda x: x.copy(),
     vjp=(pass_through,),
     jvp=lambda t, out, x: clone(t[0]),
-    save=(), samples=[Sample((2, 3))], reference=np.copy)
+    save=(), samples=[Sample((2, 3))], reference=np.copy,
+    doc="""A copy with its own memory; the gradient passes through.
+
+    PyTorch: ``torch.clone(input)``.
+
+    Parameters
+    ----------
+    input : Tensor
+        The input.
+    """)
 
 
 def to(self, *args, **kwargs):
@@ -230,17 +248,18 @@ def _reduction(primitive):
     def method(self, dim=_NOTHING, keepdim=False, *, axis=_NOTHING, keepdims=False, dtype=None):
         if dtype is not None:
             self = to(self, dtype)
-        elif primitive in (rd.sum_, rd.prod) and self.dtype.kind in "biu":
+        elif primitive in (rd.reduce_sum, rd.prod) and self.dtype.kind in "biu":
             self = to(self, backend.int64)
         elif primitive is rd.mean and self.dtype.kind != "f":
             raise DTypeError(f"mean: needs a floating tensor, got {self.dtype} (shape {tuple(self.shape)}); "
                              "convert with t.float() or pass dtype=gg.float32")
         return primitive(self, axis=_axis(dim, axis), keepdims=_keep(keepdim, keepdims))
     method.__name__ = primitive.__name__
+    method.__doc__ = primitive.__doc__      # the op's doc= and example (help(gg.sum), help(x.sum))
     return method
 
 
-sum = _reduction(rd.sum_)  # noqa: A001 - PyTorch's name
+sum = _reduction(rd.reduce_sum)  # noqa: A001 - PyTorch's name
 mean = _reduction(rd.mean)
 prod = _reduction(rd.prod)
 amax = _reduction(rd.amax)
@@ -250,14 +269,16 @@ Tensor.sum, Tensor.mean, Tensor.prod = sum, mean, prod
 Tensor.amax, Tensor.amin, Tensor.logsumexp = amax, amin, logsumexp
 
 
-def var(input, dim=_NOTHING, unbiased=None, keepdim=False, *, axis=_NOTHING, correction=None, keepdims=False, ddof=None):
+def var(input, dim=_NOTHING, unbiased=None, keepdim=False, *, axis=_NOTHING, correction=None, keepdims=False,
+        ddof=None):
     """Variance; ``correction=1`` (Bessel) by default like PyTorch, ``ddof`` accepted too."""
     if correction is None:
         correction = ddof if ddof is not None else (0 if unbiased is False else 1)
     return rd.var(input, axis=_axis(dim, axis), correction=correction, keepdims=_keep(keepdim, keepdims))
 
 
-def std(input, dim=_NOTHING, unbiased=None, keepdim=False, *, axis=_NOTHING, correction=None, keepdims=False, ddof=None):
+def std(input, dim=_NOTHING, unbiased=None, keepdim=False, *, axis=_NOTHING, correction=None, keepdims=False,
+        ddof=None):
     """Standard deviation; same arguments as :func:`var`."""
     return ew.sqrt(var(input, dim, unbiased, keepdim, axis=axis, correction=correction, keepdims=keepdims, ddof=ddof))
 
@@ -314,17 +335,17 @@ def cumsum(input, dim=_NOTHING, *, axis=_NOTHING):
     return rd.cumsum(input, axis=axis_value % builtins.max(input.ndim, 1))
 
 
-def all_(input, dim=_NOTHING, keepdim=False):
+def reduce_all(input, dim=_NOTHING, keepdim=False):
     xp = backend.xp_of(input.array)
     return Tensor._make(xp.all(input.array, axis=_axis(dim, _NOTHING), keepdims=keepdim))
 
 
-def any_(input, dim=_NOTHING, keepdim=False):
+def reduce_any(input, dim=_NOTHING, keepdim=False):
     xp = backend.xp_of(input.array)
     return Tensor._make(xp.any(input.array, axis=_axis(dim, _NOTHING), keepdims=keepdim))
 
 
-Tensor.norm, Tensor.cumsum, Tensor.all, Tensor.any = norm, cumsum, all_, any_
+Tensor.norm, Tensor.cumsum, Tensor.all, Tensor.any = norm, cumsum, reduce_all, reduce_any
 
 
 def softmax(input, dim=_NOTHING, *, axis=_NOTHING):
@@ -715,7 +736,8 @@ def _check_writable(tensor, name):
     """An expanded view maps several elements to one memory location: writing
     through it cannot be expressed as one value per element (PyTorch refuses too)."""
     data = tensor.array
-    overlapping = (0 in data.strides and builtins.any(stride == 0 and n > 1 for stride, n in zip(data.strides, data.shape))
+    overlapping = (0 in data.strides and builtins.any(stride == 0 and n > 1
+                                                      for stride, n in zip(data.strides, data.shape, strict=True))
                    or not getattr(data.flags, "writeable", True))
     if overlapping:
         view = f" ({_describe_view(tensor)})" if tensor._base is not None else ""
@@ -927,7 +949,8 @@ def _constant_fill(tensor, value_maker, name):
 
 
 Tensor.zero_ = lambda self: _constant_fill(self, lambda xp, s, d: xp.zeros(s, d), "zero_")
-Tensor.fill_ = lambda self, value: _constant_fill(self, lambda xp, s, d: xp.full(s, float(value) if d.kind == "f" else value, d), "fill_")
+Tensor.fill_ = lambda self, value: _constant_fill(
+    self, lambda xp, s, d: xp.full(s, float(value) if d.kind == "f" else value, d), "fill_")
 
 
 def uniform_(self, a=0.0, b=1.0, *, generator=None):

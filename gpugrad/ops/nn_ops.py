@@ -22,7 +22,7 @@ from .. import kernels
 from ..backend import xp_of as _xp
 from ..errors import ShapeError
 from .elementwise import clamp, exp, log, maximum, sqrt, where
-from .reduce import logsumexp, mean, sum_
+from .reduce import logsumexp, mean, reduce_sum
 from .registry import defop
 from .samples import Ints, Positive, Probability, Sample
 from .shape import reshape, unsqueeze
@@ -136,8 +136,8 @@ def _batch_norm_vjp(g, out, x, weight, bias, eps, residual=None):
     shape = _bn_shape(x.ndim, x.shape[1])
     xhat, invstd = _normalized(x, axes, eps)
     grad_x = _norm_input_grad(g * reshape(weight, shape=shape), xhat, invstd, axes)
-    grad_weight = reshape(sum_(g * xhat, axis=axes), shape=(x.shape[1],))
-    grad_bias = reshape(sum_(g, axis=axes), shape=(x.shape[1],))
+    grad_weight = reshape(reduce_sum(g * xhat, axis=axes), shape=(x.shape[1],))
+    grad_bias = reshape(reduce_sum(g, axis=axes), shape=(x.shape[1],))
     return grad_x, grad_weight, grad_bias
 
 
@@ -176,7 +176,19 @@ batch_norm = defop(
     save=(0, 1), promote=True, check=_check_batch_norm, residual=True,
     samples=[Sample((5, 3), Positive((3,)), (3,), eps=1e-5), Sample((2, 3, 2, 3), (3,), (3,), eps=0.1),
              Sample((3, 2, 4), (2,), (2,), eps=1e-3)],
-    reference=_reference_batch_norm)
+    reference=_reference_batch_norm,
+    doc="""Batch normalisation with the batch's statistics over every dimension but 1 (channels), then ``* weight +
+    bias``.
+
+    PyTorch: ``torch.nn.functional.batch_norm(input, None, None, weight, bias, training=True, eps=eps)``.
+
+    Parameters
+    ----------
+    input : Tensor, (N, C, ...)
+    weight, bias : Tensor, (C,)
+    eps : float
+        Added to the (biased) variance.
+    """)
 
 
 # --------------------------------------------------------------------------
@@ -269,7 +281,19 @@ layer_norm = defop(
     save=(0, 1), promote=True, check=_check_layer_norm, residual=True,
     samples=[Sample((3, 4), (4,), (4,), normalized_ndim=1, eps=1e-5),
              Sample((2, 3, 4), Positive((3, 4)), (3, 4), normalized_ndim=2, eps=0.1)],
-    reference=_reference_layer_norm)
+    reference=_reference_layer_norm,
+    doc="""Normalise over the last ``normalized_ndim`` dimensions, then ``* weight + bias``.
+
+    PyTorch: ``torch.nn.functional.layer_norm(input, weight.shape, weight, bias, eps)``.
+
+    Parameters
+    ----------
+    input : Tensor
+    weight, bias : Tensor
+        Of the normalised trailing shape.
+    normalized_ndim : int
+    eps : float
+    """)
 
 
 # --------------------------------------------------------------------------
@@ -322,7 +346,19 @@ dropout = defop(
     samples=[Sample((3, 4), p=0.5, mask=kernels.pack_mask(np.arange(12) % 3 != 0)),
              Sample((2, 5), p=0.2, mask=kernels.pack_mask(np.arange(10) % 4 != 1))],
     reference=lambda x, p, mask: x * np.unpackbits(np.asarray(mask), bitorder="little")[:x.size]
-    .reshape(x.shape) / (1 - p))
+    .reshape(x.shape) / (1 - p),
+    doc="""``input * mask / (1 - p)`` for a given bit-packed keep ``mask``.
+
+    PyTorch: ``torch.nn.functional.dropout(input, p)`` once the mask is drawn.
+
+    Parameters
+    ----------
+    input : Tensor
+    p : float
+        Probability of zeroing.
+    mask : array of uint8
+        One bit per element (1: keep).
+    """)
 
 
 
@@ -373,7 +409,7 @@ def _softmax_of(logits):
 def _cross_entropy_grad_vjp(u, out, logits, target):
     # d softmax . u = s * (u - sum(u * s)): the softmax Jacobian, with ops.
     s = _softmax_of(logits)
-    return s * (u - sum_(u * s, axis=1, keepdims=True))
+    return s * (u - reduce_sum(u * s, axis=1, keepdims=True))
 
 
 cross_entropy_grad = defop(
@@ -382,7 +418,17 @@ cross_entropy_grad = defop(
     jvp=lambda t, out, logits, target: _cross_entropy_grad_vjp(t[0], out, logits, target),
     samples=[Sample((4, 5), Ints((4,), 0, 5)), Sample((2, 3), Ints((2,), 0, 3))],
     reference=lambda logits, target: (np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-                                      - np.eye(logits.shape[1])[target]))
+                                      - np.eye(logits.shape[1])[target]),
+    doc="""The gradient of mean cross-entropy with respect to the logits: ``(softmax(logits) - one_hot(target)) /
+    N``.
+
+    PyTorch: the backward of ``torch.nn.functional.cross_entropy``.
+
+    Parameters
+    ----------
+    logits : Tensor, (N, C)
+    target : Tensor of int64, (N,)
+    """)
 
 
 def _per_row(g, reduction, rows):
@@ -411,11 +457,11 @@ def _cross_entropy_vjp(g, out, logits, target, reduction="mean", residual=None):
 
 
 def _cross_entropy_jvp(t, out, logits, target, reduction="mean"):
-    per_row = sum_(cross_entropy_grad(logits, target) * t[0], axis=1)
+    per_row = reduce_sum(cross_entropy_grad(logits, target) * t[0], axis=1)
     if reduction == "mean":
         return mean(per_row)
     if reduction == "sum":
-        return sum_(per_row)
+        return reduce_sum(per_row)
     return per_row
 
 
@@ -430,7 +476,17 @@ cross_entropy = defop(
     vjp=(_cross_entropy_vjp, None), jvp=_cross_entropy_jvp, residual=True,
     samples=[Sample((4, 5), Ints((4,), 0, 5)), Sample((3, 4), Ints((3,), 0, 4), reduction="sum"),
              Sample((3, 4), Ints((3,), 0, 4), reduction="none")],
-    reference=_reference_cross_entropy)
+    reference=_reference_cross_entropy,
+    doc="""Cross-entropy of class-index targets with the log-softmax of ``logits``.
+
+    PyTorch: ``torch.nn.functional.cross_entropy(logits, target, reduction=reduction)``.
+
+    Parameters
+    ----------
+    logits : Tensor, (N, C)
+    target : Tensor of int64, (N,)
+    reduction : {'mean', 'sum', 'none'}
+    """)
 
 
 # --------------------------------------------------------------------------
@@ -476,7 +532,17 @@ binary_cross_entropy = defop(
                                    + _bce_grad_target(t[1], out, p, target)),
     promote=True,
     samples=[Sample(Probability((3, 4)), Probability((3, 4))), Sample(Probability((5,)), Ints((5,), 0, 2))],
-    reference=_reference_binary_cross_entropy)
+    reference=_reference_binary_cross_entropy,
+    doc="""Elementwise binary cross-entropy ``-(t log p + (1 - t) log(1 - p))`` (logs clamped at -100).
+
+    PyTorch: ``torch.nn.functional.binary_cross_entropy(input, target, reduction='none')``.
+
+    Parameters
+    ----------
+    input : Tensor
+        Probabilities.
+    target : Tensor
+    """)
 
 
 __all__ = ["batch_norm", "layer_norm", "fused_softmax", "dropout", "cross_entropy", "cross_entropy_grad", "binary_cross_entropy"]

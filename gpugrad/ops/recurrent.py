@@ -28,7 +28,7 @@ from ..errors import ShapeError
 from .elementwise import sigmoid, tanh
 from .index import getitem
 from .linalg import matmul
-from .reduce import sum_
+from .reduce import reduce_sum
 from .registry import defop
 from .samples import Sample
 from .shape import concatenate, swapaxes
@@ -109,7 +109,7 @@ def _gru_cell_vjp(g, out, gx, h, w_hh, b_hh, residual=None):
     grad_gh = concatenate(grad_r, grad_z, grad_n * r, axis=1)
     grad_h = g * z + matmul(grad_gh, w_hh)
     grad_w = matmul(swapaxes(grad_gh, -1, -2), h)
-    grad_b = sum_(grad_gh, axis=0)
+    grad_b = reduce_sum(grad_gh, axis=0)
     return grad_gx, grad_h, grad_w, grad_b
 
 
@@ -145,4 +145,15 @@ def _reference(gx, h, w_hh, b_hh):
 gru_cell = defop(
     "gru_cell", _gru_cell_forward, vjp=_gru_cell_vjp, jvp=_gru_cell_jvp, check=_check_gru_cell, residual=True,
     samples=[Sample((3, 6), (3, 2), (6, 2), (6,)), Sample((1, 9), (1, 3), (9, 3), (9,))],
-    reference=_reference)
+    reference=_reference,
+    doc="""One GRU step from precomputed input gates: the next hidden state ``h'``.
+
+    PyTorch: ``torch.nn.GRUCell`` with ``gates_x = x @ W_ih.T + b_ih`` given (gate order r, z, n).
+
+    Parameters
+    ----------
+    gates_x : Tensor, (batch, 3 * hidden)
+    h : Tensor, (batch, hidden)
+    w_hh : Tensor, (3 * hidden, hidden)
+    b_hh : Tensor, (3 * hidden,)
+    """)

@@ -10,8 +10,7 @@ import numpy as np
 
 from ..backend import xp_of as _xp
 from ..errors import ShapeError
-from .elementwise import cast, exp, logical_and, sign, sqrt, where
-from .elementwise import abs_ as absolute
+from .elementwise import absolute, cast, exp, logical_and, sign, sqrt, where
 from .registry import defop
 from .samples import Away, Distinct, Positive, Sample
 from .shape import broadcast_to, reshape
@@ -75,11 +74,23 @@ def _sum_forward(x, axis=None, keepdims=False):
     return result if result.dtype == x.dtype else result.astype(x.dtype)
 
 
-sum_ = defop(
+reduce_sum = defop(
     "sum", _sum_forward,
     vjp=(lambda g, out, x, axis=None, keepdims=False: unreduce(g, x.shape, axis, keepdims),),
-    jvp=lambda t, out, x, axis=None, keepdims=False: sum_(t[0], axis=axis, keepdims=keepdims),
-    save=(), check=_check_axis, samples=_REDUCE_SAMPLES, reference=np.sum)
+    jvp=lambda t, out, x, axis=None, keepdims=False: reduce_sum(t[0], axis=axis, keepdims=keepdims),
+    save=(), check=_check_axis, samples=_REDUCE_SAMPLES, reference=np.sum,
+    doc="""Sum of elements.
+
+    PyTorch: ``torch.sum(input, dim, keepdim)`` (``axis``/``keepdims`` are ``dim``/``keepdim``).
+
+    Parameters
+    ----------
+    input : Tensor
+    axis : int or tuple of int, optional
+        Dimensions to reduce (all by default).
+    keepdims : bool
+        Keep reduced dimensions with size 1.
+    """)
 
 
 def _sum_to_forward(x, shape):
@@ -102,7 +113,16 @@ sum_to = defop(
     vjp=(lambda g, out, x, shape: _broadcast(g, x.shape),),
     jvp=lambda t, out, x, shape: sum_to(t[0], shape=shape),
     save=(), samples=[Sample((3, 4), shape=(4,)), Sample((2, 3, 4), shape=(3, 1)), Sample((2, 3), shape=())],
-    reference=lambda x, shape: _sum_to_forward(x, shape))
+    reference=lambda x, shape: _sum_to_forward(x, shape),
+    doc="""Sum over broadcast dimensions so the result has ``shape``: the inverse of broadcasting.
+
+    PyTorch: ``input.sum_to_size(shape)``.
+
+    Parameters
+    ----------
+    input : Tensor
+    shape : tuple of int
+    """)
 
 
 def _broadcast(g, shape):
@@ -119,7 +139,19 @@ mean = defop(
     "mean", _mean_forward,
     vjp=(lambda g, out, x, axis=None, keepdims=False: unreduce(g, x.shape, axis, keepdims) / _count(x.shape, axis),),
     jvp=lambda t, out, x, axis=None, keepdims=False: mean(t[0], axis=axis, keepdims=keepdims),
-    save=(), check=_check_axis, samples=_REDUCE_SAMPLES, reference=np.mean)
+    save=(), check=_check_axis, samples=_REDUCE_SAMPLES, reference=np.mean,
+    doc="""Mean of elements.
+
+    PyTorch: ``torch.mean(input, dim, keepdim)`` (``axis``/``keepdims`` are ``dim``/``keepdim``).
+
+    Parameters
+    ----------
+    input : Tensor
+    axis : int or tuple of int, optional
+        Dimensions to reduce (all by default).
+    keepdims : bool
+        Keep reduced dimensions with size 1.
+    """)
 
 
 def _var_forward(x, axis=None, correction=1, keepdims=False):
@@ -134,14 +166,29 @@ def _var_vjp(g, out, x, axis=None, correction=1, keepdims=False):
 
 def _var_jvp(t, out, x, axis=None, correction=1, keepdims=False):
     centred = x - mean(x, axis=axis, keepdims=True)
-    return sum_(centred * t[0], axis=axis, keepdims=keepdims) * (2.0 / (_count(x.shape, axis) - correction))
+    return reduce_sum(centred * t[0], axis=axis, keepdims=keepdims) * (2.0 / (_count(x.shape, axis) - correction))
 
 
 var = defop(
     "var", _var_forward, vjp=(_var_vjp,), jvp=_var_jvp, check=_check_axis,
     samples=[Sample((3, 4)), Sample((3, 4), axis=1), Sample((2, 3, 4), axis=(0, 2), keepdims=True, correction=0)],
     reference=lambda x, axis=None, correction=1, keepdims=False: np.var(x, axis=axis, ddof=correction,
-                                                                         keepdims=keepdims))
+                                                                         keepdims=keepdims),
+    doc="""Variance, divided by ``N - correction``.
+
+    PyTorch: ``torch.var(input, dim, keepdim=keepdim, correction=correction)`` (``axis``/``keepdims`` are
+    ``dim``/``keepdim``).
+
+    Parameters
+    ----------
+    input : Tensor
+    axis : int or tuple of int, optional
+        Dimensions to reduce (all by default).
+    keepdims : bool
+        Keep reduced dimensions with size 1.
+    correction : int
+        1 (Bessel's, the default) or 0.
+    """)
 
 
 def std(x, axis=None, correction=1, keepdims=False):
@@ -154,14 +201,14 @@ def _extreme_vjp(g, out, x, axis=None, keepdims=False):
     # NOTE: ties share the gradient evenly (PyTorch's amax/amin convention).
     out_kept = out if keepdims else _keep(out, x.shape, axis)
     mask = cast(x == out_kept, g.dtype if hasattr(g, "dtype") else x.dtype)
-    count = sum_(mask, axis=axis, keepdims=True)
+    count = reduce_sum(mask, axis=axis, keepdims=True)
     return unreduce(g, x.shape, axis, keepdims) * mask / count
 
 
 def _extreme_jvp(t, out, x, axis=None, keepdims=False):
     out_kept = out if keepdims else _keep(out, x.shape, axis)
     mask = cast(x == out_kept, x.dtype)
-    return sum_(t[0] * mask, axis=axis, keepdims=keepdims) / sum_(mask, axis=axis, keepdims=keepdims)
+    return reduce_sum(t[0] * mask, axis=axis, keepdims=keepdims) / reduce_sum(mask, axis=axis, keepdims=keepdims)
 
 
 def _keep(value, shape, axis):
@@ -184,12 +231,36 @@ _EXTREME_SAMPLES = [Sample(Distinct((3, 4))), Sample(Distinct((3, 4)), axis=1),
 amax = defop(
     "amax", lambda x, axis=None, keepdims=False: _xp(x).amax(x, axis=axis, keepdims=keepdims),
     vjp=(_extreme_vjp,), jvp=_extreme_jvp, save_output=True, check=_check_nonempty("amax"),
-    samples=_EXTREME_SAMPLES, reference=np.amax)
+    samples=_EXTREME_SAMPLES, reference=np.amax,
+    doc="""Largest element (the gradient is shared at ties).
+
+    PyTorch: ``torch.amax(input, dim, keepdim)`` (``axis``/``keepdims`` are ``dim``/``keepdim``).
+
+    Parameters
+    ----------
+    input : Tensor
+    axis : int or tuple of int, optional
+        Dimensions to reduce (all by default).
+    keepdims : bool
+        Keep reduced dimensions with size 1.
+    """)
 
 amin = defop(
     "amin", lambda x, axis=None, keepdims=False: _xp(x).amin(x, axis=axis, keepdims=keepdims),
     vjp=(_extreme_vjp,), jvp=_extreme_jvp, save_output=True, check=_check_nonempty("amin"),
-    samples=_EXTREME_SAMPLES, reference=np.amin)
+    samples=_EXTREME_SAMPLES, reference=np.amin,
+    doc="""Smallest element (the gradient is shared at ties).
+
+    PyTorch: ``torch.amin(input, dim, keepdim)`` (``axis``/``keepdims`` are ``dim``/``keepdim``).
+
+    Parameters
+    ----------
+    input : Tensor
+    axis : int or tuple of int, optional
+        Dimensions to reduce (all by default).
+    keepdims : bool
+        Keep reduced dimensions with size 1.
+    """)
 
 
 def _arg_forward(name):
@@ -204,9 +275,33 @@ def _arg_forward(name):
 
 
 argmax = defop("argmax", _arg_forward("argmax"), differentiable=False, check=_check_nonempty("argmax"),
-               samples=[Sample(Distinct((3, 4))), Sample(Distinct((3, 4)), axis=1)], reference=np.argmax)
+               samples=[Sample(Distinct((3, 4))), Sample(Distinct((3, 4)), axis=1)], reference=np.argmax,
+    doc="""Index of the largest element (of the flattened tensor when ``axis`` is None).
+
+    PyTorch: ``torch.argmax(input, dim, keepdim)`` (``axis``/``keepdims`` are ``dim``/``keepdim``).
+
+    Parameters
+    ----------
+    input : Tensor
+    axis : int or tuple of int, optional
+        Dimensions to reduce (all by default).
+    keepdims : bool
+        Keep reduced dimensions with size 1.
+    """)
 argmin = defop("argmin", _arg_forward("argmin"), differentiable=False, check=_check_nonempty("argmin"),
-               samples=[Sample(Distinct((3, 4))), Sample(Distinct((3, 4)), axis=0)], reference=np.argmin)
+               samples=[Sample(Distinct((3, 4))), Sample(Distinct((3, 4)), axis=0)], reference=np.argmin,
+    doc="""Index of the smallest element (of the flattened tensor when ``axis`` is None).
+
+    PyTorch: ``torch.argmin(input, dim, keepdim)`` (``axis``/``keepdims`` are ``dim``/``keepdim``).
+
+    Parameters
+    ----------
+    input : Tensor
+    axis : int or tuple of int, optional
+        Dimensions to reduce (all by default).
+    keepdims : bool
+        Keep reduced dimensions with size 1.
+    """)
 
 
 # --------------------------------------------------------------------------
@@ -220,18 +315,32 @@ def _product_of_others(x, axis):
     is_zero = x == 0
     nonzero = where(is_zero, 1.0, x)
     product_nonzero = prod(nonzero, axis=axis, keepdims=True)
-    zeros = sum_(cast(is_zero, x.dtype), axis=axis, keepdims=True)
+    zeros = reduce_sum(cast(is_zero, x.dtype), axis=axis, keepdims=True)
     only_zero = logical_and(is_zero, zeros == 1)
     return where(zeros == 0, product_nonzero / nonzero, where(only_zero, product_nonzero, 0.0))
 
 
 prod = defop(
     "prod", _prod_forward,
-    vjp=(lambda g, out, x, axis=None, keepdims=False: unreduce(g, x.shape, axis, keepdims) * _product_of_others(x, axis),),
-    jvp=lambda t, out, x, axis=None, keepdims=False: sum_(t[0] * _product_of_others(x, axis), axis=axis, keepdims=keepdims),
+    vjp=(lambda g, out, x, axis=None, keepdims=False:
+         unreduce(g, x.shape, axis, keepdims) * _product_of_others(x, axis),),
+    jvp=lambda t, out, x, axis=None, keepdims=False:
+        reduce_sum(t[0] * _product_of_others(x, axis), axis=axis, keepdims=keepdims),
     check=_check_axis,
     samples=[Sample(Away((3, 4))), Sample(Away((3, 4)), axis=1), Sample(Away((2, 3)), axis=0, keepdims=True)],
-    reference=np.prod)
+    reference=np.prod,
+    doc="""Product of elements.
+
+    PyTorch: ``torch.prod(input, dim, keepdim)`` (``axis``/``keepdims`` are ``dim``/``keepdim``).
+
+    Parameters
+    ----------
+    input : Tensor
+    axis : int or tuple of int, optional
+        Dimensions to reduce (all by default).
+    keepdims : bool
+        Keep reduced dimensions with size 1.
+    """)
 
 
 def _logsumexp_forward(x, axis=None, keepdims=False):
@@ -257,10 +366,22 @@ logsumexp = defop(
     vjp=(lambda g, out, x, axis=None, keepdims=False:
          unreduce(g, x.shape, axis, keepdims) * _softmax_weights(out, x, axis, keepdims),),
     jvp=lambda t, out, x, axis=None, keepdims=False:
-        sum_(t[0] * _softmax_weights(out, x, axis, keepdims), axis=axis, keepdims=keepdims),
+        reduce_sum(t[0] * _softmax_weights(out, x, axis, keepdims), axis=axis, keepdims=keepdims),
     save_output=True, check=_check_nonempty("logsumexp"),
     samples=[Sample((3, 4)), Sample((3, 4), axis=1), Sample((2, 3, 4), axis=(0, 2), keepdims=True)],
-    reference=lambda x, axis=None, keepdims=False: np.log(np.sum(np.exp(x), axis=axis, keepdims=keepdims)))
+    reference=lambda x, axis=None, keepdims=False: np.log(np.sum(np.exp(x), axis=axis, keepdims=keepdims)),
+    doc="""``log(sum(exp(input)))``, computed without overflow.
+
+    PyTorch: ``torch.logsumexp(input, dim, keepdim)`` (``axis``/``keepdims`` are ``dim``/``keepdim``).
+
+    Parameters
+    ----------
+    input : Tensor
+    axis : int or tuple of int, optional
+        Dimensions to reduce (all by default).
+    keepdims : bool
+        Keep reduced dimensions with size 1.
+    """)
 
 
 # --------------------------------------------------------------------------
@@ -291,7 +412,7 @@ def _norm_factor(out, x, ord, axis, keepdims):
     if ord == float("inf"):
         magnitude = absolute(x)
         mask = cast(magnitude == out_kept, x.dtype)
-        return sign(x) * mask / sum_(mask, axis=axis, keepdims=True)
+        return sign(x) * mask / reduce_sum(mask, axis=axis, keepdims=True)
     safe = where(out_kept == 0, 1.0, out_kept)
     if ord == 2:
         return where(out_kept == 0, 0.0, x / safe)
@@ -309,12 +430,28 @@ norm = defop(
     vjp=(lambda g, out, x, ord=2, axis=None, keepdims=False:
          unreduce(g, x.shape, axis, keepdims) * _norm_factor(out, x, ord, axis, keepdims),),
     jvp=lambda t, out, x, ord=2, axis=None, keepdims=False:
-        sum_(t[0] * _norm_factor(out, x, ord, axis, keepdims), axis=axis, keepdims=keepdims),
+        reduce_sum(t[0] * _norm_factor(out, x, ord, axis, keepdims), axis=axis, keepdims=keepdims),
     save_output=True, check=_check_norm,
     samples=[Sample((3, 4)), Sample((3, 4), axis=1), Sample(Distinct((3, 4)), ord=1, axis=0),
              Sample(Distinct((3, 4)), ord=float("inf"), axis=1), Sample(Positive((2, 3)), ord=3, keepdims=True)],
-    reference=lambda x, ord=2, axis=None, keepdims=False: np.sum(np.abs(x) ** ord, axis=axis, keepdims=keepdims) ** (1 / ord)
-    if ord != float("inf") else np.amax(np.abs(x), axis=axis, keepdims=keepdims))
+    reference=lambda x, ord=2, axis=None, keepdims=False:
+        np.sum(np.abs(x) ** ord, axis=axis, keepdims=keepdims) ** (1 / ord)
+    if ord != float("inf") else np.amax(np.abs(x), axis=axis, keepdims=keepdims),
+    doc="""Vector ``ord``-norm of the elements.
+
+    PyTorch: ``torch.linalg.vector_norm(input, ord, dim, keepdim)`` (``axis``/``keepdims`` are
+    ``dim``/``keepdim``).
+
+    Parameters
+    ----------
+    input : Tensor
+    axis : int or tuple of int, optional
+        Dimensions to reduce (all by default).
+    keepdims : bool
+        Keep reduced dimensions with size 1.
+    ord : float
+        2 by default.
+    """)
 
 
 def _cumsum_forward(x, axis):
@@ -331,7 +468,16 @@ cumsum = defop(
     vjp=(lambda g, out, x, axis: _reverse_cumsum(g, axis),),
     jvp=lambda t, out, x, axis: cumsum(t[0], axis=axis),
     save=(), samples=[Sample((3, 4), axis=1), Sample((3, 4), axis=0), Sample((5,), axis=0)],
-    reference=lambda x, axis: np.cumsum(x, axis=axis))
+    reference=lambda x, axis: np.cumsum(x, axis=axis),
+    doc="""Cumulative sum along ``axis``.
+
+    PyTorch: ``torch.cumsum(input, dim)``.
+
+    Parameters
+    ----------
+    input : Tensor
+    axis : int
+    """)
 
 
 def softmax(x, axis=-1):
@@ -344,5 +490,5 @@ def log_softmax(x, axis=-1):
     return x - logsumexp(x, axis=axis, keepdims=True)
 
 
-__all__ = ["sum_", "sum_to", "mean", "var", "std", "amax", "amin", "argmax", "argmin", "prod", "logsumexp",
+__all__ = ["reduce_sum", "sum_to", "mean", "var", "std", "amax", "amin", "argmax", "argmin", "prod", "logsumexp",
            "norm", "cumsum", "softmax", "log_softmax", "normalize_axes", "unreduce"]

@@ -35,12 +35,21 @@ reshape = defop(
     jvp=lambda t, out, x, shape: reshape(t[0], shape=shape),
     save=(), view=True, check=_check_reshape,
     samples=[Sample((3, 4), shape=(4, 3)), Sample((2, 3, 4), shape=(6, -1)), Sample((), shape=(1, 1))],
-    reference=lambda x, shape: x.reshape(shape))
+    reference=lambda x, shape: x.reshape(shape),
+    doc="""The same elements in another shape (a view when the memory allows); one size may be -1.
+
+    PyTorch: ``torch.reshape(input, shape)``.
+
+    Parameters
+    ----------
+    input : Tensor
+    shape : tuple of int
+    """)
 
 
 def _check_broadcast(x, shape):
     shape = tuple(shape)
-    if len(shape) < x.ndim or any(n != m and n != 1 for n, m in zip(x.shape[::-1], shape[::-1])):
+    if len(shape) < x.ndim or any(n != m and n != 1 for n, m in zip(x.shape[::-1], shape[::-1], strict=False)):
         raise ShapeError(f"broadcast_to: shape {tuple(x.shape)} cannot be broadcast to {shape}; dimensions must "
                          "match or be 1 (trailing dimensions are aligned)")
 
@@ -54,7 +63,7 @@ def _broadcast_forward(x, shape):
         # view made directly costs ~0.4 us, and every reduction's backward uses it.
         lead = len(shape) - x.ndim
         strides = (0,) * lead + tuple(0 if n != m else stride
-                                      for n, m, stride in zip(x.shape, shape[lead:], x.strides))
+                                      for n, m, stride in zip(x.shape, shape[lead:], x.strides, strict=True))
         view = np.ndarray(shape, x.dtype, x, 0, strides)
         view.flags.writeable = False
         return view
@@ -72,7 +81,16 @@ broadcast_to = defop(
     jvp=lambda t, out, x, shape: broadcast_to(t[0], shape=shape),
     save=(), view=True, check=_check_broadcast,
     samples=[Sample((3, 1), shape=(2, 3, 4)), Sample((), shape=(2, 2))],
-    reference=lambda x, shape: np.broadcast_to(x, shape))
+    reference=lambda x, shape: np.broadcast_to(x, shape),
+    doc="""A read-only broadcast view with ``shape``.
+
+    PyTorch: ``torch.broadcast_to(input, shape)`` / ``input.expand(shape)``.
+
+    Parameters
+    ----------
+    input : Tensor
+    shape : tuple of int
+    """)
 
 
 def _check_permutation(x, axes):
@@ -92,7 +110,16 @@ permute = defop(
     jvp=lambda t, out, x, axes: permute(t[0], axes=axes),
     save=(), view=True, check=_check_permutation,
     samples=[Sample((2, 3, 4), axes=(2, 0, 1)), Sample((3, 4), axes=(1, 0))],
-    reference=lambda x, axes: np.transpose(x, axes))
+    reference=lambda x, axes: np.transpose(x, axes),
+    doc="""Reorder dimensions as ``axes`` says (a view).
+
+    PyTorch: ``torch.permute(input, dims)``.
+
+    Parameters
+    ----------
+    input : Tensor
+    axes : tuple of int
+    """)
 
 
 def swapaxes(x, axis0, axis1):
@@ -120,7 +147,16 @@ squeeze = defop(
     jvp=lambda t, out, x, axis: squeeze(t[0], axis=axis),
     save=(), view=True, check=_check_squeeze,
     samples=[Sample((3, 1, 4, 1), axis=(1,)), Sample((1, 3, 1), axis=(0, 2))],
-    reference=lambda x, axis: np.squeeze(x, tuple(a for a in axis if x.shape[a] == 1)))
+    reference=lambda x, axis: np.squeeze(x, tuple(a for a in axis if x.shape[a] == 1)),
+    doc="""Remove the size-1 dimensions in ``axis`` (a view).
+
+    PyTorch: ``torch.squeeze(input, dim)``.
+
+    Parameters
+    ----------
+    input : Tensor
+    axis : tuple of int
+    """)
 
 
 def _check_unsqueeze(x, axis):
@@ -139,7 +175,16 @@ unsqueeze = defop(
     jvp=lambda t, out, x, axis: unsqueeze(t[0], axis=axis),
     save=(), view=True, check=_check_unsqueeze,
     samples=[Sample((3, 4), axis=1), Sample((3, 4), axis=-1), Sample((), axis=0)],
-    reference=lambda x, axis: np.expand_dims(x, axis))
+    reference=lambda x, axis: np.expand_dims(x, axis),
+    doc="""Insert a size-1 dimension at ``axis`` (a view).
+
+    PyTorch: ``torch.unsqueeze(input, dim)``.
+
+    Parameters
+    ----------
+    input : Tensor
+    axis : int
+    """)
 
 
 def _check_concatenate(*tensors, axis=0):
@@ -152,7 +197,8 @@ def _check_concatenate(*tensors, axis=0):
         raise ShapeError(f"cat: dim {axis} is out of range for tensors with {first.ndim} dimensions")
     a = axis % first.ndim
     for index, t in enumerate(tensors):
-        if t.ndim != first.ndim or any(n != m for i, (n, m) in enumerate(zip(t.shape, first.shape)) if i != a):
+        if t.ndim != first.ndim or any(n != m for i, (n, m) in enumerate(zip(t.shape, first.shape, strict=True))
+                                       if i != a):
             raise ShapeError(f"cat: tensor {index} has shape {tuple(t.shape)} but tensor 0 has shape "
                              f"{tuple(first.shape)}; all dimensions except dim {axis} must match")
 
@@ -184,7 +230,17 @@ concatenate = defop(
     jvp=lambda t, out, *inputs, axis=0: concatenate(*t, axis=axis),
     save=(), check=_check_concatenate,
     samples=[Sample((2, 3), (4, 3), axis=0), Sample((2, 3), (2, 1), (2, 2), axis=1), Sample((2, 3), (2, 3), axis=-1)],
-    reference=lambda *arrays, axis=0: np.concatenate(arrays, axis=axis))
+    reference=lambda *arrays, axis=0: np.concatenate(arrays, axis=axis),
+    doc="""Join tensors along an existing dimension ``axis``.
+
+    PyTorch: ``torch.cat(tensors, dim)``.
+
+    Parameters
+    ----------
+    *tensors : Tensor
+        Equal shapes except along ``axis``.
+    axis : int
+    """)
 
 
 def _check_stack(*tensors, axis=0):
@@ -214,7 +270,16 @@ stack = defop(
     jvp=lambda t, out, *inputs, axis=0: stack(*t, axis=axis),
     save=(), check=_check_stack,
     samples=[Sample((2, 3), (2, 3), axis=0), Sample((2, 3), (2, 3), (2, 3), axis=2)],
-    reference=lambda *arrays, axis=0: np.stack(arrays, axis=axis))
+    reference=lambda *arrays, axis=0: np.stack(arrays, axis=axis),
+    doc="""Join equal-shape tensors along a new dimension ``axis``.
+
+    PyTorch: ``torch.stack(tensors, dim)``.
+
+    Parameters
+    ----------
+    *tensors : Tensor
+    axis : int
+    """)
 
 
 flip = defop(
@@ -222,7 +287,16 @@ flip = defop(
     vjp=(lambda g, out, x, axis: flip(g, axis=axis),),
     jvp=lambda t, out, x, axis: flip(t[0], axis=axis),
     save=(), samples=[Sample((3, 4), axis=(0,)), Sample((2, 3, 4), axis=(0, 2))],
-    reference=lambda x, axis: np.flip(x, axis=axis))
+    reference=lambda x, axis: np.flip(x, axis=axis),
+    doc="""Reverse the order of elements along ``axis``.
+
+    PyTorch: ``torch.flip(input, dims)``.
+
+    Parameters
+    ----------
+    input : Tensor
+    axis : tuple of int
+    """)
 
 
 def _tile_forward(x, reps):
@@ -234,11 +308,11 @@ def _tile_vjp(g, out, x, reps):
     reps = tuple(reps)
     shape = (1,) * (len(reps) - x.ndim) + tuple(x.shape)
     split = []
-    for r, n in zip(reps, shape):
+    for r, n in zip(reps, shape, strict=False):
         split += [r, n]
     summed = reshape(g, shape=tuple(split))
-    from .reduce import sum_
-    summed = sum_(summed, axis=tuple(range(0, 2 * len(reps), 2)))
+    from .reduce import reduce_sum
+    summed = reduce_sum(summed, axis=tuple(range(0, 2 * len(reps), 2)))
     return reshape(summed, shape=x.shape)
 
 
@@ -255,7 +329,16 @@ tile = defop(
     jvp=lambda t, out, x, reps: tile(t[0], reps=reps),
     save=(), check=_check_tile,
     samples=[Sample((2, 3), reps=(2, 1)), Sample((2, 3), reps=(2, 3, 2))],
-    reference=lambda x, reps: np.tile(x, reps))
+    reference=lambda x, reps: np.tile(x, reps),
+    doc="""Tile the tensor ``reps`` times per dimension.
+
+    PyTorch: ``input.repeat(*reps)`` (NumPy's ``tile``).
+
+    Parameters
+    ----------
+    input : Tensor
+    reps : tuple of int
+    """)
 
 
 def _pad_forward(x, pad_width, value=0.0):
@@ -263,7 +346,7 @@ def _pad_forward(x, pad_width, value=0.0):
 
 
 def _unpad(g, x_shape, pad_width):
-    index = tuple(slice(before, before + n) for (before, _after), n in zip(pad_width, x_shape))
+    index = tuple(slice(before, before + n) for (before, _after), n in zip(pad_width, x_shape, strict=False))
     return getitem(g, index=index)
 
 
@@ -278,8 +361,20 @@ pad_constant = defop(
     vjp=(lambda g, out, x, pad_width, value=0.0: _unpad(g, x.shape, pad_width),),
     jvp=lambda t, out, x, pad_width, value=0.0: pad_constant(t[0], pad_width=pad_width, value=0.0),
     save=(), check=_check_pad,
-    samples=[Sample((2, 3), pad_width=((1, 0), (2, 1))), Sample((2, 3, 4), pad_width=((0, 0), (0, 0), (1, 1)), value=1.5)],
-    reference=lambda x, pad_width, value=0.0: np.pad(x, pad_width, constant_values=value))
+    samples=[Sample((2, 3), pad_width=((1, 0), (2, 1))),
+             Sample((2, 3, 4), pad_width=((0, 0), (0, 0), (1, 1)), value=1.5)],
+    reference=lambda x, pad_width, value=0.0: np.pad(x, pad_width, constant_values=value),
+    doc="""Pad with a constant, ``pad_width`` giving ``(before, after)`` per dimension (NumPy's order).
+
+    PyTorch: ``torch.nn.functional.pad(input, pad, value=value)``, whose ``pad`` lists the last dimension
+    first.
+
+    Parameters
+    ----------
+    input : Tensor
+    pad_width : tuple of (int, int)
+    value : float
+    """)
 
 
 def torch_pad_to_width(ndim, pad):
@@ -328,7 +423,7 @@ def _put_region(out, value, chain):
     region = chain(out)
     xp = _xp(out)
     if getattr(region.flags, "writeable", True) and region.base is not None and xp.may_share_memory(region, out) \
-            and 0 not in [stride for stride, n in zip(region.strides, region.shape) if n > 1]:
+            and 0 not in [stride for stride, n in zip(region.strides, region.shape, strict=True) if n > 1]:
         region[...] = value
         return out
     # The chain's reshape copied on this layout: find the region's elements by
@@ -363,6 +458,29 @@ copy_slices = defop(
              Sample((2, 3), (3,), chain=ViewChain([(reshape, {"shape": (6,)}),
                                                    (getitem, {"index": (slice(None, None, 2),)})])),
              Sample((2, 3), 1.5, chain=ViewChain([(unsqueeze, {"axis": 0}), (getitem, {"index": (0, 1)})]))],
-    reference=lambda base, value, chain: _put_region(np.array(base, copy=True), value, chain))
+    reference=lambda base, value, chain: _put_region(np.array(base, copy=True), value, chain),
+    doc="""``base`` with the region its view ``chain`` selects replaced by ``value``: how an in-place change
+    through a view is recorded.
+
+    PyTorch: the CopySlices node of an in-place op on a view.
+
+    Parameters
+    ----------
+    base : Tensor
+    value : Tensor
+        The view's new value.
+    chain : ViewChain
+        The view ops from ``base`` to the view.
+
+    Examples
+    --------
+    An in-place change through a view records this op on the base:
+
+    >>> import gpugrad as gg
+    >>> y = gg.tensor([1.0, 2.0, 3.0], requires_grad=True) * 1
+    >>> _ = y[1:].mul_(2)
+    >>> y.grad_fn
+    <copy_slices>
+    """)
 """``base`` with the region ``chain(base)`` replaced by ``value``: what an
 in-place change through a view does to its base (PyTorch's CopySlices)."""

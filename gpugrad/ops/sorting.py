@@ -15,7 +15,6 @@ import collections
 
 import numpy as np
 
-from .. import backend
 from ..backend import xp_of as _xp
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
@@ -53,7 +52,17 @@ def _check_axis(x, axis=-1, descending=False):
 _argsort = defop(
     "argsort", _argsort_forward, differentiable=False, check=_check_axis,
     samples=[Sample(Distinct((3, 4))), Sample(Distinct((3, 4)), axis=0, descending=True)],
-    reference=lambda x, axis=-1, descending=False: np.argsort(-x if descending else x, axis=axis, kind="stable"))
+    reference=lambda x, axis=-1, descending=False: np.argsort(-x if descending else x, axis=axis, kind="stable"),
+    doc="""Indices that sort ``input`` along ``axis`` (last by default).
+
+    PyTorch: ``torch.argsort(input, dim, descending=descending)``.
+
+    Parameters
+    ----------
+    input : Tensor
+    axis : int
+    descending : bool
+    """)
 
 
 def argsort(input, dim=-1, descending=False, stable=False):
@@ -147,7 +156,7 @@ def multinomial(input, num_samples, replacement=False, *, generator=None):
         # Inverse CDF: the first category whose cumulative probability exceeds u.
         cumulative = xp.cumsum(weights / totals, axis=1)
         cumulative[:, -1] = 1.0
-        picks = xp.stack([xp.searchsorted(row, u, side="right") for row, u in zip(cumulative, uniform)])
+        picks = xp.stack([xp.searchsorted(row, u, side="right") for row, u in zip(cumulative, uniform, strict=True)])
         picks = xp.minimum(picks, categories - 1)
     else:
         # Exponential race (equivalent to the Gumbel top-k trick): the k smallest
