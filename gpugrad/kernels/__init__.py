@@ -44,20 +44,21 @@ import numpy as np
 from .. import backend
 from ..errors import DeviceError, DTypeError, ShapeError
 from . import twins
+from .table import ROWS, TABLE
 
 __all__ = [
-    "ACTIVATIONS", "SAVES_OUTPUT", "SAVES_MASK", "KERNELS", "FAMILIES", "SOURCE_PATH",
+    "ACTIVATIONS", "SAVES_OUTPUT", "SAVES_MASK", "SAVES_INPUT", "TABLE", "ROWS", "KERNELS", "FAMILIES", "SOURCE_PATH",
     "activation_forward", "activation_forward_saving", "activation_backward",
     "bias_activation_forward", "bias_activation_backward", "dropout_forward",
     "dropout_backward", "pack_mask", "unpack_mask", "saved_bytes_per_element",
     "launch_config", "name_expressions",
 ]
 
-ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "gelu_tanh", "silu", "sigmoid", "tanh",
-               "softplus", "mish")
-SAVES_OUTPUT = frozenset({"sigmoid", "tanh"})
-SAVES_MASK = frozenset({"relu", "leaky_relu"})
-SAVES_INPUT = frozenset(ACTIVATIONS) - SAVES_OUTPUT - SAVES_MASK
+#: Kernel-backed activations, in the order of :data:`gpugrad.kernels.table.TABLE`.
+ACTIVATIONS = tuple(row.name for row in TABLE)
+SAVES_OUTPUT = frozenset(row.name for row in TABLE if row.saves == "output")
+SAVES_MASK = frozenset(row.name for row in TABLE if row.saves == "mask")
+SAVES_INPUT = frozenset(row.name for row in TABLE if row.saves == "input")
 
 SOURCE_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "activation.cu")
 
@@ -103,14 +104,6 @@ PLAIN_KERNELS = ("gg_pack_mask", "gg_unpack_mask")
 _CTYPES = {np.dtype(np.float16): "gg_half", np.dtype(np.float32): "float",
            np.dtype(np.float64): "double"}
 
-# Parameters each activation takes, with PyTorch's defaults, in the order they
-# travel to the kernel as (a, b).
-_PARAMS = {
-    "leaky_relu": (("negative_slope", 0.01),),
-    "elu": (("alpha", 1.0),),
-    "softplus": (("beta", 1.0), ("threshold", 20.0)),
-}
-
 _BLOCK = 256
 # At most as many blocks per SM as can be resident at once (8 x 256 threads fill
 # an sm_80/sm_90 SM).  More would only queue: a queued block of a grid-stride
@@ -147,7 +140,7 @@ def _check_name(name, allowed=ACTIVATIONS):
 
 def _params(name, params):
     """(a, b) for the kernel from keyword parameters, rejecting unknown names."""
-    spec = _PARAMS.get(name, ())
+    spec = ROWS[name].params
     known = {key for key, _ in spec}
     unknown = set(params) - known
     if unknown:
@@ -157,6 +150,14 @@ def _params(name, params):
     values = [float(params.get(key, default)) for key, default in spec]
     values += [0.0] * (2 - len(values))
     return values[0], values[1]
+
+
+def _mask_off(name, a, b):
+    """The gradient's factor where a mask activation's bit is clear (its kernel's Op::mask_off)."""
+    off = ROWS[name].mask_off
+    if off is None:
+        return 0.0
+    return a if ROWS[name].params[0][0] == off else b
 
 
 def _check_float(op, *arrays):
@@ -423,8 +424,7 @@ def activation_backward(name, grad, saved, **params):
         _check_same(op, grad, saved, "the saved " + ("output" if name in SAVES_OUTPUT else "input"))
     if not backend.is_gpu_array(grad):
         if name in SAVES_MASK:
-            return twins.mask_backward(grad, twins.unpack_mask(saved, grad.shape), 1.0,
-                                       a if name == "leaky_relu" else 0.0)
+            return twins.mask_backward(grad, twins.unpack_mask(saved, grad.shape), 1.0, _mask_off(name, a, b))
         return twins.backward(name, grad, saved, a, b)
     cp = backend.cupy_module()
     grad = _contiguous(grad)
