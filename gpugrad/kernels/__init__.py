@@ -506,7 +506,7 @@ def bias_activation_forward(name, x, bias, **params):
     return y, (y if name in SAVES_OUTPUT else (x, bias))
 
 
-def bias_activation_backward(name, grad, saved, **params):
+def bias_activation_backward(name, grad, saved, sum_bias=True, **params):
     """Gradients of :func:`bias_activation_forward` for ``x`` and ``bias``.
 
     Parameters
@@ -517,6 +517,9 @@ def bias_activation_backward(name, grad, saved, **params):
         Gradient with respect to ``y``, shape ``(..., C)``.
     saved : object
         The ``saved`` returned by the forward.
+    sum_bias : bool
+        Whether to return ``grad_bias`` (None otherwise: a caller that sums
+        ``grad_x`` itself skips the reduction).
     **params
         The parameters the forward used.
 
@@ -524,7 +527,7 @@ def bias_activation_backward(name, grad, saved, **params):
     -------
     grad_x : array
         Same shape and dtype as ``grad``.
-    grad_bias : array
+    grad_bias : array or None
         Shape ``(C,)``: ``grad_x`` summed over every axis but the last
         (accumulated in float32 for float16).
 
@@ -555,7 +558,7 @@ def bias_activation_backward(name, grad, saved, **params):
             grad_x = twins.backward(name, grad, z, a, b, compute=True)
     else:
         grad_x = activation_backward(name, grad, saved, **params)
-    return grad_x, _sum_leading(grad_x)
+    return grad_x, (_sum_leading(grad_x) if sum_bias else None)
 
 
 def _sum_leading(grad_x):

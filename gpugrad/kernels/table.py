@@ -172,6 +172,7 @@ TABLE = (
         domain="away", samples=({}, {"alpha": 0.5})),
     Activation(
         "gelu", "input", twins.gelu, derivative=twins.gelu_derivative, second=_second_gelu,
+        public_params=(("approximate", "none"),),
         reference=lambda x: 0.5 * x * (1 + _erf(x / math.sqrt(2))),
         reference_derivative=lambda s: 0.5 * (1 + _erf(s / math.sqrt(2))) + s * np.exp(-s * s / 2) * _INV_SQRT_2PI),
     Activation(

@@ -49,9 +49,6 @@ __all__ = [
 # --------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------
-_LINEAR = act.linear.op
-
-
 def _tensor(value, name, op):
     if isinstance(value, Tensor):
         return value
@@ -165,20 +162,13 @@ def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
 # linear and convolution
 # --------------------------------------------------------------------------
 def linear(input, weight, bias=None):
-    """``input @ weight.T + bias`` (weight is ``(out_features, in_features)``).
+    """``input @ weight.T + bias`` (weight is ``(out_features, in_features)``): ``ops.linear``.
 
     >>> import gpugrad as gg
     >>> linear(gg.ones(2, 3), gg.ones(4, 3), gg.zeros(4)).shape
     Size([2, 4])
     """
-    if bias is not None:
-        if isinstance(input, Tensor) and isinstance(weight, Tensor) and isinstance(bias, Tensor):
-            return act.apply_linear(_LINEAR, input, weight, bias)
-        return act.linear(input, weight, bias)
-    if weight.ndim != 2 or input.ndim < 1 or input.shape[-1] != weight.shape[1]:
-        raise ShapeError(f"linear: input of shape {tuple(input.shape)} does not fit weight of shape "
-                         f"{tuple(weight.shape)}: the input's last dimension must equal weight.shape[1]")
-    return la.matmul(input, sh.swapaxes(weight, 0, 1))
+    return act.linear(input, weight, bias)
 
 
 def _conv_padding(padding, kernel, dilation, stride, op):
