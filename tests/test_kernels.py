@@ -1111,7 +1111,7 @@ def test_cuda_dropout_and_masks(cupy_module, dtype):
 # --------------------------------------------------------------------------
 def test_cuda_activation_list_matches_the_table():
     """activation.cu's GG_ACTIVATIONS names every row, with the kernel set of what it saves."""
-    import re  # noqa: PLC0415
+    import re
     with open(K.SOURCE_PATH, encoding="utf-8") as source:
         code = source.read()
     block = code[code.index("#define GG_ACTIVATIONS("):code.index("GG_ACTIVATIONS(GG_MASK_KERNELS")]

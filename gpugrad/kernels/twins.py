@@ -305,7 +305,7 @@ def leaky_relu_mask(x, a, b, k):
 
 def _row(name):
     # Late: the table (gpugrad.kernels.table) is built from the functions above.
-    from .table import ROWS  # noqa: PLC0415
+    from .table import ROWS
     return ROWS[name]
 
 

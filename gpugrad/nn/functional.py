@@ -23,19 +23,19 @@ import math
 
 import numpy as np
 
-from .. import backend, kernels
-from ..autograd.tape import no_grad, state
+from .. import backend
+from ..autograd.tape import no_grad
 from ..errors import DTypeError, ShapeError
 from ..ops import activation as act
 from ..ops import conv as cv
+from ..ops import dropout as ops_dropout
 from ..ops import elementwise as ew
 from ..ops import index as ix
 from ..ops import linalg as la
-from ..ops import methods
-from ..ops import nn_ops
+from ..ops import methods, nn_ops
 from ..ops import reduce as rd
 from ..ops import shape as sh
-from ..ops.registry import apply_op, apply_promoted
+from ..ops.registry import apply_promoted
 from ..tensor import Tensor
 
 __all__ = [
@@ -434,24 +434,13 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
 
 
 def dropout(input, p=0.5, training=True, inplace=False):
-    """Zero elements with probability ``p`` and scale the rest by ``1 / (1 - p)``.
+    """Zero elements with probability ``p`` and scale the rest by ``1 / (1 - p)``: ``ops.dropout``.
 
     The mask comes from ``gg.manual_seed``'s generator for the input's device
     and is kept bit-packed for backward.
     """
     _inplace_unsupported(inplace, "dropout")
-    p = float(p)
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout: probability p={p} must be in [0, 1]")
-    if not training or p == 0.0:
-        return input
-    y, mask = kernels.dropout_forward(input.array, p, backend.generator(input.device))
-    params = dict(p=p, mask=mask)
-    if (input._tangents is not None and state.forward_levels) or state.anomaly:
-        return apply_op(nn_ops.dropout.op, (input,), params)
-    if input.requires_grad and state.grad_enabled:
-        return act._record(nn_ops.dropout.op, input, params, y)
-    return Tensor._make(y)
+    return ops_dropout.dropout(input, p, training)
 
 
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,

@@ -537,10 +537,8 @@ _ELEMENTWISE_OPS = {"sigmoid": elementwise.sigmoid.op, "tanh": elementwise.tanh.
 def _unfused_forward_saving(row, z, params):
     """``(f(z), residual)``, computed as the activation op alone computes it on ``z``'s device."""
     name = row.name
-    if row.saves == "output":
-        if z.__class__ is np.ndarray:
-            return _ELEMENTWISE_OPS[name].forward(z), None
-        return kernels.activation_forward(name, z, **params), None
+    if row.saves == "output":     # sigmoid, tanh: the elementwise op's forward (the kernel on CuPy)
+        return _ELEMENTWISE_OPS[name].forward(z), None
     if name == "relu" and z.__class__ is np.ndarray and z.dtype.kind == "f":
         return np.maximum(z, 0, out=z), None       # z is this op's own temporary
     if row.saves == "mask":
@@ -554,10 +552,8 @@ def _unfused_forward_saving(row, z, params):
 def _pre_activation_gradient(row, g, out, residual, params):
     """``g * f'(z)`` on raw arrays (a plain backward), from what the forward kept."""
     name = row.name
-    if row.saves == "output":
-        if g.__class__ is np.ndarray:
-            return _ELEMENTWISE_OPS[name].vjp[0](g, out, None)
-        return kernels.activation_backward(name, g, out)
+    if row.saves == "output":     # the elementwise op's rule (the kernel on CuPy)
+        return _ELEMENTWISE_OPS[name].vjp[0](g, out, None)
     if residual is None:           # relu on NumPy: the output is 0 exactly where the bit is clear
         return g * (out != 0)
     if isinstance(residual, tuple):
