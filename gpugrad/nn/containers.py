@@ -113,10 +113,10 @@ class Sequential(_NumberedModules, Module):
         pending = None          # a Linear whose output has not been computed yet
         for module in self._modules.values():
             if pending is not None:
-                fuse = module.__class__ in FUSABLE and not (module._forward_pre_hooks or module._forward_hooks)
+                fusion = FUSABLE.get(module.__class__)
                 parameters = pending._parameters
-                if fuse:
-                    activation, options = module.linear_activation()
+                if fusion is not None and not (module._forward_pre_hooks or module._forward_hooks):
+                    activation, options = fusion if fusion.__class__ is tuple else fusion(module)
                     input = _linear(input, parameters["weight"], parameters["bias"], activation, **options)
                     pending = None
                     continue

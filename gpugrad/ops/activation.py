@@ -454,12 +454,14 @@ def _linear_forward(x, weight, bias):
 
 
 # The three rules.  On raw arrays (a plain backward) they are the bare products,
-# without op dispatch; on Tensors (create_graph) they are recorded ops.
-def _linear_grad_input(g, out, x, weight, bias):
+# without op dispatch; on Tensors (create_graph) they are recorded ops.  The
+# linear_<name> ops use them as they are, after their prologue; ``fused`` takes
+# those ops' parameters (the activation's, and the residual), which the rules ignore.
+def _linear_grad_input(g, out, x, weight, bias, **fused):
     return g @ weight if not isinstance(g, Tensor) else matmul(g, weight)
 
 
-def _linear_grad_weight(g, out, x, weight, bias):
+def _linear_grad_weight(g, out, x, weight, bias, **fused):
     if x.ndim == 1:
         return reshape(g, shape=(-1, 1)) * reshape(x, shape=(1, -1))
     rows_g = reshape(g, shape=(-1, g.shape[-1])) if g.ndim != 2 else g
@@ -469,7 +471,7 @@ def _linear_grad_weight(g, out, x, weight, bias):
     return rows_g.T @ rows_x      # raw arrays (a plain backward): the same product, no op dispatch
 
 
-def _linear_grad_bias(g, out, x, weight, bias):
+def _linear_grad_bias(g, out, x, weight, bias, **fused):
     if g.ndim == 1:
         return g
     if isinstance(g, Tensor):
@@ -579,13 +581,21 @@ def _saved_for_ops(row, out, x, weight, bias, params):
 def _make_linear_activation(row):
     name = row.name
 
+    relu = name == "relu"
+
     def forward(x, weight, bias, **params):
         if x.__class__ is not np.ndarray and bias.ndim == 1 and backend.is_gpu_array(x):
             y, saved = kernels.bias_activation_forward(name, x @ weight.T, bias, **params)
             return y, ("bias", saved)
-        return _unfused_forward_saving(row, _linear_forward(x, weight, bias), params)
+        z = x @ weight.T                 # linear's forward, inlined (one frame fewer per layer and step)
+        z += bias
+        if relu and z.__class__ is np.ndarray and z.dtype.kind == "f":
+            return np.maximum(z, 0, out=z), None       # _unfused_forward_saving's relu, inlined likewise
+        return _unfused_forward_saving(row, z, params)
 
     def prologue(g, out, x, weight, bias, residual=None, **params):
+        if relu and residual is None and g.__class__ is np.ndarray:
+            return g * (out != 0)                       # _pre_activation_gradient's relu, inlined likewise
         if isinstance(g, Tensor):
             return activation_grad(g, _saved_for_ops(row, out, x, weight, bias, params), name=name, **params)
         return _pre_activation_gradient(row, g, out, residual, params)
@@ -594,11 +604,6 @@ def _make_linear_activation(row):
         tangent = _linear_jvp(t, out, x, weight, bias)
         return activation_grad(tangent, _saved_for_ops(row, out, x, weight, bias, params), name=name, **params)
 
-    def rule(linear_rule):
-        def pre_activation_rule(g, out, x, weight, bias, residual=None, **params):
-            return linear_rule(g, out, x, weight, bias)
-        return pre_activation_rule
-
     reference = row.reference
     samples = [Sample(_SPECS[row.domain]((4, 3)), (5, 3), (5,), **row.samples[0]),
                Sample(_SPECS[row.domain]((2, 4, 3)), (2, 3), (2,), **row.samples[-1])]
@@ -606,7 +611,7 @@ def _make_linear_activation(row):
         samples = [Sample(Unit((4, 3)), Unit((5, 3)), Unit((5,)))]
     return defop(
         f"linear_{name}", forward,
-        vjp=(rule(_linear_grad_input), rule(_linear_grad_weight), rule(_linear_grad_bias)),
+        vjp=(_linear_grad_input, _linear_grad_weight, _linear_grad_bias),
         vjp_prologue=prologue, jvp=jvp, promote=True, check=_check_linear, save=True,
         save_output=row.saves == "output" or name == "relu", residual=True, samples=samples,
         reference=lambda x, weight, bias, **params: reference(x @ weight.T + bias, **params))
@@ -659,7 +664,7 @@ def linear(input, weight, bias=None, activation=None, **activation_params):
     if activation is None:
         if bias is None:
             return _linear_without_bias(input, weight)
-        if input.__class__ is Tensor and weight.__class__ is Tensor and bias.__class__ is Tensor:
+        if isinstance(input, Tensor) and isinstance(weight, Tensor) and isinstance(bias, Tensor):
             # As a layer calls it, once per step: straight to the op, and without
             # the promotion step when the dtypes agree.
             arguments = (input, weight, bias)
@@ -673,8 +678,11 @@ def linear(input, weight, bias=None, activation=None, **activation_params):
         op, params = _FUSED_WITH_DEFAULTS.get(activation) or fused_linear_op(activation, activation_params)
     if bias is None:
         return _ACTIVATIONS_BY_NAME[activation](_linear_without_bias(input, weight), **activation_params)
-    if input.__class__ is Tensor and weight.__class__ is Tensor and bias.__class__ is Tensor:
-        return apply_linear(op, input, weight, bias, params)
+    if isinstance(input, Tensor) and isinstance(weight, Tensor) and isinstance(bias, Tensor):
+        arguments = (input, weight, bias)            # apply_linear, inlined
+        if input.array.dtype == weight.array.dtype == bias.array.dtype:
+            return apply_promoted(op, arguments, params)
+        return apply_op(op, arguments, params)
     if not isinstance(input, Tensor) and not isinstance(weight, Tensor) and not isinstance(bias, Tensor):
         return op.forward(input, weight, bias, **params)[0]
     return apply_op(op, (input, weight, bias), params)

@@ -150,9 +150,13 @@ class Mish(Module):
         return "mish", {}
 
 
-#: The activation modules whose ``linear_activation()`` a preceding Linear may fuse with
-#: (exactly these classes: a subclass may compute something else in ``forward``).
-FUSABLE = frozenset({ReLU, LeakyReLU, ELU, GELU, SiLU, Sigmoid, Tanh, Softplus, Mish})
+#: The activation modules a preceding Linear may fuse with (exactly these classes: a
+#: subclass may compute something else in ``forward``), each with its
+#: ``linear_activation`` method, or for those without parameters what that returns
+#: (read once here, not once per layer and step).
+FUSABLE = {ReLU: ("relu", {}), SiLU: ("silu", {}), Sigmoid: ("sigmoid", {}), Tanh: ("tanh", {}),
+           Mish: ("mish", {}), LeakyReLU: LeakyReLU.linear_activation, ELU: ELU.linear_activation,
+           GELU: GELU.linear_activation, Softplus: Softplus.linear_activation}
 
 
 def _implicit_dim(ndim):
