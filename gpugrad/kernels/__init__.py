@@ -7,7 +7,10 @@ output once, which is all a memory-bound op can hope for.  The kernels also
 keep less for backward: relu, leaky_relu and dropout save a bit-packed mask
 (1 bit per element) instead of a float tensor, sigmoid and tanh save their
 output (which the next op usually keeps anyway), and the bias-add of a Linear
-layer is fused into the activation.
+layer followed by an activation runs inside the activation's kernel (the
+``linear_<name>`` ops of :mod:`gpugrad.ops.activation` on CuPy).  The
+activations, what each saves and its parameters come from
+:mod:`gpugrad.kernels.table`.
 
 How the math is defined: every kernel in ``activation.cu`` has a NumPy twin in
 :mod:`gpugrad.kernels.twins` written with the same formulas in the same order

@@ -785,20 +785,7 @@ def dropout2d(input, p=0.5, training=True, inplace=False):
     8.0
     """
     _inplace_unsupported(inplace, "dropout2d")
-    p = float(p)
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout2d: probability p={p} must be in [0, 1]")
-    if input.ndim not in (3, 4):
-        raise ShapeError(f"dropout2d: expected a 3-D or 4-D input, got shape {tuple(input.shape)}")
-    if not training or p == 0.0:
-        return input
-    # A 3-D input is (N, C, L), as PyTorch reads it (it warns): one draw per sample and channel.
-    channel_shape = tuple(input.shape[:2]) + (1,) * (input.ndim - 2)
-    if p == 1.0:
-        return input * 0.0
-    keep = backend.generator(input.device).random(channel_shape) >= p
-    mask = Tensor._make(backend.xp_of(input.array).asarray(keep, dtype=input.dtype) / (1.0 - p))
-    return input * mask
+    return ops_dropout.dropout2d(input, p, training)
 
 
 def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):

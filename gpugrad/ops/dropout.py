@@ -14,19 +14,20 @@ from __future__ import annotations
 
 from .. import backend, kernels
 from ..autograd.tape import state
+from ..errors import ShapeError
 from ..tensor import Tensor
 from .nn_ops import dropout as _dropout_with_mask
 from .registry import apply_op, record
 
 _WITH_MASK = _dropout_with_mask.op
 
-__all__ = ["dropout"]
+__all__ = ["dropout", "dropout2d"]
 
 
-def _check_probability(p):
+def _check_probability(p, op="dropout"):
     p = float(p)
     if not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout: probability p={p} must be in [0, 1]")
+        raise ValueError(f"{op}: probability p={p} must be in [0, 1]")
     return p
 
 
@@ -75,3 +76,32 @@ def dropout(input, p=0.5, training=True):
     if input.requires_grad and state.grad_enabled:
         record(_WITH_MASK, (input,), [input.array], params, result, save=())
     return result
+
+
+def dropout2d(input, p=0.5, training=True):
+    """Zero whole channels (dim 1) with probability ``p`` and scale the rest by ``1 / (1 - p)``.
+
+    ``input`` is ``(N, C, H, W)``, or ``(N, C, L)`` read as PyTorch reads a 3-D
+    input: one draw per sample and channel, from the generator of the input's
+    device.  The node is an ordinary product with the drawn channel mask.
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> dropout2d(gg.ones(1, 2, 2, 2), 0.5, training=False).sum().item()
+    8.0
+    >>> y = dropout2d(gg.ones(4, 3, 2, 2), 0.5)
+    >>> sorted(set(y.tolist()[0][0][0])) in ([0.0], [2.0])
+    True
+    """
+    p = _check_probability(p, "dropout2d")
+    if input.ndim not in (3, 4):
+        raise ShapeError(f"dropout2d: expected a 3-D or 4-D input, got shape {tuple(input.shape)}")
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        return input * 0.0
+    channel_shape = tuple(input.shape[:2]) + (1,) * (input.ndim - 2)
+    keep = backend.generator(input.device).random(channel_shape) >= p
+    mask = Tensor._make(backend.xp_of(input.array).asarray(keep, dtype=input.dtype) / (1.0 - p))
+    return input * mask

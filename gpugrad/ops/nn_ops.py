@@ -10,7 +10,7 @@ The rules are written with ops, so they are differentiable again.
 
 dropout is the deterministic op ``x * keep / (1 - p)`` for a given bit-packed
 ``mask`` (a parameter): drawing the mask is the caller's business
-(:func:`gpugrad.nn.functional.dropout`, through the fused kernel), which keeps
+(:func:`gpugrad.ops.dropout.dropout`, through the dropout kernel), which keeps
 the op itself checkable, and self-adjoint.
 """
 
