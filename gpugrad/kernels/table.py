@@ -10,7 +10,11 @@ derivative, its battery samples), and the fused ``linear_<name>`` op that
 
 Adding a kernel-backed activation touches three places: its ``struct
 gg_<name>_op`` in ``activation.cu`` (and its line in ``GG_ACTIVATIONS`` there),
-its twin in :mod:`gpugrad.kernels.twins`, and one row here.
+its twin in :mod:`gpugrad.kernels.twins`, and one row here.  The row gives
+it its op (``gpugrad.ops.activation.ACTIVATION_FUNCTIONS[name]``, a Tensor
+method), its fused ``linear_<name>`` op, ``ops.linear(..., activation=name)``
+and the battery's checks; PyTorch-shaped wrappers (an ``F.`` function with
+PyTorch's signature, an ``nn`` module) are written where PyTorch has them.
 
 Each row says:
 

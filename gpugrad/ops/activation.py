@@ -428,7 +428,10 @@ def _selecting(row):
 
 
 _PUBLIC = tuple(dict.fromkeys(row.public_name for row in TABLE if row.public_name not in _DECLARED_IN_ELEMENTWISE))
-relu, leaky_relu, elu, gelu, silu, softplus, mish = (_make_activation(public) for public in _PUBLIC)
+#: Every public activation declared here, by name (a new row of the table adds one).
+ACTIVATION_FUNCTIONS = {public: _make_activation(public) for public in _PUBLIC}
+relu, leaky_relu, elu, gelu, silu, softplus, mish = (
+    ACTIVATION_FUNCTIONS[name] for name in ("relu", "leaky_relu", "elu", "gelu", "silu", "softplus", "mish"))
 
 
 def _method(function):
@@ -439,7 +442,7 @@ def _method(function):
     return method
 
 
-for _function in (relu, leaky_relu, elu, gelu, silu, softplus, mish):
+for _function in ACTIVATION_FUNCTIONS.values():
     if not hasattr(Tensor, _function.__name__):
         setattr(Tensor, _function.__name__, _method(_function))
 
@@ -732,9 +735,8 @@ def apply_linear(op, x, weight, bias, params=NO_PARAMS):
 # The fused op of each public activation called without parameters (the common case, per layer per step).
 _FUSED_WITH_DEFAULTS = {public: (_FUSED[select({})[0]], NO_PARAMS) for public, select in _SELECTORS.items()}
 
-_ACTIVATIONS_BY_NAME = {"relu": relu, "leaky_relu": leaky_relu, "elu": elu, "gelu": gelu, "silu": silu,
-                        "softplus": softplus, "mish": mish, "sigmoid": sigmoid, "tanh": tanh}
+_ACTIVATIONS_BY_NAME = dict(ACTIVATION_FUNCTIONS, sigmoid=sigmoid, tanh=tanh)
 
 
 __all__ = ["relu", "leaky_relu", "elu", "gelu", "silu", "softplus", "mish", "activation_grad", "linear",
-           "linear_relu", "apply_linear", "fused_linear_op"]
+           "linear_relu", "apply_linear", "fused_linear_op", "ACTIVATION_FUNCTIONS"]
