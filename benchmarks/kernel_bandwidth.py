@@ -277,9 +277,8 @@ def main(argv=None):
         weight.grad = layer_bias.grad = None
 
     for name in ("relu", "gelu"):
-        row(f"linear+{name}", "fwd+bwd", run(lambda: layer_step(True, name)), 5 * n * itemsize,
-            plain_seconds=run(lambda: layer_step(False, name)), target=False)
-    del layer_input, weight, layer_bias, layer_grad
+        row(f"linear+{name}", "fwd+bwd", run(lambda name=name: layer_step(True, name)), 5 * n * itemsize,
+            plain_seconds=run(lambda name=name: layer_step(False, name)), target=False)
 
     dropout_generator = backend.generator(backend.Device("cuda:0") if args.device == "cuda" else backend.CPU)
     _, words = K.dropout_forward(x, 0.1, dropout_generator)

@@ -38,7 +38,7 @@ MODULE_IDS = [f"{name}{''.join(f'-{v}' for v in params.values())}" for _, name, 
 
 
 def _standin_launches():
-    import cupy_standin  # noqa: PLC0415 - only where the stand-in is installed
+    import cupy_standin  # only where the stand-in is installed
     return cupy_standin.launches
 
 
