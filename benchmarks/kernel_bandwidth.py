@@ -8,7 +8,10 @@ cupy memcpy measured in the same run, and compares with the same activation
 composed from plain CuPy ops and with PyTorch (when installed).
 
 Targets: every activation kernel >= 0.85 of copy bandwidth; gelu backward at
-least 2x faster than its plain-CuPy composition.
+least 2x faster than its plain-CuPy composition.  Reported without a target:
+the bias + activation kernels, a whole Linear + activation layer step fused
+(``ops.linear(..., activation=...)``, what ``nn.Sequential`` runs) against
+the unfused layer, and dropout.
 
 Usage::
 
@@ -247,6 +250,36 @@ def main(argv=None):
         backward_bytes = (2 * n * itemsize + mask_bytes) if name in K.SAVES_MASK else 3 * n * itemsize
         row(f"{name}+bias", "backward", run(lambda: K.bias_activation_backward(name, g2, saved)),
             backward_bytes, target=False)
+    # Linear + activation as nn.Sequential runs it: ops.linear(..., activation=name), one
+    # linear_<name> node whose forward adds the bias inside gg_<name>_bias_forward(_mask),
+    # against F.linear then the activation (a bias-add pass and a second node).  A whole
+    # training layer (forward and backward, matmuls included) per call; "plain" is the
+    # unfused layer, and the bytes are the activation's own minimum traffic (forward
+    # 2n, backward 3n), so "of copy" says how much of the layer the activation costs.
+    import gpugrad as gg  # noqa: PLC0415 - the op layer, above the kernels measured so far
+    from gpugrad.nn import functional as F  # noqa: PLC0415
+    from gpugrad.ops import activation as ops_activation  # noqa: PLC0415
+    device = gg.Device("cuda:0" if args.device == "cuda" else "cpu")
+    features = 64
+    layer_input = gg.tensor(backend.to_numpy(generator.standard_normal((x2.shape[0], features), dtype=dtype)),
+                            device=device)
+    weight = gg.tensor(backend.to_numpy(generator.standard_normal((columns, features), dtype=dtype)),
+                       device=device, requires_grad=True)
+    layer_bias = gg.tensor(backend.to_numpy(bias), device=device, requires_grad=True)
+    layer_grad = gg.tensor(backend.to_numpy(g2), device=device)
+
+    def layer_step(fused, name):
+        if fused:
+            out = ops_activation.linear(layer_input, weight, layer_bias, activation=name)
+        else:
+            out = getattr(F, name)(F.linear(layer_input, weight, layer_bias))
+        out.backward(layer_grad)
+        weight.grad = layer_bias.grad = None
+
+    for name in ("relu", "gelu"):
+        row(f"linear+{name}", "fwd+bwd", run(lambda name=name: layer_step(True, name)), 5 * n * itemsize,
+            plain_seconds=run(lambda name=name: layer_step(False, name)), target=False)
+
     dropout_generator = backend.generator(backend.Device("cuda:0") if args.device == "cuda" else backend.CPU)
     _, words = K.dropout_forward(x, 0.1, dropout_generator)
     # The forward also draws n float32 uniforms (written then read back).

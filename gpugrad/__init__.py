@@ -62,7 +62,7 @@ def _on_tensors(function):
     keywords work too: ``gg.add(input=a, other=b)``, and ``out=`` writes the
     result into a given tensor (:mod:`gpugrad.ops.out_argument`, checked here
     rather than by a second wrapper: one call per op)."""
-    name = {"abs_": "abs", "power": "pow"}.get(function.__name__, function.__name__)
+    name = {"power": "pow"}.get(function.__name__, function.__name__)
 
     @_functools.wraps(function)
     def public(*args, input=None, other=None, out=None, **kwargs):  # noqa: A002 - PyTorch's names

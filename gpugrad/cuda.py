@@ -8,8 +8,23 @@ import collections
 import numpy as np
 
 from . import backend
-from .cuda_graphs import CUDAGraph, capture_check, graph, graph_pool_handle, make_graphed_callables  # noqa: F401
 from .determinism import are_deterministic_algorithms_enabled, use_deterministic_algorithms  # noqa: F401
+
+
+_GRAPH_NAMES = ("CUDAGraph", "capture_check", "graph", "graph_pool_handle", "make_graphed_callables")
+
+
+def __getattr__(name):
+    """CUDA graphs' names (``gg.cuda.graph``, ...) come from :mod:`gpugrad.cuda_graphs` on first use:
+    that module works with ops, a layer above this one, which ``Tensor.to`` imports."""
+    if name in _GRAPH_NAMES:
+        from . import cuda_graphs
+        return getattr(cuda_graphs, name)
+    raise AttributeError(f"module 'gpugrad.cuda' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_GRAPH_NAMES))
 
 
 def is_available() -> bool:
@@ -212,5 +227,5 @@ def to_device_non_blocking(tensor, device):
     if (device.type != "cuda" or tensor.requires_grad or tensor.device.type != "cpu"
             or not is_pinned(tensor.array)):
         return tensor.to(device)            # the ordinary (recorded, blocking) copy
-    import gpugrad
-    return gpugrad.as_tensor(copy_to_device_async(tensor.array, device))
+    from .tensor import Tensor
+    return Tensor(copy_to_device_async(tensor.array, device))

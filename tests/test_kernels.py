@@ -943,7 +943,7 @@ def _fake_cupy(shim):
 
     class RawModule:
         def __init__(self, code, options, name_expressions):
-            assert "GG_MASK_KERNELS(relu" in code and "--fmad=false" in options
+            assert "GG_ACTIVATIONS(GG_MASK_KERNELS" in code and "--fmad=false" in options
             self.names = set(name_expressions)
 
         def get_function(self, expression):
@@ -1104,6 +1104,67 @@ def test_cuda_dropout_and_masks(cupy_module, dtype):
     flags = cp.asarray(np.random.default_rng(1).random(1001) < 0.5)
     np.testing.assert_array_equal(_host(K.pack_mask(flags)), np.packbits(_host(flags), bitorder="little"))
     np.testing.assert_array_equal(_host(K.unpack_mask(K.pack_mask(flags), (1001,))), _host(flags))
+
+
+# --------------------------------------------------------------------------
+# The activation table (gpugrad/kernels/table.py) is the one list.
+# --------------------------------------------------------------------------
+def test_cuda_activation_list_matches_the_table():
+    """activation.cu's GG_ACTIVATIONS names every row, with the kernel set of what it saves."""
+    import re
+    with open(K.SOURCE_PATH, encoding="utf-8") as source:
+        code = source.read()
+    block = code[code.index("#define GG_ACTIVATIONS("):code.index("GG_ACTIVATIONS(GG_MASK_KERNELS")]
+    listed = re.findall(r"(MASK|OUTPUT|INPUT)\((\w+), gg_(\w+)_op\)", block)
+    assert [(kind.lower(), name) for kind, name, _ in listed] == [(row.saves, row.name) for row in K.TABLE]
+    assert all(name == op for _, name, op in listed)
+    for row in K.TABLE:
+        assert f"struct gg_{row.name}_op" in code, row.name
+
+
+class _NumpyMath:
+    """The namespace a row's ``second`` is written over, in NumPy float64."""
+    exp, tanh, where = staticmethod(np.exp), staticmethod(np.tanh), staticmethod(np.where)
+
+    @staticmethod
+    def sigmoid(x):
+        return 1 / (1 + np.exp(-x))
+
+    @staticmethod
+    def softplus(x):
+        return np.log1p(np.exp(x))
+
+
+@pytest.mark.parametrize("row", K.TABLE, ids=lambda row: row.name)
+def test_table_derivatives_agree(row):
+    """Per row: the twin's f' equals the reference f', which is the central
+    difference of the reference f; the row's f'' is the central difference of f'."""
+    rng = np.random.default_rng(4)
+    for params in row.samples:
+        x = rng.uniform(-3, 3, 200)
+        x = x[np.abs(x) > 0.05]                         # away from the kinks at 0
+        if "threshold" in params:
+            x = x[np.abs(x * params["beta"] - params["threshold"]) > 0.05]
+        h = 1e-6
+        numeric = (row.reference(x + h, **params) - row.reference(x - h, **params)) / (2 * h)
+        saved = row.reference(x, **params) if row.saves == "output" else x
+        np.testing.assert_allclose(row.reference_derivative(saved, **params), numeric, rtol=1e-6, atol=1e-7)
+        a, b = K._params(row.name, params)
+        if row.saves == "mask":
+            kept = twins.mask(row.name, x, a, b)
+            twin = twins.mask_backward(np.ones_like(x), kept, 1.0, K._mask_off(row.name, a, b))
+        else:
+            twin = twins.backward(row.name, np.ones_like(x), saved, a, b)
+        np.testing.assert_allclose(twin, row.reference_derivative(saved, **params), rtol=1e-12, atol=1e-14)
+        if row.second is None:
+            continue
+        if row.saves == "output":      # d f'(y) / dy, from d f'(y(x)) / dx = (d f'(y) / dy) f'(x)
+            step = (row.reference_derivative(row.reference(x + h)) - row.reference_derivative(row.reference(x - h)))
+            second_numeric = step / (2 * h) / row.reference_derivative(saved)
+        else:
+            step = row.reference_derivative(x + h, **params) - row.reference_derivative(x - h, **params)
+            second_numeric = step / (2 * h)
+        np.testing.assert_allclose(row.second(saved, _NumpyMath, **params), second_numeric, rtol=1e-5, atol=1e-6)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -23,7 +23,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "gpugrad"
 # Lowest first.  A module's layer is that of its longest listed prefix.
 LAYERS = [
     ("backend", ["gpugrad.errors", "gpugrad.backend", "gpugrad.backends", "gpugrad.accelerator",
-                 "gpugrad.install_extra"]),
+                 "gpugrad.install_extra",
+                 # use_deterministic_algorithms' flag: read by the ops, imports nothing of gpugrad.
+                 "gpugrad.determinism"]),
     ("kernels", ["gpugrad.kernels"]),
     ("tensor/autograd", ["gpugrad.tensor", "gpugrad.autograd", "gpugrad.cuda"]),
     # The generator draws random tensors for the creation ops (and uses them): op level.
@@ -53,6 +55,15 @@ EXCEPTIONS = {
     ("gpugrad.io", "gpugrad"): "gg.as_tensor (ops layer) through the package, at call time",
     ("gpugrad.optim.optimizer", "gpugrad"): "gg.as_tensor and gg.no_grad (lower layers) through the package",
     ("gpugrad.optim.lbfgs", "gpugrad"): "gg.enable_grad (autograd layer) through the package, at call time",
+    ("gpugrad.utils.data._worker", "gpugrad"):
+        "a loader worker process reaches gg.from_numpy and gg.manual_seed through the package, at call time",
+    ("gpugrad.ops.docs", "gpugrad"):
+        "generating and checking the ops' examples needs the whole package (the examples call gg.*); "
+        "it runs when the examples are written or tested, never on import",
+    ("gpugrad.cuda", "gpugrad.cuda_graphs"):
+        "gg.cuda is PyTorch's public namespace; its graph names are resolved lazily (module __getattr__) "
+        "from cuda_graphs, an op-level module, so importing gpugrad.cuda (Tensor.to does) pulls in no "
+        "higher layer",
 }
 """(importing module or package prefix, imported module prefix) -> why it is allowed."""
 

@@ -7,7 +7,10 @@ output once, which is all a memory-bound op can hope for.  The kernels also
 keep less for backward: relu, leaky_relu and dropout save a bit-packed mask
 (1 bit per element) instead of a float tensor, sigmoid and tanh save their
 output (which the next op usually keeps anyway), and the bias-add of a Linear
-layer is fused into the activation.
+layer followed by an activation runs inside the activation's kernel (the
+``linear_<name>`` ops of :mod:`gpugrad.ops.activation` on CuPy).  The
+activations, what each saves and its parameters come from
+:mod:`gpugrad.kernels.table`.
 
 How the math is defined: every kernel in ``activation.cu`` has a NumPy twin in
 :mod:`gpugrad.kernels.twins` written with the same formulas in the same order
@@ -44,20 +47,21 @@ import numpy as np
 from .. import backend
 from ..errors import DeviceError, DTypeError, ShapeError
 from . import twins
+from .table import ROWS, TABLE
 
 __all__ = [
-    "ACTIVATIONS", "SAVES_OUTPUT", "SAVES_MASK", "KERNELS", "FAMILIES", "SOURCE_PATH",
+    "ACTIVATIONS", "SAVES_OUTPUT", "SAVES_MASK", "SAVES_INPUT", "TABLE", "ROWS", "KERNELS", "FAMILIES", "SOURCE_PATH",
     "activation_forward", "activation_forward_saving", "activation_backward",
     "bias_activation_forward", "bias_activation_backward", "dropout_forward",
     "dropout_backward", "pack_mask", "unpack_mask", "saved_bytes_per_element",
     "launch_config", "name_expressions",
 ]
 
-ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "gelu_tanh", "silu", "sigmoid", "tanh",
-               "softplus", "mish")
-SAVES_OUTPUT = frozenset({"sigmoid", "tanh"})
-SAVES_MASK = frozenset({"relu", "leaky_relu"})
-SAVES_INPUT = frozenset(ACTIVATIONS) - SAVES_OUTPUT - SAVES_MASK
+#: Kernel-backed activations, in the order of :data:`gpugrad.kernels.table.TABLE`.
+ACTIVATIONS = tuple(row.name for row in TABLE)
+SAVES_OUTPUT = frozenset(row.name for row in TABLE if row.saves == "output")
+SAVES_MASK = frozenset(row.name for row in TABLE if row.saves == "mask")
+SAVES_INPUT = frozenset(row.name for row in TABLE if row.saves == "input")
 
 SOURCE_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "activation.cu")
 
@@ -103,14 +107,6 @@ PLAIN_KERNELS = ("gg_pack_mask", "gg_unpack_mask")
 _CTYPES = {np.dtype(np.float16): "gg_half", np.dtype(np.float32): "float",
            np.dtype(np.float64): "double"}
 
-# Parameters each activation takes, with PyTorch's defaults, in the order they
-# travel to the kernel as (a, b).
-_PARAMS = {
-    "leaky_relu": (("negative_slope", 0.01),),
-    "elu": (("alpha", 1.0),),
-    "softplus": (("beta", 1.0), ("threshold", 20.0)),
-}
-
 _BLOCK = 256
 # At most as many blocks per SM as can be resident at once (8 x 256 threads fill
 # an sm_80/sm_90 SM).  More would only queue: a queued block of a grid-stride
@@ -147,7 +143,7 @@ def _check_name(name, allowed=ACTIVATIONS):
 
 def _params(name, params):
     """(a, b) for the kernel from keyword parameters, rejecting unknown names."""
-    spec = _PARAMS.get(name, ())
+    spec = ROWS[name].params
     known = {key for key, _ in spec}
     unknown = set(params) - known
     if unknown:
@@ -157,6 +153,14 @@ def _params(name, params):
     values = [float(params.get(key, default)) for key, default in spec]
     values += [0.0] * (2 - len(values))
     return values[0], values[1]
+
+
+def _mask_off(name, a, b):
+    """The gradient's factor where a mask activation's bit is clear (its kernel's Op::mask_off)."""
+    off = ROWS[name].mask_off
+    if off is None:
+        return 0.0
+    return a if ROWS[name].params[0][0] == off else b
 
 
 def _check_float(op, *arrays):
@@ -423,8 +427,7 @@ def activation_backward(name, grad, saved, **params):
         _check_same(op, grad, saved, "the saved " + ("output" if name in SAVES_OUTPUT else "input"))
     if not backend.is_gpu_array(grad):
         if name in SAVES_MASK:
-            return twins.mask_backward(grad, twins.unpack_mask(saved, grad.shape), 1.0,
-                                       a if name == "leaky_relu" else 0.0)
+            return twins.mask_backward(grad, twins.unpack_mask(saved, grad.shape), 1.0, _mask_off(name, a, b))
         return twins.backward(name, grad, saved, a, b)
     cp = backend.cupy_module()
     grad = _contiguous(grad)
@@ -506,7 +509,7 @@ def bias_activation_forward(name, x, bias, **params):
     return y, (y if name in SAVES_OUTPUT else (x, bias))
 
 
-def bias_activation_backward(name, grad, saved, **params):
+def bias_activation_backward(name, grad, saved, sum_bias=True, **params):
     """Gradients of :func:`bias_activation_forward` for ``x`` and ``bias``.
 
     Parameters
@@ -517,6 +520,9 @@ def bias_activation_backward(name, grad, saved, **params):
         Gradient with respect to ``y``, shape ``(..., C)``.
     saved : object
         The ``saved`` returned by the forward.
+    sum_bias : bool
+        Whether to return ``grad_bias`` (None otherwise: a caller that sums
+        ``grad_x`` itself skips the reduction).
     **params
         The parameters the forward used.
 
@@ -524,7 +530,7 @@ def bias_activation_backward(name, grad, saved, **params):
     -------
     grad_x : array
         Same shape and dtype as ``grad``.
-    grad_bias : array
+    grad_bias : array or None
         Shape ``(C,)``: ``grad_x`` summed over every axis but the last
         (accumulated in float32 for float16).
 
@@ -555,7 +561,7 @@ def bias_activation_backward(name, grad, saved, **params):
             grad_x = twins.backward(name, grad, z, a, b, compute=True)
     else:
         grad_x = activation_backward(name, grad, saved, **params)
-    return grad_x, _sum_leading(grad_x)
+    return grad_x, (_sum_leading(grad_x) if sum_bias else None)
 
 
 def _sum_leading(grad_x):

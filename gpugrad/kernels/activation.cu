@@ -183,6 +183,8 @@ struct gg_relu_op {
     // PyTorch's threshold_backward passes the gradient unless y <= 0, so NaN
     // inputs keep their gradient and relu'(0) = 0.
     template <typename C> __device__ static bool mask(C x, C, C) { return !gg_le(x, C(0)); }
+    // The gradient's factor where the bit is clear (1 where it is set).
+    __device__ static double mask_off(double, double) { return 0.0; }
 };
 
 struct gg_leaky_relu_op {
@@ -191,6 +193,7 @@ struct gg_leaky_relu_op {
     }
     // leaky_relu'(0) = slope, as in PyTorch.
     template <typename C> __device__ static bool mask(C x, C, C) { return gg_gt(x, C(0)); }
+    __device__ static double mask_off(double slope, double) { return slope; }
 };
 
 struct gg_elu_op {
@@ -550,32 +553,31 @@ __device__ __forceinline__ void gg_mask_backward(const T* __restrict__ grad, con
                                                   T* __restrict__ y, unsigned char* __restrict__ mask, \
                                                   long long n, long long c, double a, double b) {     \
         gg_mask_forward<Op>(x, bias, y, mask, n, c, a, b);                                             \
+    }                                                                                                  \
+    template <typename T>                                                                              \
+    __global__ void gg_##name##_backward(const T* __restrict__ grad, const unsigned char* __restrict__ mask, \
+                                         T* __restrict__ grad_x, long long n, double a, double b) {   \
+        gg_mask_backward(grad, mask, grad_x, n, 1.0, Op::mask_off(a, b));                              \
     }
 
-GG_MASK_KERNELS(relu, gg_relu_op)
-GG_MASK_KERNELS(leaky_relu, gg_leaky_relu_op)
-GG_INPUT_SAVING_KERNELS(elu, gg_elu_op)
-GG_INPUT_SAVING_KERNELS(gelu, gg_gelu_op)
-GG_INPUT_SAVING_KERNELS(gelu_tanh, gg_gelu_tanh_op)
-GG_INPUT_SAVING_KERNELS(silu, gg_silu_op)
-GG_UNARY_KERNELS(sigmoid, gg_sigmoid_op)
-GG_UNARY_KERNELS(tanh, gg_tanh_op)
-GG_INPUT_SAVING_KERNELS(softplus, gg_softplus_op)
-GG_INPUT_SAVING_KERNELS(mish, gg_mish_op)
+// Every activation and the kernel set its row in gpugrad/kernels/table.py asks
+// for (MASK, OUTPUT or INPUT: what backward saves).  The one list of
+// activations on the C++ side: the kernels here and the CPU harness's exports
+// (harness.cpp) are both expanded from it, and tests/test_kernels.py checks it
+// against the table.
+#define GG_ACTIVATIONS(MASK, OUTPUT, INPUT) \
+    MASK(relu, gg_relu_op)                  \
+    MASK(leaky_relu, gg_leaky_relu_op)      \
+    INPUT(elu, gg_elu_op)                   \
+    INPUT(gelu, gg_gelu_op)                 \
+    INPUT(gelu_tanh, gg_gelu_tanh_op)       \
+    INPUT(silu, gg_silu_op)                 \
+    OUTPUT(sigmoid, gg_sigmoid_op)          \
+    OUTPUT(tanh, gg_tanh_op)                \
+    INPUT(softplus, gg_softplus_op)         \
+    INPUT(mish, gg_mish_op)
 
-// relu: grad where the bit is set, else 0.
-template <typename T>
-__global__ void gg_relu_backward(const T* __restrict__ grad, const unsigned char* __restrict__ mask,
-                                 T* __restrict__ grad_x, long long n, double, double) {
-    gg_mask_backward(grad, mask, grad_x, n, 1.0, 0.0);
-}
-
-// leaky_relu: grad where the bit is set, else grad * negative_slope.
-template <typename T>
-__global__ void gg_leaky_relu_backward(const T* __restrict__ grad, const unsigned char* __restrict__ mask,
-                                       T* __restrict__ grad_x, long long n, double slope, double) {
-    gg_mask_backward(grad, mask, grad_x, n, 1.0, slope);
-}
+GG_ACTIVATIONS(GG_MASK_KERNELS, GG_UNARY_KERNELS, GG_INPUT_SAVING_KERNELS)
 
 // Dropout draws its uniforms outside (the device's generator, so gg.manual_seed
 // governs it) and passes them in; that keeps this kernel deterministic and

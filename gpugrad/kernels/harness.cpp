@@ -67,31 +67,23 @@ void launch(int grid, int block, Body body) {
 #define GG_ARGS_MASK_BACKWARD(T) ((const T*)p0, (const unsigned char*)p1, (T*)p2, n, a, b)
 #define GG_ARGS_DROPOUT_FORWARD(T) ((const T*)p0, (const float*)p1, (T*)p2, (unsigned char*)p3, n, a, b)
 
-#define GG_EXPORT_MASK_ACTIVATION(name)                                  \
+// One set of exports per activation, expanded from activation.cu's GG_ACTIVATIONS list.
+#define GG_EXPORT_MASK_ACTIVATION(name, Op)                              \
     GG_EXPORT_ALL(gg_##name##_forward, GG_ARGS_UNARY)                    \
     GG_EXPORT_ALL(gg_##name##_forward_mask, GG_ARGS_FORWARD_MASK)        \
     GG_EXPORT_ALL(gg_##name##_bias_forward_mask, GG_ARGS_BIAS_FORWARD_MASK) \
     GG_EXPORT_ALL(gg_##name##_backward, GG_ARGS_MASK_BACKWARD)
 
-#define GG_EXPORT_OUTPUT_ACTIVATION(name)                         \
+#define GG_EXPORT_OUTPUT_ACTIVATION(name, Op)                     \
     GG_EXPORT_ALL(gg_##name##_forward, GG_ARGS_UNARY)             \
     GG_EXPORT_ALL(gg_##name##_backward, GG_ARGS_BACKWARD)         \
     GG_EXPORT_ALL(gg_##name##_bias_forward, GG_ARGS_BIAS_FORWARD)
 
-#define GG_EXPORT_INPUT_ACTIVATION(name)  \
-    GG_EXPORT_OUTPUT_ACTIVATION(name)     \
+#define GG_EXPORT_INPUT_ACTIVATION(name, Op) \
+    GG_EXPORT_OUTPUT_ACTIVATION(name, Op)    \
     GG_EXPORT_ALL(gg_##name##_bias_backward, GG_ARGS_BIAS_BACKWARD)
 
-GG_EXPORT_MASK_ACTIVATION(relu)
-GG_EXPORT_MASK_ACTIVATION(leaky_relu)
-GG_EXPORT_INPUT_ACTIVATION(elu)
-GG_EXPORT_INPUT_ACTIVATION(gelu)
-GG_EXPORT_INPUT_ACTIVATION(gelu_tanh)
-GG_EXPORT_INPUT_ACTIVATION(silu)
-GG_EXPORT_OUTPUT_ACTIVATION(sigmoid)
-GG_EXPORT_OUTPUT_ACTIVATION(tanh)
-GG_EXPORT_INPUT_ACTIVATION(softplus)
-GG_EXPORT_INPUT_ACTIVATION(mish)
+GG_ACTIVATIONS(GG_EXPORT_MASK_ACTIVATION, GG_EXPORT_OUTPUT_ACTIVATION, GG_EXPORT_INPUT_ACTIVATION)
 GG_EXPORT_ALL(gg_dropout_forward, GG_ARGS_DROPOUT_FORWARD)
 GG_EXPORT_ALL(gg_dropout_backward, GG_ARGS_MASK_BACKWARD)
 

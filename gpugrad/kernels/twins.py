@@ -194,33 +194,34 @@ def _softplus(x, beta, threshold, k):
 
 
 # --------------------------------------------------------------------------
-# Per activation: forward(x, a, b, k) and derivative(saved, a, b, k), in the
-# compute dtype.  Same order of operations as the structs in activation.cu.
+# Per activation: forward(x, a, b, k) and derivative(saved, a, b, k) (or mask),
+# in the compute dtype.  Same order of operations as the structs in activation.cu;
+# each is named by its row in gpugrad.kernels.table.
 # --------------------------------------------------------------------------
-def _relu(x, a, b, k):
+def relu(x, a, b, k):
     # Bit for bit the kernel's x > 0 ? x : (x != x ? x : 0), in two fast passes:
     # maximum keeps x > 0 and NaN, and adding +0 turns the -0.0 it may return into +0.0.
     y = np.maximum(x, k.zero)
     return np.add(y, k.zero, out=y) if isinstance(y, np.ndarray) else y + k.zero
 
 
-def _leaky_relu(x, slope, b, k):
+def leaky_relu(x, slope, b, k):
     return _select(x > k.zero, x, x * slope, k)
 
 
-def _elu(x, alpha, b, k):
+def elu(x, alpha, b, k):
     return _select(x > k.zero, x, alpha * np.expm1(x), k)
 
 
-def _elu_derivative(x, alpha, b, k):
+def elu_derivative(x, alpha, b, k):
     return _select(x <= k.zero, alpha * np.exp(x), k.one, k)
 
 
-def _gelu(x, a, b, k):
+def gelu(x, a, b, k):
     return k.half * x * _erfc(x * k.neg_rsqrt2)
 
 
-def _gelu_derivative(x, a, b, k):
+def gelu_derivative(x, a, b, k):
     cdf = k.half * _erfc(x * k.neg_rsqrt2)
     pdf = np.exp(k.neg_half * x * x) * k.inv_sqrt_2pi
     return cdf + x * pdf
@@ -231,12 +232,12 @@ def _gelu_tanh_inner(x, k):
     return k.sqrt_2_over_pi * (x + k.cubic * x3)
 
 
-def _gelu_tanh(x, a, b, k):
+def gelu_tanh(x, a, b, k):
     s = _sigmoid(k.two * _gelu_tanh_inner(x, k), k)
     return x * s
 
 
-def _gelu_tanh_derivative(x, a, b, k):
+def gelu_tanh_derivative(x, a, b, k):
     s, complement = _sigmoid_pair(k.two * _gelu_tanh_inner(x, k), k)
     ds = k.two * s * complement
     du = k.sqrt_2_over_pi * (k.one + k.three * k.cubic * x * x)
@@ -245,45 +246,45 @@ def _gelu_tanh_derivative(x, a, b, k):
     return _select(ds == k.zero, s, s + t * du, k)
 
 
-def _silu(x, a, b, k):
+def silu(x, a, b, k):
     return x * _sigmoid(x, k)
 
 
-def _silu_derivative(x, a, b, k):
+def silu_derivative(x, a, b, k):
     s, complement = _sigmoid_pair(x, k)
     return s * (k.one + x * complement)
 
 
-def _sigmoid_forward(x, a, b, k):
+def sigmoid(x, a, b, k):
     return _sigmoid(x, k)
 
 
-def _sigmoid_derivative(y, a, b, k):
+def sigmoid_derivative(y, a, b, k):
     return y * (k.one - y)
 
 
-def _tanh(x, a, b, k):
+def tanh(x, a, b, k):
     return np.tanh(x)
 
 
-def _tanh_derivative(y, a, b, k):
+def tanh_derivative(y, a, b, k):
     return k.one - y * y
 
 
-def _softplus_forward(x, beta, threshold, k):
+def softplus(x, beta, threshold, k):
     return _softplus(x, beta, threshold, k)
 
 
-def _softplus_derivative(x, beta, threshold, k):
+def softplus_derivative(x, beta, threshold, k):
     z = x * beta
     return _select(z > threshold, k.one, _sigmoid(z, k), k)
 
 
-def _mish(x, a, b, k):
+def mish(x, a, b, k):
     return x * np.tanh(_softplus(x, k.one, k.twenty, k))
 
 
-def _mish_derivative(x, a, b, k):
+def mish_derivative(x, a, b, k):
     sp = _softplus(x, k.one, k.twenty, k)
     t = np.tanh(sp)
     e = np.exp(k.neg_two * sp)
@@ -292,22 +293,20 @@ def _mish_derivative(x, a, b, k):
     return t + x * _sigmoid(x, k) * sech2
 
 
-_FORWARD = {
-    "relu": _relu, "leaky_relu": _leaky_relu, "elu": _elu, "gelu": _gelu,
-    "gelu_tanh": _gelu_tanh, "silu": _silu, "sigmoid": _sigmoid_forward, "tanh": _tanh,
-    "softplus": _softplus_forward, "mish": _mish,
-}
-_DERIVATIVE = {
-    "elu": _elu_derivative, "gelu": _gelu_derivative, "gelu_tanh": _gelu_tanh_derivative,
-    "silu": _silu_derivative, "sigmoid": _sigmoid_derivative, "tanh": _tanh_derivative,
-    "softplus": _softplus_derivative, "mish": _mish_derivative,
-}
-# The bit each mask activation keeps: relu keeps "not x <= 0" (so NaN keeps its
-# gradient, as PyTorch's threshold_backward does), leaky_relu keeps x > 0.
-_MASK = {
-    "relu": lambda x, k: ~(x <= k.zero),
-    "leaky_relu": lambda x, k: x > k.zero,
-}
+# The bit each mask activation keeps (Op::mask): relu keeps "not x <= 0" (so NaN
+# keeps its gradient, as PyTorch's threshold_backward does), leaky_relu keeps x > 0.
+def relu_mask(x, a, b, k):
+    return ~(x <= k.zero)
+
+
+def leaky_relu_mask(x, a, b, k):
+    return x > k.zero
+
+
+def _row(name):
+    # Late: the table (gpugrad.kernels.table) is built from the functions above.
+    from .table import ROWS
+    return ROWS[name]
 
 
 # --------------------------------------------------------------------------
@@ -344,7 +343,7 @@ def forward(name, x, a, b, compute=False, out_dtype=None):
     xc = np.asarray(x, order="C") if compute else _widen(x)
     k = _k(xc.dtype)
     with np.errstate(all="ignore"):
-        y = _FORWARD[name](xc, xc.dtype.type(a), xc.dtype.type(b), k)
+        y = _row(name).forward(xc, xc.dtype.type(a), xc.dtype.type(b), k)
         # float16 results beyond 65504 become inf on the store, silently, as on the GPU.
         return np.asarray(y, dtype=out_dtype, order="C")
 
@@ -359,7 +358,8 @@ def mask(name, x, a, b, compute=False):
     """
     xc = np.asarray(x, order="C") if compute else _widen(x)
     with np.errstate(invalid="ignore"):
-        return np.ascontiguousarray(_MASK[name](xc, _k(xc.dtype))).reshape(xc.shape)
+        k = _k(xc.dtype)
+        return np.ascontiguousarray(_row(name).mask(xc, xc.dtype.type(a), xc.dtype.type(b), k)).reshape(xc.shape)
 
 
 def backward(name, grad, saved, a, b, compute=False):
@@ -391,7 +391,7 @@ def backward(name, grad, saved, a, b, compute=False):
     sc = np.asarray(saved, order="C") if compute else _widen(saved)
     k = _k(gc.dtype)
     with np.errstate(all="ignore"):
-        gx = gc * _DERIVATIVE[name](sc, gc.dtype.type(a), gc.dtype.type(b), k)
+        gx = gc * _row(name).derivative(sc, gc.dtype.type(a), gc.dtype.type(b), k)
         return np.asarray(gx, dtype=grad.dtype, order="C")
 
 

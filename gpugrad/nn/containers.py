@@ -6,16 +6,11 @@ from __future__ import annotations
 import operator
 from collections import OrderedDict
 
-from ..ops.activation import apply_linear
 from ..ops.activation import linear as _linear
-from ..ops.activation import linear_relu as _linear_relu
 from ..tensor import Tensor
-from .layers.activation import ReLU
+from .layers.activation import FUSABLE
 from .layers.linear import Linear
 from .module import Module, Parameter
-
-_LINEAR = _linear.op
-_LINEAR_RELU = _linear_relu.op
 
 __all__ = ["Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict", "Identity", "Flatten",
            "Unflatten"]
@@ -108,33 +103,34 @@ class Sequential(_NumberedModules, Module):
         return self
 
     def forward(self, input):
-        # NOTE: a Linear followed by a ReLU (both exactly those classes, with a
-        # bias and no hooks) runs as one fused linear_relu op: the same values
-        # and gradients, one graph node and one dispatch fewer.  The pre-relu
-        # tensor is not visible from outside a Sequential, so nothing observes
-        # the difference.  Such a Linear on its own runs its op directly too.
+        # NOTE: a Linear followed by an activation module of FUSABLE (both
+        # exactly those classes, with a bias and no hooks) runs as one fused
+        # linear_<name> op (ops.linear(..., activation=name)): on NumPy the same
+        # values and gradients, one graph node and one dispatch fewer.  The
+        # pre-activation tensor is not visible from outside a Sequential, so
+        # nothing observes the difference.  Such a Linear on its own runs its op
+        # directly too.
         pending = None          # a Linear whose output has not been computed yet
         for module in self._modules.values():
             if pending is not None:
-                fuse = module.__class__ is ReLU and not (module._forward_pre_hooks or module._forward_hooks)
-                input = _run_linear(_LINEAR_RELU if fuse else _LINEAR, input, pending)
-                pending = None
-                if fuse:
+                fusion = FUSABLE.get(module.__class__)
+                parameters = pending._parameters
+                if fusion is not None and not (module._forward_pre_hooks or module._forward_hooks):
+                    activation, options = fusion if fusion.__class__ is tuple else fusion(module)
+                    input = _linear(input, parameters["weight"], parameters["bias"], activation, **options)
+                    pending = None
                     continue
+                input = _linear(input, parameters["weight"], parameters["bias"])
+                pending = None
             if (module.__class__ is Linear and isinstance(input, Tensor) and module._parameters["bias"] is not None
                     and not (module._forward_pre_hooks or module._forward_hooks)):
                 pending = module
                 continue
             input = module(input)
         if pending is not None:
-            input = _run_linear(_LINEAR, input, pending)
+            parameters = pending._parameters
+            input = _linear(input, parameters["weight"], parameters["bias"])
         return input
-
-
-def _run_linear(op, input, linear):
-    """What ``linear(input)`` does (or, with ``op`` linear_relu, relu of it), for a hook-free Linear."""
-    parameters = linear._parameters
-    return apply_linear(op, input, parameters["weight"], parameters["bias"])
 
 
 class ModuleList(_NumberedModules, Module):

@@ -23,19 +23,19 @@ import math
 
 import numpy as np
 
-from .. import backend, kernels
-from ..autograd.tape import no_grad, state
+from .. import backend
+from ..autograd.tape import no_grad
 from ..errors import DTypeError, ShapeError
 from ..ops import activation as act
 from ..ops import conv as cv
+from ..ops import dropout as ops_dropout
 from ..ops import elementwise as ew
 from ..ops import index as ix
 from ..ops import linalg as la
-from ..ops import methods
-from ..ops import nn_ops
+from ..ops import methods, nn_ops
 from ..ops import reduce as rd
 from ..ops import shape as sh
-from ..ops.registry import apply_op, apply_promoted
+from ..ops.registry import apply_promoted
 from ..tensor import Tensor
 
 __all__ = [
@@ -49,9 +49,6 @@ __all__ = [
 # --------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------
-_LINEAR = act.linear.op
-
-
 def _tensor(value, name, op):
     if isinstance(value, Tensor):
         return value
@@ -165,20 +162,13 @@ def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
 # linear and convolution
 # --------------------------------------------------------------------------
 def linear(input, weight, bias=None):
-    """``input @ weight.T + bias`` (weight is ``(out_features, in_features)``).
+    """``input @ weight.T + bias`` (weight is ``(out_features, in_features)``): ``ops.linear``.
 
     >>> import gpugrad as gg
     >>> linear(gg.ones(2, 3), gg.ones(4, 3), gg.zeros(4)).shape
     Size([2, 4])
     """
-    if bias is not None:
-        if isinstance(input, Tensor) and isinstance(weight, Tensor) and isinstance(bias, Tensor):
-            return act.apply_linear(_LINEAR, input, weight, bias)
-        return act.linear(input, weight, bias)
-    if weight.ndim != 2 or input.ndim < 1 or input.shape[-1] != weight.shape[1]:
-        raise ShapeError(f"linear: input of shape {tuple(input.shape)} does not fit weight of shape "
-                         f"{tuple(weight.shape)}: the input's last dimension must equal weight.shape[1]")
-    return la.matmul(input, sh.swapaxes(weight, 0, 1))
+    return act.linear(input, weight, bias)
 
 
 def _conv_padding(padding, kernel, dilation, stride, op):
@@ -442,24 +432,13 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
 
 
 def dropout(input, p=0.5, training=True, inplace=False):
-    """Zero elements with probability ``p`` and scale the rest by ``1 / (1 - p)``.
+    """Zero elements with probability ``p`` and scale the rest by ``1 / (1 - p)``: ``ops.dropout``.
 
     The mask comes from ``gg.manual_seed``'s generator for the input's device
     and is kept bit-packed for backward.
     """
     _inplace_unsupported(inplace, "dropout")
-    p = float(p)
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout: probability p={p} must be in [0, 1]")
-    if not training or p == 0.0:
-        return input
-    y, mask = kernels.dropout_forward(input.array, p, backend.generator(input.device))
-    params = dict(p=p, mask=mask)
-    if (input._tangents is not None and state.forward_levels) or state.anomaly:
-        return apply_op(nn_ops.dropout.op, (input,), params)
-    if input.requires_grad and state.grad_enabled:
-        return act._record(nn_ops.dropout.op, input, params, y)
-    return Tensor._make(y)
+    return ops_dropout.dropout(input, p, training)
 
 
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,
@@ -804,20 +783,7 @@ def dropout2d(input, p=0.5, training=True, inplace=False):
     8.0
     """
     _inplace_unsupported(inplace, "dropout2d")
-    p = float(p)
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout2d: probability p={p} must be in [0, 1]")
-    if input.ndim not in (3, 4):
-        raise ShapeError(f"dropout2d: expected a 3-D or 4-D input, got shape {tuple(input.shape)}")
-    if not training or p == 0.0:
-        return input
-    # A 3-D input is (N, C, L), as PyTorch reads it (it warns): one draw per sample and channel.
-    channel_shape = tuple(input.shape[:2]) + (1,) * (input.ndim - 2)
-    if p == 1.0:
-        return input * 0.0
-    keep = backend.generator(input.device).random(channel_shape) >= p
-    mask = Tensor._make(backend.xp_of(input.array).asarray(keep, dtype=input.dtype) / (1.0 - p))
-    return input * mask
+    return ops_dropout.dropout2d(input, p, training)
 
 
 def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):

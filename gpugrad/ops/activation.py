@@ -1,13 +1,24 @@
-"""Activations on the fused kernels of :mod:`gpugrad.kernels`, and ``linear``.
+"""Activations, generated from the activation table, and ``linear``.
 
-Each activation ``f`` is one primitive whose forward is one kernel launch
-(CuPy) or its NumPy twin, and which keeps for backward only what the kernel
-needs: a bit-packed mask (relu, leaky_relu), the output (sigmoid, tanh), or the
-input (the rest).  Its VJP and JVP are both ``activation_grad(g, saved)`` =
-``g * f'(.)``, itself a primitive running the fused backward kernel, so a plain
-``backward()`` costs one kernel per activation.  ``activation_grad``'s own VJP
-is written with ordinary ops (it needs ``f''``), which keeps every activation
-differentiable to any order under ``create_graph=True``.
+Each row of :data:`gpugrad.kernels.table.TABLE` becomes, here:
+
+* a public activation ``f`` (relu, leaky_relu, elu, gelu, silu, softplus,
+  mish; sigmoid and tanh are declared with the other elementwise functions in
+  :mod:`gpugrad.ops.elementwise` and run the same kernels on CuPy), one
+  primitive whose forward is one kernel launch (CuPy) or its NumPy twin or a
+  faster CPU form, and which keeps for backward only what the kernel needs: a
+  bit-packed mask (relu, leaky_relu), the output (sigmoid, tanh), or the input
+  (the rest).  Its VJP and JVP are both ``activation_grad(g, saved)`` = ``g *
+  f'(.)``, itself a primitive running the backward kernel, so a plain
+  ``backward()`` costs one kernel per activation.  ``activation_grad``'s own
+  VJP is the row's ``f''`` written with ops, which keeps every activation
+  differentiable to any order under ``create_graph=True``;
+* a fused op ``linear_<name>``: ``f(x @ weight.T + bias)`` in one node, which
+  :func:`linear` runs for ``activation=...`` (and ``nn.Sequential`` for a
+  Linear followed by an activation module).  On NumPy it computes exactly what
+  the two ops compute one after the other; on CuPy the bias-add runs inside the
+  activation kernel (``gg_<name>_bias_forward``), in the compute precision;
+* the battery samples, the NumPy references and the reference derivative.
 
 How the mask reaches backward: the node that :func:`_record` leaves carries
 it in its parameters (``saved=``) and keeps no reference to ``x``; on the
@@ -19,84 +30,86 @@ next layer holds it anyway.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from .. import kernels
-from ..backend import xp_of as _xp
+from .. import backend, kernels
 from ..autograd.tape import state
 from ..errors import ShapeError
+from ..kernels.table import ROWS, TABLE
 from ..tensor import Tensor
+from . import elementwise
 from .elementwise import exp, sigmoid, tanh, where
+from .linalg import matmul
+from .reduce import accumulator, reduce_sum
 from .registry import NO_PARAMS, apply_op, apply_promoted, defop, record
 from .samples import Away, Ints, Sample, Unit
-from .reduce import accumulator, reduce_sum
 from .shape import reshape, swapaxes
-from .linalg import matmul
 
 
 def _raw(value):
     return value.array if isinstance(value, Tensor) else value
 
 
+# The public activations declared elsewhere: sigmoid and tanh are elementwise
+# functions of gg (gg.sigmoid, x.tanh()), declared in ops/elementwise.py.
+_DECLARED_IN_ELEMENTWISE = ("sigmoid", "tanh")
+
+
+def _rows_of(public):
+    return [row for row in TABLE if row.public_name == public]
+
+
+def _row_selector(public):
+    """``select(params) -> (kernel name, kernel params)`` for the public function ``public``.
+
+    Public parameters that pick a row (gelu's ``approximate``) are taken out;
+    the rest are the kernel's.
+    """
+    rows = _rows_of(public)
+    keys = {key for row in rows for key, _ in row.public_params}
+    if not keys:
+        name = rows[0].name
+        return lambda params: (name, params)
+    (key,) = keys
+    by_value = {dict(row.public_params)[key]: row.name for row in rows}
+    default = dict(rows[0].public_params)[key]
+
+    def select(params):
+        if key not in params:
+            return by_value[default], params
+        value = params[key]
+        if value not in by_value:
+            raise ValueError(f"{public}: {key}={value!r} is not supported; use one of "
+                             f"{', '.join(repr(v) for v in by_value)}")
+        rest = {k: v for k, v in params.items() if k != key}
+        return by_value[value], rest
+    return select
+
+
 def _kernel_name(name, params):
     """Kernel name and kernel parameters for an activation's public parameters."""
-    if name == "gelu":
-        approximate = params.get("approximate", "none")
-        return ("gelu_tanh" if approximate == "tanh" else "gelu"), {}
-    return name, params
+    return _SELECTORS[name](params)
 
 
-# --------------------------------------------------------------------------
-# f'' as compositions of ops (the VJP of activation_grad with respect to what
-# the forward saved).  ``s`` is the saved input or output.
-# --------------------------------------------------------------------------
-_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
-_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
-_GELU_CUBIC = 0.044715
+_SELECTORS = {row.public_name: _row_selector(row.public_name) for row in TABLE}
 
 
-def _second_elu(x, alpha=1.0):
-    return where(x > 0, 0.0, exp(x) * alpha)
+class _OpsMath:
+    """The functions a row's ``second`` (f'') is written with, as ops: differentiable again."""
+
+    exp, tanh, sigmoid, where = staticmethod(exp), staticmethod(tanh), staticmethod(sigmoid), staticmethod(where)
+
+    @staticmethod
+    def softplus(x):
+        return softplus(x)
 
 
-def _second_gelu(x):
-    return exp(x * x * -0.5) * _INV_SQRT_2PI * (2.0 - x * x)
+def _second(name, saved, **params):
+    """f'' of kernel activation ``name`` at what its forward saved, written with ops."""
+    return ROWS[name].second(saved, _OpsMath, **params)
 
 
-def _second_gelu_tanh(x):
-    inner = (x + x * x * x * _GELU_CUBIC) * _SQRT_2_OVER_PI
-    t = tanh(inner)
-    slope = (x * x * (3 * _GELU_CUBIC) + 1.0) * _SQRT_2_OVER_PI
-    curvature = x * (6 * _GELU_CUBIC * _SQRT_2_OVER_PI)
-    sech2 = 1.0 - t * t
-    return sech2 * slope + x * 0.5 * (sech2 * curvature - t * sech2 * slope * slope * 2.0)
-
-
-def _second_silu(x):
-    s = sigmoid(x)
-    return s * (1.0 - s) * (2.0 + x * (1.0 - 2.0 * s))
-
-
-def _second_softplus(x, beta=1.0, threshold=20.0):
-    s = sigmoid(x * beta)
-    return where(x * beta > threshold, 0.0, s * (1.0 - s) * beta)
-
-
-def _second_mish(x):
-    t = tanh(softplus(x))
-    s = sigmoid(x)
-    return (1.0 - t * t) * s * (2.0 + x * (1.0 - s) - x * t * s * 2.0)
-
-
-# d f'(y) / dy for the activations that save their output y.
-_SECOND = {
-    "elu": _second_elu, "gelu": _second_gelu, "gelu_tanh": _second_gelu_tanh, "silu": _second_silu,
-    "softplus": _second_softplus, "mish": _second_mish,
-    "sigmoid": lambda y: 1.0 - y * 2.0,
-    "tanh": lambda y: y * -2.0,
-}
+_SPECS = {"normal": lambda shape: shape, "away": Away, "unit": Unit}
 
 
 # NOTE: on NumPy, the mask activations skip the kernels' twins: those select with
@@ -279,66 +292,43 @@ def _activation_grad_vjp(u, out, g, saved, name, **params):
     grad_g = activation_grad(u, saved, name=name, **params)
     if name in kernels.SAVES_MASK:
         return grad_g, None
-    return grad_g, u * g * _SECOND[name](saved, **params)
+    return grad_g, u * g * _second(name, saved, **params)
 
 
 def _activation_grad_jvp(t, out, g, saved, name, **params):
     tangent = activation_grad(t[0], saved, name=name, **params)
     if name in kernels.SAVES_MASK or isinstance(t[1], float):
         return tangent
-    return tangent + g * _SECOND[name](saved, **params) * t[1]
+    return tangent + g * _second(name, saved, **params) * t[1]
 
 
-def _reference_derivative(name, s, negative_slope=0.01, alpha=1.0, beta=1.0, threshold=20.0):
-    if name == "relu":
-        return (s > 0).astype(float)
-    if name == "leaky_relu":
-        return np.where(s > 0, 1.0, negative_slope)
-    if name == "elu":
-        return np.where(s > 0, 1.0, alpha * np.exp(s))
-    if name == "gelu":
-        cdf = 0.5 * (1 + np.vectorize(math.erf)(s / math.sqrt(2)))
-        return cdf + s * np.exp(-s * s / 2) / math.sqrt(2 * math.pi)
-    if name == "gelu_tanh":
-        inner = _SQRT_2_OVER_PI * (s + _GELU_CUBIC * s ** 3)
-        t = np.tanh(inner)
-        return 0.5 * (1 + t) + 0.5 * s * (1 - t * t) * _SQRT_2_OVER_PI * (1 + 3 * _GELU_CUBIC * s * s)
-    if name == "silu":
-        sig = 1 / (1 + np.exp(-s))
-        return sig * (1 + s * (1 - sig))
-    if name == "softplus":
-        return np.where(s * beta > threshold, 1.0, 1 / (1 + np.exp(-beta * s)))
-    if name == "mish":
-        t = np.tanh(np.log1p(np.exp(s)))
-        sig = 1 / (1 + np.exp(-s))
-        return t + s * sig * (1 - t * t)
-    if name == "sigmoid":
-        return s * (1 - s)
-    if name == "tanh":
-        return 1 - s * s
-    raise ValueError(name)
+def _reference_derivative(name, s, **params):
+    return ROWS[name].reference_derivative(s, **params)
 
 
 def _reference_activation_grad(g, saved, name, **params):
-    if name in kernels.SAVES_MASK:
+    row = ROWS[name]
+    if row.saves == "mask":
         kept = np.unpackbits(saved.astype(np.uint8), bitorder="little")[:g.size].reshape(g.shape).astype(bool)
-        return g * np.where(kept, 1.0, params.get("negative_slope", 0.01) if name == "leaky_relu" else 0.0)
+        off = dict(row.params, **params)[row.mask_off] if row.mask_off else 0.0
+        return g * np.where(kept, 1.0, off)
     return g * _reference_derivative(name, saved, **params)
+
+
+def _activation_grad_samples():
+    """One sample per row, with its last parameter set: a mask of 12 bits, or the saved input/output."""
+    samples = []
+    for row in TABLE:
+        params = dict(row.samples[-1], name=row.name)
+        saved = Ints((2,), 0, 256) if row.saves == "mask" else _SPECS[row.domain]((3, 4))
+        samples.append(Sample((3, 4), saved, **params))
+    return samples
 
 
 activation_grad = defop(
     "activation_grad", _activation_grad_forward,
     vjp=_activation_grad_vjp, jvp=_activation_grad_jvp,
-    samples=[Sample((3, 4), Ints((2,), 0, 256), name="relu"),
-             Sample((2, 5), Ints((2,), 0, 256), name="leaky_relu", negative_slope=0.2),
-             Sample((3, 4), Away((3, 4)), name="elu", alpha=0.7),
-             Sample((3, 4), (3, 4), name="gelu"),
-             Sample((3, 4), (3, 4), name="gelu_tanh"),
-             Sample((3, 4), (3, 4), name="silu"),
-             Sample((3, 4), (3, 4), name="softplus", beta=2.0, threshold=3.0),
-             Sample((3, 4), (3, 4), name="mish"),
-             Sample((3, 4), Unit((3, 4)), name="sigmoid"),
-             Sample((3, 4), Unit((3, 4)), name="tanh")],
+    samples=_activation_grad_samples(),
     reference=_reference_activation_grad,
     doc="""The gradient of an activation: ``g * f'(x)``, with ``f'`` read off what the forward saved.
 
@@ -355,11 +345,87 @@ activation_grad = defop(
     """)
 
 
+#: What each public activation computes (the ``doc=`` of its declaration).
+_DOCS = {
+    "relu": """Elementwise rectified linear unit ``max(input, 0)``.
+
+    PyTorch: ``torch.relu(input)``.
+
+    Parameters
+    ----------
+    input : Tensor
+        The input.
+    """,
+    "leaky_relu": """Elementwise ``input`` where positive, else ``negative_slope * input``.
+
+    PyTorch: ``torch.nn.functional.leaky_relu(input, negative_slope)``.
+
+    Parameters
+    ----------
+    input : Tensor
+    negative_slope : float
+        0.01 by default.
+    """,
+    "elu": """Elementwise ``input`` where positive, else ``alpha * (exp(input) - 1)``.
+
+    PyTorch: ``torch.nn.functional.elu(input, alpha)``.
+
+    Parameters
+    ----------
+    input : Tensor
+    alpha : float
+        1.0 by default.
+    """,
+    "gelu": """Elementwise Gaussian error linear unit ``input * Phi(input)``.
+
+    PyTorch: ``torch.nn.functional.gelu(input, approximate=approximate)``.
+
+    Parameters
+    ----------
+    input : Tensor
+    approximate : {'none', 'tanh'}
+        The exact form (default) or the tanh approximation.
+    """,
+    "silu": """Elementwise sigmoid linear unit ``input * sigmoid(input)``.
+
+    PyTorch: ``torch.nn.functional.silu(input)``.
+
+    Parameters
+    ----------
+    input : Tensor
+        The input.
+    """,
+    "softplus": """Elementwise ``log(1 + exp(beta * input)) / beta``, linear above ``threshold``.
+
+    PyTorch: ``torch.nn.functional.softplus(input, beta, threshold)``.
+
+    Parameters
+    ----------
+    input : Tensor
+    beta : float
+        1.0 by default.
+    threshold : float
+        20.0 by default.
+    """,
+    "mish": """Elementwise ``input * tanh(softplus(input))``.
+
+    PyTorch: ``torch.nn.functional.mish(input)``.
+
+    Parameters
+    ----------
+    input : Tensor
+        The input.
+    """,
+}
+
+
 # --------------------------------------------------------------------------
 # The activations themselves.
 # --------------------------------------------------------------------------
-def _make_activation(name, reference, samples, param_names=(), doc=None):
-    kernel_saves_mask = name in kernels.SAVES_MASK
+def _make_activation(name):
+    """The public activation ``name``, declared from its rows of the table."""
+    kernel_saves_mask = ROWS[_kernel_name(name, {})[0]].saves == "mask"
+    reference, samples = _public_reference(name), _public_samples(name)
 
     def forward(x, **params):
         kernel, kernel_params = _kernel_name(name, params)
@@ -391,7 +457,7 @@ def _make_activation(name, reference, samples, param_names=(), doc=None):
         saved = _forward_saving(kernel, _raw(x), **kernel_params)[1] if kernel_saves_mask else x
         return activation_grad(t[0], saved, name=kernel, **kernel_params)
 
-    generic = defop(name, forward, vjp=vjp, jvp=jvp, samples=samples, reference=reference, doc=doc)
+    generic = defop(name, forward, vjp=vjp, jvp=jvp, samples=samples, reference=reference, doc=_DOCS[name])
     op = generic.op
 
     if name == "gelu":
@@ -459,97 +525,40 @@ def _record(op, x, params, y):
     return result
 
 
-def _ref_relu(x):
-    return np.maximum(x, 0)
+def _public_reference(public):
+    """The NumPy reference of the public function: its rows' references, picked by the public parameters."""
+    select = _SELECTORS[public]
+
+    def reference(x, **params):
+        kernel, kernel_params = select(params)
+        return ROWS[kernel].reference(x, **kernel_params)
+    return reference
 
 
-relu = _make_activation("relu", _ref_relu, [Sample(Away((3, 4))), Sample(Away((2, 3, 4)))],
-    doc="""Elementwise rectified linear unit ``max(input, 0)``.
+def _public_samples(public):
+    """Per row of the public function and parameter set, one input of shape (3, 4), then (2, 3, 4), ..."""
+    samples = []
+    for row in _rows_of(public):
+        for params in row.samples:
+            shape = (3, 4) if not samples else (2, 3, 4)
+            samples.append(Sample(_SPECS[row.domain](shape), **params, **_selecting(row)))
+    if len(samples) == 1:       # one parameter set: a second shape
+        (only,) = samples
+        samples.append(Sample(_SPECS[_rows_of(public)[0].domain]((2, 3, 4)), **only.params))
+    return samples
 
-    PyTorch: ``torch.relu(input)``.
 
-    Parameters
-    ----------
-    input : Tensor
-        The input.
-    """)
-leaky_relu = _make_activation(
-    "leaky_relu", lambda x, negative_slope=0.01: np.where(x > 0, x, negative_slope * x),
-    [Sample(Away((3, 4))), Sample(Away((2, 3, 4)), negative_slope=0.3)],
-    doc="""Elementwise ``input`` where positive, else ``negative_slope * input``.
+def _selecting(row):
+    """The public parameters that select ``row``, where they differ from the public function's default."""
+    first = _rows_of(row.public_name)[0]
+    return {} if row is first else dict(row.public_params)
 
-    PyTorch: ``torch.nn.functional.leaky_relu(input, negative_slope)``.
 
-    Parameters
-    ----------
-    input : Tensor
-    negative_slope : float
-        0.01 by default.
-    """)
-elu = _make_activation(
-    "elu", lambda x, alpha=1.0: np.where(x > 0, x, alpha * np.expm1(x)),
-    [Sample(Away((3, 4))), Sample(Away((2, 3, 4)), alpha=0.5)],
-    doc="""Elementwise ``input`` where positive, else ``alpha * (exp(input) - 1)``.
-
-    PyTorch: ``torch.nn.functional.elu(input, alpha)``.
-
-    Parameters
-    ----------
-    input : Tensor
-    alpha : float
-        1.0 by default.
-    """)
-gelu = _make_activation(
-    "gelu", lambda x, approximate="none": (
-        0.5 * x * (1 + np.vectorize(math.erf)(x / math.sqrt(2))) if approximate == "none"
-        else 0.5 * x * (1 + np.tanh(_SQRT_2_OVER_PI * (x + _GELU_CUBIC * x ** 3)))),
-    [Sample((3, 4)), Sample((2, 3, 4), approximate="tanh")],
-    doc="""Elementwise Gaussian error linear unit ``input * Phi(input)``.
-
-    PyTorch: ``torch.nn.functional.gelu(input, approximate=approximate)``.
-
-    Parameters
-    ----------
-    input : Tensor
-    approximate : {'none', 'tanh'}
-        The exact form (default) or the tanh approximation.
-    """)
-silu = _make_activation("silu", lambda x: x / (1 + np.exp(-x)), [Sample((3, 4)), Sample((2, 3, 4))],
-    doc="""Elementwise sigmoid linear unit ``input * sigmoid(input)``.
-
-    PyTorch: ``torch.nn.functional.silu(input)``.
-
-    Parameters
-    ----------
-    input : Tensor
-        The input.
-    """)
-softplus = _make_activation(
-    "softplus", lambda x, beta=1.0, threshold=20.0: np.where(x * beta > threshold, x,
-                                                             np.log1p(np.exp(beta * x)) / beta),
-    [Sample((3, 4)), Sample(Away((2, 3, 4)), beta=2.0, threshold=1.5)],
-    doc="""Elementwise ``log(1 + exp(beta * input)) / beta``, linear above ``threshold``.
-
-    PyTorch: ``torch.nn.functional.softplus(input, beta, threshold)``.
-
-    Parameters
-    ----------
-    input : Tensor
-    beta : float
-        1.0 by default.
-    threshold : float
-        20.0 by default.
-    """)
-mish = _make_activation("mish", lambda x: x * np.tanh(np.log1p(np.exp(x))), [Sample((3, 4)), Sample((2, 3, 4))],
-    doc="""Elementwise ``input * tanh(softplus(input))``.
-
-    PyTorch: ``torch.nn.functional.mish(input)``.
-
-    Parameters
-    ----------
-    input : Tensor
-        The input.
-    """)
+_PUBLIC = tuple(dict.fromkeys(row.public_name for row in TABLE if row.public_name not in _DECLARED_IN_ELEMENTWISE))
+#: Every public activation declared here, by name (a new row of the table adds one).
+ACTIVATION_FUNCTIONS = {public: _make_activation(public) for public in _PUBLIC}
+relu, leaky_relu, elu, gelu, silu, softplus, mish = (
+    ACTIVATION_FUNCTIONS[name] for name in ("relu", "leaky_relu", "elu", "gelu", "silu", "softplus", "mish"))
 
 
 def _method(function):
@@ -560,7 +569,7 @@ def _method(function):
     return method
 
 
-for _function in (relu, leaky_relu, elu, gelu, silu, softplus, mish):
+for _function in ACTIVATION_FUNCTIONS.values():
     if not hasattr(Tensor, _function.__name__):
         setattr(Tensor, _function.__name__, _method(_function))
 
@@ -575,12 +584,14 @@ def _linear_forward(x, weight, bias):
 
 
 # The three rules.  On raw arrays (a plain backward) they are the bare products,
-# without op dispatch; on Tensors (create_graph) they are recorded ops.
-def _linear_grad_input(g, out, x, weight, bias):
+# without op dispatch; on Tensors (create_graph) they are recorded ops.  The
+# linear_<name> ops use them as they are, after their prologue; ``fused`` takes
+# those ops' parameters (the activation's, and the residual), which the rules ignore.
+def _linear_grad_input(g, out, x, weight, bias, **fused):
     return g @ weight if not isinstance(g, Tensor) else matmul(g, weight)
 
 
-def _linear_grad_weight(g, out, x, weight, bias):
+def _linear_grad_weight(g, out, x, weight, bias, **fused):
     if x.ndim == 1:
         return reshape(g, shape=(-1, 1)) * reshape(x, shape=(1, -1))
     rows_g = reshape(g, shape=(-1, g.shape[-1])) if g.ndim != 2 else g
@@ -590,7 +601,7 @@ def _linear_grad_weight(g, out, x, weight, bias):
     return rows_g.T @ rows_x      # raw arrays (a plain backward): the same product, no op dispatch
 
 
-def _linear_grad_bias(g, out, x, weight, bias):
+def _linear_grad_bias(g, out, x, weight, bias, **fused):
     if g.ndim == 1:
         return g
     if isinstance(g, Tensor):
@@ -604,7 +615,7 @@ def _linear_jvp(t, out, x, weight, bias):
     return matmul(t[0], swapaxes(weight, 0, 1)) + matmul(x, swapaxes(t[1], 0, 1)) + t[2]
 
 
-def _check_linear(x, weight, bias):
+def _check_linear(x, weight, bias, **activation_params):
     if isinstance(x, Tensor) and isinstance(weight, Tensor) and isinstance(bias, Tensor):
         # The common case, read off the arrays' shapes (no property calls: runs per layer per step).
         x_shape, weight_shape, bias_shape = x.array.shape, weight.array.shape, bias.array.shape
@@ -620,7 +631,7 @@ def _check_linear(x, weight, bias):
                          f"{tuple(weight.shape)}; it needs shape ({weight.shape[0]},)")
 
 
-linear = defop(
+_linear = defop(
     "linear", _linear_forward,
     vjp=(_linear_grad_input,
          _linear_grad_weight,
@@ -640,47 +651,115 @@ linear = defop(
     weight : Tensor, (out_features, in_features)
     bias : Tensor, (out_features,)
     """)
-
-
-def apply_linear(op, x, weight, bias):
-    """``op`` (linear or linear_relu) on three Tensors, as a layer calls it once per
-    step: straight to the op, and without the promotion step when the dtypes agree."""
-    arguments = (x, weight, bias)
-    if x.array.dtype == weight.array.dtype == bias.array.dtype:
-        return apply_promoted(op, arguments, NO_PARAMS)
-    return apply_op(op, arguments, NO_PARAMS)
+_LINEAR = _linear.op
 
 
 # --------------------------------------------------------------------------
-# linear_relu: relu(x @ weight.T + bias), what nn.Sequential runs for a Linear
-# followed by a ReLU.  One node instead of two: the rules are linear's, after
-# a prologue that masks the gradient once with relu's output.
+# linear_<name>: f(x @ weight.T + bias) in one node, one op per row of the
+# table.  The rules are linear's, after a prologue that turns the gradient of
+# the output into the gradient of the pre-activation once.
+#
+# What the forward keeps (the node's residual), per device:
+# * NumPy: what the activation op alone would keep, computed by the same
+#   functions, so values and gradients are those of linear then f: relu keeps
+#   nothing but the output, leaky_relu its packed mask, gelu (float32/16) the
+#   pre-activation and its CDF, sigmoid and tanh nothing but the output, the
+#   others the pre-activation.
+# * CuPy, with a 1-D bias: ``x @ weight.T`` goes to gg_<name>_bias_forward
+#   (_mask), which adds the bias in the compute precision inside the
+#   activation kernel; the residual is the kernel's saved state (a mask, or
+#   ``(x @ weight.T, bias)``, from which gg_<name>_bias_backward recomputes
+#   the sum), ``("bias", saved)``.
+# Under create_graph the prologue recomputes the pre-activation with ops and
+# differentiates the composition, so every order of derivative is exact.
 # --------------------------------------------------------------------------
-def _linear_relu_forward(x, weight, bias):
-    out = x @ weight.T
-    out += bias
-    xp = np if out.__class__ is np.ndarray else _xp(out)
-    return xp.maximum(out, 0, out=out)
+_ELEMENTWISE_OPS = {"sigmoid": elementwise.sigmoid.op, "tanh": elementwise.tanh.op}
 
 
-def _relu_mask_gradient(g, out, x, weight, bias):
-    """The gradient before relu: ``g`` where the output is not 0 (positive, or NaN as in relu's own backward)."""
-    if isinstance(g, Tensor):
-        return activation_grad(g, out, name="relu")
-    return g * (out != 0)
+def _unfused_forward_saving(row, z, params):
+    """``(f(z), residual)``, computed as the activation op alone computes it on ``z``'s device."""
+    name = row.name
+    if row.saves == "output":     # sigmoid, tanh: the elementwise op's forward (the kernel on CuPy)
+        return _ELEMENTWISE_OPS[name].forward(z), None
+    if name == "relu" and z.__class__ is np.ndarray and z.dtype.kind == "f":
+        return np.maximum(z, 0, out=z), None       # z is this op's own temporary
+    if row.saves == "mask":
+        return _forward_saving(name, z, **params)
+    if name == "gelu" and _gelu_cpu_path(z):
+        y, cdf = gelu_cpu_forward(z)
+        return y, ("cdf", z, cdf)
+    return kernels.activation_forward(name, z, **params), z
 
 
-linear_relu = defop(
-    "linear_relu", _linear_relu_forward,
-    vjp=(_linear_grad_input, _linear_grad_weight, _linear_grad_bias),
-    vjp_prologue=_relu_mask_gradient,
-    jvp=lambda t, out, x, weight, bias: activation_grad(_linear_jvp(t, out, x, weight, bias), out, name="relu"),
-    promote=True, check=_check_linear, save=True, save_output=True,
-    samples=[Sample(Away((4, 3)), (5, 3), (5,)), Sample(Away((2, 4, 3)), (2, 3), (2,))],
-    reference=lambda x, weight, bias: np.maximum(x @ weight.T + bias, 0),
-    doc="""``relu(input @ weight.T + bias)`` in one op (what ``nn.Sequential`` runs for Linear then ReLU).
+def _pre_activation_gradient(row, g, out, residual, params):
+    """``g * f'(z)`` on raw arrays (a plain backward), from what the forward kept."""
+    name = row.name
+    if row.saves == "output":     # the elementwise op's rule (the kernel on CuPy)
+        return _ELEMENTWISE_OPS[name].vjp[0](g, out, None)
+    if residual is None:           # relu on NumPy: the output is 0 exactly where the bit is clear
+        return g * (out != 0)
+    if isinstance(residual, tuple):
+        if residual[0] == "cdf":
+            return gelu_cpu_backward(g, residual[1], residual[2])
+        saved = residual[1]        # ("bias", what the bias kernel saved)
+        if row.saves == "input":
+            return kernels.bias_activation_backward(name, g, saved, sum_bias=False, **params)[0]
+        return kernels.activation_backward(name, g, saved, **params)
+    return activation_grad(g, residual, name=name, **params)
 
-    PyTorch: ``torch.relu(torch.nn.functional.linear(input, weight, bias))``.
+
+def _saved_for_ops(row, out, x, weight, bias, params):
+    """What ``activation_grad`` needs, from the node's Tensors (create_graph, forward mode)."""
+    if row.saves == "output" or row.name == "relu":
+        return out
+    z = linear(x, weight, bias)
+    if row.saves == "mask":
+        return _forward_saving(row.name, _raw(z), **params)[1]
+    return z
+
+
+def _make_linear_activation(row):
+    name = row.name
+
+    relu = name == "relu"
+
+    def forward(x, weight, bias, **params):
+        if x.__class__ is not np.ndarray and bias.ndim == 1 and backend.is_gpu_array(x):
+            y, saved = kernels.bias_activation_forward(name, x @ weight.T, bias, **params)
+            return y, ("bias", saved)
+        z = x @ weight.T                 # linear's forward, inlined (one frame fewer per layer and step)
+        z += bias
+        if relu and z.__class__ is np.ndarray and z.dtype.kind == "f":
+            return np.maximum(z, 0, out=z), None       # _unfused_forward_saving's relu, inlined likewise
+        return _unfused_forward_saving(row, z, params)
+
+    def prologue(g, out, x, weight, bias, residual=None, **params):
+        if relu and residual is None and g.__class__ is np.ndarray:
+            return g * (out != 0)                       # _pre_activation_gradient's relu, inlined likewise
+        if isinstance(g, Tensor):
+            return activation_grad(g, _saved_for_ops(row, out, x, weight, bias, params), name=name, **params)
+        return _pre_activation_gradient(row, g, out, residual, params)
+
+    def jvp(t, out, x, weight, bias, **params):
+        tangent = _linear_jvp(t, out, x, weight, bias)
+        return activation_grad(tangent, _saved_for_ops(row, out, x, weight, bias, params), name=name, **params)
+
+    reference = row.reference
+    samples = [Sample(_SPECS[row.domain]((4, 3)), (5, 3), (5,), **row.samples[0]),
+               Sample(_SPECS[row.domain]((2, 4, 3)), (2, 3), (2,), **row.samples[-1])]
+    if row.saves == "output":      # inputs that keep x @ weight.T + bias inside (-1, 1), where the output lives
+        samples = [Sample(Unit((4, 3)), Unit((5, 3)), Unit((5,)))]
+    return defop(
+        f"linear_{name}", forward,
+        vjp=(_linear_grad_input, _linear_grad_weight, _linear_grad_bias),
+        vjp_prologue=prologue, jvp=jvp, promote=True, check=_check_linear, save=True,
+        save_output=row.saves == "output" or name == "relu", residual=True, samples=samples,
+        reference=lambda x, weight, bias, **params: reference(x @ weight.T + bias, **params),
+        doc=f"""``{name}(input @ weight.T + bias)`` in one op (``ops.linear(..., activation={name!r})``,
+    what ``nn.Sequential`` runs for Linear then the activation's module).
+
+    PyTorch: ``torch.nn.functional.{name}(torch.nn.functional.linear(input, weight, bias))``
+    (``torch.{name}`` for sigmoid and tanh).
 
     Parameters
     ----------
@@ -690,5 +769,123 @@ linear_relu = defop(
     """)
 
 
+_FUSED = {row.name: _make_linear_activation(row).op for row in TABLE}
+linear_relu = _FUSED["relu"].function
+
+
+def linear(input, weight, bias=None, activation=None, **activation_params):
+    """``activation(input @ weight.T + bias)``; weight is ``(out_features, in_features)``.
+
+    With ``activation`` (the name of an activation: ``"relu"``, ``"gelu"``,
+    ``"leaky_relu"``, ..., with its parameters as keywords) the two run as one
+    op, ``linear_<name>``: on NumPy the same numbers as the activation applied
+    to ``linear``'s output, on CuPy with the bias-add inside the activation's
+    kernel.  ``nn.Sequential`` asks for it for a ``Linear`` followed by an
+    activation module.
+
+    Parameters
+    ----------
+    input : Tensor
+        ``(..., in_features)``.
+    weight : Tensor
+        ``(out_features, in_features)``.
+    bias : Tensor, optional
+        ``(out_features,)`` (or a scalar).
+    activation : str, optional
+        One of relu, leaky_relu, elu, gelu, silu, sigmoid, tanh, softplus, mish.
+    **activation_params
+        The activation's parameters (``negative_slope``, ``alpha``,
+        ``approximate``, ``beta``, ``threshold``).
+
+    Returns
+    -------
+    Tensor
+        ``(..., out_features)``.
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> x, w, b = gg.tensor([[1.0, -2.0]]), gg.tensor([[1.0, 1.0], [2.0, 0.5]]), gg.tensor([0.5, 0.0])
+    >>> linear(x, w, b)
+    tensor([[-0.5,  1. ]], device='cpu')
+    >>> linear(x, w, b, activation="relu")
+    tensor([[0., 1.]], device='cpu')
+    >>> linear(x.requires_grad_(), w, b, activation="relu").grad_fn.name
+    'linear_relu'
+    """
+    if activation is None:
+        if bias is None:
+            return _linear_without_bias(input, weight)
+        if isinstance(input, Tensor) and isinstance(weight, Tensor) and isinstance(bias, Tensor):
+            # As a layer calls it, once per step: straight to the op, and without
+            # the promotion step when the dtypes agree.
+            arguments = (input, weight, bias)
+            if input.array.dtype == weight.array.dtype == bias.array.dtype:
+                return apply_promoted(_LINEAR, arguments, NO_PARAMS)
+            return apply_op(_LINEAR, arguments, NO_PARAMS)
+        return _linear(input, weight, bias)
+    if activation_params:
+        op, params = fused_linear_op(activation, activation_params)
+    else:
+        op, params = _FUSED_WITH_DEFAULTS.get(activation) or fused_linear_op(activation, activation_params)
+    if bias is None:
+        return _ACTIVATIONS_BY_NAME[activation](_linear_without_bias(input, weight), **activation_params)
+    if isinstance(input, Tensor) and isinstance(weight, Tensor) and isinstance(bias, Tensor):
+        arguments = (input, weight, bias)            # apply_linear, inlined
+        if input.array.dtype == weight.array.dtype == bias.array.dtype:
+            return apply_promoted(op, arguments, params)
+        return apply_op(op, arguments, params)
+    if not isinstance(input, Tensor) and not isinstance(weight, Tensor) and not isinstance(bias, Tensor):
+        return op.forward(input, weight, bias, **params)[0]
+    return apply_op(op, (input, weight, bias), params)
+
+
+linear.op = _LINEAR
+
+
+def _linear_without_bias(input, weight):
+    if weight.ndim != 2 or input.ndim < 1 or input.shape[-1] != weight.shape[1]:
+        raise ShapeError(f"linear: input of shape {tuple(input.shape)} does not fit weight of shape "
+                         f"{tuple(weight.shape)}: the input's last dimension must equal weight.shape[1]")
+    return matmul(input, swapaxes(weight, 0, 1))
+
+
+def fused_linear_op(activation, params):
+    """The op ``linear_<row>`` for a public activation name and its parameters, and the kernel's parameters.
+
+    Examples
+    --------
+    >>> op, params = fused_linear_op("gelu", {"approximate": "tanh"})
+    >>> op.name, params
+    ('linear_gelu_tanh', {})
+    """
+    selector = _SELECTORS.get(activation)
+    if selector is None:
+        raise ValueError(f"linear: activation={activation!r} is not supported; use one of "
+                         f"{', '.join(_SELECTORS)} or apply it after linear")
+    kernel, kernel_params = selector(params)
+    known = {key for key, _ in ROWS[kernel].params}
+    unknown = set(kernel_params) - known
+    if unknown:
+        raise TypeError(f"linear: unexpected parameter(s) {', '.join(sorted(unknown))} for activation "
+                        f"{activation!r}; it accepts {', '.join(sorted(known)) or 'no parameters'}")
+    return _FUSED[kernel], ({key: float(value) for key, value in kernel_params.items()} or NO_PARAMS)
+
+
+def apply_linear(op, x, weight, bias, params=NO_PARAMS):
+    """``op`` (linear or a linear_<name>) on three Tensors, as a layer calls it once per
+    step: straight to the op, and without the promotion step when the dtypes agree."""
+    arguments = (x, weight, bias)
+    if x.array.dtype == weight.array.dtype == bias.array.dtype:
+        return apply_promoted(op, arguments, params)
+    return apply_op(op, arguments, params)
+
+
+# The fused op of each public activation called without parameters (the common case, per layer per step).
+_FUSED_WITH_DEFAULTS = {public: (_FUSED[select({})[0]], NO_PARAMS) for public, select in _SELECTORS.items()}
+
+_ACTIVATIONS_BY_NAME = dict(ACTIVATION_FUNCTIONS, sigmoid=sigmoid, tanh=tanh)
+
+
 __all__ = ["relu", "leaky_relu", "elu", "gelu", "silu", "softplus", "mish", "activation_grad", "linear",
-           "linear_relu", "apply_linear"]
+           "linear_relu", "apply_linear", "fused_linear_op", "ACTIVATION_FUNCTIONS"]

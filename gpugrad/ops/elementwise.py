@@ -12,7 +12,7 @@ import operator
 
 import numpy as np
 
-from .. import backend
+from .. import backend, kernels
 from ..backend import xp_of as _xp
 from ..errors import DTypeError
 from ..tensor import Tensor
@@ -354,10 +354,30 @@ tan = defop(
         The input.
     """)
 
+# sigmoid and tanh on CuPy: their activation kernels (activation.cu, rows of
+# gpugrad/kernels/table.py), one launch forward and one backward; on NumPy the
+# formulas below.  Both are written with the output, so backward keeps y and not x.
+def _kernel_array(array):
+    return array.__class__ is not np.ndarray and array.dtype.kind == "f" and backend.is_gpu_array(array)
+
+
+def _output_activation_rule(name, formula):
+    def rule(g, out, x):
+        if not isinstance(g, Tensor) and _kernel_array(g) and g.dtype == out.dtype and g.shape == out.shape:
+            return kernels.activation_backward(name, g, out)
+        return formula(g, out)
+    return rule
+
+
+def _tanh_forward(x):
+    if _kernel_array(x):
+        return kernels.activation_forward("tanh", x)
+    return _xp(x).tanh(x)
+
+
 tanh = defop(
-    "tanh", lambda x: _xp(x).tanh(x),
-    # NOTE: written with the output, so backward keeps y and not x.
-    vjp=(lambda g, out, x: g * (1 - out * out),),
+    "tanh", _tanh_forward,
+    vjp=(_output_activation_rule("tanh", lambda g, out: g * (1 - out * out)),),
     jvp=lambda t, out, x: t[0] * (1 - out * out),
     save=(), save_output=True, samples=[Sample((3, 4))], reference=np.tanh, method="tanh",
     doc="""Elementwise hyperbolic tangent.
@@ -372,6 +392,8 @@ tanh = defop(
 
 
 def _sigmoid_forward(x):
+    if _kernel_array(x):
+        return kernels.activation_forward("sigmoid", x)
     xp = _xp(x)
     # NOTE: exp(-|x|) never overflows, so both halves are finite for |x| ~ 1e4.
     e = xp.exp(-xp.abs(x))
@@ -380,7 +402,7 @@ def _sigmoid_forward(x):
 
 sigmoid = defop(
     "sigmoid", _sigmoid_forward,
-    vjp=(lambda g, out, x: g * out * (1 - out),),
+    vjp=(_output_activation_rule("sigmoid", lambda g, out: g * out * (1 - out)),),
     jvp=lambda t, out, x: t[0] * out * (1 - out),
     save=(), save_output=True, samples=[Sample((3, 4))],
     reference=lambda x: 1 / (1 + np.exp(-x)), method="sigmoid",

@@ -325,6 +325,16 @@ EXAMPLES = {
         '>>> out\n'
         "tensor([2, 3, 2], device='cpu')"
     ),
+    'fused_softmax': (
+        '>>> import gpugrad as gg\n'
+        '>>> from gpugrad.ops.nn_ops import fused_softmax\n'
+        '>>> x = gg.linspace(-1.9, 2.1, 12).reshape(3, 4)\n'
+        '>>> out = fused_softmax(x)\n'
+        '>>> out\n'
+        'tensor([[0.1336, 0.1922, 0.2765, 0.3977],\n'
+        '        [0.1336, 0.1922, 0.2765, 0.3977],\n'
+        "        [0.1336, 0.1922, 0.2765, 0.3977]], device='cpu')"
+    ),
     'gather': (
         '>>> import gpugrad as gg\n'
         '>>> from gpugrad.ops.index import gather\n'
@@ -496,11 +506,61 @@ EXAMPLES = {
     ),
     'linear': (
         '>>> import gpugrad as gg\n'
-        '>>> from gpugrad.ops.activation import linear\n'
+        '>>> from gpugrad.ops import OPS\n'
         '>>> x = gg.linspace(-1.9, 2.1, 12).reshape(4, 3)\n'
         '>>> y = gg.linspace(2.1, -1.9, 15).reshape(5, 3)\n'
         '>>> z = gg.linspace(-1.9, 2.1, 5)\n'
-        '>>> out = linear(x, y, z)\n'
+        ">>> out = OPS['linear'].function(x, y, z)\n"
+        '>>> out.shape\n'
+        'Size([4, 5])'
+    ),
+    'linear_elu': (
+        '>>> import gpugrad as gg\n'
+        '>>> from gpugrad.ops import OPS\n'
+        '>>> x = gg.linspace(-1.9, 2.1, 12).reshape(4, 3)\n'
+        '>>> y = gg.linspace(2.1, -1.9, 15).reshape(5, 3)\n'
+        '>>> z = gg.linspace(-1.9, 2.1, 5)\n'
+        ">>> out = OPS['linear_elu'].function(x, y, z)\n"
+        '>>> out.shape\n'
+        'Size([4, 5])'
+    ),
+    'linear_gelu': (
+        '>>> import gpugrad as gg\n'
+        '>>> from gpugrad.ops import OPS\n'
+        '>>> x = gg.linspace(-1.9, 2.1, 12).reshape(4, 3)\n'
+        '>>> y = gg.linspace(2.1, -1.9, 15).reshape(5, 3)\n'
+        '>>> z = gg.linspace(-1.9, 2.1, 5)\n'
+        ">>> out = OPS['linear_gelu'].function(x, y, z)\n"
+        '>>> out.shape\n'
+        'Size([4, 5])'
+    ),
+    'linear_gelu_tanh': (
+        '>>> import gpugrad as gg\n'
+        '>>> from gpugrad.ops import OPS\n'
+        '>>> x = gg.linspace(-1.9, 2.1, 12).reshape(4, 3)\n'
+        '>>> y = gg.linspace(2.1, -1.9, 15).reshape(5, 3)\n'
+        '>>> z = gg.linspace(-1.9, 2.1, 5)\n'
+        ">>> out = OPS['linear_gelu_tanh'].function(x, y, z)\n"
+        '>>> out.shape\n'
+        'Size([4, 5])'
+    ),
+    'linear_leaky_relu': (
+        '>>> import gpugrad as gg\n'
+        '>>> from gpugrad.ops import OPS\n'
+        '>>> x = gg.linspace(-1.9, 2.1, 12).reshape(4, 3)\n'
+        '>>> y = gg.linspace(2.1, -1.9, 15).reshape(5, 3)\n'
+        '>>> z = gg.linspace(-1.9, 2.1, 5)\n'
+        ">>> out = OPS['linear_leaky_relu'].function(x, y, z)\n"
+        '>>> out.shape\n'
+        'Size([4, 5])'
+    ),
+    'linear_mish': (
+        '>>> import gpugrad as gg\n'
+        '>>> from gpugrad.ops import OPS\n'
+        '>>> x = gg.linspace(-1.9, 2.1, 12).reshape(4, 3)\n'
+        '>>> y = gg.linspace(2.1, -1.9, 15).reshape(5, 3)\n'
+        '>>> z = gg.linspace(-1.9, 2.1, 5)\n'
+        ">>> out = OPS['linear_mish'].function(x, y, z)\n"
         '>>> out.shape\n'
         'Size([4, 5])'
     ),
@@ -511,6 +571,46 @@ EXAMPLES = {
         '>>> y = gg.linspace(2.1, -1.9, 15).reshape(5, 3)\n'
         '>>> z = gg.linspace(-1.9, 2.1, 5)\n'
         '>>> out = linear_relu(x, y, z)\n'
+        '>>> out.shape\n'
+        'Size([4, 5])'
+    ),
+    'linear_sigmoid': (
+        '>>> import gpugrad as gg\n'
+        '>>> from gpugrad.ops import OPS\n'
+        '>>> x = gg.linspace(-0.9, 0.8, 12).reshape(4, 3)\n'
+        '>>> y = gg.linspace(0.8, -0.9, 15).reshape(5, 3)\n'
+        '>>> z = gg.linspace(-0.9, 0.8, 5)\n'
+        ">>> out = OPS['linear_sigmoid'].function(x, y, z)\n"
+        '>>> out.shape\n'
+        'Size([4, 5])'
+    ),
+    'linear_silu': (
+        '>>> import gpugrad as gg\n'
+        '>>> from gpugrad.ops import OPS\n'
+        '>>> x = gg.linspace(-1.9, 2.1, 12).reshape(4, 3)\n'
+        '>>> y = gg.linspace(2.1, -1.9, 15).reshape(5, 3)\n'
+        '>>> z = gg.linspace(-1.9, 2.1, 5)\n'
+        ">>> out = OPS['linear_silu'].function(x, y, z)\n"
+        '>>> out.shape\n'
+        'Size([4, 5])'
+    ),
+    'linear_softplus': (
+        '>>> import gpugrad as gg\n'
+        '>>> from gpugrad.ops import OPS\n'
+        '>>> x = gg.linspace(-1.9, 2.1, 12).reshape(4, 3)\n'
+        '>>> y = gg.linspace(2.1, -1.9, 15).reshape(5, 3)\n'
+        '>>> z = gg.linspace(-1.9, 2.1, 5)\n'
+        ">>> out = OPS['linear_softplus'].function(x, y, z)\n"
+        '>>> out.shape\n'
+        'Size([4, 5])'
+    ),
+    'linear_tanh': (
+        '>>> import gpugrad as gg\n'
+        '>>> from gpugrad.ops import OPS\n'
+        '>>> x = gg.linspace(-0.9, 0.8, 12).reshape(4, 3)\n'
+        '>>> y = gg.linspace(0.8, -0.9, 15).reshape(5, 3)\n'
+        '>>> z = gg.linspace(-0.9, 0.8, 5)\n'
+        ">>> out = OPS['linear_tanh'].function(x, y, z)\n"
         '>>> out.shape\n'
         'Size([4, 5])'
     ),

@@ -10,7 +10,7 @@ The rules are written with ops, so they are differentiable again.
 
 dropout is the deterministic op ``x * keep / (1 - p)`` for a given bit-packed
 ``mask`` (a parameter): drawing the mask is the caller's business
-(:func:`gpugrad.nn.functional.dropout`, through the fused kernel), which keeps
+(:func:`gpugrad.ops.dropout.dropout`, through the dropout kernel), which keeps
 the op itself checkable, and self-adjoint.
 """
 
@@ -308,7 +308,8 @@ def _fused_softmax_forward(x, axis=-1):
     peak = xp.max(x, axis=axis, keepdims=True)
     # A row that is all -inf (fully masked) has a non-finite max; shifting by 0
     # instead gives 0 / 0 = NaN there, as PyTorch's softmax does.
-    if not xp.isfinite(peak).all():
+    # On CuPy the test would be a host sync per call, so the where runs unconditionally there.
+    if xp is not np or not np.isfinite(peak).all():
         peak = xp.where(xp.isfinite(peak), peak, xp.zeros_like(peak))
     shifted = x - peak
     xp.exp(shifted, out=shifted)
@@ -319,7 +320,7 @@ def _fused_softmax_forward(x, axis=-1):
 
 
 def _fused_softmax_vjp(g, out, x, axis=-1):
-    return out * (g - sum_(g * out, axis=axis, keepdims=True))
+    return out * (g - reduce_sum(g * out, axis=axis, keepdims=True))
 
 
 fused_softmax = defop(
@@ -328,7 +329,20 @@ fused_softmax = defop(
     jvp=lambda t, out, x, axis=-1: _fused_softmax_vjp(t[0], out, x, axis=axis),
     save=(), save_output=True,
     samples=[Sample((3, 4)), Sample((2, 3, 4), axis=1), Sample((2, 2, 3, 5), axis=-1)],
-    reference=lambda x, axis=-1: np.exp(x) / np.exp(x).sum(axis=axis, keepdims=True))
+    reference=lambda x, axis=-1: np.exp(x) / np.exp(x).sum(axis=axis, keepdims=True),
+    doc="""Softmax along ``axis`` in one op: ``exp(input - max) / sum(exp(input - max))``.
+
+    Its backward reads only the output, ``y * (g - sum(g * y))``; a row that is
+    all ``-inf`` gives NaN, as PyTorch's softmax does.  Attention uses it.
+
+    PyTorch: ``torch.softmax(input, dim=axis)``.
+
+    Parameters
+    ----------
+    input : Tensor
+    axis : int
+        The dimension normalised; -1 by default.
+    """)
 
 
 # --------------------------------------------------------------------------

@@ -508,5 +508,5 @@ def copy_arrays_(params, arrays):
 
 def _as_state(array):
     """A Tensor sharing a state array this module just created (no copy, no graph)."""
-    import gpugrad
-    return gpugrad.as_tensor(array, device=backend.device_of(array))
+    from .creation import as_tensor
+    return as_tensor(array, device=backend.device_of(array))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..ops.creation import full_like
 from ..ops.optim_steps import adagrad_step_
 from .optimizer import Optimizer, _check_foreach_fused, _check_number
 
@@ -58,12 +59,11 @@ class Adagrad(Optimizer):
         _check_foreach_fused("Adagrad", group)
 
     def _update_group(self, group, params):
-        import gpugrad
         states = self._states(params)
         for param, state in zip(params, states):
             if not state:
                 state["step"] = 0
-                state["sum"] = gpugrad.full_like(param.detach(), group["initial_accumulator_value"])
+                state["sum"] = full_like(param.detach(), group["initial_accumulator_value"])
             state["step"] += 1
         adagrad_step_(params, [param.grad for param in params], [state["sum"] for state in states],
                       [state["step"] for state in states], lr=group["lr"], lr_decay=group["lr_decay"],

@@ -2,6 +2,11 @@
 
 ``inplace=True`` is accepted for PyTorch compatibility and computes out of
 place (the result is the same; only memory differs).
+
+The activations with a fused ``linear_<name>`` op say so with
+``linear_activation()``: the activation's name and parameters for
+``ops.linear(..., activation=name, **parameters)``, which ``nn.Sequential``
+runs for a ``Linear`` followed by one of them (see :data:`FUSABLE`).
 """
 
 from __future__ import annotations
@@ -23,6 +28,10 @@ class ReLU(Module):
     def forward(self, input):
         return F.relu(input)
 
+    def linear_activation(self):
+        """``("relu", {})``: what ``nn.Sequential`` fuses into a preceding Linear."""
+        return "relu", {}
+
     def extra_repr(self):
         return "inplace=True" if self.inplace else ""
 
@@ -37,6 +46,9 @@ class LeakyReLU(Module):
     def forward(self, input):
         return F.leaky_relu(input, self.negative_slope)
 
+    def linear_activation(self):
+        return "leaky_relu", {"negative_slope": float(self.negative_slope)}
+
     def extra_repr(self):
         return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace else "")
 
@@ -50,6 +62,9 @@ class ELU(Module):
 
     def forward(self, input):
         return F.elu(input, self.alpha)
+
+    def linear_activation(self):
+        return "elu", {"alpha": float(self.alpha)}
 
     def extra_repr(self):
         return f"alpha={self.alpha}" + (", inplace=True" if self.inplace else "")
@@ -67,6 +82,9 @@ class GELU(Module):
     def forward(self, input):
         return F.gelu(input, approximate=self.approximate)
 
+    def linear_activation(self):
+        return "gelu", ({} if self.approximate == "none" else {"approximate": self.approximate})
+
     def extra_repr(self):
         return f"approximate={self.approximate!r}"
 
@@ -81,15 +99,24 @@ class SiLU(Module):
     def forward(self, input):
         return F.silu(input)
 
+    def linear_activation(self):
+        return "silu", {}
+
 
 class Sigmoid(Module):
     def forward(self, input):
         return F.sigmoid(input)
 
+    def linear_activation(self):
+        return "sigmoid", {}
+
 
 class Tanh(Module):
     def forward(self, input):
         return F.tanh(input)
+
+    def linear_activation(self):
+        return "tanh", {}
 
 
 class Softplus(Module):
@@ -101,6 +128,9 @@ class Softplus(Module):
 
     def forward(self, input):
         return F.softplus(input, self.beta, self.threshold)
+
+    def linear_activation(self):
+        return "softplus", {"beta": float(self.beta), "threshold": float(self.threshold)}
 
     def extra_repr(self):
         return f"beta={self.beta}, threshold={self.threshold}"
@@ -115,6 +145,18 @@ class Mish(Module):
 
     def forward(self, input):
         return F.mish(input)
+
+    def linear_activation(self):
+        return "mish", {}
+
+
+#: The activation modules a preceding Linear may fuse with (exactly these classes: a
+#: subclass may compute something else in ``forward``), each with its
+#: ``linear_activation`` method, or for those without parameters what that returns
+#: (read once here, not once per layer and step).
+FUSABLE = {ReLU: ("relu", {}), SiLU: ("silu", {}), Sigmoid: ("sigmoid", {}), Tanh: ("tanh", {}),
+           Mish: ("mish", {}), LeakyReLU: LeakyReLU.linear_activation, ELU: ELU.linear_activation,
+           GELU: GELU.linear_activation, Softplus: Softplus.linear_activation}
 
 
 def _implicit_dim(ndim):
