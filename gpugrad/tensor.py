@@ -167,7 +167,7 @@ class Tensor:
                     "requires_grad_: only leaf tensors can stop requiring grad; "
                     "use t.detach() to get a tensor outside the graph")
             return self
-        if requires_grad and self.array.dtype.kind not in "fc":
+        if requires_grad and self.array.dtype.kind not in "fc" and self.array.dtype != backend.bfloat16:
             raise DTypeError(
                 f"requires_grad_: only floating tensors can require gradients, got {self.array.dtype} "
                 f"(shape {tuple(self.shape)}); convert first with t.float() or t.to(gg.float64)")
@@ -272,6 +272,10 @@ class Tensor:
         return self.array if dtype is None else self.array.astype(dtype, copy=False)
 
     def __dlpack__(self, *args, **kwargs):
+        if self.array.dtype == backend.bfloat16 and not backend.is_gpu_array(self.array):
+            raise DTypeError("__dlpack__: NumPy cannot export bfloat16 through DLPack (its DLPack has no "
+                             f"bfloat16 code); shape {tuple(self.shape)} on cpu. Export t.float() instead, or "
+                             "move the tensor to cuda, where CuPy exports bfloat16")
         return self.array.__dlpack__(*args, **kwargs)
 
     def __dlpack_device__(self):
@@ -351,7 +355,7 @@ def _to_array(data, dtype=None, device=None):
                 array = array.astype(backend.get_default_dtype())
             elif array.dtype.kind in "iu":
                 array = array.astype(backend.int64)
-        if array.dtype.kind not in "fiub":
+        if array.dtype.kind not in "fiub" and array.dtype != backend.bfloat16:
             raise DTypeError(f"tensor: cannot make a tensor from data of dtype {array.dtype}; "
                              "give numbers, nested lists of numbers or a numeric array")
     else:

@@ -139,7 +139,7 @@ def _as_array(value):
 
 def _class_targets(output, target, xp):
     """Targets as class indices: probabilities (same shape as output) are argmax-ed."""
-    if target.ndim == output.ndim and target.shape == output.shape and target.dtype.kind == "f":
+    if target.ndim == output.ndim and target.shape == output.shape and backend.is_floating(target.dtype):
         return xp.argmax(target, axis=1)
     return target
 
@@ -168,7 +168,7 @@ def _accuracy_counts(output, target):
     xp = backend.xp_of(output)
     if output.ndim == 1 or (output.ndim == 2 and output.shape[1] == 1):
         predicted = output.reshape(-1) > 0
-        truth = target.reshape(-1) > 0.5 if target.dtype.kind == "f" else target.reshape(-1) != 0
+        truth = target.reshape(-1) > 0.5 if backend.is_floating(target.dtype) else target.reshape(-1) != 0
     else:
         predicted = xp.argmax(output, axis=1)
         truth = _class_targets(output, target, xp)

@@ -980,7 +980,7 @@ def user_frames():
 
 def _has_non_finite(array):
     xp = backend.xp_of(array)
-    if array.dtype.kind not in "fc":
+    if array.dtype.kind not in "fc" and array.dtype != backend.bfloat16:
         return False
     return not bool(xp.isfinite(array).all())
 

@@ -46,7 +46,7 @@ def _fresh_input(primal):
     if primal.requires_grad:
         with tape.enable_grad():
             return primal.clone()
-    if primal.dtype.kind not in "fc":
+    if primal.dtype.kind not in "fc" and primal.dtype != backend.bfloat16:
         raise AutogradError(f"vjp: primal of dtype {primal.dtype} (shape {tuple(primal.shape)}) cannot be "
                             "differentiated; convert it with .float() or .double()")
     leaf = Tensor._make(primal.array)
@@ -531,6 +531,6 @@ def checkpoint(fn, *args, preserve_rng_state=True, use_reentrant=None, **kwargs)
     output_list = [Tensor._make(o.array) for o in output_list]
     node = CheckpointNode(fn, args, kwargs, output_list, _module_parameters(fn), snapshot, preserve_rng_state)
     for index, out in enumerate(output_list):
-        if out.dtype.kind in "fc":
+        if out.dtype.kind in "fc" or out.dtype == backend.bfloat16:
             out.grad_fn, out._output_nr, out.requires_grad = node, index, True
     return output_list[0] if single else tuple(output_list)

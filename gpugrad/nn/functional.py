@@ -200,7 +200,7 @@ def _conv_padding(padding, kernel, dilation, stride, op):
 
 
 def _check_float_operands(op, input, weight):
-    if input.dtype.kind != "f" or weight.dtype.kind != "f":
+    if not backend.is_floating(input.dtype) or not backend.is_floating(weight.dtype):
         raise DTypeError(f"{op}: input and weight must be floating point, got {input.dtype} and {weight.dtype}; "
                          "convert with .float()")
 
@@ -652,7 +652,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     classes = input_shape[class_dim]
     if weight is not None and tuple(weight.shape) != (classes,):
         raise ShapeError(f"cross_entropy: weight of shape {tuple(weight.shape)} does not fit {classes} classes")
-    if target.array.dtype.kind == "f" and target.array.shape == input_shape:
+    if backend.is_floating(target.array.dtype) and target.array.shape == input_shape:
         logp = rd.log_softmax(input, axis=class_dim)
         return _cross_entropy_probabilities(logp, target, weight, reduction, label_smoothing, class_dim)
     all_class_indices = _check_class_target(input, target, ignore_index, "cross_entropy")

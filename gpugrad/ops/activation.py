@@ -29,6 +29,7 @@ from ..autograd.tape import state
 from ..errors import ShapeError
 from ..tensor import Tensor
 from .elementwise import exp, sigmoid, tanh, where
+from .low_precision import in_float32_for_bfloat16
 from .registry import NO_PARAMS, apply_op, apply_promoted, defop, record
 from .samples import Away, Ints, Sample, Unit
 from .reduce import accumulator, sum_
@@ -446,6 +447,7 @@ for _function in (relu, leaky_relu, elu, gelu, silu, softplus, mish):
 # --------------------------------------------------------------------------
 # linear: x @ weight.T + bias in one op, with no transposed copies.
 # --------------------------------------------------------------------------
+@in_float32_for_bfloat16    # bfloat16: the GEMM accumulates in float32 and rounds once
 def _linear_forward(x, weight, bias):
     out = x @ weight.T               # BLAS reads weight.T as a transposed operand: no copy
     out += bias
@@ -473,7 +475,7 @@ def _linear_grad_bias(g, out, x, weight, bias):
         return g
     if isinstance(g, Tensor):
         return sum_(g, axis=tuple(range(g.ndim - 1)))
-    if g.ndim == 2 and g.__class__ is np.ndarray and g.dtype != np.float16:
+    if g.ndim == 2 and g.__class__ is np.ndarray and g.dtype.itemsize > 2:   # not float16/bfloat16
         return np.add.reduce(g, axis=0)      # ndarray.sum without its Python-level wrapper
     return g.sum(axis=tuple(range(g.ndim - 1)), dtype=accumulator(g)).astype(g.dtype, copy=False)
 
@@ -524,6 +526,7 @@ def apply_linear(op, x, weight, bias):
 # followed by a ReLU.  One node instead of two: the rules are linear's, after
 # a prologue that masks the gradient once with relu's output.
 # --------------------------------------------------------------------------
+@in_float32_for_bfloat16
 def _linear_relu_forward(x, weight, bias):
     out = x @ weight.T
     out += bias

@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend import xp_of as _xp
+from ..backend import is_floating, xp_of as _xp
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
+from .low_precision import in_float32_for_bfloat16
 from .registry import defop
 from .samples import Distinct, Ints, Sample
 
@@ -90,6 +91,7 @@ def _columns(x, kernel, stride, padding, dilation, groups):
     return cols, out_hw
 
 
+@in_float32_for_bfloat16    # bfloat16: the GEMMs accumulate in float32 and round once
 def _conv2d_forward(x, weight, stride, padding, dilation, groups):
     xp = _xp(x)
     n = x.shape[0]
@@ -100,6 +102,7 @@ def _conv2d_forward(x, weight, stride, padding, dilation, groups):
     return out.reshape(n, out_channels, ho, wo)
 
 
+@in_float32_for_bfloat16
 def _conv2d_input_grad_forward(g, weight, input_shape, stride, padding, dilation, groups):
     xp = _xp(g)
     n, c, h, w = input_shape
@@ -119,6 +122,7 @@ def _conv2d_input_grad_forward(g, weight, input_shape, stride, padding, dilation
     return padded
 
 
+@in_float32_for_bfloat16
 def _conv2d_weight_grad_forward(x, g, weight_shape, stride, padding, dilation, groups):
     xp = _xp(x)
     n = x.shape[0]
@@ -137,7 +141,7 @@ _CONV_PARAMS = ("stride", "padding", "dilation", "groups")
 
 
 def _check_conv2d(x, weight, stride, padding, dilation, groups):
-    if x.dtype.kind != "f" or weight.dtype.kind != "f":
+    if not (is_floating(x.dtype) and is_floating(weight.dtype)):
         raise DTypeError(f"conv2d: input and weight must be floating point, got {x.dtype} and {weight.dtype}; "
                          "convert with .float()")
     if x.ndim != 4 or weight.ndim != 4:

@@ -336,7 +336,7 @@ def nan_to_num(input, nan=0.0, posinf=None, neginf=None):
     >>> gg.nan_to_num(gg.tensor([float('nan'), 1.0])).tolist()
     [0.0, 1.0]
     """
-    if input.dtype.kind != "f":
+    if not backend.is_floating(input.dtype):
         return methods.clone(input)
     return _nan_to_num(input, nan=float(nan), posinf=None if posinf is None else float(posinf),
                        neginf=None if neginf is None else float(neginf))

@@ -43,7 +43,7 @@ def _batch_norm_forward(x, weight, bias, eps):
     xp = _xp(x)
     axes = _bn_axes(x.ndim)
     shape = _bn_shape(x.ndim, x.shape[1])
-    if xp is np and x.dtype != np.float16:
+    if xp is np and x.dtype.itemsize > 2:     # float16/bfloat16 take the float32-accumulating path
         # ndarray.mean's Python wrapper and its float64 count, skipped: sums, then one division.
         count = x.size // x.shape[1]
         centred = x - np.add.reduce(x, axis=axes, keepdims=True) / x.dtype.type(count)
@@ -90,7 +90,7 @@ def _raw_norm_input_grad(g, x, weight, axes, shape, eps):
 
 
 def _plain_numpy(*arrays):
-    return all(array.__class__ is np.ndarray for array in arrays) and arrays[0].dtype != np.float16
+    return all(array.__class__ is np.ndarray for array in arrays) and arrays[0].dtype.itemsize > 2   # not float16/bfloat16
 
 
 def _batch_norm_vjp(g, out, x, weight, bias, eps):
