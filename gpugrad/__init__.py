@@ -41,6 +41,8 @@ from .ops.sorting import argsort, multinomial, sort, topk
 from . import data, distributed, nn, optim, train, viz
 from .io import load as _load_file, save as _save_file
 from . import accelerator, backends, utils
+from . import amp
+from .amp import autocast, get_autocast_dtype, is_autocast_enabled
 from .generator import Generator, default_generator
 from .pytorch_names import write_out as _write_out
 from .pytorch_names import (all_ as all, allclose, any_ as any, equal, get_num_threads,  # noqa: A004

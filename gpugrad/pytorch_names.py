@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import backend
+from .amp.autocast_mode import autocast_composite
 from .autograd import tape
 from .errors import AutogradError, DeviceError, DTypeError, ShapeError
 from .tensor import Tensor
@@ -282,6 +283,7 @@ def bmm(input, mat2, *, out=None):
     return write_out(input @ mat2, out, "bmm", (input, mat2))
 
 
+@autocast_composite("addmm")   # cross-owner hook: a lower-precision op in PyTorch's autocast lists
 def addmm(input, mat1, mat2, *, beta=1, alpha=1, out=None):
     """``beta * input + alpha * (mat1 @ mat2)``; ``input`` broadcasts to the product's shape.
 

@@ -66,13 +66,17 @@ class _State(threading.local):
     forward_levels = 0          # number of active gg.jvp levels
     backward_depth = 0          # > 0 while the engine runs (ops then compute gradients)
     capture_sites = False       # record creation tracebacks (anomaly mode)
+    # cross-owner hook: the autocast policy of gg.autocast, ``policy(op, args) -> args``
+    # applied by dispatch before an op runs; None (the default) when autocast is off.
+    autocast = None
     # Any of forward mode, anomaly mode or site capture is on: ops then take the
     # general path.  One flag, so the common path tests one thing, not three.
     unusual = False
 
     def refresh(self):
         """Recompute :attr:`unusual` and the summaries; call after changing the switches."""
-        self.unusual = bool(self.forward_levels or self.anomaly or self.capture_sites)
+        self.unusual = bool(self.forward_levels or self.anomaly or self.capture_sites
+                            or self.autocast is not None)   # cross-owner hook: autocast takes the general path
         set_grad_mode(self.grad_enabled)
 
 
@@ -668,6 +672,12 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, al
         node = heap.pop()[1]
         following = (node, buffers.pop(node))
     state.backward_depth += 1
+    # cross-owner hook: gradients flow in the dtype each op ran in (PyTorch), so a
+    # tensor-mode backward dispatches its ops with autocast off.
+    forward_autocast = state.autocast
+    if forward_autocast is not None:
+        state.autocast = None
+        state.refresh()
     try:
         while following is not None or heap:
             if following is None:
@@ -755,6 +765,9 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, al
             tensor.grad = old_grad
         raise
     finally:
+        if forward_autocast is not None:
+            state.autocast = forward_autocast
+            state.refresh()
         set_grad_mode(previous_mode)
         state.backward_depth -= 1
 

@@ -393,6 +393,7 @@ class CheckpointNode(Node):
         self.n_outputs = len(outputs)
         self.rng_snapshot = rng_snapshot
         self.preserve_rng_state = preserve_rng_state
+        self.autocast = state.autocast     # the recomputation runs under the forward's autocast
 
     def release(self):
         self.args = None
@@ -416,8 +417,15 @@ class CheckpointNode(Node):
                 inputs.append(arg)
         first_new = tape.next_sequence()
         replay = _RngReplay(self.rng_snapshot if self.preserve_rng_state else {})
-        with replay, tape.enable_grad():
-            outputs = self.fn(*inputs, **self.kwargs)
+        engine_autocast = state.autocast
+        state.autocast = self.autocast
+        state.refresh()
+        try:
+            with replay, tape.enable_grad():
+                outputs = self.fn(*inputs, **self.kwargs)
+        finally:
+            state.autocast = engine_autocast
+            state.refresh()
         output_list = [outputs] if isinstance(outputs, Tensor) else list(outputs)
 
         # The leaves the recomputed graph reaches: our fresh inputs, and leaves of fn's closure.

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
+from ..amp.autocast_mode import autocast_composite
 from ..backend import xp_of as _xp
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
@@ -416,6 +417,7 @@ def lerp(input, end, weight):
     return input + weight * (end - input)
 
 
+@autocast_composite("baddbmm")   # cross-owner hook: a lower-precision op in PyTorch's autocast lists
 def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
     """``beta * input + alpha * (batch1 @ batch2)`` for batches of matrices (``input`` ignored when beta is 0).
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..amp.autocast_mode import autocast_composite
 from ..backend import LOW_PRECISION, float32, xp_of as _xp
 from ..errors import ShapeError
 from .elementwise import cast, exp, logical_and, sign, sqrt, where
@@ -337,6 +338,7 @@ cumsum = defop(
     reference=lambda x, axis: np.cumsum(x, axis=axis))
 
 
+@autocast_composite("softmax")   # cross-owner hook: float32 in PyTorch's CUDA autocast list
 def softmax(x, axis=-1):
     """``exp(x - logsumexp(x))`` along ``axis`` (stable for large inputs)."""
     if x.dtype in LOW_PRECISION:
@@ -346,6 +348,7 @@ def softmax(x, axis=-1):
     return exp(x - logsumexp(x, axis=axis, keepdims=True))
 
 
+@autocast_composite("log_softmax")
 def log_softmax(x, axis=-1):
     """``x - logsumexp(x)`` along ``axis`` (stable for large inputs)."""
     if x.dtype in LOW_PRECISION:

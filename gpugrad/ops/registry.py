@@ -229,6 +229,8 @@ def apply_op(op, args, params):
 def apply_promoted(op, args, params):
     """:func:`apply_op` for arguments whose dtypes already agree."""
     # NOTE: this is the hot path of every op; keep it free of avoidable calls.
+    if threads_off_default and state.autocast is not None:   # cross-owner hook: gg.autocast
+        args = state.autocast(op, args)
     requires_grad = False
     datas = []
     for arg in args:
