@@ -16,5 +16,6 @@ A PyTorch AMP loop reads the same::
 """
 
 from .autocast_mode import autocast, autocast_composite, get_autocast_dtype, is_autocast_enabled
+from .grad_scaler import GradScaler, OptState
 
-__all__ = ["autocast", "autocast_composite", "get_autocast_dtype", "is_autocast_enabled"]
+__all__ = ["GradScaler", "OptState", "autocast", "autocast_composite", "get_autocast_dtype", "is_autocast_enabled"]
