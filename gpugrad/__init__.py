@@ -42,6 +42,7 @@ from . import data, distributed, nn, optim, train, viz
 from .io import load as _load_file, save as _save_file
 from . import accelerator, backends, utils
 from . import amp
+from .backends import get_float32_matmul_precision, set_float32_matmul_precision
 from .amp import autocast, get_autocast_dtype, is_autocast_enabled
 from .generator import Generator, default_generator
 from .pytorch_names import write_out as _write_out

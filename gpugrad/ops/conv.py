@@ -27,6 +27,7 @@ import numpy as np
 from ..backend import is_floating, xp_of as _xp
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
+from ..backends import convolution_precision
 from .low_precision import in_float32_for_bfloat16
 from .registry import defop
 from .samples import Distinct, Ints, Sample
@@ -91,6 +92,7 @@ def _columns(x, kernel, stride, padding, dilation, groups):
     return cols, out_hw
 
 
+@convolution_precision       # cudnn.allow_tf32 (cross-owner hook)
 @in_float32_for_bfloat16    # bfloat16: the GEMMs accumulate in float32 and round once
 def _conv2d_forward(x, weight, stride, padding, dilation, groups):
     xp = _xp(x)
@@ -102,6 +104,7 @@ def _conv2d_forward(x, weight, stride, padding, dilation, groups):
     return out.reshape(n, out_channels, ho, wo)
 
 
+@convolution_precision
 @in_float32_for_bfloat16
 def _conv2d_input_grad_forward(g, weight, input_shape, stride, padding, dilation, groups):
     xp = _xp(g)
@@ -122,6 +125,7 @@ def _conv2d_input_grad_forward(g, weight, input_shape, stride, padding, dilation
     return padded
 
 
+@convolution_precision
 @in_float32_for_bfloat16
 def _conv2d_weight_grad_forward(x, g, weight_shape, stride, padding, dilation, groups):
     xp = _xp(x)
