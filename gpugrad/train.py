@@ -729,7 +729,7 @@ def evaluate(model, loader, loss_fn=None, metrics=("accuracy",), device=None):
 
 def fit(model, optimizer, loss_fn, train_loader, val_loader=None, epochs=1, metrics=("accuracy",),
         scheduler=None, callbacks=(), checkpoint=None, progress=True, device=None, scheduler_step="epoch",
-        resume=None, max_steps=None, description=None):
+        resume=None, max_steps=None, description=None, amp=None):
     """Train ``model`` for ``epochs`` passes over ``train_loader``; returns a :class:`History`.
 
     Parameters
@@ -782,6 +782,10 @@ def fit(model, optimizer, loss_fn, train_loader, val_loader=None, epochs=1, metr
         ``max_steps`` finishes it); ``epochs`` then only bounds the run.
     description : str, optional
         Label of the progress bar.
+    amp : {"bf16", "fp16", None}
+        Mixed precision: the forward pass and the loss under ``gg.autocast``
+        in bfloat16 or float16 (parameters stay float32); ``"fp16"`` adds a
+        ``gg.amp.GradScaler``, whose state the checkpoint keeps.
 
     Returns
     -------
@@ -835,6 +839,8 @@ def fit(model, optimizer, loss_fn, train_loader, val_loader=None, epochs=1, metr
 
     history = History()
     trainer = _Trainer(model, optimizer, scheduler, history)
+    from .amp.training import MixedPrecision     # cross-owner hook (amp): autocast and the scaler
+    trainer.mixed_precision = mixed = MixedPrecision.for_model(amp, model, device)
     start_epoch = 0
     resumed = None          # the mid-epoch position of a resumed checkpoint, if any
     if checkpoint is not None:
@@ -912,12 +918,13 @@ def fit(model, optimizer, loss_fn, train_loader, val_loader=None, epochs=1, metr
                     inputs, target = _split_batch(batch)
                     inputs, target = _to_device(inputs, device), _to_device(target, device)
                     optimizer.zero_grad()
-                    output = _forward(model, inputs)
-                    loss = loss_fn(output, target)
-                    loss.backward()
+                    with mixed.autocast():
+                        output = _forward(model, inputs)
+                        loss = loss_fn(output, target)
+                    mixed.backward(loss)
                     guard.watch(loss)
                     lr = optimizer.param_groups[0]["lr"]
-                    optimizer.step()
+                    mixed.step(optimizer)
                     if scheduler is not None and scheduler_step == "batch":
                         scheduler.step()
                     trainer.step += 1
@@ -1070,6 +1077,7 @@ def _snapshot(trainer, epoch, train_loader_state, val_loader, callbacks, positio
         "stop_training": trainer.stop_training,
         "model": trainer.model.state_dict(),
         "optimizer": trainer.optimizer.state_dict(),
+        "grad_scaler": trainer.mixed_precision.state_dict(),    # cross-owner hook (amp)
         "scheduler": trainer.scheduler.state_dict() if trainer.scheduler is not None else None,
         "rng": _capture_rng() if position is None else position["rng"],
         "train_loader": train_loader_state,
@@ -1143,6 +1151,10 @@ def _restore(state, trainer, train_loader, val_loader, callbacks, made, path):
         optimizer.load_state_dict(state["optimizer"])
         undo.append(lambda: setattr(optimizer, "state", kept_optimizer[0])
                     or setattr(optimizer, "param_groups", kept_optimizer[1]))
+        mixed = getattr(trainer, "mixed_precision", None)          # cross-owner hook (amp)
+        if mixed is not None and mixed.scaler is not None and state.get("grad_scaler"):
+            undo.append(_attributes_undo(mixed.scaler))
+            mixed.load_state_dict(state["grad_scaler"])
         if scheduler is not None:
             undo.append(_attributes_undo(scheduler))
             scheduler.load_state_dict(state["scheduler"])
