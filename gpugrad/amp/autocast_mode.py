@@ -38,8 +38,15 @@ from ..autograd.tape import state
 from ..errors import DeviceError, DTypeError
 from ..tensor import Tensor
 
-__all__ = ["autocast", "is_autocast_enabled", "get_autocast_dtype", "autocast_composite",
-           "LOWER_PRECISION_OPS", "FLOAT32_OPS", "WIDEST_OPS"]
+__all__ = [
+    "FLOAT32_OPS",
+    "LOWER_PRECISION_OPS",
+    "WIDEST_OPS",
+    "autocast",
+    "autocast_composite",
+    "get_autocast_dtype",
+    "is_autocast_enabled",
+]
 
 _LOW, _FLOAT32, _WIDEST = "lower precision", "float32", "widest"
 
@@ -118,7 +125,7 @@ def _target_dtype(rule, low_dtype, args, device_type):
         return low_dtype
     if rule is _FLOAT32:
         return backend.float32
-    from ..ops.registry import result_dtype     # PyTorch's promotion (float16 with bfloat16 -> float32)
+    from ..ops.registry import result_dtype  # PyTorch's promotion (float16 with bfloat16 -> float32)
     widest = None
     for arg in args:
         if isinstance(arg, Tensor) and backend.is_floating(arg.dtype) and _on(arg, device_type):
@@ -141,7 +148,7 @@ def _eligible(arg, rule, target, device_type):
 
 
 def _cast(arg, dtype):
-    from ..ops.elementwise import cast        # ops sit above the tape; imported on first use
+    from ..ops.elementwise import cast  # ops sit above the tape; imported on first use
     return cast(arg, dtype)
 
 

@@ -15,7 +15,7 @@ from .. import backend
 from .autocast_mode import autocast
 from .grad_scaler import GradScaler
 
-__all__ = ["MixedPrecision", "AMP_MODES"]
+__all__ = ["AMP_MODES", "MixedPrecision"]
 
 AMP_MODES = {None: None, "bf16": backend.bfloat16, "bfloat16": backend.bfloat16,
              "fp16": backend.float16, "float16": backend.float16}

@@ -31,8 +31,16 @@ import types as _types
 
 import numpy as _np
 
-__all__ = ["cudnn", "cuda", "mps", "mkldnn", "openmp", "set_float32_matmul_precision",
-           "get_float32_matmul_precision", "convolution_precision"]
+__all__ = [
+    "convolution_precision",
+    "cuda",
+    "cudnn",
+    "get_float32_matmul_precision",
+    "mkldnn",
+    "mps",
+    "openmp",
+    "set_float32_matmul_precision",
+]
 
 # CuPy's compute-type codes (cupy/_core/_routines_linalg.pyx).
 COMPUTE_TYPE_DEFAULT = 1

@@ -24,12 +24,12 @@ import math
 import numpy as np
 
 from .. import kernels
-from ..backend import xp_of as _xp
+from ..backend import bfloat16 as _bfloat16, float16 as _float16, xp_of as _xp
 from ..autograd.tape import state
 from ..errors import ShapeError
 from ..tensor import Tensor
 from .elementwise import exp, sigmoid, tanh, where
-from .low_precision import in_float32_for_bfloat16
+from .low_precision import round_to, widen_low_precision
 from .registry import NO_PARAMS, apply_op, apply_promoted, defop, record
 from .samples import Away, Ints, Sample, Unit
 from .reduce import accumulator, sum_
@@ -447,17 +447,30 @@ for _function in (relu, leaky_relu, elu, gelu, silu, softplus, mish):
 # --------------------------------------------------------------------------
 # linear: x @ weight.T + bias in one op, with no transposed copies.
 # --------------------------------------------------------------------------
-@in_float32_for_bfloat16    # bfloat16: the GEMM accumulates in float32 and rounds once
 def _linear_forward(x, weight, bias):
+    dtype = x.dtype
+    if dtype is _bfloat16 or (dtype is _float16 and x.__class__ is np.ndarray):
+        # bf16, NumPy fp16: the GEMM in float32, rounded once (see ops/low_precision.py; inlined: runs per layer)
+        return round_to(_linear_forward(*widen_low_precision((x, weight, bias))), dtype)
     out = x @ weight.T               # BLAS reads weight.T as a transposed operand: no copy
     out += bias
     return out
 
 
+def _widened_product(a, b):
+    a, b = widen_low_precision((a, b))
+    return a @ b
+
+
 # The three rules.  On raw arrays (a plain backward) they are the bare products,
 # without op dispatch; on Tensors (create_graph) they are recorded ops.
 def _linear_grad_input(g, out, x, weight, bias):
-    return g @ weight if not isinstance(g, Tensor) else matmul(g, weight)
+    if isinstance(g, Tensor):
+        return matmul(g, weight)
+    dtype = g.dtype
+    if dtype is _bfloat16 or (dtype is _float16 and g.__class__ is np.ndarray):
+        return round_to(_widened_product(g, weight), dtype)
+    return g @ weight
 
 
 def _linear_grad_weight(g, out, x, weight, bias):
@@ -467,6 +480,9 @@ def _linear_grad_weight(g, out, x, weight, bias):
     rows_x = reshape(x, shape=(-1, x.shape[-1])) if x.ndim != 2 else x
     if isinstance(rows_g, Tensor) or isinstance(rows_x, Tensor):
         return matmul(swapaxes(rows_g, 0, 1), rows_x)
+    dtype = rows_g.dtype
+    if dtype is _bfloat16 or (dtype is _float16 and rows_g.__class__ is np.ndarray):
+        return round_to(_widened_product(rows_g.T, rows_x), dtype)
     return rows_g.T @ rows_x      # raw arrays (a plain backward): the same product, no op dispatch
 
 
@@ -526,8 +542,10 @@ def apply_linear(op, x, weight, bias):
 # followed by a ReLU.  One node instead of two: the rules are linear's, after
 # a prologue that masks the gradient once with relu's output.
 # --------------------------------------------------------------------------
-@in_float32_for_bfloat16
 def _linear_relu_forward(x, weight, bias):
+    dtype = x.dtype
+    if dtype is _bfloat16 or (dtype is _float16 and x.__class__ is np.ndarray):
+        return round_to(_linear_relu_forward(*widen_low_precision((x, weight, bias))), dtype)
     out = x @ weight.T
     out += bias
     xp = np if out.__class__ is np.ndarray else _xp(out)

@@ -28,7 +28,7 @@ from ..backend import is_floating, xp_of as _xp
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
 from ..backends import convolution_precision
-from .low_precision import in_float32_for_bfloat16
+from .low_precision import in_float32_for_low_precision
 from .registry import defop
 from .samples import Distinct, Ints, Sample
 
@@ -93,7 +93,7 @@ def _columns(x, kernel, stride, padding, dilation, groups):
 
 
 @convolution_precision       # cudnn.allow_tf32 (cross-owner hook)
-@in_float32_for_bfloat16    # bfloat16: the GEMMs accumulate in float32 and round once
+@in_float32_for_low_precision    # bfloat16: the GEMMs accumulate in float32 and round once
 def _conv2d_forward(x, weight, stride, padding, dilation, groups):
     xp = _xp(x)
     n = x.shape[0]
@@ -105,7 +105,7 @@ def _conv2d_forward(x, weight, stride, padding, dilation, groups):
 
 
 @convolution_precision
-@in_float32_for_bfloat16
+@in_float32_for_low_precision
 def _conv2d_input_grad_forward(g, weight, input_shape, stride, padding, dilation, groups):
     xp = _xp(g)
     n, c, h, w = input_shape
@@ -126,7 +126,7 @@ def _conv2d_input_grad_forward(g, weight, input_shape, stride, padding, dilation
 
 
 @convolution_precision
-@in_float32_for_bfloat16
+@in_float32_for_low_precision
 def _conv2d_weight_grad_forward(x, g, weight_shape, stride, padding, dilation, groups):
     xp = _xp(x)
     n = x.shape[0]

@@ -16,7 +16,7 @@ from .. import backend
 from ..backend import xp_of as _xp
 from ..errors import DTypeError
 from ..tensor import Tensor
-from .low_precision import in_float32_for_bfloat16
+from .low_precision import in_float32_for_low_precision
 from .registry import defop, pass_through
 from .samples import Away, Distinct, Ints, Mask, Positive, Sample, Unit
 
@@ -208,7 +208,7 @@ tanh = defop(
     save=(), save_output=True, samples=[Sample((3, 4))], reference=np.tanh, method="tanh")
 
 
-@in_float32_for_bfloat16     # bfloat16: one rounding, not three (as PyTorch)
+@in_float32_for_low_precision     # bfloat16: one rounding, not three (as PyTorch)
 def _sigmoid_forward(x):
     xp = _xp(x)
     # NOTE: exp(-|x|) never overflows, so both halves are finite for |x| ~ 1e4.
@@ -224,7 +224,7 @@ sigmoid = defop(
     reference=lambda x: 1 / (1 + np.exp(-x)), method="sigmoid")
 
 
-@in_float32_for_bfloat16
+@in_float32_for_low_precision
 def _erf_forward(x):
     return backend.erf(x)
 

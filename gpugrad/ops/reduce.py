@@ -13,7 +13,7 @@ from ..backend import LOW_PRECISION, float32, xp_of as _xp
 from ..errors import ShapeError
 from .elementwise import cast, exp, logical_and, sign, sqrt, where
 from .elementwise import abs_ as absolute
-from .low_precision import in_float32_for_bfloat16
+from .low_precision import in_float32_for_low_precision
 from .registry import defop
 from .samples import Away, Distinct, Positive, Sample
 from .shape import broadcast_to, reshape
@@ -237,7 +237,7 @@ prod = defop(
     reference=np.prod)
 
 
-@in_float32_for_bfloat16
+@in_float32_for_low_precision
 def _logsumexp_forward(x, axis=None, keepdims=False):
     xp = _xp(x)
     peak = xp.amax(x, axis=axis, keepdims=True)
