@@ -317,7 +317,10 @@ class Tensor:
         return (self[i] for i in range(self.array.shape[0]))
 
     def __repr__(self):
-        values = np.array2string(backend.to_numpy(self.array), separator=", ", precision=4,
+        host = backend.to_numpy(self.array)
+        if host.dtype == backend.bfloat16:
+            host = host.astype(np.float32)    # exact; NumPy prints ml_dtypes' bfloat16 as if it were an integer
+        values = np.array2string(host, separator=", ", precision=4,
                                  prefix="tensor(", threshold=200, edgeitems=3)
         extras = [f"device='{self.device}'"]    # always, cpu too (the API promises it); PyTorch's order
         if self.array.dtype not in (backend.get_default_dtype(), backend.int64, backend.bool_):

@@ -64,7 +64,7 @@ def test_scale_sequence_and_skipped_steps_equal_pytorch(name, device):
     make_ours, make_theirs = OPTIMIZERS[name]
     ours_model, theirs_model = _models(device)
     ours_opt, theirs_opt = make_ours(ours_model.parameters()), make_theirs(theirs_model.parameters())
-    settings = dict(init_scale=2.0 ** 10, growth_factor=2.0, backoff_factor=0.5, growth_interval=3)
+    settings = {"init_scale": 2.0 ** 10, "growth_factor": 2.0, "backoff_factor": 0.5, "growth_interval": 3}
     ours = gg.amp.GradScaler(device, **settings)
     theirs = torch.amp.GradScaler("cpu", **settings)
     got = _run(gg, ours_model, ours_opt, ours, 12, device)
@@ -166,3 +166,29 @@ def test_misuse_raises_as_pytorch():
     half_scaler.scale(half(gg.ones(1, 2, dtype=gg.float16)).float().sum()).backward()
     with pytest.raises(gg.DTypeError, match="float16 gradients"):
         half_scaler.unscale_(gg.optim.SGD(half.parameters(), lr=0.1))
+
+
+def test_the_inf_flag_is_agreed_across_ranks(monkeypatch):
+    # A two-rank world where the other rank overflowed: this rank's gradients are finite,
+    # yet it must skip the step too (max over ranks), or the replicas would drift apart.
+    from gpugrad import distributed
+    calls = []
+
+    def all_reduce(tensor, op="sum"):
+        calls.append((tuple(tensor.shape), op))
+        tensor.array[...] = 1.0                 # the other rank's flag
+        return tensor
+
+    monkeypatch.setattr(distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(distributed, "get_world_size", lambda: 2)
+    monkeypatch.setattr(distributed, "all_reduce", all_reduce)
+    model = gg.nn.Linear(2, 1)
+    before = [p.numpy().copy() for p in model.parameters()]
+    optimizer = gg.optim.SGD(model.parameters(), lr=0.1)
+    scaler = gg.amp.GradScaler("cpu", init_scale=4.0)
+    scaler.scale(model(gg.ones(3, 2)).sum()).backward()
+    assert scaler.step(optimizer) is None
+    scaler.update()
+    assert calls == [((1,), "max")] and scaler.get_scale() == 2.0
+    for old, parameter in zip(before, model.parameters()):
+        np.testing.assert_array_equal(old, parameter.numpy())
