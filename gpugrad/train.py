@@ -874,7 +874,8 @@ def fit(model, optimizer, loss_fn, train_loader, val_loader=None, epochs=1, metr
         # gg.optim's step() runs the engine's own check, which would report the same
         # graph a second time and point inside this file; the guard's warning names
         # the caller of fit.
-        warnings.filterwarnings("ignore", category=GraphRetainedWarning, module=r"gpugrad\.train$")
+        # (amp: the step's backward and optimizer step run in gpugrad/amp/training.py.)
+        warnings.filterwarnings("ignore", category=GraphRetainedWarning, module=r"gpugrad\.(train|amp\.training)$")
         try:
             for epoch in range(start_epoch, epochs):
                 if trainer.stop_training or (max_steps is not None and trainer.step >= max_steps):
