@@ -19,6 +19,7 @@ Run::
     python examples/mnist1d.py                  # all four models, GPU if there is one
     python examples/mnist1d.py --models cnn gru --device cpu
     python examples/mnist1d.py --quick          # a few steps each (smoke test)
+    python examples/mnist1d.py --amp bf16       # mixed precision (gg.autocast; fp16 adds a GradScaler)
 
 Writes ``<out>/mnist1d_curves.png`` (loss and accuracy per epoch),
 ``<out>/mnist1d_<model>.safetensors`` (trained weights, ``gg.load`` +
@@ -167,7 +168,7 @@ class RandomShifts:
 # ---------------------------------------------------------------------------
 # Training.
 # ---------------------------------------------------------------------------
-def train_one(name, data, device, steps, out, seed, progress):
+def train_one(name, data, device, steps, out, seed, progress, amp=None):
     x_train, y_train, x_test, y_test = data
     recipe = RECIPES[name]
     gg.manual_seed(seed)
@@ -183,12 +184,13 @@ def train_one(name, data, device, steps, out, seed, progress):
     started = time.perf_counter()
     history = gg.train.fit(model, optimizer, nn.CrossEntropyLoss(), train_loader, val_loader=test_loader,
                            epochs=epochs, max_steps=steps, scheduler=scheduler, scheduler_step="batch",
-                           progress=progress, description=f"{name:>8}")
+                           progress=progress, description=f"{name:>8}", amp=amp)
     gg.cuda.synchronize()
     seconds = time.perf_counter() - started
     final = gg.train.evaluate(model, test_loader, nn.CrossEntropyLoss())
     gg.save(model.state_dict(), os.path.join(out, f"mnist1d_{name}.safetensors"))
-    return {"model": name, "steps": steps, "test_accuracy": final["accuracy"], "test_loss": final["loss"],
+    # The test accuracy is measured in float32 (the float32 master weights) whatever --amp trained with.
+    return {"model": name, "steps": steps, "amp": amp, "test_accuracy": final["accuracy"], "test_loss": final["loss"],
             "seconds": seconds, "paper": recipe["paper"], "torch_mean": recipe["torch"][0],
             "torch_min": recipe["torch"][1]}, history
 
@@ -202,6 +204,8 @@ def main(argv=None):
     parser.add_argument("--data-seed", type=int, default=42, help="mnist1d's dataset seed (paper: 42)")
     parser.add_argument("--quick", action="store_true", help="a few steps per model (smoke test)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--amp", choices=("bf16", "fp16"), default=None,
+                        help="train in mixed precision: gg.autocast in bfloat16 or float16 (+ GradScaler)")
     args = parser.parse_args(argv)
 
     device = args.device or ("cuda" if gg.cuda.is_available() else "cpu")
@@ -209,13 +213,14 @@ def main(argv=None):
     started = time.perf_counter()
     data = make_data(args.data_seed)
     print(f"MNIST-1D: {len(data[0])} train / {len(data[2])} test signals of length {data[0].shape[1]} "
-          f"(generated in {time.perf_counter() - started:.1f} s); training on {device}", flush=True)
+          f"(generated in {time.perf_counter() - started:.1f} s); training on {device}"
+          + (f" in mixed precision ({args.amp})" if args.amp else ""), flush=True)
 
     results, histories = [], {}
     for name in args.models:
         steps = 10 if args.quick else RECIPES[name]["steps"]
         result, history = train_one(name, data, device, steps, args.out, args.seed,
-                                    progress=not args.no_progress)
+                                    progress=not args.no_progress, amp=args.amp)
         results.append(result)
         histories[name] = history
         print(f"{name:>8}: test accuracy {result['test_accuracy']:.3f} after {steps} steps "
@@ -233,7 +238,7 @@ def main(argv=None):
     curves = os.path.join(args.out, "mnist1d_curves.png")
     gg.train.plot_histories(histories, curves, title=f"MNIST-1D, gpugrad on {device} (val = the 1000 test signals)")
     with open(os.path.join(args.out, "mnist1d_results.json"), "w") as handle:
-        json.dump({"device": str(device), "quick": args.quick, "total_seconds": total, "results": results,
+        json.dump({"device": str(device), "quick": args.quick, "amp": args.amp, "total_seconds": total, "results": results,
                    "histories": {k: h.to_dict() for k, h in histories.items()}}, handle, indent=1)
     print(f"wrote {curves}, {os.path.join(args.out, 'mnist1d_results.json')} and the weights "
           f"({', '.join(f'mnist1d_{n}.safetensors' for n in args.models)})")

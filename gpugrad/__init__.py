@@ -12,7 +12,7 @@ import builtins as _builtins
 import functools as _functools
 
 from . import backend, cuda
-from .backend import (Device, bool_ as bool, double, float16, float32, float64, get_default_device,  # noqa: A004
+from .backend import (Device, bfloat16, bool_ as bool, double, float16, float32, float64, get_default_device,  # noqa: A004
                       get_default_dtype, half, int8, int16, int32, int64, long, set_default_device,
                       set_default_dtype, uint8)
 from .errors import (AnomalyError, AutogradError, CheckpointError, DeviceError, DTypeError, GpugradError,
@@ -41,6 +41,9 @@ from .ops.sorting import argsort, multinomial, sort, topk
 from . import data, distributed, nn, optim, train, viz
 from .io import load as _load_file, save as _save_file
 from . import accelerator, backends, utils
+from . import amp
+from .backends import get_float32_matmul_precision, set_float32_matmul_precision
+from .amp import autocast, get_autocast_dtype, is_autocast_enabled
 from .generator import Generator, default_generator
 from .ops.out_argument import OUT_RULES as _OUT_RULES, accepts_out as _accepts_out, call_with_out as _call_with_out
 from .determinism import (are_deterministic_algorithms_enabled, is_deterministic_algorithms_warn_only_enabled,
@@ -299,23 +302,6 @@ def is_inference_mode_enabled():
     return False
 
 
-class _UnsupportedBFloat16:
-    """``gg.bfloat16`` exists so PyTorch code naming it imports; using it raises a clear error."""
-
-    def __repr__(self):
-        return "gpugrad.bfloat16 (not supported yet: use gg.float16 or gg.float32)"
-
-    @property
-    def dtype(self):
-        # np.dtype(gg.bfloat16) reads this and fails; backend.as_dtype then
-        # reports the repr above in its DTypeError.
-        raise TypeError("bfloat16 tensors are not supported yet; use gg.float16 or gg.float32")
-
-    itemsize = 2
-    is_floating_point = True
-
-
-bfloat16 = _UnsupportedBFloat16()
 float = float32  # noqa: A001 - PyTorch's names; defined last, as they shadow builtins in this module
 int = int32  # noqa: A001
 short = int16

@@ -16,6 +16,7 @@ import copy
 import os
 import threading
 
+import ml_dtypes
 import numpy as np
 
 from .errors import DeviceError, DTypeError
@@ -32,11 +33,20 @@ int16 = np.dtype("int16")
 int32 = np.dtype("int32")
 int64 = np.dtype("int64")
 bool_ = np.dtype("bool")
+# bfloat16 has no NumPy type of its own; ml_dtypes supplies one that NumPy
+# arithmetic accepts and CuPy stores.  Its dtype ``kind`` is "V", not "f", so
+# code asking "is this floating?" must use :func:`is_floating` (or
+# :data:`FLOATING_DTYPES`), never ``dtype.kind == "f"``.
+bfloat16 = np.dtype(ml_dtypes.bfloat16)
 half, double, long = float16, float64, int64
+FLOATING_DTYPES = frozenset((float16, bfloat16, float32, float64))
+#: Low-precision floats, which compute in float32 wherever NumPy/CuPy would
+#: otherwise round every intermediate (sums, kernels) or have no loop (einsum).
+LOW_PRECISION = frozenset((float16, bfloat16))
 
 _DTYPE_NAMES = {
     "float16": float16, "half": float16, "float32": float32, "float": float32,
-    "float64": float64, "double": float64, "int8": int8, "uint8": uint8,
+    "float64": float64, "double": float64, "bfloat16": bfloat16, "int8": int8, "uint8": uint8,
     "int16": int16, "int32": int32, "int": int32, "int64": int64, "long": int64,
     "bool": bool_,
 }
@@ -61,7 +71,7 @@ def as_dtype(dtype) -> np.dtype:
     try:
         return np.dtype(dtype)
     except TypeError:
-        raise DTypeError(f"dtype: {dtype!r} is not a dtype; use one of gg.float16, "
+        raise DTypeError(f"dtype: {dtype!r} is not a dtype; use one of gg.float16, gg.bfloat16, "
                          "gg.float32, gg.float64, gg.int32, gg.int64, gg.bool") from None
 
 
@@ -71,17 +81,24 @@ def get_default_dtype() -> np.dtype:
 
 
 def set_default_dtype(dtype) -> None:
-    """Change the dtype of new floating tensors (float16, float32 or float64)."""
+    """Change the dtype of new floating tensors (float16, bfloat16, float32 or float64)."""
     global _default_float
     dtype = as_dtype(dtype)
-    if dtype.kind != "f":
+    if dtype not in FLOATING_DTYPES:
         raise DTypeError(f"set_default_dtype: {dtype} is not a floating dtype; "
                          "use gg.float32 or gg.float64")
     _default_float = dtype
 
 
 def is_floating(dtype) -> bool:
-    return dtype.kind == "f"
+    """True for float16, bfloat16, float32 and float64 (bfloat16's ``kind`` is "V").
+
+    Examples
+    --------
+    >>> is_floating(bfloat16), is_floating(int64)
+    (True, False)
+    """
+    return dtype.kind == "f" or dtype == bfloat16
 
 
 # --------------------------------------------------------------------------

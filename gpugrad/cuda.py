@@ -129,8 +129,8 @@ def get_device_name(device=None) -> str:
 
 
 def is_bf16_supported() -> bool:
-    """False: gpugrad has no bfloat16 kernels yet (see ``gg.bfloat16``)."""
-    return False
+    """True where CUDA is usable: bfloat16 runs on every GPU (in float32 where CuPy has no bfloat16 path)."""
+    return is_available()
 
 
 # --------------------------------------------------------------------------

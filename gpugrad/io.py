@@ -62,8 +62,12 @@ _DTYPE_TO_NAME = {
     np.dtype("int8"): "I8", np.dtype("int16"): "I16", np.dtype("int32"): "I32", np.dtype("int64"): "I64",
     np.dtype("uint8"): "U8", np.dtype("uint16"): "U16", np.dtype("uint32"): "U32", np.dtype("uint64"): "U64",
     np.dtype("bool"): "BOOL",
+    # ml_dtypes' bfloat16: the same 2 bytes per element (little-endian) as PyTorch's and
+    # the safetensors library's BF16, so files move between the three unchanged.
+    backend.bfloat16: "BF16",
 }
-_NAME_TO_DTYPE = {name: dtype.newbyteorder("<") for dtype, name in _DTYPE_TO_NAME.items()}
+_NAME_TO_DTYPE = {name: dtype.newbyteorder("<") if dtype.kind != "V" else dtype
+                  for dtype, name in _DTYPE_TO_NAME.items()}
 
 _STRUCTURE_KEY = "gpugrad.structure"
 _FORMAT_KEY = "format"

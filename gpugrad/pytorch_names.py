@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import backend
+from .amp.autocast_mode import autocast_composite
 from .autograd import tape
 from .errors import AutogradError, DeviceError, DTypeError, ShapeError
 from .tensor import Size, Tensor
@@ -44,6 +45,7 @@ _TYPE_NAMES = {
     np.dtype("float32"): "FloatTensor", np.dtype("float64"): "DoubleTensor", np.dtype("float16"): "HalfTensor",
     np.dtype("int64"): "LongTensor", np.dtype("int32"): "IntTensor", np.dtype("int16"): "ShortTensor",
     np.dtype("int8"): "CharTensor", np.dtype("uint8"): "ByteTensor", np.dtype("bool"): "BoolTensor",
+    backend.bfloat16: "BFloat16Tensor",
 }
 _DTYPE_OF_NAME = {name: dtype for dtype, name in _TYPE_NAMES.items()}
 
@@ -102,6 +104,7 @@ def _typed(name, dtype):
 FloatTensor = _typed("FloatTensor", "float32")
 DoubleTensor = _typed("DoubleTensor", "float64")
 HalfTensor = _typed("HalfTensor", "float16")
+BFloat16Tensor = _typed("BFloat16Tensor", "bfloat16")
 LongTensor = _typed("LongTensor", "int64")
 IntTensor = _typed("IntTensor", "int32")
 ShortTensor = _typed("ShortTensor", "int16")
@@ -206,6 +209,7 @@ def bmm(input, mat2, *, out=None):
     return write_out(input @ mat2, out, "bmm", (input, mat2))
 
 
+@autocast_composite("addmm")   # cross-owner hook: a lower-precision op in PyTorch's autocast lists
 def addmm(input, mat1, mat2, *, beta=1, alpha=1, out=None):
     """``beta * input + alpha * (mat1 @ mat2)``; ``input`` broadcasts to the product's shape.
 
@@ -335,7 +339,7 @@ def bernoulli(input, p=None, *, generator=None, out=None):  # noqa: A002 - PyTor
     probabilities = input.array if p is None else backend.xp_of(input.array).full(input.array.shape, p,
                                                                                     dtype=input.array.dtype)
     xp = backend.xp_of(probabilities)
-    if probabilities.dtype.kind != "f":
+    if not backend.is_floating(probabilities.dtype):
         raise DTypeError(f"bernoulli: probabilities must be floating, got {probabilities.dtype}")
     if bool(xp.any((probabilities < 0) | (probabilities > 1) | xp.isnan(probabilities))):
         raise ValueError("bernoulli: every probability must lie in [0, 1]")
@@ -441,7 +445,7 @@ def equal(input, other):
 
 def is_floating_point(input):  # noqa: A002 - PyTorch's name
     """True for floating dtypes."""
-    return input.array.dtype.kind == "f"
+    return backend.is_floating(input.array.dtype)
 
 
 def all_(input, dim=None, keepdim=False):  # noqa: A002

@@ -228,7 +228,7 @@ class Tensor:
                     "requires_grad_: only leaf tensors can stop requiring grad; "
                     "use t.detach() to get a tensor outside the graph")
             return self
-        if requires_grad and self.array.dtype.kind not in "fc":
+        if requires_grad and self.array.dtype.kind not in "fc" and self.array.dtype != backend.bfloat16:
             raise DTypeError(
                 f"requires_grad_: only floating tensors can require gradients, got {self.array.dtype} "
                 f"(shape {tuple(self.shape)}); convert first with t.float() or t.to(gg.float64)")
@@ -339,6 +339,10 @@ class Tensor:
         return self.array if dtype is None else self.array.astype(dtype, copy=False)
 
     def __dlpack__(self, *args, **kwargs):
+        if self.array.dtype == backend.bfloat16 and not backend.is_gpu_array(self.array):
+            raise DTypeError("__dlpack__: NumPy cannot export bfloat16 through DLPack (its DLPack has no "
+                             f"bfloat16 code); shape {tuple(self.shape)} on cpu. Export t.float() instead, or "
+                             "move the tensor to cuda, where CuPy exports bfloat16")
         return self.array.__dlpack__(*args, **kwargs)
 
     def __dlpack_device__(self):
@@ -380,7 +384,10 @@ class Tensor:
         return (self[i] for i in range(self.array.shape[0]))
 
     def __repr__(self):
-        values = np.array2string(backend.to_numpy(self.array), separator=", ", precision=4,
+        host = backend.to_numpy(self.array)
+        if host.dtype == backend.bfloat16:
+            host = host.astype(np.float32)    # exact; NumPy prints ml_dtypes' bfloat16 as if it were an integer
+        values = np.array2string(host, separator=", ", precision=4,
                                  prefix="tensor(", threshold=200, edgeitems=3)
         extras = [f"device='{self.device}'"]    # always, cpu too (the API promises it); PyTorch's order
         if self.array.dtype not in (backend.get_default_dtype(), backend.int64, backend.bool_):
@@ -428,7 +435,7 @@ def _to_array(data, dtype=None, device=None):
                 array = array.astype(backend.get_default_dtype())
             elif array.dtype.kind in "iu":
                 array = array.astype(backend.int64)
-        if array.dtype.kind not in "fiub":
+        if array.dtype.kind not in "fiub" and array.dtype != backend.bfloat16:
             raise DTypeError(f"tensor: cannot make a tensor from data of dtype {array.dtype}; "
                              "give numbers, nested lists of numbers or a numeric array")
     else:

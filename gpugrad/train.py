@@ -46,6 +46,7 @@ import weakref
 import numpy as np
 
 from . import backend
+from .amp.training import MixedPrecision
 from .autograd.tape import GraphRetainedWarning  # one class for the engine's check and fit's
 
 __all__ = [
@@ -139,7 +140,7 @@ def _as_array(value):
 
 def _class_targets(output, target, xp):
     """Targets as class indices: probabilities (same shape as output) are argmax-ed."""
-    if target.ndim == output.ndim and target.shape == output.shape and target.dtype.kind == "f":
+    if target.ndim == output.ndim and target.shape == output.shape and backend.is_floating(target.dtype):
         return xp.argmax(target, axis=1)
     return target
 
@@ -169,7 +170,7 @@ def _accuracy_counts(output, target):
     xp = backend.xp_of(output)
     if output.ndim == 1 or (output.ndim == 2 and output.shape[1] == 1):
         predicted = output.reshape(-1) > 0
-        truth = target.reshape(-1) > 0.5 if target.dtype.kind == "f" else target.reshape(-1) != 0
+        truth = target.reshape(-1) > 0.5 if backend.is_floating(target.dtype) else target.reshape(-1) != 0
     else:
         predicted = xp.argmax(output, axis=1)
         truth = _class_targets(output, target, xp)
@@ -875,7 +876,7 @@ def _caller_stacklevel():
 
 def fit(model, optimizer, loss_fn, train_loader, val_loader=None, epochs=1, metrics=("accuracy",),
         scheduler=None, callbacks=(), checkpoint=None, progress=True, device=None, scheduler_step="epoch",
-        resume=None, max_steps=None, description=None, log_every=50):
+        resume=None, max_steps=None, description=None, log_every=50, amp=None):
     """Train ``model`` for ``epochs`` passes over ``train_loader``; returns a :class:`History`.
 
     Parameters
@@ -936,6 +937,10 @@ def fit(model, optimizer, loss_fn, train_loader, val_loader=None, epochs=1, metr
         ``on_batch_end`` get each batch's loss as a float, which reads it every
         step).  The history, the checkpoints and every number are the same
         for any ``log_every``.
+    amp : {"bf16", "fp16", None}
+        Mixed precision: the forward pass and the loss under ``gg.autocast``
+        in bfloat16 or float16 (parameters stay float32); ``"fp16"`` adds a
+        ``gg.amp.GradScaler``, whose state the checkpoint keeps.
 
     Returns
     -------
@@ -967,6 +972,8 @@ def fit(model, optimizer, loss_fn, train_loader, val_loader=None, epochs=1, metr
         raise ValueError("fit: ReduceLROnPlateau steps on a monitored value once per epoch; use "
                          "scheduler_step='epoch' with it")
     trainer = _Trainer(model, optimizer, scheduler, History())
+    # Mixed precision (amp=): autocast around forward and loss, a GradScaler for fp16 (see _train_step).
+    trainer.mixed_precision = MixedPrecision.for_model(amp, model, device)
     checkpoint = None if checkpoint is None else os.fspath(checkpoint)
     start_epoch, resumed = _resume(checkpoint, resume, trainer, train_loader, val_loader, callbacks, made)
     total = None
@@ -983,7 +990,8 @@ def fit(model, optimizer, loss_fn, train_loader, val_loader=None, epochs=1, metr
         # gg.optim's step() runs the engine's own check, which would report the same
         # graph a second time and point inside this file; the guard's warning names
         # the caller of fit.
-        warnings.filterwarnings("ignore", category=GraphRetainedWarning, module=r"gpugrad\.train$")
+        # (amp: the step's backward and optimizer step run in gpugrad/amp/training.py.)
+        warnings.filterwarnings("ignore", category=GraphRetainedWarning, module=r"gpugrad\.(train|amp\.training)$")
         try:
             for epoch in range(start_epoch, epochs):
                 if trainer.stop_training or run.out_of_steps():
@@ -1148,13 +1156,15 @@ def _train_step(run, inputs, target):
     """
     trainer = run.trainer
     optimizer, scheduler = trainer.optimizer, trainer.scheduler
+    mixed = trainer.mixed_precision
     optimizer.zero_grad()
-    output = _forward(trainer.model, inputs)
-    loss = run.loss_fn(output, target)
-    loss.backward()
+    with mixed.autocast():
+        output = _forward(trainer.model, inputs)
+        loss = run.loss_fn(output, target)
+    mixed.backward(loss)        # loss.backward(), scaled for fp16
     run.guard.watch(loss)
     lr = optimizer.param_groups[0]["lr"]
-    optimizer.step()
+    mixed.step(optimizer)       # optimizer.step(), skipped by the scaler on inf/NaN gradients
     if scheduler is not None and run.scheduler_step == "batch":
         scheduler.step()
     return output, loss, lr
@@ -1268,6 +1278,7 @@ def _snapshot(trainer, epoch, train_loader_state, val_loader, callbacks, positio
         "stop_training": trainer.stop_training,
         "model": trainer.model.state_dict(),
         "optimizer": trainer.optimizer.state_dict(),
+        "grad_scaler": trainer.mixed_precision.state_dict(),    # cross-owner hook (amp)
         "scheduler": trainer.scheduler.state_dict() if trainer.scheduler is not None else None,
         "rng": _capture_rng() if position is None else position["rng"],
         "train_loader": train_loader_state,
@@ -1341,6 +1352,10 @@ def _restore(state, trainer, train_loader, val_loader, callbacks, made, path):
         optimizer.load_state_dict(state["optimizer"])
         undo.append(lambda: setattr(optimizer, "state", kept_optimizer[0])
                     or setattr(optimizer, "param_groups", kept_optimizer[1]))
+        mixed = getattr(trainer, "mixed_precision", None)          # cross-owner hook (amp)
+        if mixed is not None and mixed.scaler is not None and state.get("grad_scaler"):
+            undo.append(_attributes_undo(mixed.scaler))
+            mixed.load_state_dict(state["grad_scaler"])
         if scheduler is not None:
             undo.append(_attributes_undo(scheduler))
             scheduler.load_state_dict(state["scheduler"])

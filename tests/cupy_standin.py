@@ -1339,6 +1339,24 @@ random.shuffle = _shuffle
 # --------------------------------------------------------------------------
 linalg = types.ModuleType("cupy.linalg")
 fft = types.ModuleType("cupy.fft")
+
+
+# CuPy's GEMM compute-type switch (cupy/_core/_routines_linalg.pyx), for TF32:
+# the stand-in records the setting (the math stays float32; TF32 rounding is
+# the GPU's) and, like CuPy, accepts only float16/32/64 and the known codes.
+def _set_compute_type(dtype, compute_type):
+    char = numpy.dtype(dtype).char
+    if char not in "efd":
+        raise TypeError(f"dtype is not supported: {dtype}")
+    if compute_type not in (0, 1, 2, 3, 4, 5, 6, 7):
+        raise ValueError(f"Unknown compute type: {compute_type}")
+    _compute_types[char] = compute_type
+
+
+_compute_types = {}
+_core = types.SimpleNamespace(_routines_linalg=types.SimpleNamespace(
+    set_compute_type=_set_compute_type, get_compute_type=lambda dtype: _compute_types.get(numpy.dtype(dtype).char, 1),
+    COMPUTE_TYPE_DEFAULT=1, COMPUTE_TYPE_TF32=7))
 _populate(vars(linalg), "cholesky cond det eig eigh eigvals eigvalsh inv lstsq matmul matrix_power "
           "matrix_rank norm pinv qr slogdet solve svd tensorinv tensorsolve".split(), numpy.linalg)
 _populate(vars(fft), "fft fft2 fftfreq fftn fftshift hfft ifft ifft2 ifftn ifftshift ihfft irfft irfft2 "

@@ -81,6 +81,21 @@ def test_mnist1d_quick_trains_all_four_models_offline(tmp_path):
         model.load_state_dict(gg.load(out / f"mnist1d_{name}.safetensors"))
 
 
+def test_mnist1d_quick_with_amp_trains_in_mixed_precision(tmp_path):
+    pytest.importorskip("mnist1d")
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "out"
+    stdout = run_example("mnist1d.py", "--quick", "--amp", "bf16", "--models", "mlp", "cnn", "--no-progress",
+                         "--out", str(out))
+    assert "in mixed precision (bf16)" in stdout
+    results = json.loads((out / "mnist1d_results.json").read_text())
+    assert results["amp"] == "bf16" and [r["amp"] for r in results["results"]] == ["bf16", "bf16"]
+    example = load_module("mnist1d")
+    model = example.build("cnn")
+    model.load_state_dict(gg.load(out / "mnist1d_cnn.safetensors"))
+    assert all(p.dtype == gg.float32 for p in model.parameters())     # float32 master weights
+
+
 @pytest.mark.slow
 def test_mnist1d_full_recipe_beats_the_paper_for_logistic_mlp_and_cnn(tmp_path):
     # The real run (about 6 s on an idle 2-core CPU); the GRU's 700 steps are left to the example itself.

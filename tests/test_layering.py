@@ -25,11 +25,15 @@ LAYERS = [
     ("backend", ["gpugrad.errors", "gpugrad.backend", "gpugrad.backends", "gpugrad.accelerator",
                  "gpugrad.install_extra",
                  # use_deterministic_algorithms' flag: read by the ops, imports nothing of gpugrad.
-                 "gpugrad.determinism"]),
+                 "gpugrad.determinism",
+                 # float32 widening/rounding of float16/bfloat16 arrays: NumPy and the backend's dtypes only
+                 # (the kernels use it for bfloat16 on the GPU).
+                 "gpugrad.ops.low_precision"]),
     ("kernels", ["gpugrad.kernels"]),
     ("tensor/autograd", ["gpugrad.tensor", "gpugrad.autograd", "gpugrad.cuda"]),
     # The generator draws random tensors for the creation ops (and uses them): op level.
-    ("ops", ["gpugrad.ops", "gpugrad.generator"]),
+    # autocast's op policy is applied by dispatch to every op (the ops' autocast lists): op level.
+    ("ops", ["gpugrad.ops", "gpugrad.generator", "gpugrad.amp.autocast_mode"]),
     # pytorch_names: PyTorch's spellings (gg.relu, t.shape as Size...), some over nn.functional.
     ("nn/optim/data/io", ["gpugrad.nn", "gpugrad.optim", "gpugrad.data", "gpugrad.utils", "gpugrad.io",
                           "gpugrad.save_module", "gpugrad.viz", "gpugrad.amp", "gpugrad.pytorch_names"]),
@@ -55,6 +59,9 @@ EXCEPTIONS = {
     ("gpugrad.io", "gpugrad"): "gg.as_tensor (ops layer) through the package, at call time",
     ("gpugrad.optim.optimizer", "gpugrad"): "gg.as_tensor and gg.no_grad (lower layers) through the package",
     ("gpugrad.optim.lbfgs", "gpugrad"): "gg.enable_grad (autograd layer) through the package, at call time",
+    ("gpugrad.amp.grad_scaler", "gpugrad.distributed"):
+        "the scaler's inf flag is all-reduced across ranks (DistributedDataParallel), at call time and only "
+        "when a process group is initialised",
     ("gpugrad.utils.data._worker", "gpugrad"):
         "a loader worker process reaches gg.from_numpy and gg.manual_seed through the package, at call time",
     ("gpugrad.ops.docs", "gpugrad"):

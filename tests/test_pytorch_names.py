@@ -22,12 +22,12 @@ def test_dtype_aliases(name, numpy_name):
     assert str(getattr(torch, name)).endswith(numpy_name)
 
 
-def test_bfloat16_exists_and_refuses_clearly():
-    assert "bfloat16" in repr(gg.bfloat16)
-    with pytest.raises(gg.DTypeError, match="bfloat16"):
-        gg.zeros(2, dtype=gg.bfloat16)
-    with pytest.raises(gg.DTypeError, match="bfloat16"):
-        gg.ones(2).to(gg.bfloat16)
+def test_bfloat16_is_a_dtype_like_torch():
+    # Values and gradients against torch.bfloat16: tests/test_bfloat16.py.
+    assert "bfloat16" in repr(gg.bfloat16) and str(torch.bfloat16).endswith("bfloat16")
+    assert gg.zeros(2, dtype=gg.bfloat16).dtype == gg.bfloat16
+    assert gg.ones(2).to(gg.bfloat16).dtype == gg.bfloat16
+    assert gg.ones(2).bfloat16().is_floating_point()
 
 
 @pytest.mark.parametrize("name", ["FloatTensor", "LongTensor", "DoubleTensor", "IntTensor", "BoolTensor"])

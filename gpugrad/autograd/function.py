@@ -173,7 +173,7 @@ class Function:
         if state.grad_enabled and any(needs):
             node = FunctionNode(cls, ctx, args, outputs)
             for index, out in enumerate(outputs):
-                if id(out) in non_differentiable or out.dtype.kind != "f":
+                if id(out) in non_differentiable or not backend.is_floating(out.dtype):
                     continue
                 out.grad_fn, out._output_nr, out.requires_grad = node, index, True
         if levels and state.forward_levels:

@@ -27,6 +27,7 @@ tensor([[ 6.,  0.],
 
 from __future__ import annotations
 
+from .. import backend
 from ..errors import AutogradError, ShapeError
 from ..tensor import Tensor
 from . import tape
@@ -52,7 +53,7 @@ def _prepared(inputs, create_graph):
         if create_graph and x.requires_grad:
             prepared.append(x.view_as(x))
         else:
-            prepared.append(x.detach().requires_grad_(x.dtype.kind in "fc"))
+            prepared.append(x.detach().requires_grad_(x.dtype.kind in "fc" or x.dtype == backend.bfloat16))
     return tuple(prepared)
 
 
@@ -147,7 +148,7 @@ def jvp(func, inputs, v=None, create_graph=False, strict=False):
         xs = _prepared(inputs, create_graph)
         single_out, outputs = _call(func, xs, "jvp")
         from ..ops.creation import zeros_like
-        dummies = tuple(zeros_like(o).requires_grad_(o.dtype.kind in "fc") for o in outputs)
+        dummies = tuple(zeros_like(o).requires_grad_(o.dtype.kind in "fc" or o.dtype == backend.bfloat16) for o in outputs)
         vjps = _grads(outputs, xs, dummies, True, strict, "jvp")
         tangents = _grads(vjps, dummies, v, create_graph, strict, "jvp", what="vector-Jacobian product")
     outputs, tangents = _finish(outputs, create_graph), _finish(tangents, create_graph)

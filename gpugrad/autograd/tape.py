@@ -628,6 +628,12 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, al
     previous_mode = state.grad_enabled
     set_grad_mode(bool(create_graph))
     state.backward_depth += 1
+    # Gradients flow in the dtype each op ran in (PyTorch), so a tensor-mode
+    # backward dispatches its ops with autocast off.
+    forward_autocast = state.autocast
+    if forward_autocast is not None:
+        state.autocast = None
+        state.refresh()
     try:
         hooked = _run_nodes(buffers, heap, tensor_mode, retain_graph, capture, needed, handed_out, undo)
         for node in hooked:     # every gradient is in: the leaves' .grad are final
@@ -638,6 +644,9 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, al
             tensor.grad = old_grad
         raise
     finally:
+        if forward_autocast is not None:
+            state.autocast = forward_autocast
+            state.refresh()
         set_grad_mode(previous_mode)
         state.backward_depth -= 1
     if capture is None:
@@ -1033,7 +1042,7 @@ def user_frames():
 
 def _has_non_finite(array):
     xp = backend.xp_of(array)
-    if array.dtype.kind not in "fc":
+    if array.dtype.kind not in "fc" and array.dtype != backend.bfloat16:
         return False
     return not bool(xp.isfinite(array).all())
 

@@ -46,7 +46,7 @@ def _fresh_input(primal):
     if primal.requires_grad:
         with tape.enable_grad():
             return primal.clone()
-    if primal.dtype.kind not in "fc":
+    if primal.dtype.kind not in "fc" and primal.dtype != backend.bfloat16:
         raise AutogradError(f"vjp: primal of dtype {primal.dtype} (shape {tuple(primal.shape)}) cannot be "
                             "differentiated; convert it with .float() or .double()")
     leaf = Tensor._make(primal.array)
@@ -393,6 +393,7 @@ class CheckpointNode(Node):
         self.n_outputs = len(outputs)
         self.rng_snapshot = rng_snapshot
         self.preserve_rng_state = preserve_rng_state
+        self.autocast = state.autocast     # the recomputation runs under the forward's autocast
 
     def release(self):
         self.args = None
@@ -416,8 +417,15 @@ class CheckpointNode(Node):
                 inputs.append(arg)
         first_new = tape.next_sequence()
         replay = _RngReplay(self.rng_snapshot if self.preserve_rng_state else {})
-        with replay, tape.enable_grad():
-            outputs = self.fn(*inputs, **self.kwargs)
+        engine_autocast = state.autocast
+        state.autocast = self.autocast
+        state.refresh()
+        try:
+            with replay, tape.enable_grad():
+                outputs = self.fn(*inputs, **self.kwargs)
+        finally:
+            state.autocast = engine_autocast
+            state.refresh()
         output_list = [outputs] if isinstance(outputs, Tensor) else list(outputs)
 
         # The leaves the recomputed graph reaches: our fresh inputs, and leaves of fn's closure.
@@ -531,6 +539,6 @@ def checkpoint(fn, *args, preserve_rng_state=True, use_reentrant=None, **kwargs)
     output_list = [Tensor._make(o.array) for o in output_list]
     node = CheckpointNode(fn, args, kwargs, output_list, _module_parameters(fn), snapshot, preserve_rng_state)
     for index, out in enumerate(output_list):
-        if out.dtype.kind in "fc":
+        if out.dtype.kind in "fc" or out.dtype == backend.bfloat16:
             out.grad_fn, out._output_nr, out.requires_grad = node, index, True
     return output_list[0] if single else tuple(output_list)

@@ -163,9 +163,20 @@ def _mask_off(name, a, b):
     return a if ROWS[name].params[0][0] == off else b
 
 
+# bfloat16 has no template instance: the twins widen it to float32 like float16,
+# and on the GPU :func:`_in_float32` runs the float32 kernel and rounds once.
+_ACCEPTED_DTYPES = frozenset(_CTYPES) | {backend.bfloat16}
+
+
+def _in_float32(function, *args, **params):
+    """``function`` on GPU bfloat16 arrays: widened to float32, results rounded back."""
+    from ..ops.low_precision import round_to_bfloat16, widen_bfloat16
+    return round_to_bfloat16(function(*widen_bfloat16(args), **params))
+
+
 def _check_float(op, *arrays):
     for array in arrays:
-        if np.dtype(array.dtype) not in _CTYPES:
+        if np.dtype(array.dtype) not in _ACCEPTED_DTYPES:
             raise DTypeError(f"{op}: dtype {array.dtype} is not supported; activation kernels "
                              "take float16, float32 or float64 (convert with .float())")
 
@@ -332,6 +343,8 @@ def activation_forward(name, x, **params):
     _check_float(name, x)
     if not backend.is_gpu_array(x):
         return twins.forward(name, x, a, b)
+    if x.dtype == backend.bfloat16:
+        return _in_float32(activation_forward, name, x, **params)
     cp = backend.cupy_module()
     x = _contiguous(x)
     y = cp.empty_like(x)
@@ -376,6 +389,8 @@ def activation_forward_saving(name, x, **params):
         return y, (y if name in SAVES_OUTPUT else x)
     if not backend.is_gpu_array(x):
         return twins.forward(name, x, a, b), twins.pack_mask(twins.mask(name, x, a, b))
+    if x.dtype == backend.bfloat16:
+        return _in_float32(activation_forward_saving, name, x, **params)
     cp = backend.cupy_module()
     x = _contiguous(x)
     y = cp.empty_like(x)
@@ -429,6 +444,8 @@ def activation_backward(name, grad, saved, **params):
         if name in SAVES_MASK:
             return twins.mask_backward(grad, twins.unpack_mask(saved, grad.shape), 1.0, _mask_off(name, a, b))
         return twins.backward(name, grad, saved, a, b)
+    if grad.dtype == backend.bfloat16:
+        return _in_float32(activation_backward, name, grad, saved, **params)
     cp = backend.cupy_module()
     grad = _contiguous(grad)
     grad_x = cp.empty_like(grad)
@@ -494,6 +511,8 @@ def bias_activation_forward(name, x, bias, **params):
         if name in SAVES_MASK:
             return y, twins.pack_mask(twins.mask(name, z, a, b, compute=True))
         return y, (y if name in SAVES_OUTPUT else (x, bias))
+    if x.dtype == backend.bfloat16:
+        return _in_float32(bias_activation_forward, name, x, bias, **params)
     cp = backend.cupy_module()
     x, bias = _contiguous(x), _contiguous(bias)
     y = cp.empty_like(x)
@@ -545,6 +564,8 @@ def bias_activation_backward(name, grad, saved, sum_bias=True, **params):
     _check_float(name, grad)
     if grad.ndim < 1:
         raise ShapeError(f"{name} with bias backward: gradient must have at least one axis")
+    if backend.is_gpu_array(grad) and grad.dtype == backend.bfloat16:
+        return _in_float32(bias_activation_backward, name, grad, saved, **params)
     if name in SAVES_INPUT:
         x, bias = saved
         _check_same(f"{name} with bias backward", grad, x, "the saved input")
@@ -605,6 +626,8 @@ def dropout_forward(x, p, generator):
     if not backend.is_gpu_array(x):
         uniform = generator.random(x.size, dtype=np.float32)
         return twins.dropout_forward(x, uniform.reshape(x.shape), p, scale)
+    if x.dtype == backend.bfloat16:
+        return _in_float32(dropout_forward, x, p, generator)
     cp = backend.cupy_module()
     x = _contiguous(x)
     y = cp.empty_like(x)
@@ -650,6 +673,8 @@ def dropout_backward(grad, mask_words, p):
     scale = _dropout_scale(p)
     if not backend.is_gpu_array(grad):
         return twins.mask_backward(grad, twins.unpack_mask(mask_words, grad.shape), scale, 0.0)
+    if grad.dtype == backend.bfloat16:
+        return _in_float32(dropout_backward, grad, mask_words, p)
     cp = backend.cupy_module()
     grad = _contiguous(grad)
     grad_x = cp.empty_like(grad)

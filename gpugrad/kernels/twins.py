@@ -66,6 +66,7 @@ from __future__ import annotations
 
 import math
 
+import ml_dtypes
 import numpy as np
 
 try:  # SciPy's erfc is vectorised; the fallback is correct but slow.
@@ -75,8 +76,10 @@ except ImportError:  # pragma: no cover - depends on the environment
     _scipy_erfc = _scipy_erfcx = None
 
 
+_BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
+
 def compute_dtype(dtype):
-    """The dtype the math runs in: float32 for float16, else ``dtype`` itself.
+    """The dtype the math runs in: float32 for float16 and bfloat16, else ``dtype`` itself.
 
     Examples
     --------
@@ -84,7 +87,7 @@ def compute_dtype(dtype):
     dtype('float32')
     """
     dtype = np.dtype(dtype)
-    return np.dtype(np.float32) if dtype == np.float16 else dtype
+    return np.dtype(np.float32) if dtype == np.float16 or dtype == _BFLOAT16 else dtype
 
 
 def _widen(array):

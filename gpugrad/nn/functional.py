@@ -24,6 +24,7 @@ import math
 import numpy as np
 
 from .. import backend
+from ..amp.autocast_mode import autocast_composite   # PyTorch's autocast lists name these
 from ..autograd.tape import no_grad
 from ..errors import DTypeError, ShapeError
 from ..ops import activation as act
@@ -190,7 +191,7 @@ def _conv_padding(padding, kernel, dilation, stride, op):
 
 
 def _check_float_operands(op, input, weight):
-    if input.dtype.kind != "f" or weight.dtype.kind != "f":
+    if not backend.is_floating(input.dtype) or not backend.is_floating(weight.dtype):
         raise DTypeError(f"{op}: input and weight must be floating point, got {input.dtype} and {weight.dtype}; "
                          "convert with .float()")
 
@@ -416,6 +417,7 @@ def _update_running(input, running_mean, running_var, momentum):
                                            .astype(running_var.dtype, copy=False)))
 
 
+@autocast_composite("layer_norm")
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """Normalise over the trailing ``normalized_shape`` dimensions, then scale and shift."""
     _tensor(input, "input", "layer_norm")
@@ -599,6 +601,7 @@ def _nll(logp, target, weight, ignore_index, reduction, op):
     return _reduce(loss, reduction, op), weights
 
 
+@autocast_composite("nll_loss")
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
     """``-input[n, target[n]]`` (times ``weight[target[n]]``); mean divides by the summed weights."""
     reduction = _legacy_reduction(size_average, reduce, reduction)
@@ -606,6 +609,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     return _nll(input, target, weight, ignore_index, reduction, "nll_loss")[0]
 
 
+@autocast_composite("cross_entropy")
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean",
                   label_smoothing=0.0):
     """Cross-entropy of logits ``(N, C)`` or ``(N, C, d1, ...)`` against class indices or probabilities.
@@ -629,7 +633,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     classes = input_shape[class_dim]
     if weight is not None and tuple(weight.shape) != (classes,):
         raise ShapeError(f"cross_entropy: weight of shape {tuple(weight.shape)} does not fit {classes} classes")
-    if target.array.dtype.kind == "f" and target.array.shape == input_shape:
+    if backend.is_floating(target.array.dtype) and target.array.shape == input_shape:
         logp = rd.log_softmax(input, axis=class_dim)
         return _cross_entropy_probabilities(logp, target, weight, reduction, label_smoothing, class_dim)
     all_class_indices = _check_class_target(input, target, ignore_index, "cross_entropy")
@@ -684,6 +688,7 @@ def _check_same_shape(input, target, op):
                          "must have the same shape")
 
 
+@autocast_composite("mse_loss")
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
     """Mean squared error ``(input - target) ** 2``."""
     reduction = _legacy_reduction(size_average, reduce, reduction)
@@ -695,6 +700,7 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
     return _reduce(loss, reduction, "mse_loss")
 
 
+@autocast_composite("l1_loss")
 def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
     """Mean absolute error ``|input - target|``."""
     reduction = _legacy_reduction(size_average, reduce, reduction)
@@ -705,6 +711,7 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", wei
     return _reduce(loss, reduction, "l1_loss")
 
 
+@autocast_composite("binary_cross_entropy")
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
     """``-(t * log(p) + (1 - t) * log(1 - p))`` of probabilities ``p``, logs clamped at -100;
     the gradient is PyTorch's, ``(p - t) / max(p (1 - p), 1e-12)``."""
@@ -722,6 +729,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     return _reduce(loss, reduction, "binary_cross_entropy")
 
 
+@autocast_composite("binary_cross_entropy_with_logits")
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
                                      reduction="mean", pos_weight=None):
     """BCE of ``sigmoid(input)`` in the stable form ``(1 - t) * x + (1 + (pw - 1) * t) * softplus(-x)``."""
@@ -786,6 +794,7 @@ def dropout2d(input, p=0.5, training=True, inplace=False):
     return ops_dropout.dropout2d(input, p, training)
 
 
+@autocast_composite("normalize")
 def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
     """``input / max(||input||_p, eps)`` along ``dim``.
 
@@ -799,6 +808,7 @@ def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
     return input / ew.clamp(norms, min=float(eps))
 
 
+@autocast_composite("cosine_similarity")
 def cosine_similarity(x1, x2, dim=1, eps=1e-8):
     """Cosine of the angle between ``x1`` and ``x2`` along ``dim`` (PyTorch 2's form:
     each normalised by ``max(||x||, eps)`` first, then the dot product).
@@ -922,6 +932,7 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     return out
 
 
+@autocast_composite("smooth_l1_loss")
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
     """``0.5 d^2 / beta`` where ``|d| < beta``, ``|d| - 0.5 beta`` elsewhere (``d = input - target``)."""
     reduction = _legacy_reduction(size_average, reduce, reduction)
@@ -936,6 +947,7 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
     return _reduce(loss, reduction, "smooth_l1_loss")
 
 
+@autocast_composite("huber_loss")
 def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     """``0.5 d^2`` where ``|d| < delta``, ``delta (|d| - 0.5 delta)`` elsewhere."""
     _check_same_shape(input, target, "huber_loss")
@@ -949,6 +961,7 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     return _reduce(loss, reduction, "huber_loss")
 
 
+@autocast_composite("kl_div")
 def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
     """KL divergence with log-probabilities ``input``: ``target * (log(target) - input)``
     (``exp(target) * (target - input)`` with ``log_target``); 0 where target is 0.
@@ -1035,6 +1048,7 @@ def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_paddi
     return sh.squeeze(out, axis=(0,)) if unbatched else out
 
 
+@autocast_composite("group_norm")
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     """Normalise ``(N, C, ...)`` over each group of ``C / num_groups`` channels and the spatial dims."""
     if input.ndim < 2 or input.shape[1] % num_groups:

@@ -71,7 +71,7 @@ class Parameter(Tensor):
         else:
             self.array = Tensor(data).array
         if requires_grad:
-            if self.array.dtype.kind not in "fc":
+            if self.array.dtype.kind not in "fc" and self.array.dtype != backend.bfloat16:
                 raise DTypeError(f"Parameter: only floating tensors can require gradients, got {self.array.dtype} "
                                  f"(shape {tuple(self.array.shape)}); pass requires_grad=False or convert with "
                                  "t.float()")
@@ -96,7 +96,7 @@ class Parameter(Tensor):
 
 
 def _is_float(array):
-    return array.dtype.kind in "fc"
+    return array.dtype.kind in "fc" or array.dtype == backend.bfloat16
 
 
 # --------------------------------------------------------------------------
@@ -156,7 +156,7 @@ def _parse_to(args, kwargs):
             backend.require_cuda(device)
     if dtype is not None:
         dtype = backend.as_dtype(dtype)
-        if dtype.kind not in "fc":
+        if dtype.kind not in "fc" and dtype != backend.bfloat16:
             raise DTypeError(f"Module.to: only floating dtypes are accepted, got {dtype}; a model's integer "
                              "buffers (like num_batches_tracked) keep their dtype anyway")
     return device, dtype
@@ -538,6 +538,10 @@ class Module:
     def half(self):
         return self.to(backend.float16)
 
+    def bfloat16(self):
+        """Cast floating parameters and buffers to bfloat16 (in place; returns ``self``)."""
+        return self.to(backend.bfloat16)
+
     def type(self, dst_type):
         return self.to(dst_type)
 
@@ -595,10 +599,10 @@ class Module:
             if tuple(array.shape) != tuple(tensor.shape):
                 problems.append(f"size mismatch for {key}: copying a param with shape {tuple(array.shape)} from "
                                 f"checkpoint, the shape in current model is {tuple(tensor.shape)}.")
-            elif array.dtype.kind not in "fciub":
+            elif array.dtype.kind not in "fciub" and array.dtype != backend.bfloat16:
                 problems.append(f"the value for '{key}' has dtype {array.dtype}, which cannot be copied into "
                                 f"{tensor.dtype}")
-            elif array.dtype.kind in "fc" and tensor.dtype.kind not in "fc":
+            elif backend.is_floating(array.dtype) and not backend.is_floating(tensor.dtype):
                 problems.append(f"dtype mismatch for {key}: a floating value ({array.dtype}) cannot be copied "
                                 f"into the integer tensor ({tensor.dtype})")
             else:

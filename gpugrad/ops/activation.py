@@ -33,13 +33,15 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend, kernels
-from ..autograd.tape import state
+from ..backend import bfloat16 as _bfloat16, float16 as _float16, xp_of as _xp
+from ..autograd.tape import state, threads_off_default
 from ..errors import ShapeError
 from ..kernels.table import ROWS, TABLE
 from ..tensor import Tensor
 from . import elementwise
 from .elementwise import exp, sigmoid, tanh, where
 from .linalg import matmul
+from .low_precision import round_to, widen_low_precision
 from .reduce import accumulator, reduce_sum
 from .registry import NO_PARAMS, apply_op, apply_promoted, defop, record
 from .samples import Away, Ints, Sample, Unit
@@ -578,9 +580,18 @@ for _function in ACTIVATION_FUNCTIONS.values():
 # linear: x @ weight.T + bias in one op, with no transposed copies.
 # --------------------------------------------------------------------------
 def _linear_forward(x, weight, bias):
+    dtype = x.dtype
+    if dtype is _bfloat16 or (dtype is _float16 and x.__class__ is np.ndarray):
+        # bf16, NumPy fp16: the GEMM in float32, rounded once (see ops/low_precision.py; inlined: runs per layer)
+        return round_to(_linear_forward(*widen_low_precision((x, weight, bias))), dtype)
     out = x @ weight.T               # BLAS reads weight.T as a transposed operand: no copy
     out += bias
     return out
+
+
+def _widened_product(a, b):
+    a, b = widen_low_precision((a, b))
+    return a @ b
 
 
 # The three rules.  On raw arrays (a plain backward) they are the bare products,
@@ -588,7 +599,12 @@ def _linear_forward(x, weight, bias):
 # linear_<name> ops use them as they are, after their prologue; ``fused`` takes
 # those ops' parameters (the activation's, and the residual), which the rules ignore.
 def _linear_grad_input(g, out, x, weight, bias, **fused):
-    return g @ weight if not isinstance(g, Tensor) else matmul(g, weight)
+    if isinstance(g, Tensor):
+        return matmul(g, weight)
+    dtype = g.dtype
+    if dtype is _bfloat16 or (dtype is _float16 and g.__class__ is np.ndarray):
+        return round_to(_widened_product(g, weight), dtype)
+    return g @ weight
 
 
 def _linear_grad_weight(g, out, x, weight, bias, **fused):
@@ -598,6 +614,9 @@ def _linear_grad_weight(g, out, x, weight, bias, **fused):
     rows_x = reshape(x, shape=(-1, x.shape[-1])) if x.ndim != 2 else x
     if isinstance(rows_g, Tensor) or isinstance(rows_x, Tensor):
         return matmul(swapaxes(rows_g, 0, 1), rows_x)
+    dtype = rows_g.dtype
+    if dtype is _bfloat16 or (dtype is _float16 and rows_g.__class__ is np.ndarray):
+        return round_to(_widened_product(rows_g.T, rows_x), dtype)
     return rows_g.T @ rows_x      # raw arrays (a plain backward): the same product, no op dispatch
 
 
@@ -606,7 +625,7 @@ def _linear_grad_bias(g, out, x, weight, bias, **fused):
         return g
     if isinstance(g, Tensor):
         return reduce_sum(g, axis=tuple(range(g.ndim - 1)))
-    if g.ndim == 2 and g.__class__ is np.ndarray and g.dtype != np.float16:
+    if g.ndim == 2 and g.__class__ is np.ndarray and g.dtype.itemsize > 2:   # not float16/bfloat16
         return np.add.reduce(g, axis=0)      # ndarray.sum without its Python-level wrapper
     return g.sum(axis=tuple(range(g.ndim - 1)), dtype=accumulator(g)).astype(g.dtype, copy=False)
 
@@ -724,11 +743,15 @@ def _make_linear_activation(row):
     relu = name == "relu"
 
     def forward(x, weight, bias, **params):
-        if x.__class__ is not np.ndarray and bias.ndim == 1 and backend.is_gpu_array(x):
+        dtype = x.dtype
+        if dtype is _bfloat16 or (dtype is _float16 and x.__class__ is np.ndarray):
+            z = _linear_forward(x, weight, bias)    # the GEMM in float32, rounded once (low precision)
+        elif x.__class__ is not np.ndarray and bias.ndim == 1 and backend.is_gpu_array(x):
             y, saved = kernels.bias_activation_forward(name, x @ weight.T, bias, **params)
             return y, ("bias", saved)
-        z = x @ weight.T                 # linear's forward, inlined (one frame fewer per layer and step)
-        z += bias
+        else:
+            z = x @ weight.T                 # linear's forward, inlined (one frame fewer per layer and step)
+            z += bias
         if relu and z.__class__ is np.ndarray and z.dtype.kind == "f":
             return np.maximum(z, 0, out=z), None       # _unfused_forward_saving's relu, inlined likewise
         return _unfused_forward_saving(row, z, params)
@@ -820,7 +843,7 @@ def linear(input, weight, bias=None, activation=None, **activation_params):
             # As a layer calls it, once per step: straight to the op, and without
             # the promotion step when the dtypes agree.
             arguments = (input, weight, bias)
-            if input.array.dtype == weight.array.dtype == bias.array.dtype:
+            if input.array.dtype == weight.array.dtype == bias.array.dtype and not threads_off_default:
                 return apply_promoted(_LINEAR, arguments, NO_PARAMS)
             return apply_op(_LINEAR, arguments, NO_PARAMS)
         return _linear(input, weight, bias)
@@ -832,7 +855,7 @@ def linear(input, weight, bias=None, activation=None, **activation_params):
         return _ACTIVATIONS_BY_NAME[activation](_linear_without_bias(input, weight), **activation_params)
     if isinstance(input, Tensor) and isinstance(weight, Tensor) and isinstance(bias, Tensor):
         arguments = (input, weight, bias)            # apply_linear, inlined
-        if input.array.dtype == weight.array.dtype == bias.array.dtype:
+        if input.array.dtype == weight.array.dtype == bias.array.dtype and not threads_off_default:
             return apply_promoted(op, arguments, params)
         return apply_op(op, arguments, params)
     if not isinstance(input, Tensor) and not isinstance(weight, Tensor) and not isinstance(bias, Tensor):
@@ -876,7 +899,8 @@ def apply_linear(op, x, weight, bias, params=NO_PARAMS):
     """``op`` (linear or a linear_<name>) on three Tensors, as a layer calls it once per
     step: straight to the op, and without the promotion step when the dtypes agree."""
     arguments = (x, weight, bias)
-    if x.array.dtype == weight.array.dtype == bias.array.dtype:
+    # apply_op when some thread is off the default modes: it applies autocast first.
+    if x.array.dtype == weight.array.dtype == bias.array.dtype and not threads_off_default:
         return apply_promoted(op, arguments, params)
     return apply_op(op, arguments, params)
 

@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend import xp_of as _xp
+from ..backend import is_floating, xp_of as _xp
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
+from ..backends import convolution_precision
+from .low_precision import in_float32_for_low_precision
 from .registry import defop
 from .samples import Distinct, Ints, Sample
 
@@ -90,6 +92,8 @@ def _columns(x, kernel, stride, padding, dilation, groups):
     return cols, out_hw
 
 
+@convolution_precision       # cudnn.allow_tf32 (cross-owner hook)
+@in_float32_for_low_precision    # bfloat16: the GEMMs accumulate in float32 and round once
 def _conv2d_forward(x, weight, stride, padding, dilation, groups):
     xp = _xp(x)
     n = x.shape[0]
@@ -100,6 +104,8 @@ def _conv2d_forward(x, weight, stride, padding, dilation, groups):
     return out.reshape(n, out_channels, ho, wo)
 
 
+@convolution_precision
+@in_float32_for_low_precision
 def _conv2d_input_grad_forward(g, weight, input_shape, stride, padding, dilation, groups):
     xp = _xp(g)
     n, c, h, w = input_shape
@@ -131,6 +137,8 @@ def _conv2d_input_grad_forward(g, weight, input_shape, stride, padding, dilation
     return padded
 
 
+@convolution_precision
+@in_float32_for_low_precision
 def _conv2d_weight_grad_forward(x, g, weight_shape, stride, padding, dilation, groups):
     xp = _xp(x)
     n = x.shape[0]
@@ -154,7 +162,7 @@ _CONV_PARAMS = ("stride", "padding", "dilation", "groups")
 
 
 def _check_conv2d(x, weight, stride, padding, dilation, groups):
-    if x.dtype.kind != "f" or weight.dtype.kind != "f":
+    if not (is_floating(x.dtype) and is_floating(weight.dtype)):
         raise DTypeError(f"conv2d: input and weight must be floating point, got {x.dtype} and {weight.dtype}; "
                          "convert with .float()")
     if x.ndim != 4 or weight.ndim != 4:

@@ -82,7 +82,14 @@ def from_dlpack(obj):
     """A tensor sharing memory with any DLPack producer (NumPy, CuPy, PyTorch, ...)."""
     device_type = obj.__dlpack_device__()[0] if hasattr(obj, "__dlpack_device__") else 1
     if device_type == 1:  # kDLCPU
-        return Tensor._make(np.from_dlpack(obj))
+        try:
+            return Tensor._make(np.from_dlpack(obj))
+        except RuntimeError as error:
+            if "dtype" not in str(error).lower():
+                raise
+            raise DTypeError(f"from_dlpack: NumPy cannot import this tensor's dtype ({error}); NumPy's DLPack "
+                             "reader has no bfloat16. Convert on the producer's side first (for PyTorch: "
+                             "t.float()), then .bfloat16() here") from error
     cupy = backend.require_cuda()
     return Tensor._make(cupy.from_dlpack(obj))
 
@@ -192,7 +199,7 @@ def _random(kind, shape, dtype, device, requires_grad, op, generator=None):
     shape = normalize_shape(shape, op)
     device = backend.as_device(device)
     dtype = _float_dtype(dtype)
-    if dtype.kind != "f":
+    if not backend.is_floating(dtype):
         raise DTypeError(f"{op}: needs a floating dtype, got {dtype}; use randint for integers")
     generator = rng_for(device, generator, op)
     # NOTE: generators produce float32/float64 only; float16 is drawn in float32 and rounded.

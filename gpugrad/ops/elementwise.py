@@ -16,6 +16,7 @@ from .. import backend, kernels
 from ..backend import xp_of as _xp
 from ..errors import DTypeError
 from ..tensor import Tensor
+from .low_precision import in_float32_for_low_precision
 from .registry import defop, pass_through
 from .samples import Away, Distinct, Ints, Mask, Positive, Sample, Unit
 
@@ -391,6 +392,7 @@ tanh = defop(
     """)
 
 
+@in_float32_for_low_precision     # bfloat16: one rounding, not three (as PyTorch)
 def _sigmoid_forward(x):
     if _kernel_array(x):
         return kernels.activation_forward("sigmoid", x)
@@ -417,6 +419,7 @@ sigmoid = defop(
     """)
 
 
+@in_float32_for_low_precision
 def _erf_forward(x):
     return backend.erf(x)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
+from ..amp.autocast_mode import autocast_composite
 from ..backend import xp_of as _xp
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
@@ -407,7 +408,7 @@ def nan_to_num(input, nan=0.0, posinf=None, neginf=None):
     >>> gg.nan_to_num(gg.tensor([float('nan'), 1.0])).tolist()
     [0.0, 1.0]
     """
-    if input.dtype.kind != "f":
+    if not backend.is_floating(input.dtype):
         return methods.clone(input)
     return _nan_to_num(input, nan=float(nan), posinf=None if posinf is None else float(posinf),
                        neginf=None if neginf is None else float(neginf))
@@ -487,6 +488,7 @@ def lerp(input, end, weight):
     return input + weight * (end - input)
 
 
+@autocast_composite("baddbmm")   # cross-owner hook: a lower-precision op in PyTorch's autocast lists
 def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
     """``beta * input + alpha * (batch1 @ batch2)`` for batches of matrices (``input`` ignored when beta is 0).
 

@@ -6,8 +6,9 @@ import string
 
 import numpy as np
 
-from ..backend import xp_of as _xp
+from ..backend import bfloat16 as _bfloat16, float16 as _float16, xp_of as _xp
 from ..errors import ShapeError
+from .low_precision import in_float32_for_low_precision, round_to, widen_low_precision
 from .registry import defop
 from .samples import Sample
 from .shape import squeeze, swapaxes, unsqueeze
@@ -26,6 +27,12 @@ def _check_matmul(a, b):
 
 
 def _matmul_forward(a, b):
+    dtype = a.dtype
+    if dtype is _bfloat16 or (dtype is _float16 and a.__class__ is np.ndarray):
+        # NOTE: NumPy's bfloat16 product comes out float32, CuPy's cuBLAS path has no
+        # bfloat16, and NumPy's float16 product has no BLAS (a naive loop, 100x slower):
+        # accumulate in float32 and round once, as PyTorch's low-precision GEMMs.
+        return round_to(_matmul_forward(*widen_low_precision((a, b))), dtype)
     return a @ b          # NumPy and CuPy alike; no module lookup (every linear backward runs two)
 
 
@@ -108,6 +115,7 @@ def parse_einsum(equation, shapes):
     return expanded, output, sizes
 
 
+@in_float32_for_low_precision         # NumPy's einsum has no bfloat16 loop
 def _einsum_forward(*operands, equation):
     terms, output, _ = parse_einsum(equation, [o.shape for o in operands])
     return _xp(operands[0]).einsum(",".join(terms) + "->" + output, *operands)

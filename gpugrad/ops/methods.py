@@ -133,7 +133,7 @@ def to(self, *args, **kwargs):
     if dtype is not None:
         dtype = backend.as_dtype(dtype)
         if dtype != result.dtype:
-            if result.requires_grad and dtype.kind != "f":
+            if result.requires_grad and not backend.is_floating(dtype):
                 result = result.detach()
             result = ew.cast(result, dtype)
     if copy and result is self:
@@ -157,11 +157,12 @@ Tensor.clone = lambda self: clone(self)
 Tensor.float = lambda self: to(self, backend.float32)
 Tensor.double = lambda self: to(self, backend.float64)
 Tensor.half = lambda self: to(self, backend.float16)
+Tensor.bfloat16 = lambda self: to(self, backend.bfloat16)
 Tensor.long = lambda self: to(self, backend.int64)
 Tensor.int = lambda self: to(self, backend.int32)
 Tensor.bool = lambda self: to(self, backend.bool_)
 Tensor.type_as = lambda self, other: to(self, other.dtype)
-Tensor.is_floating_point = lambda self: self.dtype.kind == "f"
+Tensor.is_floating_point = lambda self: backend.is_floating(self.dtype)
 
 
 def contiguous(self):
@@ -250,7 +251,7 @@ def _reduction(primitive):
             self = to(self, dtype)
         elif primitive in (rd.reduce_sum, rd.prod) and self.dtype.kind in "biu":
             self = to(self, backend.int64)
-        elif primitive is rd.mean and self.dtype.kind != "f":
+        elif primitive is rd.mean and not backend.is_floating(self.dtype):
             raise DTypeError(f"mean: needs a floating tensor, got {self.dtype} (shape {tuple(self.shape)}); "
                              "convert with t.float() or pass dtype=gg.float32")
         return primitive(self, axis=_axis(dim, axis), keepdims=_keep(keepdim, keepdims))
@@ -755,7 +756,7 @@ def _write(tensor, values, name):
         except ValueError:
             raise ShapeError(f"{name}: the result has shape {tuple(values.shape)} but the tensor changed in place "
                              f"has shape {tuple(data.shape)}; in-place results must keep the tensor's shape") from None
-    if values.dtype.kind == "f" and data.dtype.kind != "f":
+    if backend.is_floating(values.dtype) and not backend.is_floating(data.dtype):
         raise DTypeError(f"{name}: the result is {values.dtype} but the tensor is {data.dtype}; an integer tensor "
                          "cannot hold floats in place. Use the out-of-place op instead")
     try:
@@ -949,8 +950,7 @@ def _constant_fill(tensor, value_maker, name):
 
 
 Tensor.zero_ = lambda self: _constant_fill(self, lambda xp, s, d: xp.zeros(s, d), "zero_")
-Tensor.fill_ = lambda self, value: _constant_fill(
-    self, lambda xp, s, d: xp.full(s, float(value) if d.kind == "f" else value, d), "fill_")
+Tensor.fill_ = lambda self, value: _constant_fill(self, lambda xp, s, d: xp.full(s, float(value) if backend.is_floating(d) else value, d), "fill_")
 
 
 def uniform_(self, a=0.0, b=1.0, *, generator=None):

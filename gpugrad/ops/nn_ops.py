@@ -83,7 +83,7 @@ def batch_statistics(x):
 def _batch_norm_forward(x, weight, bias, eps):
     xp = _xp(x)
     shape = _bn_shape(x.ndim, x.shape[1])
-    if xp is np and x.dtype != np.float16:
+    if xp is np and x.dtype.itemsize > 2:     # float16/bfloat16 take the float32-accumulating path
         mean_, var, centred = batch_statistics(x)
         invstd = 1.0 / np.sqrt(var + x.dtype.type(eps))
         centred *= weight.reshape(shape) * invstd
@@ -111,7 +111,7 @@ def _norm_input_grad(dxhat, xhat, invstd, axes):
 
 
 def _plain_numpy(*arrays):
-    return all(array.__class__ is np.ndarray for array in arrays) and arrays[0].dtype != np.float16
+    return all(array.__class__ is np.ndarray for array in arrays) and arrays[0].dtype.itemsize > 2   # not float16/bfloat16
 
 
 def _batch_norm_vjp(g, out, x, weight, bias, eps, residual=None):

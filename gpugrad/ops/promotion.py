@@ -12,7 +12,9 @@ def result_dtype(a, b):
     """Dtype of ``a op b`` for two tensor dtypes, following PyTorch."""
     if a == b:
         return a
-    a_float, b_float = a.kind == "f", b.kind == "f"
+    a_float, b_float = a.kind == "f" or a == backend.bfloat16, b.kind == "f" or b == backend.bfloat16
+    if a_float and b_float and a.itemsize == b.itemsize == 2:
+        return backend.float32     # float16 with bfloat16: neither holds the other (PyTorch's rule)
     if a_float and not b_float:
         return a
     if b_float and not a_float:
@@ -85,7 +87,7 @@ def promote_arguments(op, args):
             scalar_kind = "f"
     if dtype is None:
         return args
-    if scalar_kind == "f" and dtype.kind != "f":
+    if scalar_kind == "f" and dtype.kind != "f" and dtype != backend.bfloat16:
         dtype = backend.get_default_dtype()
     elif scalar_kind == "i" and dtype.kind == "b":
         dtype = backend.int64

@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend import xp_of as _xp
+from ..amp.autocast_mode import autocast_composite
+from ..backend import LOW_PRECISION, float32, xp_of as _xp
 from ..errors import ShapeError
 from .elementwise import absolute, cast, exp, logical_and, sign, sqrt, where
+from .low_precision import in_float32_for_low_precision
 from .registry import defop
 from .samples import Away, Distinct, Positive, Sample
 from .shape import broadcast_to, reshape
 
 
 def accumulator(x):
-    """dtype to accumulate a reduction of ``x`` in: float16 sums run in float32
-    (a float16 running sum loses every term below 1/2048 of the total)."""
-    return np.float32 if x.dtype == np.float16 else None
+    """dtype to accumulate a reduction of ``x`` in: float16 and bfloat16 sums run in
+    float32 (a float16 running sum loses every term below 1/2048 of the total,
+    a bfloat16 one below 1/256), as PyTorch's do."""
+    return np.float32 if x.dtype in LOW_PRECISION else None
 
 
 def normalize_axes(axis, ndim, op="reduce"):
@@ -306,7 +309,7 @@ argmin = defop("argmin", _arg_forward("argmin"), differentiable=False, check=_ch
 
 # --------------------------------------------------------------------------
 def _prod_forward(x, axis=None, keepdims=False):
-    return _xp(x).prod(x, axis=axis, keepdims=keepdims)
+    return _xp(x).prod(x, axis=axis, keepdims=keepdims, dtype=accumulator(x)).astype(x.dtype, copy=False)
 
 
 def _product_of_others(x, axis):
@@ -343,6 +346,7 @@ prod = defop(
     """)
 
 
+@in_float32_for_low_precision
 def _logsumexp_forward(x, axis=None, keepdims=False):
     xp = _xp(x)
     peak = xp.amax(x, axis=axis, keepdims=True)
@@ -455,7 +459,7 @@ norm = defop(
 
 
 def _cumsum_forward(x, axis):
-    return _xp(x).cumsum(x, axis=axis)
+    return _xp(x).cumsum(x, axis=axis, dtype=accumulator(x)).astype(x.dtype, copy=False)
 
 
 def _reverse_cumsum(g, axis):
@@ -480,13 +484,21 @@ cumsum = defop(
     """)
 
 
+@autocast_composite("softmax")   # cross-owner hook: float32 in PyTorch's CUDA autocast list
 def softmax(x, axis=-1):
     """``exp(x - logsumexp(x))`` along ``axis`` (stable for large inputs)."""
+    if x.dtype in LOW_PRECISION:
+        # NOTE: as PyTorch, float16/bfloat16 run in float32 and round once: rounding
+        # x - logsumexp to 8 bits first would cost every output a few steps.
+        return cast(softmax(cast(x, float32), axis), x.dtype)
     return exp(x - logsumexp(x, axis=axis, keepdims=True))
 
 
+@autocast_composite("log_softmax")
 def log_softmax(x, axis=-1):
     """``x - logsumexp(x)`` along ``axis`` (stable for large inputs)."""
+    if x.dtype in LOW_PRECISION:
+        return cast(log_softmax(cast(x, float32), axis), x.dtype)
     return x - logsumexp(x, axis=axis, keepdims=True)
 
 

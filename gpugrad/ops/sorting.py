@@ -130,7 +130,7 @@ def multinomial(input, num_samples, replacement=False, *, generator=None):
     """
     if input.ndim not in (1, 2):
         raise ShapeError(f"multinomial: input must be 1-D or 2-D, got shape {tuple(input.shape)}")
-    if input.dtype.kind != "f":
+    if not backend.is_floating(input.dtype):
         raise DTypeError(f"multinomial: input must be floating point, got {input.dtype}; use input.float()")
     num_samples = int(num_samples)
     if num_samples <= 0:

@@ -33,7 +33,7 @@ def _additive_mask(mask, dtype, name):
     xp = backend.xp_of(data)
     if data.dtype == backend.bool_:
         return Tensor._make(xp.where(data, xp.asarray(-math.inf, dtype=dtype), xp.asarray(0, dtype=dtype)))
-    if data.dtype.kind != "f":
+    if not backend.is_floating(data.dtype):
         raise DTypeError(f"MultiheadAttention: {name} must be bool (True = masked) or floating (added to the "
                          f"scores), got {data.dtype}")
     return mask if data.dtype == dtype else mask.to(dtype)
