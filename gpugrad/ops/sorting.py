@@ -15,6 +15,7 @@ import collections
 
 import numpy as np
 
+from .. import backend
 from ..backend import xp_of as _xp
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
