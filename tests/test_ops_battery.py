@@ -138,15 +138,25 @@ def _leaves(arrays, sample, device, dtype_of=None):
     return inputs
 
 
+# Ops whose user-facing route records a sibling op's node by design: F.max_pool2d records
+# max_pool2d_gather (the output is the gather of the input at the winners), so the tape keeps
+# the int8 winners instead of the pre-pool activation.  Values and gradients are still compared
+# with the general path below.
+RECORDED_AS = {"max_pool2d": ("max_pool2d_gather",)}
+
+
 def _graph_contains(result, op):
-    """Whether ``op`` recorded a node in ``result``'s graph (the route really reaches the op)."""
+    """Whether ``op`` (or the sibling it is recorded as) has a node in ``result``'s graph."""
+    from gpugrad.ops.registry import OPS
+
+    accepted = {op} | {OPS[name] for name in RECORDED_AS.get(op.name, ())}
     pending, seen = [result.grad_fn], set()
     while pending:
         node = pending.pop()
         if node is None or id(node) in seen:
             continue
         seen.add(id(node))
-        if getattr(node, "op", None) is op:
+        if getattr(node, "op", None) in accepted:
             return True
         pending.extend(edge[0] for edge in (getattr(node, "next_edges", None) or ()) if edge is not None)
     return False
