@@ -177,7 +177,7 @@ def gpugrad_chain_mode_read(inputs: np.ndarray, schedule, device: str = "cpu") -
 def _mlp_model(gg, nn, problem: MLPProblem, device):
     layers, linears = [], []
     last = len(problem.weights) - 1
-    for index, (weight, bias) in enumerate(zip(problem.weights, problem.biases)):
+    for index, (weight, _bias) in enumerate(zip(problem.weights, problem.biases)):
         linear = nn.Linear(weight.shape[1], weight.shape[0])
         linears.append(linear)
         layers.append(linear)

@@ -102,8 +102,9 @@ def main(argv=None):
         args.batch, args.sizes, args.warmup, args.steps = 8, "16,32,32,4", 1, 3
     sizes = [int(s) for s in args.sizes.split(",")]
 
-    import gpugrad as gg  # noqa: PLC0415 - after sys.path is set
     import torch  # noqa: PLC0415 - the reference; required by this script
+
+    import gpugrad as gg  # noqa: PLC0415 - after sys.path is set
 
     if args.device == "cuda" and not (gg.cuda.is_available() and torch.cuda.is_available()):
         print("gpu_train_step: needs CUDA for both gpugrad (CuPy) and PyTorch", file=sys.stderr)
@@ -205,8 +206,9 @@ def _mnist1d_data(seed=42):
 
 def mnist1d_job(args, argv):
     """The main job's MLP in gpugrad and PyTorch: same weights, batches and recipe."""
-    import gpugrad as gg  # noqa: PLC0415
     import torch  # noqa: PLC0415
+
+    import gpugrad as gg  # noqa: PLC0415
 
     if args.device == "cuda" and not (gg.cuda.is_available() and torch.cuda.is_available()):
         print("gpu_train_step: needs CUDA for both gpugrad (CuPy) and PyTorch", file=sys.stderr)

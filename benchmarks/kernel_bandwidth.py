@@ -235,7 +235,7 @@ def main(argv=None):
             backward_bytes = 3 * n * itemsize
         row(name, "backward", run(lambda: K.activation_backward(name, grad, saved, **params)), backward_bytes,
             plain_seconds=run(lambda: backward_plain[name](grad, saved_plain)), torch_seconds=torch_backward)
-        del y, saved, saved_plain
+        y = saved = saved_plain = None     # release this activation's arrays before the next one
 
     # Fused bias + activation for a Linear layer's output, and dropout: reported, no target.
     columns = 1024

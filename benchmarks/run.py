@@ -570,7 +570,8 @@ def format_markdown(results: dict) -> str:
     memory_rows = [record for record in results["benchmarks"] if "memory" in record]
     if memory_rows:
         lines += ["", "Peak memory per training step, above what was alive before it (benchmarks/networks.py):",
-                  "", "| network | gpugrad peak KiB | torch peak KiB | ratio | method |", "| --- | --- | --- | --- | --- |"]
+                  "", "| network | gpugrad peak KiB | torch peak KiB | ratio | method |",
+                  "| --- | --- | --- | --- | --- |"]
         for record in memory_rows:
             memory = record["memory"]
             if "gpugrad_bytes" in memory:

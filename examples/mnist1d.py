@@ -238,7 +238,8 @@ def main(argv=None):
     curves = os.path.join(args.out, "mnist1d_curves.png")
     gg.train.plot_histories(histories, curves, title=f"MNIST-1D, gpugrad on {device} (val = the 1000 test signals)")
     with open(os.path.join(args.out, "mnist1d_results.json"), "w") as handle:
-        json.dump({"device": str(device), "quick": args.quick, "amp": args.amp, "total_seconds": total, "results": results,
+        json.dump({"device": str(device), "quick": args.quick, "amp": args.amp, "total_seconds": total,
+                   "results": results,
                    "histories": {k: h.to_dict() for k, h in histories.items()}}, handle, indent=1)
     print(f"wrote {curves}, {os.path.join(args.out, 'mnist1d_results.json')} and the weights "
           f"({', '.join(f'mnist1d_{n}.safetensors' for n in args.models)})")

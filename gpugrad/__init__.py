@@ -27,13 +27,13 @@ from .autograd.function import Function, FunctionCtx
 from .autograd.transforms import checkpoint, hessian, hvp, jacfwd, jacrev, vjp
 from .ops import elementwise as _elementwise
 from .ops.creation import (arange, as_tensor, empty, empty_like, eye, from_dlpack, from_numpy, full, full_like,
-                           linspace, manual_seed, ones, ones_like, rand, rand_like, randint, randn, randn_like,
+                           linspace, ones, ones_like, rand, rand_like, randint, randn, randn_like,
                            randperm, tensor, zeros, zeros_like)
 from .ops.linalg import dot, einsum as _einsum, matmul as _matmul, outer
 from .ops.methods import cat as _cat, stack as _stack
-from .ops.methods import (amax, amin, argmax, argmin, broadcast_to, cat, chunk, clamp, cumsum, expand, flatten,
+from .ops.methods import (amax, amin, argmax, argmin, broadcast_to, chunk, clamp, cumsum, expand, flatten,
                           flip, gather, index_add, index_select, log_softmax, logsumexp, max, mean, min, norm,
-                          pad, permute, prod, repeat, reshape, scatter_add, softmax, split, squeeze, stack, std,
+                          pad, permute, prod, repeat, reshape, scatter_add, softmax, split, squeeze, std,
                           sum, take_along_dim, transpose, unsqueeze, var, where)
 from .ops.extra_shape import (baddbmm, cdist, index_put, lerp, masked_fill, nan_to_num, repeat_interleave, roll,
                               scatter, tile, tril, triu)
@@ -219,7 +219,7 @@ def save(obj, f, *args, **kwargs):
     tensor([1., 1.], device='cpu')
     """
     from .nn.module import Module
-    from .save_module import _save_any, save_module
+    from .save_module import _save_any
     if isinstance(obj, Module):
         return save_module(obj, f, *args, **kwargs)
     if args or kwargs:

@@ -10,7 +10,6 @@ import numpy as np
 from . import backend
 from .determinism import are_deterministic_algorithms_enabled, use_deterministic_algorithms  # noqa: F401
 
-
 _GRAPH_NAMES = ("CUDAGraph", "capture_check", "graph", "graph_pool_handle", "make_graphed_callables")
 
 

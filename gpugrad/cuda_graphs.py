@@ -402,7 +402,10 @@ CaptureProblem.__doc__ = """One thing that would break capture: ``kind`` (``host
 
 
 class CaptureReport:
-    """What :func:`capture_check` found: ``problems`` (a list of :data:`CaptureProblem`), ``ok``, and a readable ``str``."""
+    """What :func:`capture_check` found.
+
+    ``problems`` (a list of :data:`CaptureProblem`), ``ok``, and a readable ``str``.
+    """
 
     def __init__(self, problems, steps):
         self.problems, self.steps = problems, steps

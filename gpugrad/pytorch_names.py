@@ -29,7 +29,8 @@ from .autograd import tape
 from .errors import AutogradError, DeviceError, DTypeError, ShapeError
 from .tensor import Size, Tensor
 
-__all__ = ["Size", "bernoulli", "normal", "FloatTensor", "DoubleTensor", "HalfTensor", "LongTensor", "IntTensor", "ShortTensor",
+__all__ = ["Size", "bernoulli", "normal", "FloatTensor", "DoubleTensor", "HalfTensor", "LongTensor", "IntTensor",
+           "ShortTensor",
            "ByteTensor", "CharTensor", "BoolTensor", "mm", "bmm", "addmm", "narrow", "write_out"]
 
 
@@ -313,10 +314,10 @@ def _install_node_names():
         pending.extend(cls.__subclasses__())
         attribute = cls.__dict__.get("name")
         if isinstance(attribute, str):
-            setattr(cls, "name", NodeName(attribute))
+            cls.name = NodeName(attribute)
         elif isinstance(attribute, property):
             getter = attribute.fget
-            setattr(cls, "name", property(lambda self, getter=getter: NodeName(getter(self))))
+            cls.name = property(lambda self, getter=getter: NodeName(getter(self)))
     assert isinstance(OpNode.__dict__["name"], property)
 
 
@@ -351,8 +352,8 @@ def bernoulli(input, p=None, *, generator=None, out=None):  # noqa: A002 - PyTor
 
 def _bernoulli_(self, p=0.5, *, generator=None):
     """Fill with 0/1 draws, each 1 with probability ``p`` (a number or a tensor of this shape)."""
-    from .ops.methods import _constant_fill
     from .generator import rng_for
+    from .ops.methods import _constant_fill
     rng = rng_for(self.device, generator, "bernoulli_")
     if isinstance(p, Tensor):
         probabilities = backend.to_device(p.array, self.device)

@@ -241,7 +241,8 @@ def load_module(payload, allowed_modules=(), device=None):
         raise CheckpointError(f"gg.load: unknown module file format {payload.get(_MARKER)!r}")
     module = _rebuild(payload["recipe"], allowed)
     rebuilt, saved = _attributes(module), payload.get("attributes", {})
-    differing = sorted(key for key in set(saved) | set(rebuilt) if saved.get(key, "<absent>") != rebuilt.get(key, "<absent>"))
+    differing = sorted(key for key in set(saved) | set(rebuilt)
+                       if saved.get(key, "<absent>") != rebuilt.get(key, "<absent>"))
     if differing:
         shown = ", ".join(f"{key}: saved {saved.get(key, '<absent>')!r}, rebuilt {rebuilt.get(key, '<absent>')!r}"
                           for key in differing[:5])

@@ -24,7 +24,6 @@ import numpy as np
 from . import backend
 from .errors import AutogradError, DTypeError
 
-
 next_sequence = itertools.count(1).__next__
 """Creation order of graph nodes (a node's consumers are always created after
 it); in-place changes draw from the same count."""

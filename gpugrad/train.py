@@ -316,7 +316,7 @@ class History:
         for key, value in logs.items():
             column = self.history.setdefault(key, [float("nan")] * index)
             column.append(float(value))
-        for key, column in self.history.items():
+        for column in self.history.values():
             if len(column) < index + 1:
                 column.append(float("nan"))
 
@@ -1380,7 +1380,8 @@ def _restore(state, trainer, train_loader, val_loader, callbacks, made, path):
             step()
         if isinstance(error, Exception) and not str(error).startswith("fit: cannot resume"):
             try:
-                replacement = type(error)(f"fit: cannot resume from {path!r}: {str(error).rstrip('. ')}; nothing was changed "
+                replacement = type(error)(f"fit: cannot resume from {path!r}: {str(error).rstrip('. ')}; "
+                                          "nothing was changed "
                                           "(model, optimizer, scheduler, loaders, callbacks and random state are "
                                           "as they were)")
             except Exception:       # noqa: BLE001 - an exception type with another signature: keep it

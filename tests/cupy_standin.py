@@ -930,7 +930,8 @@ class Stream:
         pass
 
     def begin_capture(self, mode=None):
-        raise StandinLimitation("CuPy stand-in: stream capture (CUDA graphs) is not emulated; the test needs a real GPU")
+        raise StandinLimitation("CuPy stand-in: stream capture (CUDA graphs) is not emulated; "
+                                "the test needs a real GPU")
 
     def is_capturing(self):
         return False

@@ -81,7 +81,8 @@ def test_bfloat16_is_a_floating_dtype_everywhere(device):
     for tensor in made:
         assert tensor.dtype == gg.bfloat16 and tensor.is_floating_point()
         assert str(tensor.device).startswith(device)
-    assert repr(gg.tensor([2.5, -3.14159], dtype=gg.bfloat16)) == "tensor([ 2.5   , -3.1406], device='cpu', dtype=bfloat16)"
+    assert repr(gg.tensor([2.5, -3.14159],
+                          dtype=gg.bfloat16)) == "tensor([ 2.5   , -3.1406], device='cpu', dtype=bfloat16)"
     leaf = gg.ones(2, dtype=gg.bfloat16, device=device, requires_grad=True)
     assert leaf.requires_grad
     assert gg.full((1,), 0.1, dtype=gg.bfloat16).item() == float(np.float32(BF16.type(0.1)))

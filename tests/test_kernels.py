@@ -637,7 +637,8 @@ def _mp_reference(name, params):
         "leaky_relu": lambda x: x if x > 0 else slope * x,
         "elu": lambda x: x if x > 0 else alpha * (mpmath.exp(x) - 1),
         "gelu": lambda x: x / 2 * mpmath.erfc(-x / mpmath.sqrt(2)),
-        "gelu_tanh": lambda x: x / (1 + mpmath.exp(-2 * mpmath.sqrt(2 / mpmath.pi) * (x + mpmath.mpf("0.044715") * x ** 3))),
+        "gelu_tanh": lambda x: x / (1 + mpmath.exp(-2 * mpmath.sqrt(2 / mpmath.pi)
+                                                   * (x + mpmath.mpf("0.044715") * x ** 3))),
         "silu": lambda x: x / (1 + mpmath.exp(-x)),
         "sigmoid": lambda x: 1 / (1 + mpmath.exp(-x)),
         "tanh": mpmath.tanh,
@@ -998,7 +999,8 @@ def test_gpu_branch_through_fake_cupy(fake_cupy, name, params, dtype):
             assert_matches(_host(gpu[key]), value, value.dtype, what=f"{name} {key}",
                            grad=grad if key in ("grad_x", "gxb") else None)
     y, saved = K.activation_forward_saving(name, fake_cupy.zeros((0, 3), dtype), **params)
-    assert y.shape == (0, 3) and K.activation_backward(name, fake_cupy.zeros((0, 3), dtype), saved, **params).shape == (0, 3)
+    assert y.shape == (0, 3) and K.activation_backward(name, fake_cupy.zeros((0, 3), dtype), saved,
+                                                       **params).shape == (0, 3)
 
 
 def test_gpu_branch_dropout_and_masks_through_fake_cupy(fake_cupy):

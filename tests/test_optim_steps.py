@@ -71,7 +71,7 @@ def run_case(gg, name, options, dtype, device="cpu", extra=None):
     digest = hashlib.sha256()
     for p in params:
         digest.update(np.ascontiguousarray(p.numpy()).tobytes())
-    for index, state in sorted(opt.state_dict()["state"].items()):
+    for _index, state in sorted(opt.state_dict()["state"].items()):
         for key in sorted(state):
             value = state[key]
             digest.update(key.encode())

@@ -23,7 +23,7 @@ rng = np.random.default_rng(0)
 X = rng.standard_normal((3, 4)).astype(np.float32)
 Y = rng.standard_normal((3, 4)).astype(np.float32)
 P = (rng.random((3, 4)) + 0.5).astype(np.float32)
-I = rng.integers(-5, 5, (3, 4)).astype(np.int64)
+INTS = rng.integers(-5, 5, (3, 4)).astype(np.int64)
 B = X > 0
 M = rng.standard_normal((4, 5)).astype(np.float32)
 S = rng.standard_normal((3, 3)).astype(np.float32)
@@ -70,7 +70,7 @@ SAMPLES = {
     "divide": (lambda t: ((t(X), t(P)), {}), "values"),
     "dot": (lambda t: ((t(V), t(V)), {}), "values"),
     "empty": (lambda t: ((2, 3), {}), "empty"),
-    "eq": (lambda t: ((t(I), t(I.T.copy().T)), {}), "values"),
+    "eq": (lambda t: ((t(INTS), t(INTS.T.copy().T)), {}), "values"),
     "erf": (lambda t: ((t(X),), {}), "values"),
     "exp": (lambda t: ((t(X),), {}), "values"),
     "expm1": (lambda t: ((t(X),), {}), "values"),
@@ -399,18 +399,18 @@ def test_float_result_into_an_integer_out_raises_a_dtype_error(device):
 
 def test_integer_result_into_a_float_out_is_cast(device):
     tout = torch.empty(3, 4)
-    torch.add(torch.tensor(I), torch.tensor(I), out=tout)
+    torch.add(torch.tensor(INTS), torch.tensor(INTS), out=tout)
     out = gg.empty(3, 4, device=device)
-    gg.add(gg.tensor(I, device=device), gg.tensor(I, device=device), out=out)
+    gg.add(gg.tensor(INTS, device=device), gg.tensor(INTS, device=device), out=out)
     _assert_close(out, tout, "add")
 
 
 def test_signed_into_unsigned_out_is_allowed_as_in_pytorch(device):
     # NumPy's same_kind refuses int64 -> uint8; PyTorch's can_cast allows it (wrapping).
     tout = torch.empty(3, 4, dtype=torch.uint8)
-    torch.add(torch.tensor(I), 300, out=tout)
+    torch.add(torch.tensor(INTS), 300, out=tout)
     out = gg.empty(3, 4, dtype=gg.uint8, device=device)
-    gg.add(gg.tensor(I, device=device), 300, out=out)
+    gg.add(gg.tensor(INTS, device=device), 300, out=out)
     _assert_close(out, tout, "add")
 
 
@@ -586,7 +586,8 @@ def test_other_overlaps_are_typed_errors(case, device):
     try:
         _, ta = run(torch, torch.tensor)
         natural = np.arange(12, dtype=np.float32).reshape(3, 4)
-        torch_is_natural = case == "shifted_view" and np.array_equal(ta.numpy()[:, 2:4], natural[:, :2] + natural[:, 1:3])
+        torch_is_natural = case == "shifted_view" and np.array_equal(ta.numpy()[:, 2:4],
+                                                                     natural[:, :2] + natural[:, 1:3])
         assert not torch_is_natural
     except RuntimeError:
         pass                                         # torch refuses too

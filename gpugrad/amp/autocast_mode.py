@@ -63,7 +63,8 @@ FLOAT32_OPS = {
                       "binary_cross_entropy_with_logits", "smooth_l1_loss", "huber_loss", "kl_div"}),
     # batch_norm is not on PyTorch's CUDA list (cuDNN computes it in float32 and
     # returns the input dtype); gpugrad's is not one fused kernel, so it runs in float32.
-    "cuda": frozenset({"softmax", "log_softmax", "exp", "expm1", "log", "log1p", "pow", "tan", "sum", "mean", "cumsum", "prod", "norm",
+    "cuda": frozenset({"softmax", "log_softmax", "exp", "expm1", "log", "log1p", "pow", "tan", "sum", "mean",
+                       "cumsum", "prod", "norm",
                        "logsumexp", "softplus", "layer_norm", "batch_norm", "group_norm", "cross_entropy",
                        "binary_cross_entropy", "nll_loss", "mse_loss", "l1_loss", "binary_cross_entropy_with_logits",
                        "smooth_l1_loss", "huber_loss", "kl_div", "cosine_similarity", "normalize"}),

@@ -305,7 +305,10 @@ class GradScaler:
 
     # ------------------------------------------------------------- checkpoints
     def state_dict(self):
-        """``{"scale", "growth_factor", "backoff_factor", "growth_interval", "_growth_tracker"}`` (empty when disabled)."""
+        """``{"scale", "growth_factor", "backoff_factor", "growth_interval", "_growth_tracker"}``.
+
+        Empty when the scaler is disabled, as PyTorch's.
+        """
         if not self._enabled:
             return {}
         return {"scale": self.get_scale(), "growth_factor": self._growth_factor,

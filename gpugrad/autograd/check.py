@@ -188,7 +188,7 @@ def gradcheck(f, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, check_forward=True, che
                 minus[i] = Tensor._make(inputs[i].array - step).requires_grad_()
             outs_plus, outs_minus = _outputs(f, plus), _outputs(f, minus)
             floating = [k for k, o in enumerate(_outputs(f, inputs)) if o.dtype.kind == "f"]
-            for position, k in enumerate(floating):
+            for k in floating:
                 want = (backend.to_numpy(outs_plus[k].array).astype(np.float64)
                         - backend.to_numpy(outs_minus[k].array).astype(np.float64)) / (2 * eps)
                 got = backend.to_numpy(analytic_tangents[k].array)
@@ -196,7 +196,8 @@ def gradcheck(f, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, check_forward=True, che
                 if index is not None:
                     raise GradcheckError(
                         f"gradcheck (forward mode): tangent of output {k} (shape {tuple(want.shape)}) at index "
-                        f"{index}: analytic {float(np.broadcast_to(got, want.shape)[index])!r} vs numeric {float(want[index])!r} "
+                        f"{index}: analytic {float(np.broadcast_to(got, want.shape)[index])!r} "
+                        f"vs numeric {float(want[index])!r} "
                         f"(atol={atol}, rtol={rtol})")
     except GradcheckError:
         if raise_exception:

@@ -196,7 +196,9 @@ def _forward_mode(cls, ctx, args, outputs, level):
     for a in args:
         if isinstance(a, Tensor):
             tangent = a._tangents.get(level) if a._tangents else None
-            tangents.append(tangent if tangent is not None else Tensor._make(backend.xp_of(a.array).zeros_like(a.array)))
+            if tangent is None:
+                tangent = Tensor._make(backend.xp_of(a.array).zeros_like(a.array))
+            tangents.append(tangent)
         else:
             tangents.append(None)
     results = cls.jvp(ctx, *tangents)

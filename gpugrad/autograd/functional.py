@@ -148,7 +148,8 @@ def jvp(func, inputs, v=None, create_graph=False, strict=False):
         xs = _prepared(inputs, create_graph)
         single_out, outputs = _call(func, xs, "jvp")
         from ..ops.creation import zeros_like
-        dummies = tuple(zeros_like(o).requires_grad_(o.dtype.kind in "fc" or o.dtype == backend.bfloat16) for o in outputs)
+        dummies = tuple(zeros_like(o).requires_grad_(o.dtype.kind in "fc" or o.dtype == backend.bfloat16)
+                        for o in outputs)
         vjps = _grads(outputs, xs, dummies, True, strict, "jvp")
         tangents = _grads(vjps, dummies, v, create_graph, strict, "jvp", what="vector-Jacobian product")
     outputs, tangents = _finish(outputs, create_graph), _finish(tangents, create_graph)

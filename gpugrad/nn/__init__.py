@@ -21,7 +21,8 @@ from .layers import (LSTM, RNN, ConvTranspose1d, ConvTranspose2d, Dropout2d, Gro
 from .module import IncompatibleKeys, Module, Parameter, StateDictError
 
 __all__ = ["functional", "init", "utils", "Module", "Parameter", "StateDictError", "IncompatibleKeys",
-           "Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict", "Identity", "Flatten", "Unflatten", "Linear", "Conv1d",
+           "Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict", "Identity", "Flatten",
+           "Unflatten", "Linear", "Conv1d",
            "Conv2d", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Dropout", "MaxPool1d", "MaxPool2d", "AvgPool1d",
            "AvgPool2d", "AdaptiveAvgPool2d", "Embedding", "GRU", "MultiheadAttention", "ReLU", "LeakyReLU", "ELU",
            "GELU", "SiLU", "Sigmoid", "Tanh", "Softplus", "Mish", "Softmax", "LogSoftmax", "CrossEntropyLoss",

@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from .. import backend
-from ..amp.autocast_mode import autocast_composite   # PyTorch's autocast lists name these
+from ..amp.autocast_mode import autocast_composite  # PyTorch's autocast lists name these
 from ..autograd.tape import no_grad
 from ..errors import DTypeError, ShapeError
 from ..ops import activation as act

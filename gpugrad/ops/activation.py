@@ -33,8 +33,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend, kernels
-from ..backend import bfloat16 as _bfloat16, float16 as _float16, xp_of as _xp
 from ..autograd.tape import state, threads_off_default
+from ..backend import bfloat16 as _bfloat16
+from ..backend import float16 as _float16
 from ..errors import ShapeError
 from ..kernels.table import ROWS, TABLE
 from ..tensor import Tensor

@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend import is_floating, xp_of as _xp
+from ..backend import is_floating
+from ..backend import xp_of as _xp
+from ..backends import convolution_precision
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
-from ..backends import convolution_precision
 from .low_precision import in_float32_for_low_precision
 from .registry import defop
 from .samples import Distinct, Ints, Sample
@@ -678,7 +679,7 @@ def _reference_avg_pool(x, kernel, stride, padding, ceil_mode, count_include_pad
 
 def _reference_scatter(g, winner, input_shape, kernel, stride, padding, dilation, ceil_mode):
     result = np.zeros(input_shape)
-    for (r, s), rows, cols, out in _reference_windows(result, kernel, stride, padding, dilation, ceil_mode, 0):
+    for (r, s), rows, cols, _out in _reference_windows(result, kernel, stride, padding, dilation, ceil_mode, 0):
         for n in range(input_shape[0]):
             for c in range(input_shape[1]):
                 k = winner[n, c, r, s]
@@ -690,7 +691,7 @@ def _reference_scatter(g, winner, input_shape, kernel, stride, padding, dilation
 
 def _reference_gather(u, winner, kernel, stride, padding, dilation, ceil_mode):
     result = np.zeros(winner.shape)
-    for (r, s), rows, cols, out in _reference_windows(u, kernel, stride, padding, dilation, ceil_mode, 0):
+    for (r, s), rows, cols, _out in _reference_windows(u, kernel, stride, padding, dilation, ceil_mode, 0):
         for n in range(u.shape[0]):
             for c in range(u.shape[1]):
                 k = winner[n, c, r, s]

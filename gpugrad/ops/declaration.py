@@ -57,7 +57,8 @@ class Op:
     """A primitive: forward on raw arrays, VJP and JVP rules, test samples."""
 
     __slots__ = ("name", "forward", "vjp", "jvp", "vjp_per_input", "vjp_prologue", "save", "save_output", "view",
-                 "needs_general_path", "residual", "plain_vjp", "promote", "differentiable", "samples", "reference", "check", "doc",
+                 "needs_general_path", "residual", "plain_vjp", "promote", "differentiable", "samples", "reference",
+                 "check", "doc",
                  "function", "tolerance", "second_order", "needs", "lean_save", "unneeded")
 
     def __repr__(self):

@@ -243,4 +243,4 @@ def _explain_failure(op, args, params, error):
 
 
 
-from .forward_mode import apply_with_tangents  # last: forward_mode applies ops through this module
+from .forward_mode import apply_with_tangents  # noqa: E402  (last: forward_mode applies ops through this module)

@@ -290,7 +290,8 @@ take = defop(
     vjp=(lambda g, out, x, index: index_backward(g, index=index, shape=x.shape),),
     jvp=lambda t, out, x, index: take(t[0], index=index),
     save=(),
-    samples=[Sample((3, 4), index=(np.array([0, 2, 0]),)), Sample((3, 4), index=(slice(None), np.array([[1, 3], [0, 0]])))],
+    samples=[Sample((3, 4), index=(np.array([0, 2, 0]),)),
+             Sample((3, 4), index=(slice(None), np.array([[1, 3], [0, 0]])))],
     reference=lambda x, index: x[index],
     doc="""Advanced indexing ``input[index]`` with integer arrays (a copy).
 
@@ -320,7 +321,8 @@ index_put = defop(
          lambda g, out, x, value, index: take(g, index=index)),
     jvp=lambda t, out, x, value, index: index_put(t[0], t[1], index=index),
     save=(),
-    samples=[Sample((3, 4), (4,), index=(1,)), Sample((3, 4), (2, 4), index=(np.array([0, 2]),)), Sample((3, 4), 0.5, index=(slice(0, 2), 1))],
+    samples=[Sample((3, 4), (4,), index=(1,)), Sample((3, 4), (2, 4), index=(np.array([0, 2]),)),
+             Sample((3, 4), 0.5, index=(slice(0, 2), 1))],
     reference=lambda x, value, index: _index_put_forward(x, value, index),
     doc="""``input`` with ``input[index] = values`` (out of place; values broadcast).
 
@@ -522,7 +524,8 @@ index_add = defop(
          lambda g, out, x, index, source, axis, alpha=1.0: index_select(g, index, axis=axis) * alpha),
     jvp=lambda t, out, x, index, source, axis, alpha=1.0: index_add(t[0], index, t[2], axis=axis, alpha=alpha),
     save=(1,), check=_check_index_add,
-    samples=[Sample((4, 3), Ints((5,), 0, 4), (5, 3), axis=0), Sample((3, 4), Ints((2,), 0, 4), (3, 2), axis=1, alpha=2.0)],
+    samples=[Sample((4, 3), Ints((5,), 0, 4), (5, 3), axis=0), Sample((3, 4), Ints((2,), 0, 4), (3, 2), axis=1,
+                                                                      alpha=2.0)],
     reference=lambda x, index, source, axis, alpha=1.0: _index_add_forward(x, index, source, axis, alpha),
     doc="""``input`` with ``alpha * source`` added at ``index`` along ``axis`` (repeats summed).
 

@@ -6,7 +6,9 @@ import string
 
 import numpy as np
 
-from ..backend import bfloat16 as _bfloat16, float16 as _float16, xp_of as _xp
+from ..backend import bfloat16 as _bfloat16
+from ..backend import float16 as _float16
+from ..backend import xp_of as _xp
 from ..errors import ShapeError
 from .low_precision import in_float32_for_low_precision, round_to, widen_low_precision
 from .registry import defop

@@ -129,7 +129,10 @@ def to(self, *args, **kwargs):
         if device.type == "cuda":
             backend.require_cuda(device)
         if device != self.device:
-            result = transfer(result, device=device) if not non_blocking else _cuda.to_device_non_blocking(result, device)  # cross-owner hook (pipeline)
+            if non_blocking:    # cross-owner hook (pipeline): copies on the side stream
+                result = _cuda.to_device_non_blocking(result, device)
+            else:
+                result = transfer(result, device=device)
     if dtype is not None:
         dtype = backend.as_dtype(dtype)
         if dtype != result.dtype:
@@ -950,7 +953,8 @@ def _constant_fill(tensor, value_maker, name):
 
 
 Tensor.zero_ = lambda self: _constant_fill(self, lambda xp, s, d: xp.zeros(s, d), "zero_")
-Tensor.fill_ = lambda self, value: _constant_fill(self, lambda xp, s, d: xp.full(s, float(value) if backend.is_floating(d) else value, d), "fill_")
+Tensor.fill_ = lambda self, value: _constant_fill(
+    self, lambda xp, s, d: xp.full(s, float(value) if backend.is_floating(d) else value, d), "fill_")
 
 
 def uniform_(self, a=0.0, b=1.0, *, generator=None):

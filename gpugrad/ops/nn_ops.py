@@ -111,7 +111,8 @@ def _norm_input_grad(dxhat, xhat, invstd, axes):
 
 
 def _plain_numpy(*arrays):
-    return all(array.__class__ is np.ndarray for array in arrays) and arrays[0].dtype.itemsize > 2   # not float16/bfloat16
+    # Not float16/bfloat16: those take the general path that widens them.
+    return all(array.__class__ is np.ndarray for array in arrays) and arrays[0].dtype.itemsize > 2
 
 
 def _batch_norm_vjp(g, out, x, weight, bias, eps, residual=None):
@@ -559,4 +560,5 @@ binary_cross_entropy = defop(
     """)
 
 
-__all__ = ["batch_norm", "layer_norm", "fused_softmax", "dropout", "cross_entropy", "cross_entropy_grad", "binary_cross_entropy"]
+__all__ = ["batch_norm", "layer_norm", "fused_softmax", "dropout", "cross_entropy", "cross_entropy_grad",
+           "binary_cross_entropy"]

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..amp.autocast_mode import autocast_composite
-from ..backend import LOW_PRECISION, float32, xp_of as _xp
+from ..backend import LOW_PRECISION, float32
+from ..backend import xp_of as _xp
 from ..errors import ShapeError
 from .elementwise import absolute, cast, exp, logical_and, sign, sqrt, where
 from .low_precision import in_float32_for_low_precision

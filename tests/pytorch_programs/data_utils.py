@@ -4,8 +4,16 @@
 # random stream, so only its sizes and coverage are printed.
 import numpy as np
 import torch
-from torch.utils.data import (BatchSampler, ConcatDataset, DataLoader, Dataset, SequentialSampler,
-                              Subset, TensorDataset, random_split)
+from torch.utils.data import (
+    BatchSampler,
+    ConcatDataset,
+    DataLoader,
+    Dataset,
+    SequentialSampler,
+    Subset,
+    TensorDataset,
+    random_split,
+)
 
 
 class SquaresDataset(Dataset):

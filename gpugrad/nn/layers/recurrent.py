@@ -18,10 +18,10 @@ import math
 
 from ...autograd.function import Function
 from ...errors import ShapeError
-from ...tensor import Tensor
 from ...ops.creation import zeros
 from ...ops.methods import cat, stack
 from ...ops.recurrent import gru_cell
+from ...tensor import Tensor
 from .. import functional as F
 from .. import init
 from ..module import Module

@@ -19,8 +19,8 @@ import math
 
 from ...errors import ShapeError
 from ...ops.creation import zeros
-from ...ops.methods import cat, stack
 from ...ops.lstm import lstm_cell
+from ...ops.methods import cat, stack
 from ...ops.recurrent import gru_cell
 from .. import functional as F
 from .. import init

@@ -406,7 +406,8 @@ class MultiProcessIterator:
                 if dead:
                     codes = ", ".join(f"pid {p.pid} exit code {p.exitcode}" for p in dead)
                     raise RuntimeError(f"DataLoader worker ({codes}) exited unexpectedly; if it was killed for "
-                                       "memory (exit code -9), lower num_workers, batch_size or prefetch_factor")
+                                       "memory (exit code -9), lower num_workers, batch_size or "
+                                       "prefetch_factor") from None
                 if self.timeout and time.monotonic() - started > self.timeout:
                     raise RuntimeError(f"DataLoader timed out after {self.timeout} seconds waiting for batch "
                                        f"{self.next_number} from a worker (timeout={self.timeout})") from None
@@ -426,7 +427,7 @@ class MultiProcessIterator:
         if self.finished:
             return
         self.finished = True
-        for payload, name in self.ready.values():
+        for _payload, name in self.ready.values():
             discard(name)
         self.ready.clear()
         if self.owns_pool:
