@@ -65,8 +65,9 @@ def test_norms_keep_input_weight_and_small_statistics(norm):
         statistics_shape = (8, 3, 1)
     node = y.grad_fn
     assert isinstance(node.saved_raw[2], InputMeta)            # bias: its gradient is sum(g)
-    mean, invstd = node.residual
-    assert mean.shape == invstd.shape == statistics_shape
+    # Channel-sized statistics only (batch norm adds the variance for the running update).
+    assert all(statistic.shape == statistics_shape for statistic in node.residual)
+    assert len(node.residual) == (3 if norm == "batch" else 2)
 
 
 def test_gru_cell_keeps_its_gates_for_backward():
@@ -75,3 +76,19 @@ def test_gru_cell_keeps_its_gates_for_backward():
     w, b = (gg.tensor(rng.standard_normal(s).astype(np.float32), requires_grad=True) for s in ((6, 2), (6,)))
     out = gru_cell(gx, h, w, b)
     assert [gate.shape for gate in out.grad_fn.residual] == [(3, 2)] * 4
+
+
+@pytest.mark.parametrize("requires_grad", [True, False])
+def test_batch_norm_running_update_reuses_the_forward_statistics_and_matches_a_fresh_computation(requires_grad):
+    # The running buffers are updated from the statistics the op's forward kept (no second
+    # pass); with no graph recorded they are computed afresh.  Both give the reference numbers.
+    data = _rng().standard_normal((8, 3, 5)).astype(np.float32) * 3 + 1
+    x = gg.tensor(data, requires_grad=requires_grad)
+    running_mean, running_var = gg.full((3,), 0.5), gg.full((3,), 2.0)
+    version = running_mean._version
+    F.batch_norm(x, running_mean, running_var, training=True, momentum=0.25)
+    mean = data.mean(axis=(0, 2), dtype=np.float64)
+    var = data.var(axis=(0, 2), ddof=1, dtype=np.float64)
+    np.testing.assert_allclose(running_mean.numpy(), 0.75 * 0.5 + 0.25 * mean, rtol=1e-6)
+    np.testing.assert_allclose(running_var.numpy(), 0.75 * 2.0 + 0.25 * var, rtol=1e-6)
+    assert running_mean._version == version + 1

@@ -382,10 +382,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if bias is None:
         bias = _constant(np.zeros(channels), input)
     if training:
-        out = nn_ops.batch_norm(input, weight, bias, eps=float(eps))
-        if running_mean is not None or running_var is not None:
-            _update_running(input, running_mean, running_var, momentum)
-        return out
+        return nn_ops.batch_norm_training(input, weight, bias, running_mean, running_var, momentum, eps)
     if running_mean is None or running_var is None:
         raise ValueError("batch_norm: eval mode (training=False) needs running_mean and running_var; pass them "
                          "or use training=True")
@@ -393,28 +390,6 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     scale = weight * ew.rsqrt(running_var + eps)
     return (input - sh.reshape(running_mean, shape=shape)) * sh.reshape(scale, shape=shape) \
         + sh.reshape(bias, shape=shape)
-
-
-def _update_running(input, running_mean, running_var, momentum):
-    data = input.array
-    xp = backend.xp_of(data)
-    axes = (0,) + tuple(range(2, data.ndim))
-    count = data.size // data.shape[1]
-    if xp is np and data.dtype.kind == "f" and data.dtype != np.float16:
-        # The batch norm op's own two-pass statistics (channel sums with axis 0 first).
-        batch_mean, batch_var, _ = nn_ops.batch_statistics(data)
-        batch_mean = batch_mean.reshape(-1)
-        batch_var = batch_var.reshape(-1) * data.dtype.type(count / max(count - 1, 1))
-    else:
-        batch_mean = xp.mean(data, axis=axes)
-        batch_var = xp.var(data, axis=axes) * (count / max(count - 1, 1))
-    with no_grad():
-        if running_mean is not None:
-            running_mean.copy_(Tensor._make((running_mean.array * (1 - momentum) + batch_mean * momentum)
-                                            .astype(running_mean.dtype, copy=False)))
-        if running_var is not None:
-            running_var.copy_(Tensor._make((running_var.array * (1 - momentum) + batch_var * momentum)
-                                           .astype(running_var.dtype, copy=False)))
 
 
 @autocast_composite("layer_norm")

@@ -88,8 +88,9 @@ def _batch_norm_forward(x, weight, bias, eps):
         invstd = 1.0 / np.sqrt(var + x.dtype.type(eps))
         centred *= weight.reshape(shape) * invstd
         centred += bias.reshape(shape)
-        # mean and 1/std are what backward needs besides x: kept, not recomputed.
-        return centred, (mean_, invstd)
+        # mean and 1/std are what backward needs besides x: kept, not recomputed;
+        # the biased variance rides along for the running-statistics update.
+        return centred, (mean_, invstd, var)
     axes = _bn_axes(x.ndim)
     centred = x - x.mean(axis=axes, keepdims=True)
     var = xp.mean(centred * centred, axis=axes, keepdims=True)
@@ -119,7 +120,7 @@ def _batch_norm_vjp(g, out, x, weight, bias, eps, residual=None):
     if residual is not None and _plain_numpy(g, x, weight):
         # The three-term rule on raw arrays with the forward's statistics: four
         # full-size passes and two channel sums, in place, no float64 temporaries.
-        mean_, invstd = residual
+        mean_, invstd = residual[:2]
         count = x.dtype.type(x.size // x.shape[1])
         xhat = x - mean_
         xhat *= invstd
@@ -190,6 +191,58 @@ batch_norm = defop(
     eps : float
         Added to the (biased) variance.
     """)
+
+
+def batch_norm_training(input, weight, bias, running_mean, running_var, momentum, eps):
+    """:func:`batch_norm` with the batch's statistics, then the running buffers updated in
+    place from the same statistics: ``running = (1 - momentum) * running + momentum * batch``
+    (the variance unbiased, ``* n / (n - 1)``), as PyTorch's training-mode batch norm.
+
+    The statistics are the ones the op's forward computed (kept on its node), not a
+    second pass over the input; where the forward kept none (no graph recorded, or the
+    low-precision and CuPy paths) they are computed here.  ``running_mean`` and
+    ``running_var`` may each be ``None``; they are buffers, not differentiated.
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> x = gg.tensor([[1.0, 4.0], [3.0, 8.0]])
+    >>> mean, var = gg.zeros(2), gg.ones(2)
+    >>> out = batch_norm_training(x, gg.ones(2, requires_grad=True), gg.zeros(2), mean, var, 0.5, 1e-5)
+    >>> mean.tolist(), var.tolist()
+    ([1.0, 3.0], [1.5, 4.5])
+    """
+    out = batch_norm(input, weight, bias, eps=float(eps))
+    if running_mean is None and running_var is None:
+        return out
+    data = input.array
+    count = data.size // data.shape[1]
+    node = out.grad_fn
+    statistics = getattr(node, "residual", None) if node is not None else None
+    if statistics is not None and len(statistics) == 3:
+        batch_mean, batch_var = statistics[0].reshape(-1), statistics[2].reshape(-1)
+    else:
+        xp = _xp(data)
+        axes = _bn_axes(data.ndim)
+        if xp is np and data.dtype.kind == "f" and data.dtype.itemsize > 2:
+            batch_mean, batch_var, _ = batch_statistics(data)
+            batch_mean, batch_var = batch_mean.reshape(-1), batch_var.reshape(-1)
+        else:
+            batch_mean, batch_var = xp.mean(data, axis=axes), xp.var(data, axis=axes)
+    unbias = count / max(count - 1, 1)
+    for buffer, statistic, factor in ((running_mean, batch_mean, 1.0), (running_var, batch_var, unbias)):
+        if buffer is None:
+            continue
+        # In place on the buffer's memory (the same arithmetic order as PyTorch's
+        # (1 - m) * running + m * batch), and a version bump so that a graph that
+        # saved the buffer notices, as copy_ would.
+        array = buffer.array
+        if factor != 1.0:
+            statistic = statistic * statistic.dtype.type(factor)
+        array *= 1 - momentum
+        array += (statistic * momentum).astype(array.dtype, copy=False)
+        buffer._bump_version()
+    return out
 
 
 # --------------------------------------------------------------------------
@@ -560,5 +613,5 @@ binary_cross_entropy = defop(
     """)
 
 
-__all__ = ["batch_norm", "layer_norm", "fused_softmax", "dropout", "cross_entropy", "cross_entropy_grad",
-           "binary_cross_entropy"]
+__all__ = ["batch_norm", "batch_norm_training", "layer_norm", "fused_softmax", "dropout", "cross_entropy",
+           "cross_entropy_grad", "binary_cross_entropy"]
