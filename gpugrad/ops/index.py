@@ -31,9 +31,74 @@ def scatter_add_into(target, index, values):
             return fixed_order_scatter_add(target, index, values)
         import cupyx  # noqa: PLC0415 - only with CuPy
         cupyx.scatter_add(target, index, values)
-    else:
+    elif not _numpy_row_scatter_add(target, index, values):
         np.add.at(target, index, values)
     return target
+
+
+#: Fewest values per row for which :func:`_numpy_row_scatter_add` beats ``numpy.add.at``.
+_ROW_SCATTER_MIN_ROW = 8
+
+
+def _numpy_row_scatter_add(target, index, values):
+    """``numpy.add.at(target, index, values)`` for whole rows (an embedding's backward), faster,
+    with the same bits; returns False, doing nothing, when the case is not that one.
+
+    ``numpy.add.at`` adds one element at a time, in index order.  For a 1-D integer
+    index on axis 0 whose rows are long, the rows are put in (occurrence rank, row)
+    order with stable sorts, and level k adds every row's k-th occurrence at once
+    (distinct rows within a level, so a plain fancy-indexed add): the same
+    sequence of additions per element, ``((t + v0) + v1) + ...``, in as many
+    vectorised steps as the most repeated row has occurrences.  (``add.reduceat``
+    would be one step, but does not add front to back.)  Out-of-range indices,
+    and rows repeated more than _ROW_SCATTER_MAX_LEVELS times, are left to
+    ``add.at`` (which raises the IndexError).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> target = np.ones((3, 8))
+    >>> _numpy_row_scatter_add(target, (np.array([2, 0, 2]),), np.arange(24.0).reshape(3, 8))
+    True
+    >>> target[:, 0].tolist()
+    [9.0, 1.0, 17.0]
+    """
+    rows_index = index[0] if isinstance(index, tuple) and len(index) == 1 else index
+    if not (target.__class__ is np.ndarray and rows_index.__class__ is np.ndarray and rows_index.ndim == 1
+            and rows_index.dtype.kind in "iu" and target.ndim >= 2 and target.flags.c_contiguous
+            and values.__class__ is np.ndarray and values.dtype == target.dtype
+            and values.shape == rows_index.shape + target.shape[1:]
+            and rows_index.size > 1 and target[0].size >= _ROW_SCATTER_MIN_ROW):
+        return False
+    count = target.shape[0]
+    low, high = int(rows_index.min()), int(rows_index.max())
+    if low < -count or high >= count:
+        return False
+    if low < 0:
+        rows_index = np.where(rows_index < 0, rows_index + count, rows_index)
+    by_row = np.argsort(rows_index, kind="stable")
+    ordered = rows_index[by_row]
+    boundary = np.empty(ordered.shape, dtype=bool)
+    boundary[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=boundary[1:])
+    starts = np.flatnonzero(boundary)
+    rank = np.arange(ordered.size) - starts[np.cumsum(boundary) - 1]     # k: the k-th occurrence of its row
+    per_level = np.bincount(rank)
+    if per_level.size > _ROW_SCATTER_MAX_LEVELS:
+        return False
+    by_level = np.argsort(rank, kind="stable")       # level by level, rows ascending within a level
+    positions = ordered[by_level]
+    rows = values.reshape(rows_index.size, -1)[by_row[by_level]]
+    flat_target = target.reshape(count, -1)
+    end = 0
+    for size in per_level.tolist():
+        start, end = end, end + size
+        flat_target[positions[start:end]] += rows[start:end]
+    return True
+
+
+#: Most occurrences of one row for which the level-by-level add beats ``numpy.add.at``.
+_ROW_SCATTER_MAX_LEVELS = 64
 
 
 def assign_into(target, index, values):
