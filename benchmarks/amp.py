@@ -71,13 +71,16 @@ def _gpugrad_step(gg, sizes, device, precision, weights, batch, seed):
     return step
 
 
-def _torch_step(torch, sizes, device, precision, batch, seed):
+def _torch_step(torch, sizes, device, precision, batch, seed, weights=None):
     layers = []
     for i in range(len(sizes) - 1):
         layers.append(torch.nn.Linear(sizes[i], sizes[i + 1]))
         if i < len(sizes) - 2:
             layers.append(torch.nn.ReLU())
-    model = torch.nn.Sequential(*layers).to(device)
+    model = torch.nn.Sequential(*layers)
+    if weights is not None:
+        model.load_state_dict({k: torch.tensor(v) for k, v in weights.items()})
+    model = model.to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
     rng = np.random.default_rng(seed)
     x = torch.tensor(rng.standard_normal((batch, sizes[0])).astype(np.float32), device=device)
@@ -127,6 +130,70 @@ def _peak_bytes(step, device, library):
     return int(peak)
 
 
+def make_weights(sizes, seed=0):
+    """The MLP's state dict (``0.weight``, ``0.bias``, ``2.weight``, ...) as float32 NumPy arrays."""
+    rng = np.random.default_rng(seed)
+    weights = {}
+    for i in range(len(sizes) - 1):
+        bound = 1 / np.sqrt(sizes[i])
+        weights[f"{2 * i}.weight"] = rng.uniform(-bound, bound, (sizes[i + 1], sizes[i])).astype(np.float32)
+        weights[f"{2 * i}.bias"] = rng.uniform(-bound, bound, sizes[i + 1]).astype(np.float32)
+    return weights
+
+
+#: The suite's AMP row (``python -m benchmarks``): the large MLP on a GPU, where the
+#: issue's target lives; a smaller one on the CPU, where bfloat16 has no BLAS to gain from.
+SUITE_PROBLEMS = {"cuda": ((1024, 4096, 4096, 10), 256), "cpu": ((256, 512, 512, 10), 128)}
+
+
+def suite_participant(library, precision, device, seed=0):
+    """One participant of the suite's ``amp_mlp`` benchmark: ``library`` ("gpugrad" or "torch")
+    running the MLP step in ``precision`` (one of PRECISIONS) on ``device``.
+
+    Named ``library`` for float32 and ``library-precision`` otherwise.  The
+    float32 participants snapshot their loss after a step, so the suite checks
+    that both libraries compute the same step from the same weights; the
+    low-precision ones differ from it by their rounding by design and are
+    checked in tests/test_benchmark_amp.py instead.
+    """
+    from .peers import PeerUnavailable
+    sizes, batch = SUITE_PROBLEMS["cuda" if device.startswith("cuda") else "cpu"]
+    weights = make_weights(sizes, seed)
+    if library == "torch":
+        try:
+            import torch
+        except ImportError as error:
+            raise PeerUnavailable(f"torch not installed ({error})") from None
+        step = _torch_step(torch, sizes, device, precision, batch, seed, weights)
+        sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    else:
+        import gpugrad as gg
+        step = _gpugrad_step(gg, sizes, device, precision, weights, batch, seed)
+        sync = gg.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    last = {}
+
+    def recorded_step():
+        last["loss"] = step()
+        return last["loss"]
+    snapshot = (lambda: {"loss": float(last["loss"])}) if precision == "fp32" else None
+    name = library if precision == "fp32" else f"{library}-{precision}"
+    return Participant(name, recorded_step, sync, snapshot)
+
+
+def suite_peak_memory(device, seed=0):
+    """Peak bytes one step allocates, per suite participant name (None where not measurable)."""
+    peaks = {}
+    for library in ("gpugrad", "torch"):
+        for precision in PRECISIONS:
+            try:
+                participant = suite_participant(library, precision, device, seed)
+            except RuntimeError:       # PeerUnavailable: torch not installed
+                continue
+            participant.step()         # warm-up: first-call allocations are not the step's
+            peaks[participant.name] = _peak_bytes(participant.step, device, library)
+    return peaks
+
+
 def run(sizes, batch, device, clock, budget, seed=0, include_torch=True):
     import gpugrad as gg
     torch = None
@@ -135,19 +202,14 @@ def run(sizes, batch, device, clock, budget, seed=0, include_torch=True):
             import torch
         except ImportError:
             torch = None
-    rng = np.random.default_rng(seed)
-    weights = {}
-    for i in range(len(sizes) - 1):
-        bound = 1 / np.sqrt(sizes[i])
-        weights[f"{2 * i}.weight"] = rng.uniform(-bound, bound, (sizes[i + 1], sizes[i])).astype(np.float32)
-        weights[f"{2 * i}.bias"] = rng.uniform(-bound, bound, sizes[i + 1]).astype(np.float32)
+    weights = make_weights(sizes, seed)
     sync = gg.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     participants = [Participant(f"gpugrad {p}", _gpugrad_step(gg, sizes, device, p, weights, batch, seed), sync)
                     for p in PRECISIONS]
     if torch is not None:
         torch_sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-        participants += [Participant(f"torch {p}", _torch_step(torch, sizes, device, p, batch, seed), torch_sync)
-                         for p in PRECISIONS]
+        participants += [Participant(f"torch {p}", _torch_step(torch, sizes, device, p, batch, seed, weights),
+                                     torch_sync) for p in PRECISIONS]
     plan = TimingPlan(warmup=3, rounds=10, block_seconds=0.2, budget_seconds=budget, clock=clock)
     timings = time_alternating(participants, plan)
     rows = []

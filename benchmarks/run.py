@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import baselines, cases, networks, peers
+from . import amp, baselines, cases, networks, peers
 from .threads import DEFAULT_THREADS, apply_to_loaded_libraries, limit_threads
 from .timing import Participant, TimingPlan, ratio, time_alternating, warm_up
 
@@ -196,11 +196,36 @@ def build_benchmarks(device: str, xp) -> list[Benchmark]:
             {"torch": lambda name=name: networks.torch_network(name, device),
              "gpugrad": lambda name=name: networks.gpugrad_network(name, device)},
             [Target("gpugrad", "torch", 1.0)]))
+    benchmarks.append(_amp_benchmark(device))
     if device != "cpu":
         # HIPS autograd is NumPy-only; leave it out rather than time it on another device.
         for benchmark in benchmarks:
             benchmark.factories.pop("autograd", None)
     return benchmarks
+
+
+def _amp_benchmark(device: str) -> Benchmark:
+    """Mixed precision (benchmarks/amp.py): the MLP step in float32 and under autocast in bfloat16
+    and float16 (with a GradScaler), gpugrad and PyTorch in the same run.
+
+    The baseline is gpugrad's own float32 step, so ``gpugrad-bf16 / gpugrad`` is
+    the AMP speed-up; the issue's targets (bf16 at least 2x faster than float32,
+    and no slower than PyTorch's autocast step) are for the large MLP on a GPU.
+    On the CPU the rows are context (NumPy has no bfloat16 BLAS).
+    """
+    sizes, batch = amp.SUITE_PROBLEMS["cuda" if device == "cuda" else "cpu"]
+    factories = {}
+    for library in ("gpugrad", "torch"):
+        for precision in amp.PRECISIONS:
+            name = library if precision == "fp32" else f"{library}-{precision}"
+            factories[name] = (lambda library=library, precision=precision:
+                               amp.suite_participant(library, precision, device))
+    targets = [Target("gpugrad-bf16", "torch-bf16", 1.0 if device == "cuda" else None),
+               Target("gpugrad-fp16", "torch-fp16", None)]
+    if device == "cuda":
+        targets.insert(0, Target("gpugrad-bf16", "gpugrad", 0.5))
+    return Benchmark("amp_mlp", f"AMP: MLP {'-'.join(map(str, sizes))} step, batch {batch}, SGD, "
+                     "float32 / bfloat16 / float16 autocast (float16 with GradScaler)", factories, targets)
 
 
 def _xp_sync(xp) -> Callable[[], None]:
@@ -580,6 +605,17 @@ def format_markdown(results: dict) -> str:
                              f"{memory['torch_bytes'] / 1024:.0f} | {ratio_text} | {memory['method']} |")
             else:
                 lines.append(f"| {record['key']} | — | — | — | {memory.get('status')}: {memory.get('reason')} |")
+    for record in results["benchmarks"]:
+        peaks = record.get("amp_memory")
+        if not peaks:
+            continue
+        lines += ["", "Peak memory of one AMP step (benchmarks/amp.py: tracemalloc on NumPy, which does not see "
+                  "PyTorch's CPU allocator; the CuPy pool and torch.cuda.max_memory_allocated on a GPU):", "",
+                  "| participant | peak MiB |", "| --- | --- |"]
+        if "status" in peaks:
+            lines.append(f"| — | {peaks['status']}: {peaks.get('reason')} |")
+            continue
+        lines += [f"| {name} | {'—' if peak is None else f'{peak / 2**20:.2f}'} |" for name, peak in peaks.items()]
     cuda = results.get("cuda")
     if cuda:
         lines += ["", "### CUDA", "", "| training step | gpugrad peak MiB | torch peak MiB | ratio |",
@@ -667,7 +703,7 @@ def parse_arguments(argv=None) -> argparse.Namespace:
         description="Time gpugrad against hand-written NumPy baselines and peer libraries (PyTorch, JAX, "
                     "HIPS autograd), in alternating blocks, and report ratios of medians against targets.",
         epilog="benchmarks: per_op_chain, grad_mode_read, mlp_small, mlp_large, cnn_small, mnist1d_epoch, "
-               + ", ".join(networks.NETWORKS) + ". Writes "
+               + ", ".join(networks.NETWORKS) + ", amp_mlp. Writes "
                "results-<device>.json, results-<device>.md and ratios-<device>.png to --out. "
                "How figures are produced: benchmarks/RESULTS.md.")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
@@ -728,6 +764,7 @@ def main(argv=None) -> int:
         log(f"--peers: unknown peer(s) {sorted(unknown)}; choose from {', '.join(PEER_NAMES)}")
         return 2
     allowed = selected_peers | {"numpy", "cupy", "gpugrad", "gpugrad-mode-read", "gpugrad-tensors"}
+    allowed |= {f"{name}-{precision}" for name in allowed for precision in amp.PRECISIONS}
 
     benchmarks = build_benchmarks(arguments.device, xp)
     if arguments.only:
@@ -756,6 +793,13 @@ def main(argv=None) -> int:
                       f"torch {memory['torch_bytes'] / 1024:.0f} KiB ({memory['method']})", flush=True)
             except Exception as error:  # noqa: BLE001 - a failed measurement must not stop the suite
                 record["memory"] = {"status": "failed", "reason": f"{type(error).__name__}: {error}"}
+                log(traceback.format_exc(limit=3))
+        if benchmark.key == "amp_mlp" and not record.get("error"):
+            try:
+                peaks = amp.suite_peak_memory(arguments.device)
+                record["amp_memory"] = {name: peaks[name] for name in record["participants"] if name in peaks}
+            except Exception as error:  # noqa: BLE001 - a failed measurement must not stop the suite
+                record["amp_memory"] = {"status": "failed", "reason": f"{type(error).__name__}: {error}"}
                 log(traceback.format_exc(limit=3))
         results["benchmarks"].append(record)
         for name, reason in record["unavailable"].items():
