@@ -234,13 +234,13 @@ def test_cpu_image_command_runs_and_writes_json_and_markdown(tmp_path):
     markdown = (tmp_path / "results-cpu.md").read_text()
     keys = [record["key"] for record in results["benchmarks"]]
     assert keys == ["per_op_chain", "grad_mode_read", "mlp_small", "mlp_large", "cnn_small", "mnist1d_epoch",
-                    "net_logistic", "net_mlp", "net_cnn", "net_gru", "net_digits", "net_transformer"]
+                    "net_logistic", "net_mlp", "net_cnn", "net_gru", "net_digits", "net_transformer", "amp_mlp"]
     assert results["meta"]["device"] == "cpu" and results["meta"]["mode"] == "quick"
     for record in results["benchmarks"]:
         assert "error" not in record, record
         # The reference (hand-written NumPy, or PyTorch for the networks) always runs, and agrees with itself.
         reference = "numpy" if "numpy" in record["participants"] else "torch"
-        if record["key"] == "grad_mode_read":
+        if record["key"] in ("grad_mode_read", "amp_mlp"):
             reference = "gpugrad"
         assert record["participants"][reference]["median_ms"] > 0
         assert record["participants"][reference]["agreement"] == 0.0
