@@ -4,6 +4,7 @@ asynchronous host-to-device copies, deterministic mode's switch (re-exported)
 and CUDA graphs (:mod:`gpugrad.cuda_graphs`)."""
 
 import collections
+import threading
 
 import numpy as np
 
@@ -24,6 +25,31 @@ def __getattr__(name):
 
 def __dir__():
     return sorted(list(globals()) + list(_GRAPH_NAMES))
+
+
+_capture = threading.local()
+"""``_capture.depth``: how many CUDA graph captures this thread has open (set by
+``gg.cuda.CUDAGraph.capture_begin``/``capture_end``); stream capture is per thread."""
+
+
+def is_current_stream_capturing() -> bool:
+    """Whether this thread is inside a CUDA graph capture (PyTorch's name).
+
+    Code whose host-side values a capture would freeze (an optimizer's step
+    count, for instance) asks this to refuse instead of replaying stale numbers.
+
+    Examples
+    --------
+    >>> import gpugrad as gg
+    >>> gg.cuda.is_current_stream_capturing()
+    False
+    """
+    return getattr(_capture, "depth", 0) > 0
+
+
+def _note_capture(change: int) -> None:
+    """Open (+1) or close (-1) a capture in this thread's count (for CUDAGraph)."""
+    _capture.depth = getattr(_capture, "depth", 0) + change
 
 
 def is_available() -> bool:

@@ -30,6 +30,12 @@ What breaks capture (:func:`capture_check` finds each on the CPU too)
   existed before the step (parameters, optimizer state): a replay rewrites
   their memory, so kept values (a logged loss, a replaced buffer) change
   behind the caller's back;
+* **optimizer steps that read host-side values**: Adam's family computes its
+  bias corrections from a step count on the host, and a first step creates
+  state (momentum buffers) on the host; a replay would repeat the captured
+  values, so ``step()`` refuses inside a capture (``gg.DeviceError``, as
+  PyTorch refuses ``capturable=False``) and :func:`capture_check` reports it
+  (kind ``"host-state"``);
 * **random numbers not drawn from a captured generator**: gpugrad's generator
   of the step's device is captured (on CUDA its state lives on the device, so
   each replay draws new numbers); draws through NumPy's or Python's global
@@ -67,6 +73,7 @@ import weakref
 import numpy as np
 
 from . import backend
+from . import cuda as _cuda_namespace
 from .errors import DeviceError, ShapeError
 
 __all__ = ["CUDAGraph", "graph", "graph_pool_handle", "make_graphed_callables", "capture_check", "CaptureReport",
@@ -151,6 +158,7 @@ class CUDAGraph:
             contexts.close()
             raise
         self._contexts = contexts
+        _cuda_namespace._note_capture(+1)
 
     def capture_end(self):
         """Stop capturing; the graph can be replayed from now on."""
@@ -160,6 +168,7 @@ class CUDAGraph:
         try:
             self._graph = self._stream.end_capture()
         finally:
+            _cuda_namespace._note_capture(-1)
             contexts.close()
 
     def replay(self):
@@ -585,6 +594,19 @@ class _Observer:
                         observer.ops.append((f"backward of {node.name}", tuple(array.shape), str(array.dtype),
                                              "<backward>"))
         self._patch(tape, "_check_anomaly_backward", backward_seen)
+
+        # Optimizers refuse a capture that would freeze host-side values (a step count, state made by
+        # the first step): during an observed step they see a capture and their refusal is reported.
+        from .optim.optimizer import Optimizer
+        self._patch(_cuda_namespace, "is_current_stream_capturing", lambda: observer.ops is not None)
+        original_refusal = Optimizer._refuse_stale_capture
+
+        def refuse_stale_capture(optimizer, work):
+            try:
+                original_refusal(optimizer, work)
+            except DeviceError as refusal:
+                observer.report("host-state", f"{type(optimizer).__name__}.step()", str(refusal).split(": ", 1)[1])
+        self._patch(Optimizer, "_refuse_stale_capture", refuse_stale_capture)
 
     def uninstall(self):
         for owner, name, original in reversed(self.patches):

@@ -237,3 +237,119 @@ def test_a_failed_capture_on_the_standin_cleans_up(device):
     assert cupy.cuda.get_current_stream() == before and g._contexts is None
     with pytest.raises(RuntimeError, match="nothing captured"):
         g.replay()
+
+
+# Optimizer steps whose update reads host-side values: what a replay would freeze.
+_STEP_COUNT_OPTIMIZERS = [
+    ("Adam", lambda params: gg.optim.Adam(params, lr=0.01)),
+    ("AdamW", lambda params: gg.optim.AdamW(params, lr=0.01)),
+    ("NAdam", lambda params: gg.optim.NAdam(params, lr=0.01)),
+    ("RAdam", lambda params: gg.optim.RAdam(params, lr=0.01)),
+    ("Adamax", lambda params: gg.optim.Adamax(params, lr=0.01)),
+    ("Adagrad", lambda params: gg.optim.Adagrad(params, lr=0.01, lr_decay=0.1)),
+]
+_STEP_FREE_OPTIMIZERS = [
+    ("SGD", lambda params: gg.optim.SGD(params, lr=0.1)),
+    ("SGD", lambda params: gg.optim.SGD(params, lr=0.1, momentum=0.9, nesterov=True)),
+    ("RMSprop", lambda params: gg.optim.RMSprop(params, lr=0.01, momentum=0.5)),
+    ("Adadelta", lambda params: gg.optim.Adadelta(params)),
+    ("Adagrad", lambda params: gg.optim.Adagrad(params, lr=0.01)),
+]
+
+
+def _optimizer_step(make_optimizer):
+    gg.manual_seed(0)
+    model = nn.Linear(3, 2)
+    optimizer = make_optimizer(model.parameters())
+
+    def step(x):
+        optimizer.zero_grad(set_to_none=False)
+        loss = model(x).square().mean()
+        loss.backward()
+        optimizer.step()
+        return loss.detach()
+    return model, optimizer, step
+
+
+@pytest.mark.parametrize("name, make_optimizer", _STEP_COUNT_OPTIMIZERS)
+def test_optimizers_that_read_the_step_count_are_named(name, make_optimizer):
+    _, _, step = _optimizer_step(make_optimizer)
+    report = gg.cuda.capture_check(step, gg.ones(4, 3))
+    problems = _problems(report, "host-state")
+    assert [p.op for p in problems] == [f"{name}.step()"], str(report)
+    assert "step count" in problems[0].message and "make_graphed_callables" in problems[0].message
+
+
+@pytest.mark.parametrize("name, make_optimizer", _STEP_FREE_OPTIMIZERS)
+def test_step_free_optimizers_pass_after_warm_up_and_are_named_without(name, make_optimizer):
+    _, _, step = _optimizer_step(make_optimizer)
+    assert gg.cuda.capture_check(step, gg.ones(4, 3), warmup=1).ok
+    _, optimizer, step = _optimizer_step(make_optimizer)
+    report = gg.cuda.capture_check(step, gg.ones(4, 3), warmup=0)
+    if optimizer.state_keys and (name != "SGD" or optimizer.param_groups[0]["momentum"] != 0):
+        problems = _problems(report, "host-state")
+        assert [p.op for p in problems] == [f"{name}.step()"], str(report)
+        assert "warm-up" in problems[0].message
+    else:                                  # plain SGD keeps no state: nothing to warm up
+        assert report.ok, str(report)
+
+
+@pytest.fixture
+def capturing(monkeypatch):
+    """This thread inside a capture, as CUDAGraph.capture_begin leaves it (no card needed)."""
+    gg.cuda._note_capture(+1)
+    yield
+    gg.cuda._note_capture(-1)
+
+
+@pytest.mark.parametrize("name, make_optimizer", _STEP_COUNT_OPTIMIZERS)
+def test_a_step_count_optimizer_refuses_inside_a_capture_and_changes_nothing(name, make_optimizer, capturing):
+    model, optimizer, _ = _optimizer_step(make_optimizer)
+    with gg.no_grad():
+        pass
+    loss = model(gg.ones(4, 3)).square().mean()
+    loss.backward()
+    with capturing_off():
+        optimizer.step()                   # warm-up, eager: state exists, parameters moved once
+    before = [p.numpy().copy() for p in model.parameters()]
+    state_before = {key: value for key, value in optimizer.state_dict()["state"][0].items() if key == "step"}
+    assert gg.cuda.is_current_stream_capturing()
+    with pytest.raises(gg.DeviceError, match=rf"{name}\.step\(\): cannot be captured in a CUDA graph"):
+        optimizer.step()
+    for p, expected in zip(model.parameters(), before):
+        np.testing.assert_array_equal(p.numpy(), expected)
+    assert {key: value for key, value in optimizer.state_dict()["state"][0].items() if key == "step"} == state_before
+
+
+def capturing_off():
+    """A block outside the capture the ``capturing`` fixture opened."""
+    class _Off:
+        def __enter__(self):
+            gg.cuda._note_capture(-1)
+
+        def __exit__(self, *exc):
+            gg.cuda._note_capture(+1)
+    return _Off()
+
+
+def test_lbfgs_refuses_inside_a_capture(capturing):
+    weight = gg.tensor([1.0, 2.0], requires_grad=True)
+    optimizer = gg.optim.LBFGS([weight])
+
+    def closure():
+        optimizer.zero_grad()
+        loss = (weight * weight).sum()
+        loss.backward()
+        return loss
+    with pytest.raises(gg.DeviceError, match=r"LBFGS\.step\(\): cannot be captured"):
+        optimizer.step(closure)
+    assert weight.tolist() == [1.0, 2.0]
+
+
+def test_capture_state_is_per_thread(capturing):
+    import threading
+    seen = []
+    worker = threading.Thread(target=lambda: seen.append(gg.cuda.is_current_stream_capturing()))
+    worker.start()
+    worker.join()
+    assert gg.cuda.is_current_stream_capturing() and seen == [False]

@@ -76,3 +76,19 @@ def test_make_graphed_callables_equals_eager_on_the_card(card):
     np.testing.assert_allclose(graphed[0], eager[0], rtol=1e-5)
     for a, b in zip(graphed[1], eager[1]):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_an_adam_step_inside_a_real_capture_is_refused_and_changes_nothing(card):
+    """Adam's bias corrections come from a host-side step count: a replay would repeat them, so it refuses."""
+    model, _, batches = _setup(card)
+    optimizer = gg.optim.Adam(model.parameters(), lr=1e-2)
+    _step(model, optimizer, *batches[0])                  # warm-up: state exists, so only the step count is at issue
+    before = [p.numpy().copy() for p in model.parameters()]
+    graph = gg.cuda.CUDAGraph()
+    with pytest.raises(gg.DeviceError, match=r"Adam\.step\(\).*step count"):
+        with gg.cuda.graph(graph):
+            _step(model, optimizer, *batches[1])
+    assert not gg.cuda.is_current_stream_capturing()
+    for p, expected in zip(model.parameters(), before):
+        np.testing.assert_array_equal(p.numpy(), expected)
+    assert all(int(optimizer.state[p]["step"]) == 1 for p in model.parameters())

@@ -46,6 +46,9 @@ class Adagrad(Optimizer):
     state_keys = {"step": True, "sum": True}
     _steps_bump_versions = True
 
+    def _reads_step_count(self, group):
+        return group["lr_decay"] != 0       # clr = lr / (1 + (t - 1) lr_decay), on the host
+
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0,
                  eps=1e-10, foreach=None, *, maximize=False, fused=None):
         defaults = dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,

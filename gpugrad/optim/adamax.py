@@ -37,6 +37,7 @@ class Adamax(Optimizer):
 
     state_keys = {"step": True, "exp_avg": True, "exp_inf": True}
     _steps_bump_versions = True
+    _update_reads_step_count = True     # bias corrections from the step count, on the host
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, *, maximize=False):
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
+from .. import cuda as _cuda
+from ..errors import DeviceError
 from ..ops.optim_steps import add_flat_, copy_arrays_
 from .optimizer import Optimizer, _check_gradient, _check_number, wrap_array
 
@@ -170,6 +172,10 @@ class LBFGS(Optimizer):
         self._set_param(x)
         return loss, flat_grad
 
+    def _refuse_stale_capture(self, work):
+        raise DeviceError("LBFGS.step(): cannot be captured in a CUDA graph: each iteration reads the loss and "
+                          "the gradient norms on the host to decide what to do next. Run L-BFGS eagerly")
+
     # -- one step: up to max_iter iterations --------------------------------
     def step(self, closure=None):
         """Run up to ``max_iter`` iterations; return the loss of the first ``closure()`` call.
@@ -184,6 +190,8 @@ class LBFGS(Optimizer):
         if closure is None:
             raise TypeError("LBFGS.step: needs a closure that clears the gradients, computes the loss, calls "
                             "loss.backward() and returns the loss, e.g. opt.step(closure)")
+        if _cuda.is_current_stream_capturing():
+            self._refuse_stale_capture(None)
         group = self.param_groups[0]
         lr, max_iter, max_eval = group["lr"], group["max_iter"], group["max_eval"]
         tolerance_grad, tolerance_change = group["tolerance_grad"], group["tolerance_change"]

@@ -44,6 +44,7 @@ class NAdam(Optimizer):
     state_keys = {"step": True, "mu_product": True, "exp_avg": True, "exp_avg_sq": True}
     scalar_state_keys = {"mu_product": "number"}
     _steps_bump_versions = True
+    _update_reads_step_count = True     # bias corrections from the step count, on the host
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, momentum_decay=4e-3,
                  decoupled_weight_decay=False, *, maximize=False):

@@ -24,6 +24,7 @@ from collections.abc import Mapping, MutableMapping
 import numpy as np
 
 from .. import backend
+from .. import cuda as _cuda
 from ..autograd import tape
 from ..errors import DeviceError, DTypeError, ShapeError
 from ..tensor import bump_versions
@@ -298,6 +299,8 @@ class Optimizer:
                     _check_gradient(type(self).__name__, param, group.get("fused"))
                 with_grad.append(param)
             work.append((group, with_grad))
+        if _cuda.is_current_stream_capturing():
+            self._refuse_stale_capture(work)
         for group, with_grad in work:
             if with_grad:
                 self._update_group(group, with_grad)
@@ -310,6 +313,44 @@ class Optimizer:
     #: whose ops bump the parameters' versions themselves; a subclass that
     #: writes its own update keeps the default and ``step`` bumps them.
     _steps_bump_versions = False
+
+    #: True when the update reads each parameter's step count on the host (bias
+    #: corrections, schedules inside the optimizer): a CUDA graph would freeze
+    #: the captured step's constants and every replay would repeat them.
+    _update_reads_step_count = False
+
+    def _reads_step_count(self, group):
+        """Whether ``group``'s update depends on the host-side step count (see above)."""
+        return self._update_reads_step_count
+
+    def _keeps_state(self, group):
+        """Whether ``group``'s update keeps per-parameter state (created on the host by the first step)."""
+        return bool(getattr(self, "state_keys", None))
+
+    def _refuse_stale_capture(self, work):
+        """Raise if a CUDA graph capture of this step would replay numbers that differ from eager steps.
+
+        PyTorch refuses the same captures (``capturable=False``): a replay
+        re-runs the captured kernels with the constants computed on the host
+        at capture, so a step count (Adam's bias corrections) or state made by
+        the first step (a momentum buffer's ``buf = g``) would be frozen there.
+        """
+        name = type(self).__name__
+        for group, params in work:
+            if not params:
+                continue
+            if self._reads_step_count(group):
+                raise DeviceError(
+                    f"{name}.step(): cannot be captured in a CUDA graph: its update reads the step count on the "
+                    "host (bias corrections), so every replay would repeat the captured step's constants and "
+                    "differ from eager steps. Capture only the forward and backward (gg.cuda.make_graphed_callables"
+                    "(model, sample_args)) and call the optimizer eagerly, or use an optimizer whose update does "
+                    "not depend on the step (SGD, RMSprop, Adadelta)")
+            if self._keeps_state(group) and any(not self.state.get(param) for param in params):
+                raise DeviceError(
+                    f"{name}.step(): cannot be captured before its state exists: the first step creates it on the "
+                    "host (a momentum buffer starts as a copy of the gradient), which a replay would repeat. Run "
+                    "a few eager warm-up steps before capturing (as PyTorch's CUDA graph recipe does)")
 
     def _update_group(self, group, params):
         raise NotImplementedError(f"{type(self).__name__} must implement _update_group(group, params) "

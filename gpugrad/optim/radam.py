@@ -44,6 +44,7 @@ class RAdam(Optimizer):
 
     state_keys = {"step": True, "exp_avg": True, "exp_avg_sq": True}
     _steps_bump_versions = True
+    _update_reads_step_count = True     # bias corrections from the step count, on the host
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  decoupled_weight_decay=False, *, maximize=False):

@@ -55,6 +55,9 @@ class SGD(Optimizer):
     state_keys = {"momentum_buffer": False}
     _steps_bump_versions = True
 
+    def _keeps_state(self, group):
+        return group["momentum"] != 0       # the only state: momentum buffers
+
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0,
                  nesterov=False, maximize=False, *, foreach=None, fused=None):
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
