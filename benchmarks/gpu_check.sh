@@ -16,6 +16,8 @@
 #   bandwidth  benchmarks/kernel_bandwidth.py: each kernel against a device-to-device
 #              copy, gelu backward against its composition of plain CuPy ops
 #   train      benchmarks/gpu_train_step.py: one MLP step against PyTorch (time, peak memory)
+#   graph      benchmarks/gpu_graph_step.py: small-MLP and MNIST-1D MLP steps, eager vs captured
+#              (gg.cuda.graph) vs PyTorch eager vs PyTorch with CUDA graphs
 #   mnist1d    benchmarks/gpu_train_step.py --job mnist1d: the main job's MLP against
 #              PyTorch on the same card (time, test accuracy, peak memory)
 # Verdicts: PASS, FAIL (tests failed), MISS (a target missed), CRASH (a process
@@ -23,7 +25,7 @@
 # raised), SKIPPED.  No -x: every failure is reported.
 #
 # Results, at most 8 files in $OUT: summary.json, summary.md and one log per step
-# kind (kernels.log, suite.log, bandwidth.log, train.log, mnist1d.log).
+# kind (kernels.log, suite.log, bandwidth.log, train.log, graph.log, mnist1d.log).
 set -u -o pipefail
 
 # ---------------------------------------------------------------------------
@@ -47,15 +49,17 @@ LIMIT_KERNELS=${LIMIT_KERNELS:-60}
 LIMIT_CHUNK=${LIMIT_CHUNK:-45}
 LIMIT_BANDWIDTH=${LIMIT_BANDWIDTH:-45}
 LIMIT_TRAIN=${LIMIT_TRAIN:-30}
+LIMIT_GRAPH=${LIMIT_GRAPH:-30}
 LIMIT_MNIST1D=${LIMIT_MNIST1D:-45}
 GRACE=${GPU_CHECK_GRACE:-10}             # seconds between SIGINT and KILL
-STEPS=${GPU_CHECK_STEPS:-kernels suite bandwidth train mnist1d}
+STEPS=${GPU_CHECK_STEPS:-kernels suite bandwidth train graph mnist1d}
 # The suite's test files (default: every tests/test_*.py and gpugrad's doctests).
 SUITE_FILES=${GPU_CHECK_SUITE_FILES:-}
 
 KERNEL_ENV=(GPUGRAD_TEST_DEVICES=cuda GPUGRAD_DEVICE=cuda)
 BANDWIDTH_ARGS=()
 TRAIN_ARGS=()
+GRAPH_ARGS=()
 MNIST1D_ARGS=(--job mnist1d)
 if [ "$DRY_RUN" = 1 ]; then
     SUITE_ENV=(GPUGRAD_TEST_DEVICES=cpu)
@@ -63,6 +67,7 @@ if [ "$DRY_RUN" = 1 ]; then
     SUITE_PYTEST=(-m pytest -p no:cacheprovider -rfE)   # no workers on a shared CI machine
     BANDWIDTH_ARGS=(--device cpu --log2n 12 --rounds 1 --repeat 1 --no-torch)
     TRAIN_ARGS=(--device cpu --smoke)
+    GRAPH_ARGS=(--device cpu --smoke)
     MNIST1D_ARGS=(--job mnist1d --device cpu --smoke)
     SUITE_FILES=${SUITE_FILES:-tests/test_install.py}
 fi
@@ -71,7 +76,7 @@ STARTED=$(date +%s)
 mkdir -p "$OUT" || exit 2
 # Only this script's files go in $OUT; stale ones from an earlier run go first.
 rm -f "$OUT"/summary.json "$OUT"/summary.md "$OUT"/kernels.log "$OUT"/suite.log "$OUT"/bandwidth.log \
-    "$OUT"/train.log "$OUT"/mnist1d.log
+    "$OUT"/train.log "$OUT"/graph.log "$OUT"/mnist1d.log
 SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/gpu_check.XXXXXX") || exit 2
 trap 'rm -rf "$SCRATCH"' EXIT
 STEPS_TSV="$SCRATCH/steps.tsv"
@@ -194,7 +199,7 @@ if [ "$DRY_RUN" != 1 ] && ! "$PYTHON" -c "import torch, sys; sys.exit(0 if torch
         >/dev/null 2>&1; then
     TORCH_OK=0
 fi
-for step in train mnist1d; do
+for step in train graph mnist1d; do
     wants "$step" || continue
     if [ "$TORCH_OK" = 0 ]; then
         printf '%s\tbench\tskipped\t0\t0\t-\n' "$step" >> "$STEPS_TSV"
@@ -203,6 +208,9 @@ for step in train mnist1d; do
     if [ "$step" = train ]; then
         run_step train bench "$(limit_for "$LIMIT_TRAIN")" "$OUT/train.log" \
             "$PYTHON" benchmarks/gpu_train_step.py --out "$SCRATCH" "${TRAIN_ARGS[@]}"
+    elif [ "$step" = graph ]; then
+        run_step graph bench "$(limit_for "$LIMIT_GRAPH")" "$OUT/graph.log" \
+            "$PYTHON" benchmarks/gpu_graph_step.py --out "$SCRATCH" "${GRAPH_ARGS[@]}"
     else
         run_step mnist1d bench "$(limit_for "$LIMIT_MNIST1D")" "$OUT/mnist1d.log" \
             "$PYTHON" benchmarks/gpu_train_step.py --out "$SCRATCH" "${MNIST1D_ARGS[@]}"

@@ -43,6 +43,7 @@ TARGETS = {
     "gelu_backward_speedup_vs_plain": 2.0,
     "mlp_step_ratio_vs_torch": 1.10,
     "peak_memory_ratio_vs_torch": 1.0,
+    "captured_small_mlp_vs_torch_eager": 0.5,
 }
 CRASH_MARKERS = ("crashed while running", "Fatal Python error", "Segmentation fault", "core dumped",
                  "node down:", "replacing crashed worker", "CUDA_ERROR_ILLEGAL_ADDRESS",
@@ -189,6 +190,25 @@ def targets_against_results(steps, details, dry_run):
             add(f"{what} peak memory vs PyTorch", "<= PyTorch's" if is_step else "reported",
                 f"{ours / 2**20:.1f} vs {theirs / 2**20:.1f} MiB",
                 (ours <= theirs * TARGETS["peak_memory_ratio_vs_torch"]) if is_step else True)
+
+    graph = details.get("gpu_graph_step")
+    for model, wanted in (("small MLP", "<= 0.5x"), ("MNIST-1D MLP", "reported")):
+        what = f"captured {model} step vs PyTorch eager"
+        rows_of = {m["model"]: m for m in graph["models"]} if graph else {}
+        found = rows_of.get(model)
+        captured = next((r for r in found["rows"] if r["participant"] == "gpugrad captured"), None) if found else None
+        if captured is None or captured["vs_torch_eager"] is None:
+            add(what, wanted, "not measured" if not found else "not measured (needs CUDA)", None)
+            continue
+        by_name = {r["participant"]: r for r in found["rows"]}
+        torch_graph = by_name["pytorch graph"]["ms_per_step"]
+        result = (f"{captured['vs_torch_eager']:.2f}x ({captured['ms_per_step']:.3f} ms; eager "
+                  f"{by_name['gpugrad eager']['ms_per_step']:.3f}, PyTorch eager "
+                  f"{by_name['pytorch eager']['ms_per_step']:.3f}"
+                  + (f", PyTorch graph {torch_graph:.3f}" if torch_graph is not None else "") + " ms)")
+        ok = found["agree"] and (captured["vs_torch_eager"] <= TARGETS["captured_small_mlp_vs_torch_eager"]
+                                 if model == "small MLP" else True)
+        add(what, wanted, result + ("" if found["agree"] else "; INVALID: replay or losses disagree"), ok)
     return rows
 
 
@@ -204,11 +224,12 @@ def main(argv):
     steps_tsv, scratch, out, dry_run, budget, elapsed = argv
     dry_run = dry_run == "1"
     details = {}
-    for name in ("kernel_bandwidth", "gpu_train_step", "gpu_train_mnist1d"):
+    for name in ("kernel_bandwidth", "gpu_train_step", "gpu_graph_step", "gpu_train_mnist1d"):
         loaded = _load(os.path.join(scratch, f"{name}.json"))
         if loaded is not None:
             details[name] = loaded
-    result_of = {"bandwidth": "kernel_bandwidth", "train": "gpu_train_step", "mnist1d": "gpu_train_mnist1d"}
+    result_of = {"bandwidth": "kernel_bandwidth", "train": "gpu_train_step", "graph": "gpu_graph_step",
+                 "mnist1d": "gpu_train_mnist1d"}
     steps = []
     for line in open(steps_tsv, encoding="utf-8"):
         name, kind, status, seconds, limit, log = line.rstrip("\n").split("\t")

@@ -117,27 +117,32 @@ def test_budget_clips_every_limit(tmp_path):
 @pytest.mark.slow
 def test_full_dry_run_writes_at_most_eight_files(tmp_path):
     """Every step of the real script on the CPU: kernels, suite, bandwidth, the
-    MLP step and the MNIST-1D job against PyTorch; one JSON, one markdown table, logs."""
+    MLP step, the captured-step rows and the MNIST-1D job against PyTorch; one JSON,
+    one markdown table, logs."""
     pytest.importorskip("torch")
     pytest.importorskip("mnist1d")
     passing = _fake_suite(tmp_path)[0]
     result, summary, out = _run(tmp_path, [passing], timeout=900, GPU_CHECK_BUDGET=800, LIMIT_KERNELS=200,
-                                LIMIT_BANDWIDTH=200, LIMIT_TRAIN=200, LIMIT_MNIST1D=300)
+                                LIMIT_BANDWIDTH=200, LIMIT_TRAIN=200, LIMIT_GRAPH=200,
+                                LIMIT_MNIST1D=300)
     assert summary is not None, result.stdout + result.stderr
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     files = sorted(p.name for p in out.iterdir())
     assert len(files) <= 8
     assert files == sorted(["summary.json", "summary.md", "kernels.log", "suite.log", "bandwidth.log",
-                            "train.log", "mnist1d.log"])
+                            "train.log", "graph.log", "mnist1d.log"])
     assert summary["files"] == files
-    assert [s["step"] for s in summary["steps"]] == ["kernels", "suite-1", "bandwidth", "train", "mnist1d"]
+    assert [s["step"] for s in summary["steps"]] == ["kernels", "suite-1", "bandwidth", "train", "graph",
+                                                        "mnist1d"]
     assert all(s["verdict"] == "PASS" for s in summary["steps"]), summary["steps"]
-    assert set(summary["details"]) == {"kernel_bandwidth", "gpu_train_step", "gpu_train_mnist1d"}
+    assert set(summary["details"]) == {"kernel_bandwidth", "gpu_train_step", "gpu_graph_step",
+                                      "gpu_train_mnist1d"}
     assert {t["status"] for t in summary["targets"]} == {"n/a (dry run)"}
     wanted = {t["target"] for t in summary["targets"]}
     assert {"CUDA suite failures", "every kernel equal to its twin", "gelu backward vs plain CuPy ops",
             "activation kernels vs device-to-device copy", "MLP step time vs PyTorch eager",
-            "MLP step peak memory vs PyTorch", "MNIST-1D main job (MLP) time vs PyTorch eager"} <= wanted
+            "MLP step peak memory vs PyTorch", "MNIST-1D main job (MLP) time vs PyTorch eager",
+            "captured small MLP step vs PyTorch eager", "captured MNIST-1D MLP step vs PyTorch eager"} <= wanted
     markdown = (out / "summary.md").read_text()
     assert "| step | verdict |" in markdown and "| target | wanted | result | status |" in markdown
 
@@ -182,3 +187,35 @@ def test_summary_doctests():
     import doctest
     failures, _ = doctest.testmod(summary_module)
     assert failures == 0
+
+
+def _graph_result(captured_ms, agree=True):
+    rows = [{"participant": "gpugrad eager", "ms_per_step": 1.2, "vs_torch_eager": 1.2 / 0.8},
+            {"participant": "gpugrad captured", "ms_per_step": captured_ms, "vs_torch_eager": captured_ms / 0.8},
+            {"participant": "pytorch eager", "ms_per_step": 0.8, "vs_torch_eager": 1.0},
+            {"participant": "pytorch graph", "ms_per_step": 0.2, "vs_torch_eager": 0.25}]
+    return {"agree": agree, "models": [{"model": name, "agree": agree, "rows": rows}
+                                       for name in ("small MLP", "MNIST-1D MLP")]}
+
+
+@pytest.mark.parametrize("captured_ms,agree,status", [(0.3, True, "PASS"), (0.5, True, "MISS"),
+                                                      (0.3, False, "MISS")])
+def test_captured_step_target(captured_ms, agree, status):
+    """The issue's bar: a captured small-MLP step at most 0.5x PyTorch eager's time, and only when it replays right."""
+    targets = summary_module.targets_against_results([], {"gpu_graph_step": _graph_result(captured_ms, agree)}, False)
+    row = next(t for t in targets if t["target"] == "captured small MLP step vs PyTorch eager")
+    assert row["status"] == status, row
+    assert f"{captured_ms / 0.8:.2f}x" in row["result"] and "PyTorch graph 0.200" in row["result"]
+    reported = next(t for t in targets if t["target"] == "captured MNIST-1D MLP step vs PyTorch eager")
+    assert reported["status"] == ("PASS" if agree else "MISS")
+
+
+def test_captured_rows_on_the_cpu_are_not_measured():
+    cpu = _graph_result(0.3)
+    for model in cpu["models"]:
+        for row in model["rows"]:
+            if "captured" in row["participant"] or "graph" in row["participant"]:
+                row["ms_per_step"] = row["vs_torch_eager"] = None
+    targets = summary_module.targets_against_results([], {"gpu_graph_step": cpu}, False)
+    row = next(t for t in targets if t["target"] == "captured small MLP step vs PyTorch eager")
+    assert row["status"] == "PENDING" and "needs CUDA" in row["result"]
