@@ -28,8 +28,9 @@ def __dir__():
 
 
 _capture = threading.local()
-"""``_capture.depth``: how many CUDA graph captures this thread has open (set by
-``gg.cuda.CUDAGraph.capture_begin``/``capture_end``); stream capture is per thread."""
+"""``_capture.stepped``: one list per CUDA graph capture this thread has open (pushed by
+``gg.cuda.CUDAGraph.capture_begin``, popped by ``capture_end``), holding the optimizers
+that stepped inside it; stream capture is per thread."""
 
 
 def is_current_stream_capturing() -> bool:
@@ -44,12 +45,25 @@ def is_current_stream_capturing() -> bool:
     >>> gg.cuda.is_current_stream_capturing()
     False
     """
-    return getattr(_capture, "depth", 0) > 0
+    return bool(getattr(_capture, "stepped", None))
 
 
-def _note_capture(change: int) -> None:
-    """Open (+1) or close (-1) a capture in this thread's count (for CUDAGraph)."""
-    _capture.depth = getattr(_capture, "depth", 0) + change
+def _note_capture(change: int):
+    """Open (+1) or close (-1) a capture in this thread (for CUDAGraph); closing returns
+    the optimizers that stepped inside it."""
+    stack = _capture.__dict__.setdefault("stepped", [])
+    if change > 0:
+        stack.append([])
+        return None
+    return stack.pop()
+
+
+def _note_captured_step(optimizer) -> None:
+    """Record that ``optimizer`` stepped inside this thread's innermost capture: the graph
+    checks before each replay that the settings and memory it baked in are unchanged."""
+    stack = getattr(_capture, "stepped", None)
+    if stack and all(seen is not optimizer for seen in stack[-1]):
+        stack[-1].append(optimizer)
 
 
 def is_available() -> bool:

@@ -35,7 +35,10 @@ What breaks capture (:func:`capture_check` finds each on the CPU too)
   state (momentum buffers) on the host; a replay would repeat the captured
   values, so ``step()`` refuses inside a capture (``gg.DeviceError``, as
   PyTorch refuses ``capturable=False``) and :func:`capture_check` reports it
-  (kind ``"host-state"``);
+  (kind ``"host-state"``); and since a captured step bakes in the optimizer's
+  settings (``lr``: an LR scheduler's change would never reach it) and the memory
+  of its parameters and state, ``CUDAGraph.replay`` refuses once any of them
+  changed (PyTorch replays the old values silently);
 * **random numbers not drawn from a captured generator**: gpugrad's generator
   of the step's device is captured (on CUDA its state lives on the device, so
   each replay draws new numbers); draws through NumPy's or Python's global
@@ -130,6 +133,7 @@ class CUDAGraph:
         self._pool = None
         self._stream = None
         self._contexts = None
+        self._baked = []        # (optimizer, what its captured step baked in), checked before each replay
 
     def capture_begin(self, pool=None, capture_error_mode="relaxed"):
         """Start capturing the current thread's GPU work on a side stream.
@@ -168,19 +172,40 @@ class CUDAGraph:
         try:
             self._graph = self._stream.end_capture()
         finally:
-            _cuda_namespace._note_capture(-1)
+            stepped = _cuda_namespace._note_capture(-1)
             contexts.close()
+        self._bake(stepped)
+
+    def _bake(self, optimizers):
+        """Note what the optimizers that stepped in the capture baked into it (settings, memory)."""
+        self._baked = [(optimizer, optimizer._capture_fingerprint()) for optimizer in optimizers]
 
     def replay(self):
-        """Launch the captured work on the current stream (the host does not wait for it)."""
+        """Launch the captured work on the current stream (the host does not wait for it).
+
+        Raises ``gg.DeviceError`` (and launches nothing) when an optimizer that
+        stepped in the capture has changed since: a setting such as ``lr`` (an
+        LR scheduler's step), or the memory of a parameter or of its state (a
+        ``.data`` assignment, ``load_state_dict``): the replay would still use
+        the captured values and memory.
+        """
         if self._graph is None:
             raise RuntimeError("CUDAGraph.replay: nothing captured yet; capture with gg.cuda.graph(g) first")
+        for optimizer, fingerprint in self._baked:
+            change = optimizer._change_since_capture(fingerprint)
+            if change is not None:
+                raise DeviceError(
+                    f"CUDAGraph.replay: {change}, so a replay would still use what the capture baked in. "
+                    "Capture again after the change (g.reset(); with gg.cuda.graph(g): ...), keep the optimizer's "
+                    "settings fixed while replaying, or capture only forward and backward "
+                    "(gg.cuda.make_graphed_callables) and step the optimizer eagerly")
         cupy = _require_cupy("CUDAGraph.replay")
         self._graph.launch(stream=cupy.cuda.get_current_stream())
 
     def reset(self):
         """Forget the captured graph (its memory pool is released once no tensor uses it)."""
         self._graph = None
+        self._baked = []
 
     def pool(self):
         """The memory pool this graph allocates from (pass it as ``pool=`` to share memory with another graph)."""

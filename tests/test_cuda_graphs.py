@@ -353,3 +353,106 @@ def test_capture_state_is_per_thread(capturing):
     worker.start()
     worker.join()
     assert gg.cuda.is_current_stream_capturing() and seen == [False]
+
+
+# --------------------------------------------------------------------------
+# A replay refuses once a captured optimizer changed (the card-free half: the
+# capture is simulated as capture_begin/capture_end leave it, launch is a fake).
+# --------------------------------------------------------------------------
+class _FakeLaunches:
+    def __init__(self):
+        self.count = 0
+
+    def launch(self, stream=None):
+        self.count += 1
+
+
+class _FakeCupy:
+    class cuda:  # noqa: N801 - CuPy's layout
+        @staticmethod
+        def get_current_stream():
+            return None
+
+
+def _graph_after_capturing(make_optimizer, monkeypatch):
+    """(model, optimizer, graph, launches): one eager warm-up step, then a step "inside a capture"."""
+    model, optimizer, step = _optimizer_step(make_optimizer)
+    x = gg.ones(4, 3)
+    step(x)
+    gg.cuda._note_capture(+1)
+    try:
+        step(x)
+    finally:
+        stepped = gg.cuda._note_capture(-1)
+    assert stepped == [optimizer]
+    graph = gg.cuda.CUDAGraph()
+    graph._graph = launches = _FakeLaunches()
+    graph._bake(stepped)
+    monkeypatch.setattr(cuda_graphs, "_require_cupy", lambda op: _FakeCupy)
+    return model, optimizer, graph, launches
+
+
+def test_an_unchanged_optimizer_replays(monkeypatch):
+    model, optimizer, graph, launches = _graph_after_capturing(
+        lambda p: gg.optim.SGD(p, lr=0.1, momentum=0.9), monkeypatch)
+    graph.replay()
+    with gg.no_grad():                      # in-place writes keep the memory the graph reads
+        model.weight.mul_(0.5)
+    model.load_state_dict(model.state_dict())
+    graph.replay()
+    assert launches.count == 2
+
+
+def _lr_scheduler_step(model, optimizer):
+    gg.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5).step()
+
+
+def _set_momentum(model, optimizer):
+    optimizer.param_groups[0]["momentum"] = 0.5
+
+
+def _rebind_a_parameter(model, optimizer):
+    model.weight.data = model.weight.detach() * 1.0
+
+
+def _reload_optimizer_state(model, optimizer):
+    optimizer.load_state_dict(optimizer.state_dict())
+
+
+def _add_a_group(model, optimizer):
+    optimizer.add_param_group({"params": [gg.zeros(2, requires_grad=True)]})
+
+
+@pytest.mark.parametrize("change, wanted", [
+    (_lr_scheduler_step, r"SGD\.param_groups\[0\]\['lr'\] is 0\.05 but was 0\.1 when the graph was captured"),
+    (_set_momentum, r"\['momentum'\] is 0\.5 but was 0\.9"),
+    (_rebind_a_parameter, r"other memory than at capture"),
+    (_reload_optimizer_state, r"other memory than at capture"),
+    (_add_a_group, r"has 2 parameter groups but had 1"),
+])
+def test_a_replay_after_the_optimizer_changed_is_refused_and_launches_nothing(change, wanted, monkeypatch):
+    """A captured step bakes in lr and the memory it updates: replaying after a change would be silently stale."""
+    model, optimizer, graph, launches = _graph_after_capturing(
+        lambda p: gg.optim.SGD(p, lr=0.1, momentum=0.9), monkeypatch)
+    change(model, optimizer)
+    with pytest.raises(gg.DeviceError, match=wanted) as refused:
+        graph.replay()
+    assert "Capture again" in str(refused.value) and launches.count == 0
+    graph.reset()
+    assert graph._baked == []
+
+
+def test_every_optimizer_that_steps_in_a_capture_is_baked(monkeypatch):
+    first = gg.optim.SGD([gg.ones(2, requires_grad=True)], lr=0.1)
+    second = gg.optim.SGD([gg.ones(2, requires_grad=True)], lr=0.2)
+    gg.cuda._note_capture(+1)
+    try:
+        for optimizer in (first, second, first):
+            for group in optimizer.param_groups:
+                for param in group["params"]:
+                    param.grad = gg.ones(2)
+            optimizer.step()
+    finally:
+        stepped = gg.cuda._note_capture(-1)
+    assert stepped == [first, second]
+    assert not gg.cuda.is_current_stream_capturing()

@@ -92,3 +92,22 @@ def test_an_adam_step_inside_a_real_capture_is_refused_and_changes_nothing(card)
     for p, expected in zip(model.parameters(), before):
         np.testing.assert_array_equal(p.numpy(), expected)
     assert all(int(optimizer.state[p]["step"]) == 1 for p in model.parameters())
+
+
+def test_a_replay_after_an_lr_scheduler_step_is_refused_on_the_card(card):
+    """The captured SGD update has lr baked in: once a scheduler changes it, replay refuses
+    (PyTorch replays the old lr)."""
+    model, optimizer, batches = _setup(card)
+    scheduler = gg.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    _step(model, optimizer, *batches[0])
+    static_x, static_y = batches[1][0].clone(), batches[1][1].clone()
+    graph = gg.cuda.CUDAGraph()
+    with gg.cuda.graph(graph):
+        _step(model, optimizer, static_x, static_y)
+    graph.replay()
+    scheduler.step()
+    before = [p.numpy().copy() for p in model.parameters()]
+    with pytest.raises(gg.DeviceError, match=r"\['lr'\] is 0\.025 but was 0\.05"):
+        graph.replay()
+    for p, expected in zip(model.parameters(), before):
+        np.testing.assert_array_equal(p.numpy(), expected)

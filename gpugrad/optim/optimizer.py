@@ -120,6 +120,13 @@ def zeros_state(param):
     return gpugrad.zeros_like(param.detach())
 
 
+def _baked_value(value):
+    """A group setting as a captured step sees it: numbers by value, tensors (a device ``lr``) by memory."""
+    if hasattr(value, "array"):
+        return ("tensor", id(value.array))
+    return value
+
+
 def _check_number(owner, name, value, low=0.0, high=None, low_inclusive=True, high_inclusive=False):
     """Raise a ValueError naming ``owner``, ``name`` and the valid range."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -301,6 +308,7 @@ class Optimizer:
             work.append((group, with_grad))
         if _cuda.is_current_stream_capturing():
             self._refuse_stale_capture(work)
+            _cuda._note_captured_step(self)
         for group, with_grad in work:
             if with_grad:
                 self._update_group(group, with_grad)
@@ -326,6 +334,45 @@ class Optimizer:
     def _keeps_state(self, group):
         """Whether ``group``'s update keeps per-parameter state (created on the host by the first step)."""
         return bool(getattr(self, "state_keys", None))
+
+    def _capture_fingerprint(self):
+        """What a CUDA graph capture of ``step`` bakes in: each group's settings (``lr``, betas, ...)
+        and the memory of its parameters and of their state arrays (compared before each replay)."""
+        groups = []
+        for group in self.param_groups:
+            # The optimizer's own settings only: a scheduler's bookkeeping (initial_lr) is not read by the update.
+            settings = tuple((key, _baked_value(group.get(key))) for key in self.defaults)
+            memory = []
+            for param in group["params"]:
+                memory.append(id(param.array))
+                for key, value in self.state.get(param, {}).items():
+                    if hasattr(value, "array"):
+                        memory.append((key, id(value.array)))
+            groups.append((settings, tuple(memory)))
+        return tuple(groups)
+
+    def _change_since_capture(self, fingerprint):
+        """``None``, or what changed since ``fingerprint`` was taken, in words (for ``CUDAGraph.replay``)."""
+        now = self._capture_fingerprint()
+        if now == fingerprint:
+            return None
+        name = type(self).__name__
+        if len(now) != len(fingerprint):
+            return (f"{name} has {len(now)} parameter groups but had {len(fingerprint)} when the graph was captured "
+                    "(add_param_group)")
+        for index, ((settings, memory), (old_settings, old_memory)) in enumerate(zip(now, fingerprint)):
+            if settings != old_settings:
+                before, after = dict(old_settings), dict(settings)
+                for key in sorted(set(before) | set(after)):
+                    if before.get(key) != after.get(key):
+                        return (f"{name}.param_groups[{index}][{key!r}] is {after.get(key)!r} but was "
+                                f"{before.get(key)!r} when the graph was captured (an LR scheduler's step or a "
+                                "changed setting)")
+            if memory != old_memory:
+                return (f"a parameter of {name}.param_groups[{index}] or its optimizer state now lives in other "
+                        "memory than at capture (a .data assignment, a load_state_dict, changed parameters): the "
+                        "graph keeps updating the old memory")
+        return f"{name} changed since the graph was captured"
 
     def _refuse_stale_capture(self, work):
         """Raise if a CUDA graph capture of this step would replay numbers that differ from eager steps.
