@@ -496,7 +496,14 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
             scores = ew.where(attn_mask, scores, -math.inf)
         else:
             scores = scores + attn_mask
-    weights = nn_ops.fused_softmax(scores, axis=-1)
+        # A row that masks every position attends to nothing: PyTorch gives it zeros and a zero
+        # gradient, where a plain softmax would give NaN (0/0). The row's scores are zeroed before
+        # the softmax (no NaN in its backward) and its weights after.
+        attends = Tensor._make((scores.array != -math.inf).any(axis=-1, keepdims=True))
+        scores = ew.where(attends, scores, 0.0)
+        weights = ew.where(attends, nn_ops.fused_softmax(scores, axis=-1), 0.0)
+    else:
+        weights = nn_ops.fused_softmax(scores, axis=-1)
     if dropout_p > 0.0:
         weights = dropout(weights, dropout_p, True)
     return la.matmul(weights, value)
@@ -554,10 +561,27 @@ def _check_class_target(input, target, ignore_index, op):
     return in_range
 
 
+def _divide_by_total_weight(total_loss, total_weight, dtype):
+    """``total_loss / total_weight``, PyTorch's mean over weights: when every target is ignored
+    (total weight 0) the loss is NaN but its gradient is zero, not the NaN of a 0/0 in backward.
+    Decided on the device (no host read of the total)."""
+    xp = backend.xp_of(total_weight)
+    total_weight = xp.asarray(total_weight, dtype=dtype)
+    nothing_counted = total_weight == 0
+    safe = xp.where(nothing_counted, xp.asarray(1, dtype=dtype), total_weight)
+    undefined = xp.where(nothing_counted, xp.asarray(np.nan, dtype=dtype), xp.asarray(0, dtype=dtype))
+    return total_loss / Tensor._make(safe) + Tensor._make(undefined)
+
+
 def _nll(logp, target, weight, ignore_index, reduction, op):
     """Negative log-likelihood of class indices; (loss, per-element weights or None)."""
     if logp.ndim == 1:
-        logp, target = sh.unsqueeze(logp, axis=0), sh.unsqueeze(target, axis=0)
+        # One unbatched sample: computed as a batch of one, given back without the batch dimension.
+        loss, weights = _nll(sh.unsqueeze(logp, axis=0), sh.unsqueeze(target, axis=0), weight, ignore_index,
+                             reduction, op)
+        if reduction == "none":
+            loss, weights = sh.squeeze(loss, axis=(0,)), weights if weights is None else weights[0]
+        return loss, weights
     data = target.array
     xp = backend.xp_of(data)
     valid = data != ignore_index
@@ -572,7 +596,7 @@ def _nll(logp, target, weight, ignore_index, reduction, op):
         weights = valid.astype(logp.dtype)
     loss = -picked if weights is None else -picked * Tensor._make(weights.astype(logp.dtype, copy=False))
     if reduction == "mean" and weights is not None:
-        return rd.reduce_sum(loss) / Tensor._make(xp.asarray(weights.sum(), dtype=logp.dtype)), weights
+        return _divide_by_total_weight(rd.reduce_sum(loss), weights.sum(), logp.dtype), weights
     return _reduce(loss, reduction, op), weights
 
 
@@ -631,12 +655,8 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     if not bool(valid.all()):
         smooth = ew.where(Tensor._make(valid), smooth, 0.0)
     if reduction == "mean":
-        xp = backend.xp_of(valid)
-        if weight is not None:
-            denominator = weights.sum()
-        else:
-            denominator = valid.sum()
-        smooth = rd.reduce_sum(smooth) / Tensor._make(xp.asarray(denominator, dtype=input.dtype))
+        denominator = weights.sum() if weight is not None else valid.sum()
+        smooth = _divide_by_total_weight(rd.reduce_sum(smooth), denominator, input.dtype)
     else:
         smooth = _reduce(smooth, reduction, "cross_entropy")
     return loss * (1.0 - label_smoothing) + smooth * (label_smoothing / classes)
@@ -671,8 +691,19 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
     diff = input - target
     loss = diff * diff
     if weight is not None:
-        loss = loss * weight
+        return _weighted_mean_of(loss, weight, reduction, "mse_loss")
     return _reduce(loss, reduction, "mse_loss")
+
+
+def _weighted_mean_of(loss, weight, reduction, op):
+    """PyTorch's weighted mse/l1: ``weight`` of the input's shape, and mean divides by the summed weights."""
+    if tuple(weight.shape) != tuple(loss.shape):
+        raise ShapeError(f"{op}: weight of shape {tuple(weight.shape)} must have the input's shape {tuple(loss.shape)} "
+                         "(PyTorch's rule); expand it first, e.g. weight.expand_as(input)")
+    loss = loss * weight
+    if reduction == "mean":
+        return rd.reduce_sum(loss) / rd.reduce_sum(weight)
+    return _reduce(loss, reduction, op)
 
 
 @autocast_composite("l1_loss")
@@ -682,7 +713,7 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", wei
     _check_same_shape(input, target, "l1_loss")
     loss = ew.absolute(input - target)
     if weight is not None:
-        loss = loss * weight
+        return _weighted_mean_of(loss, weight, reduction, "l1_loss")
     return _reduce(loss, reduction, "l1_loss")
 
 

@@ -300,8 +300,16 @@ def _max_or_min(name, extreme, arg_extreme, elementwise):
         keep = _keep(keepdim, keepdims)
         if axis_value is None:
             return extreme(self, axis=None, keepdims=keep)
-        values = extreme(self, axis=axis_value, keepdims=keep)
-        indices = arg_extreme(self, axis=axis_value, keepdims=keep)
+        if self.ndim == 0:
+            return MaxResult(extreme(self, axis=axis_value, keepdims=keep),
+                             arg_extreme(self, axis=axis_value, keepdims=keep))
+        # The values are gathered at the returned indices, so at ties the whole gradient
+        # goes to that index (PyTorch's max/min with a dim); amax/amin share it instead.
+        axis_value = rd.normalize_axes(axis_value, self.ndim, name)[0] if isinstance(axis_value, int) else axis_value
+        indices = arg_extreme(self, axis=axis_value, keepdims=True)
+        values = ix.gather(self, indices, axis=axis_value)
+        if not keep:
+            values, indices = sh.squeeze(values, axis=(axis_value,)), sh.squeeze(indices, axis=(axis_value,))
         return MaxResult(values, indices)
     method.__name__ = name
     return method
