@@ -240,6 +240,11 @@ class Tensor:
         retain_grad(self)
         return self
 
+    @property
+    def retains_grad(self):
+        """True for a non-leaf tensor whose ``.grad`` backward fills (after :meth:`retain_grad`)."""
+        return self._retains_grad
+
     def register_hook(self, hook):
         """Call ``hook(grad)`` when the gradient of this tensor is computed.
 

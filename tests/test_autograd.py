@@ -143,6 +143,121 @@ def test_retain_grad_on_non_leaf(device):
     np.testing.assert_allclose(y.grad.numpy(), [6.0, 12.0])
 
 
+# Programs mixing retain_grad with hooks and in-place ops; each leaves (x, y)
+# where y retains its grad.  PyTorch (>= 2.0) runs the retain_grad hook after
+# every other hook of the tensor, and after an in-place op .grad is the
+# gradient of the tensor's current version (the old version keeps its hooks).
+def _retain_then_hook(lib, x):
+    y = x * 2
+    y.retain_grad()
+    y.register_hook(lambda g: g * 3)
+    return y, y.sum()
+
+
+def _hook_then_retain(lib, x):
+    y = x * 2
+    y.register_hook(lambda g: g * 3)
+    y.retain_grad()
+    return y, y.sum()
+
+
+def _retain_then_inplace(lib, x):
+    y = x.clone()
+    y.retain_grad()
+    y.mul_(2)
+    return y, (y * y).sum()
+
+
+def _hook_retain_inplace_hook(lib, x):
+    y = x * 1
+    y.register_hook(lambda g: g * 3)       # on the old version: it still sees the old version's gradient
+    y.retain_grad()
+    y.mul_(2)
+    y.register_hook(lambda g: g * 5)       # on the new one: before the retained grad
+    return y, y.sum()
+
+
+def _retain_then_write_through_a_view(lib, x):
+    y = x * 1
+    y.retain_grad()
+    y[:1].mul_(2)
+    return y, (y * y).sum()
+
+
+def _retain_a_view_then_change_its_base(lib, x):
+    y = x * 1
+    view = y[:1]
+    view.retain_grad()
+    y.mul_(2)
+    return view, view.sum() * 5 + y.sum()
+
+
+def _retain_then_setitem_and_use_the_old_version(lib, x):
+    y = x * 1
+    y.retain_grad()
+    old = y * 3
+    y[0] = 5.0
+    return y, (old + y * y).sum()
+
+
+def _retain_then_zero(lib, x):
+    y = x * 1
+    y.retain_grad()
+    y.zero_()
+    return y, (y + x).sum()
+
+
+RETAIN_GRAD_PROGRAMS = [_retain_then_hook, _hook_then_retain, _retain_then_inplace, _hook_retain_inplace_hook,
+                        _retain_then_write_through_a_view, _retain_a_view_then_change_its_base,
+                        _retain_then_setitem_and_use_the_old_version, _retain_then_zero]
+
+
+@pytest.mark.parametrize("program", RETAIN_GRAD_PROGRAMS, ids=lambda program: program.__name__)
+def test_retain_grad_with_hooks_and_inplace_ops_matches_torch(device, program):
+    torch = pytest.importorskip("torch")
+    x = leaf([1.0, 2.0], device)
+    tx = torch.tensor([1.0, 2.0], requires_grad=True)
+    y, loss = program(gg, x)
+    ty, tloss = program(torch, tx)
+    assert y.retains_grad and ty.retains_grad
+    loss.backward(retain_graph=True)
+    tloss.backward(retain_graph=True)
+    np.testing.assert_allclose(y.grad.numpy(), ty.grad.numpy())
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy())
+    loss.backward()          # a second pass accumulates into the retained grad
+    tloss.backward()
+    np.testing.assert_allclose(y.grad.numpy(), ty.grad.numpy())
+
+
+def test_retains_grad_attribute(device):
+    x = leaf([1.0], device)
+    y = x * 2
+    assert not x.retains_grad and not y.retains_grad
+    y.retain_grad()
+    x.retain_grad()                      # a leaf keeps its grad anyway: not "retains"
+    assert y.retains_grad and not x.retains_grad
+    with pytest.raises(AttributeError):
+        y.retains_grad = False
+
+
+def test_a_failed_backward_leaves_retained_grads_unchanged(device):
+    x = leaf([1.0, 2.0], device)
+    y = x.clone()
+    y.retain_grad()
+    y.mul_(2)
+    y.register_hook(lambda g: g * 3)
+    y.sum().backward(retain_graph=True)
+    np.testing.assert_allclose(y.grad.numpy(), [3.0, 3.0])
+
+    def fail(grad):
+        raise RuntimeError("hook failed")
+    x.register_hook(fail)                # runs after y's retained grad is stored
+    with pytest.raises(RuntimeError, match="hook failed"):
+        y.sum().backward()
+    np.testing.assert_allclose(y.grad.numpy(), [3.0, 3.0])
+    np.testing.assert_allclose(x.grad.numpy(), [6.0, 6.0])
+
+
 def test_no_grad_and_enable_grad_as_context_and_decorator(device):
     x = leaf([1.0], device)
     with gg.no_grad():

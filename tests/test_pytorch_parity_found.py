@@ -116,3 +116,57 @@ def test_weighted_mse_refuses_a_weight_of_another_shape(device):
         F.mse_loss(gg.ones(2, 3, device=device), gg.zeros(2, 3, device=device), weight=gg.ones(3, device=device))
     with pytest.raises(ValueError):
         TF.mse_loss(torch.ones(2, 3), torch.zeros(2, 3), weight=torch.ones(3))
+
+
+# --- integer and bool inputs to float-valued ops: the default float dtype, PyTorch's values ------
+def _integer_inputs_to_float_ops(T, F, tensor):
+    ints, flags, small = tensor([1, -2, 3]), tensor([True, False, True]), tensor([1, 2], dtype=T.uint8)
+    results = [ints / 2, ints / ints, 2 / ints, flags / 2, ints / 2.5, T.exp(flags), ints.sigmoid(), T.erf(ints),
+               small.exp(), ints.tanh(), T.log(small), ints.sin(), T.sqrt(tensor([4, 9])),
+               tensor([1.0, 2.0], dtype=T.float16) / tensor([1, 2]), tensor([1, 5]).logsumexp(0)]
+    return results + [str(r.dtype).replace("torch.", "") for r in results]
+
+
+def _where_clamp_cumsum_dtypes(T, F, tensor):
+    condition, ints = tensor([True, False]), tensor([1, -2, 3])
+    results = [T.where(condition, 1.0, 0.0), T.where(condition, 1, 0), T.where(condition, tensor([1, 2]), 0.5),
+               T.where(condition, tensor([1.0, 2.0], dtype=T.float16), 0.5), ints.clamp(min=0.5), ints.clamp(min=0),
+               T.clamp(ints, min=tensor(0.5)), tensor([True, True, False]).cumsum(0),
+               tensor([1, 2], dtype=T.int32).cumsum(0)]
+    return results + [str(r.dtype).replace("torch.", "") for r in results]
+
+
+# --- gradients at the edges: PyTorch's conventions -------------------------------------------------
+def _gradient_edges(T, F, tensor):
+    grads = []
+    x = tensor([0.0, 0.5, 1.0, -1.0, 2.0], requires_grad=True)       # clamp with tensor bounds, at the bounds
+    low, high = tensor(0.0, requires_grad=True), tensor([1.0] * 5, requires_grad=True)
+    x.clamp(low, high).sum().backward()
+    grads += [x.grad, low.grad, high.grad]
+    nan_bounds = T.clamp(tensor([1.0, np.nan, 5.0]), min=tensor([2.0, 0.0, np.nan]))
+    for exponent in (0, tensor([0.0, 1.0])):                           # d/dx x**0 at x == 0
+        x = tensor([0.0, 2.0], requires_grad=True)
+        (x ** exponent).sum().backward()
+        grads.append(x.grad)
+    for order in (0.5, 3):                                             # p-norm at a zero element
+        x = tensor([0.0, 3.0, -4.0], requires_grad=True)
+        x.norm(order).backward()
+        grads.append(x.grad)
+    x = tensor([[1.0, 1.0, 1.0], [1.0, 2.0, 4.0]], requires_grad=True)  # std of a constant row
+    deviation = x.std(1)
+    deviation.sum().backward()
+    return grads + [nan_bounds, deviation, x.grad]
+
+
+DTYPE_PROGRAMS = [_integer_inputs_to_float_ops, _where_clamp_cumsum_dtypes, _gradient_edges]
+
+
+@pytest.mark.parametrize("program", DTYPE_PROGRAMS, ids=lambda p: p.__name__.strip("_"))
+def test_same_as_pytorch_with_dtypes(program, device):
+    ours, theirs = _both(program, device)
+    for mine, reference in zip(ours, theirs, strict=True):
+        if mine.dtype.kind in "US":                                   # a dtype name
+            assert mine == reference
+        else:
+            assert mine.shape == reference.shape and mine.dtype == reference.dtype
+            np.testing.assert_allclose(mine, reference, rtol=1e-5, atol=1e-6)

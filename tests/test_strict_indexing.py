@@ -379,3 +379,261 @@ def test_repr_names_the_device_for_every_tensor(device):
     assert repr(x) == f"tensor([1.], device='{expected_device}', dtype=float64, requires_grad=True)"
     assert repr(x * 2) == f"tensor([2.], device='{expected_device}', dtype=float64, grad_fn=<mul>)"
     assert str(gg.ones(2, 2, device=device)).endswith(f"device='{expected_device}')")
+
+
+# --------------------------------------------------------------------------
+# ints mixed with advanced indices: PyTorch applies the ints first
+# --------------------------------------------------------------------------
+class _Ints:
+    """An integer index tensor in a key (``zero_d``: a 0-d one, which PyTorch reads as an int)."""
+
+    def __init__(self, values):
+        self.values = np.asarray(values, dtype=np.int64)
+
+    def __repr__(self):
+        return f"T{self.values.tolist()}"
+
+
+class _Mask:
+    """A bool (or, ``dtype=np.uint8``, legacy uint8) mask tensor in a key."""
+
+    def __init__(self, values, dtype=np.bool_):
+        self.values = np.asarray(values, dtype=dtype)
+
+    def __repr__(self):
+        return f"M{self.values.astype(int).tolist()}{'u8' if self.values.dtype == np.uint8 else ''}"
+
+
+class _Array:
+    """A NumPy integer array in a key (PyTorch turns it into a tensor)."""
+
+    def __init__(self, values):
+        self.values = np.asarray(values, dtype=np.int64)
+
+    def __repr__(self):
+        return f"A{self.values.tolist()}"
+
+
+def _key_for(key, make_tensor):
+    """``key`` with its markers made into index tensors by ``make_tensor`` (gg's or torch's)."""
+    if isinstance(key, tuple):
+        return tuple(_key_for(item, make_tensor) for item in key)
+    if isinstance(key, list):
+        return [_key_for(item, make_tensor) for item in key]
+    if isinstance(key, (_Ints, _Mask)):
+        return make_tensor(key.values)
+    if isinstance(key, _Array):
+        return key.values
+    return key
+
+
+_ALL = slice(None)
+_IDX = _Ints([1, 0])
+
+# Keys into a tensor of shape (2, 3, 4); each mixes ints with advanced indices,
+# or is a case where NumPy's reading differs from PyTorch's (bools, 0-d tensors).
+MIXED_KEYS = [
+    (0, _ALL, _Ints([1, 3])),
+    (1, None, _Ints([0, 2]), None),
+    (0, Ellipsis, _IDX),
+    (_IDX, Ellipsis, 0),
+    (_IDX, 0, _IDX),
+    (0, _IDX, None, 0),
+    (1, slice(None, None, 2), _IDX),
+    (slice(1, None), 2, _IDX),
+    (0, None, _ALL, _IDX, None),
+    (_IDX, 1, _ALL),
+    (Ellipsis, 0, _IDX),
+    (0, _ALL, _Ints([[1], [2]])),
+    (_Ints([[0], [1]]), 1, _IDX),
+    (0, _ALL, [1, 2]),
+    (0, _ALL, _Array([3, 1])),
+    (np.int64(1), _ALL, _IDX),
+    (0, _ALL, _Mask([True, False, True, True])),
+    (0, _ALL, [True, False, True, True]),
+    (_Mask([[True, False, True], [False, True, True]]), 0),
+    (1, _Mask([True, False, True]), _ALL),
+    (0, _ALL, True),
+    (0, True, _IDX),
+    (0, True, _ALL, _IDX),
+    (_IDX, _ALL, True),
+    (_ALL, True, _IDX),
+    (0, _ALL, False),
+    (_Ints(1),),
+    (_Ints(1), _ALL, _IDX),
+    (_ALL, _Ints(2), _IDX),
+    (_Mask(True), _ALL, _IDX),
+    (_Mask(True),),
+    (True,),
+    (_IDX, True),
+    (0, _ALL, _Mask([1, 0, 1, 1], dtype=np.uint8)),
+]
+# Repeated positions: read only (writing them keeps an unspecified one).
+REPEATED_KEYS = [(0, _ALL, _Ints([2, 2, 0])), (_Ints([1, 1]), None, 2)]
+# The legacy reading of a list as a tuple: x[[[0, 1]]] is x[[0, 1]].
+LIST_KEYS = [[[0, 1]], [[0, 1], [1, 0]], [0, _ALL, [1, 2]], [None, 0], [_IDX, 0], [0, 1]]
+
+
+def _pair(torch, device, key, shape=(2, 3, 4), seed=0):
+    """(gg tensor, torch tensor, gg key, torch key) of random float64 values."""
+    data = np.random.default_rng(seed).standard_normal(shape)
+    mine = _key_for(key, lambda values: gg.tensor(values, device=device))
+    theirs = _key_for(key, torch.from_numpy)
+    return gg.tensor(data, device=device), torch.from_numpy(data.copy()), mine, theirs
+
+
+# The keys use the deprecated uint8 and list-as-tuple forms: their warnings (gg's and torch's) are expected.
+_DEPRECATIONS_EXPECTED = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+@_DEPRECATIONS_EXPECTED
+@pytest.mark.parametrize("key", MIXED_KEYS + REPEATED_KEYS + LIST_KEYS, ids=repr)
+def test_mixed_index_reads_like_torch_with_gradients(device, key):
+    torch = pytest.importorskip("torch")
+    x, tx, mine, theirs = _pair(torch, device, key)
+    expected = tx[theirs]
+    got = x[mine]
+    assert tuple(got.shape) == tuple(expected.shape)
+    np.testing.assert_array_equal(got.numpy(), expected.numpy())
+    # reverse mode, and its own gradient (create_graph)
+    weight = np.random.default_rng(1).standard_normal(tuple(expected.shape))
+    x.requires_grad_()
+    tx.requires_grad_()
+    (dx,) = gg.grad((x[mine] ** 2 * gg.tensor(weight, device=device)).sum(), x, create_graph=True)
+    (tdx,) = torch.autograd.grad((tx[theirs] ** 2 * torch.from_numpy(weight)).sum(), tx, create_graph=True)
+    np.testing.assert_allclose(dx.numpy(), tdx.detach().numpy(), rtol=1e-12)
+    (dx * x).sum().backward()
+    (tdx * tx).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-12)
+    # forward mode: the tangent is indexed the same way
+    tangent = np.random.default_rng(2).standard_normal((2, 3, 4))
+    _, jvp = gg.jvp(lambda a: a[mine], (x.detach(),), (gg.tensor(tangent, device=device),))
+    np.testing.assert_array_equal(jvp.numpy(), torch.from_numpy(tangent)[theirs].numpy())
+
+
+def _setitem_values(region):
+    """Values to write into a region: its own shape, one that broadcasts, a number."""
+    rng = np.random.default_rng(3)
+    values = [rng.standard_normal(region), 2.5]
+    if region:
+        values.append(rng.standard_normal(region[-1:]))
+    return values
+
+
+@_DEPRECATIONS_EXPECTED
+@pytest.mark.parametrize("key", MIXED_KEYS + LIST_KEYS, ids=repr)
+def test_mixed_index_writes_like_torch_with_gradients(device, key):
+    torch = pytest.importorskip("torch")
+    _, tx, _, theirs = _pair(torch, device, key)
+    region = tuple(tx[theirs].shape)
+    for value in _setitem_values(region):
+        if np.isscalar(value) and any(isinstance(item, _Mask) and item.values.dtype == np.uint8 for item in key):
+            continue        # torch refuses a number through a uint8 mask (masked_fill_ wants bool); gg takes it
+        # outside the graph
+        x, tx, mine, theirs = _pair(torch, device, key)
+        x[mine] = value if np.isscalar(value) else gg.tensor(value, device=device)
+        tx[theirs] = value if np.isscalar(value) else torch.from_numpy(value)
+        np.testing.assert_array_equal(x.numpy(), tx.numpy())
+        # inside it: gradients to the overwritten tensor and to the value
+        x, tx, mine, theirs = _pair(torch, device, key)
+        x.requires_grad_()
+        tx.requires_grad_()
+        weight = np.random.default_rng(4).standard_normal((2, 3, 4))
+        y, ty = x * 1, tx * 1
+        if np.isscalar(value):
+            v = tv = value
+        else:
+            v = gg.tensor(value, device=device, requires_grad=True)
+            tv = torch.from_numpy(value.copy()).requires_grad_()
+        y[mine] = v
+        ty[theirs] = tv
+        np.testing.assert_array_equal(y.detach().numpy(), ty.detach().numpy())
+        (y ** 2 * gg.tensor(weight, device=device)).sum().backward()
+        (ty ** 2 * torch.from_numpy(weight)).sum().backward()
+        np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-12)
+        if np.isscalar(value):
+            continue
+        np.testing.assert_allclose(v.grad.numpy(), tv.grad.numpy(), rtol=1e-12)
+        # forward mode: the output's tangent is the tangents written the same way
+        x_tangent, v_tangent = np.ones((2, 3, 4)), np.full(value.shape, 3.0)
+
+        def write(a, b, key=mine):
+            out = a * 1
+            out[key] = b
+            return out
+        _, jvp = gg.jvp(write, (x.detach(), v.detach()),
+                        (gg.tensor(x_tangent, device=device), gg.tensor(v_tangent, device=device)))
+        expected = torch.from_numpy(x_tangent.copy())
+        expected[theirs] = torch.from_numpy(v_tangent)
+        np.testing.assert_array_equal(jvp.numpy(), expected.numpy())
+
+
+@_DEPRECATIONS_EXPECTED
+@pytest.mark.parametrize("key", MIXED_KEYS, ids=repr)
+def test_mixed_index_writes_through_a_view_like_torch(device, key):
+    torch = pytest.importorskip("torch")
+    data = np.random.default_rng(5).standard_normal((3, 3, 4))
+    mine, theirs = _key_for(key, lambda values: gg.tensor(values, device=device)), _key_for(key, torch.from_numpy)
+    region = tuple(torch.from_numpy(data)[1:][theirs].shape)
+    value = np.random.default_rng(6).standard_normal(region[-1:])     # broadcast along the region
+    x = gg.tensor(data, device=device, requires_grad=True)
+    tx = torch.from_numpy(data.copy()).requires_grad_()
+    v = gg.tensor(value, device=device, requires_grad=True)
+    tv = torch.from_numpy(value.copy()).requires_grad_()
+    y, ty = x * 1, tx * 1
+    view, tview = y[1:], ty[1:]
+    view[mine] = v
+    tview[theirs] = tv
+    np.testing.assert_array_equal(y.detach().numpy(), ty.detach().numpy())
+    weight = np.random.default_rng(7).standard_normal((3, 3, 4))
+    ((y * gg.tensor(weight, device=device)).sum() + (view ** 2).sum()).backward()
+    ((ty * torch.from_numpy(weight)).sum() + (tview ** 2).sum()).backward()
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(v.grad.numpy(), tv.grad.numpy(), rtol=1e-12)
+    # and a plain tensor's view, outside the graph
+    plain, tplain = gg.tensor(data, device=device), torch.from_numpy(data.copy())
+    plain[1:][mine] = gg.tensor(value, device=device)
+    tplain[1:][theirs] = torch.from_numpy(value)
+    np.testing.assert_array_equal(plain.numpy(), tplain.numpy())
+
+
+def test_examples_of_the_issue_have_torch_shapes(device):
+    assert gg.arange(24.0, device=device).reshape(2, 3, 4)[0, :, gg.tensor([1, 3], device=device)].shape == (3, 2)
+    x = gg.arange(60.0, device=device).reshape(3, 4, 5)
+    assert x[1, None, gg.tensor([0, 3], device=device), None].shape == (1, 2, 1, 5)
+
+
+def test_a_0d_integer_tensor_index_is_a_select_and_a_view(device):
+    x = gg.arange(6.0, device=device).reshape(2, 3)
+    row = x[gg.tensor(1, device=device)]
+    row[0] = -1.0
+    assert x[1, 0].item() == -1.0
+
+
+def test_legacy_index_forms_warn_as_torch_does(device):
+    x = gg.arange(6.0, device=device).reshape(2, 3)
+    with pytest.warns(UserWarning, match="non-tuple sequence"):
+        assert x[[[0, 1]]].shape == (2, 3)
+    with pytest.warns(UserWarning, match="uint8"):
+        picked = x[gg.tensor(np.array([0, 1], dtype=np.uint8), device=device)]
+    np.testing.assert_array_equal(picked.numpy(), [[3.0, 4.0, 5.0]])
+    with pytest.raises(IndexError, match="mask"):
+        x[gg.tensor(np.array([0, 1, 1], dtype=np.uint8), device=device)]
+
+
+@_DEPRECATIONS_EXPECTED
+@pytest.mark.parametrize("key", MIXED_KEYS[:12], ids=repr)
+def test_mixed_index_writes_in_deterministic_mode(device, key):
+    torch = pytest.importorskip("torch")
+    x, tx, mine, theirs = _pair(torch, device, key)
+    value = np.random.default_rng(8).standard_normal(tuple(tx[theirs].shape))
+    tx[theirs] = torch.from_numpy(value)
+    y = x.clone().requires_grad_() * 1             # the write is recorded in the graph
+    gg.use_deterministic_algorithms(True)
+    try:
+        x[mine] = gg.tensor(value, device=device)
+        y[mine] = gg.tensor(value, device=device)
+    finally:
+        gg.use_deterministic_algorithms(False)
+    np.testing.assert_array_equal(x.numpy(), tx.numpy())
+    np.testing.assert_array_equal(y.detach().numpy(), tx.numpy())

@@ -445,7 +445,12 @@ def register_post_accumulate_grad_hook(tensor, hook):
 
 def register_tensor_hook(tensor, hook):
     hooks = _hook_list(tensor)
-    hooks.append(hook)
+    # PyTorch (>= 2.0) runs the retain_grad hook after every other hook, whenever
+    # either was registered, so .grad is the gradient the hooks hand on: it stays last.
+    position = len(hooks)
+    while position and hooks[position - 1].__class__ is _RetainGrad:
+        position -= 1
+    hooks.insert(position, hook)
     return RemovableHandle(hooks, hook)
 
 
@@ -473,7 +478,27 @@ def retain_grad(tensor):
     if tensor._retains_grad:
         return
     tensor._retains_grad = True
-    _hook_list(tensor).append(_RetainGrad(tensor))
+    _hook_list(tensor).append(_RetainGrad(tensor))      # last: see register_tensor_hook
+
+
+def move_retained_grad(tensor, old_grad_fn, old_output_nr):
+    """Move ``tensor``'s retain_grad hook from its old node to its current ``grad_fn``.
+
+    Called when an in-place op gives a tensor a new ``grad_fn``: as in PyTorch,
+    ``.grad`` is then the gradient of the tensor's current version, while the
+    hooks registered on the old version stay with it (they see its gradient).
+    """
+    if not tensor._retains_grad or (tensor.grad_fn is old_grad_fn and tensor._output_nr == old_output_nr):
+        return
+    if old_grad_fn is not None and old_grad_fn.pre_hooks:
+        hooks = old_grad_fn.pre_hooks.get(old_output_nr, [])
+        for hook in hooks:
+            if hook.__class__ is _RetainGrad and hook.tensor() is tensor:
+                hooks.remove(hook)
+                break
+    if tensor.grad_fn is not None:
+        tensor._retains_grad = False
+        retain_grad(tensor)
 
 
 # --------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from ..autograd.op_node import InputMeta, OpNode, fill
 from ..autograd.tape import edge_of, lean_modes, next_sequence, state, threads_off_default
 from ..errors import DeviceError, GpugradError, ShapeError, describe
 from ..tensor import Tensor
-from .promotion import _SCALARS, promote_arguments, scalar_array
+from .promotion import _SCALARS, promote_arguments, promote_to_float, scalar_array
 from .views import link_view
 
 _new_object = object.__new__
@@ -35,6 +35,8 @@ def apply_op(op, args, params):
         if summary is None and state.autocast is not None:
             args = state.autocast(op, args)
     if op.promote:
+        if op.promote is not True:            # "float": true division, exp, sqrt, sigmoid, ...
+            return apply_promoted(op, promote_to_float(op, args), params)
         # promote_arguments' first fast exit, inlined (two tensors of one dtype: most
         # binary ops), so the common case costs no call.
         if len(args) == 2:
@@ -143,6 +145,8 @@ def tensor_method(op, swap=None):
                 raise TypeError(f"Tensor.{method.__name__}() takes its parameters by keyword, got a positional "
                                 f"{other!r}")
             position, args, arrays = 0, (self,), [data]
+            if op.promote and data.dtype.kind != "f":
+                return apply_op(op, args, params)     # an integer input computes in a float dtype first
         # The grad mode: no thread-local read while every thread is in the default
         # modes, one otherwise (see tape._State and tape.lean_modes).
         lean_recording = True

@@ -107,7 +107,7 @@ div = defop(
     vjp=(lambda g, out, a, b: g / b,
          lambda g, out, a, b: -g * a / (b * b)),
     jvp=lambda t, out, a, b: (t[0] - a / b * t[1]) / b,
-    needs=((1,), (0, 1)), promote=True,
+    needs=((1,), (0, 1)), promote="float",
     samples=[Sample((3, 4), Away((3, 4))), Sample((3, 1), Away((4,))), Sample((2, 3), 1.5),
              Sample(0.7, Away((2, 3)))],
     reference=np.divide,
@@ -138,6 +138,12 @@ neg = defop(
 
 
 def _pow_vjp_base(g, out, a, b):
+    # PyTorch: zero where the exponent is 0, also at a == 0 (where b * a**(b-1) is 0 * inf = NaN).
+    if isinstance(b, Tensor) or getattr(b, "ndim", 0) > 0:       # a tensor (or, in a plain backward, its array)
+        with np.errstate(divide="ignore", invalid="ignore"):      # 0 ** -1 where b == 0: replaced below
+            return where(b == 0, 0.0, g * b * power(a, b - 1))
+    if b == 0:
+        return g * 0.0
     return g * b * power(a, b - 1)
 
 
@@ -148,7 +154,7 @@ def _pow_vjp_exponent(g, out, a, b):
 
 
 def _pow_jvp(t, out, a, b):
-    tangent = t[0] * b * power(a, b - 1)
+    tangent = _pow_vjp_base(t[0], out, a, b)      # the same factor, zero where the exponent is 0
     if not isinstance(t[1], float):  # the exponent has a tangent (a tensor exponent)
         tangent = tangent + t[1] * where(a == 0, 0.0, out * log(where(a == 0, 1.0, a)))
     return tangent
@@ -237,6 +243,7 @@ remainder = defop(
 # --------------------------------------------------------------------------
 exp = defop(
     "exp", lambda x: _xp(x).exp(x),
+    promote="float",   # integers and bools compute in the default float dtype (PyTorch)
     vjp=(lambda g, out, x: g * out,),
     jvp=lambda t, out, x: t[0] * out,
     save=(), save_output=True, samples=[Sample((3, 4))], reference=np.exp, method="exp",
@@ -252,6 +259,7 @@ exp = defop(
 
 log = defop(
     "log", lambda x: _xp(x).log(x),
+    promote="float",   # integers and bools compute in the default float dtype (PyTorch)
     vjp=(lambda g, out, x: g / x,),
     jvp=lambda t, out, x: t[0] / x,
     samples=[Sample(Positive((3, 4)))], reference=np.log, method="log",
@@ -267,6 +275,7 @@ log = defop(
 
 log1p = defop(
     "log1p", lambda x: _xp(x).log1p(x),
+    promote="float",   # integers and bools compute in the default float dtype (PyTorch)
     vjp=(lambda g, out, x: g / (x + 1),),
     jvp=lambda t, out, x: t[0] / (x + 1),
     samples=[Sample(Positive((3, 4)))], reference=np.log1p, method="log1p",
@@ -282,6 +291,7 @@ log1p = defop(
 
 expm1 = defop(
     "expm1", lambda x: _xp(x).expm1(x),
+    promote="float",   # integers and bools compute in the default float dtype (PyTorch)
     vjp=(lambda g, out, x: g * (out + 1),),
     jvp=lambda t, out, x: t[0] * (out + 1),
     save=(), save_output=True, samples=[Sample((3, 4))], reference=np.expm1, method="expm1",
@@ -297,6 +307,7 @@ expm1 = defop(
 
 sqrt = defop(
     "sqrt", lambda x: _xp(x).sqrt(x),
+    promote="float",   # integers and bools compute in the default float dtype (PyTorch)
     vjp=(lambda g, out, x: g / (out * 2),),
     jvp=lambda t, out, x: t[0] / (out * 2),
     save=(), save_output=True, samples=[Sample(Positive((3, 4)))], reference=np.sqrt, method="sqrt",
@@ -312,6 +323,7 @@ sqrt = defop(
 
 sin = defop(
     "sin", lambda x: _xp(x).sin(x),
+    promote="float",   # integers and bools compute in the default float dtype (PyTorch)
     vjp=(lambda g, out, x: g * cos(x),),
     jvp=lambda t, out, x: t[0] * cos(x),
     samples=[Sample((3, 4))], reference=np.sin, method="sin",
@@ -327,6 +339,7 @@ sin = defop(
 
 cos = defop(
     "cos", lambda x: _xp(x).cos(x),
+    promote="float",   # integers and bools compute in the default float dtype (PyTorch)
     vjp=(lambda g, out, x: -g * sin(x),),
     jvp=lambda t, out, x: -t[0] * sin(x),
     samples=[Sample((3, 4))], reference=np.cos, method="cos",
@@ -342,6 +355,7 @@ cos = defop(
 
 tan = defop(
     "tan", lambda x: _xp(x).tan(x),
+    promote="float",   # integers and bools compute in the default float dtype (PyTorch)
     vjp=(lambda g, out, x: g * (out * out + 1),),
     jvp=lambda t, out, x: t[0] * (out * out + 1),
     save=(), save_output=True, samples=[Sample(Unit((3, 4)))], reference=np.tan, method="tan",
@@ -378,6 +392,7 @@ def _tanh_forward(x):
 
 tanh = defop(
     "tanh", _tanh_forward,
+    promote="float",   # integers and bools compute in the default float dtype (PyTorch)
     vjp=(_output_activation_rule("tanh", lambda g, out: g * (1 - out * out)),),
     jvp=lambda t, out, x: t[0] * (1 - out * out),
     save=(), save_output=True, samples=[Sample((3, 4))], reference=np.tanh, method="tanh",
@@ -404,6 +419,7 @@ def _sigmoid_forward(x):
 
 sigmoid = defop(
     "sigmoid", _sigmoid_forward,
+    promote="float",   # integers and bools compute in the default float dtype (PyTorch)
     vjp=(_output_activation_rule("sigmoid", lambda g, out: g * out * (1 - out)),),
     jvp=lambda t, out, x: t[0] * out * (1 - out),
     save=(), save_output=True, samples=[Sample((3, 4))],
@@ -426,6 +442,7 @@ def _erf_forward(x):
 
 erf = defop(
     "erf", _erf_forward,
+    promote="float",   # integers and bools compute in the default float dtype (PyTorch)
     vjp=(lambda g, out, x: g * (2 / math.sqrt(math.pi)) * exp(-(x * x)),),
     jvp=lambda t, out, x: t[0] * (2 / math.sqrt(math.pi)) * exp(-(x * x)),
     samples=[Sample((3, 4))], reference=lambda x: np.vectorize(math.erf)(x), method="erf",
@@ -790,9 +807,22 @@ def rsqrt(x):
 
 
 def clamp_tensor(x, min=None, max=None):
-    """clamp with tensor bounds, as ``minimum(maximum(x, min), max)``."""
+    """clamp with tensor bounds, with PyTorch's gradient: all of it to ``x`` where
+    ``min <= x <= max`` (the boundary included, where ``maximum`` would share it) and to
+    the bound elsewhere; a NaN in ``x`` or in a bound gives NaN."""
+    from .promotion import promote_arguments
+    given = [value for value in (x, min, max) if value is not None]
+    promoted = iter(promote_arguments(where.op, tuple(given)))      # PyTorch's result type of the three
+    x, min, max = (None if value is None else next(promoted) for value in (x, min, max))
     if min is not None:
-        x = maximum(x, min)
+        x = where(_clamped_by(lt(x, min), min), min, x)
     if max is not None:
-        x = minimum(x, max)
+        x = where(_clamped_by(gt(x, max), max), max, x)
     return x
+
+
+def _clamped_by(beyond, bound):
+    """Where ``bound`` replaces the value: beyond it, or where the bound is NaN (NaN propagates)."""
+    if isinstance(bound, Tensor):
+        return logical_or(beyond, isnan(bound))
+    return beyond if bound == bound else logical_or(beyond, True)

@@ -207,9 +207,76 @@ def fixed_order_assign(target, index, values):
 
 
 def is_basic_index(index):
-    """True when ``index`` only has ints, slices, None and Ellipsis (a view)."""
+    """True when ``index`` only has ints, slices, None and Ellipsis (a view).
+
+    A bool is not basic: it indexes a new dimension of size 1 (True) or 0
+    (False) as an advanced index does, and gives a copy.
+    """
     items = index if isinstance(index, tuple) else (index,)
-    return all(item is None or item is Ellipsis or isinstance(item, (int, slice, np.integer)) for item in items)
+    return all(item is None or item is Ellipsis or (isinstance(item, (int, slice, np.integer))
+                                                    and not isinstance(item, bool)) for item in items)
+
+
+def sequence_as_tuple(index):
+    """True for a list PyTorch reads as a tuple of indices: ``x[[[0, 1]]]`` is ``x[[0, 1]]``.
+
+    NumPy dropped this legacy rule; PyTorch (with a deprecation warning) still
+    applies it to a list of fewer than 32 items holding a tensor, an array, a
+    sequence, a slice, Ellipsis or None.
+    """
+    if not isinstance(index, list) or len(index) >= 32:
+        return False
+    return any(item is None or item is Ellipsis or isinstance(item, (list, tuple, slice, np.ndarray))
+               or (hasattr(item, "array") and hasattr(item, "grad_fn")) for item in index)
+
+
+def _is_advanced(item):
+    return isinstance(item, (bool, np.bool_)) or (hasattr(item, "dtype") and getattr(item, "ndim", 0) > 0)
+
+
+def select_before_advanced(index, ndim):
+    """PyTorch's reading of a key with both ints and advanced indices, as two NumPy keys, or None.
+
+    PyTorch applies the ints (selects), slices, None and Ellipsis first, as a
+    view, and only then the advanced indices to that view, so an int never
+    counts as an advanced index: ``x[0, :, idx]`` is ``x[0][:, idx]``, shape
+    ``(3, 2)`` for ``x`` of shape ``(2, 3, 4)``, where NumPy moves the indexed
+    dimension to the front, ``(2, 3)``.  Without ints the two agree, and so
+    does a key with no advanced index: None is returned, the key serves as is.
+
+    Otherwise ``(select, advanced)``: ``x[index]`` in PyTorch is
+    ``x[select][advanced]`` in NumPy, ``select`` a basic key (a view) and
+    ``advanced`` integer arrays and full slices only.  A bool becomes what
+    PyTorch makes of it, a new dimension indexed by ``[0]`` (True) or ``[]``
+    (False).  ``index`` is normalised (integer arrays, no masks, ints).
+    """
+    items = index if isinstance(index, tuple) else (index,)
+    if not any(isinstance(item, (int, np.integer)) and not isinstance(item, bool) for item in items) or not any(
+            _is_advanced(item) for item in items):
+        return None
+    consumed = sum(1 for item in items if not (item is None or item is Ellipsis or isinstance(item, (bool, np.bool_))))
+    select, advanced = [], []
+    for item in items:
+        if item is Ellipsis:
+            select.append(item)
+            advanced.extend([slice(None)] * max(ndim - consumed, 0))
+        elif item is None:
+            select.append(None)
+            advanced.append(slice(None))
+        elif isinstance(item, (bool, np.bool_)):
+            select.append(None)
+            advanced.append(np.zeros(1 if item else 0, dtype=np.int64))
+        elif isinstance(item, (int, np.integer)):
+            select.append(item)
+        elif isinstance(item, slice):
+            select.append(item)
+            advanced.append(slice(None))
+        else:
+            select.append(slice(None))
+            advanced.append(item)
+    while advanced and isinstance(advanced[-1], slice):
+        advanced.pop()
+    return tuple(select), tuple(advanced)
 
 
 # --------------------------------------------------------------------------
@@ -228,7 +295,8 @@ def _raw_index_item(item):
 
 
 def _is_mask(item):
-    return hasattr(item, "dtype") and hasattr(item, "shape") and item.dtype == np.bool_
+    # uint8 too: PyTorch reads a uint8 index as a mask (deprecated, with a warning)
+    return hasattr(item, "dtype") and hasattr(item, "shape") and item.dtype in (np.bool_, np.uint8)
 
 
 _PLAIN_INDEX_TYPES = (int, slice)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import collections
+import warnings
 
 import numpy as np
 
@@ -223,6 +224,8 @@ def clamp(input, min=None, max=None):
         return ew.clamp_tensor(input, min, max)
     if min is None and max is None:
         raise ValueError("clamp: give at least one of min= or max=")
+    if not backend.is_floating(input.dtype) and (isinstance(min, float) or isinstance(max, float)):
+        input = to(input, backend.get_default_dtype())     # PyTorch: an integer tensor clamped to 0.5 is float
     return ew.clamp(input, min=min, max=max)
 
 
@@ -235,10 +238,28 @@ def where(condition, input, other):
     condition = _as_tensor(condition)
     if condition.dtype != backend.bool_:
         condition = to(condition, backend.bool_)
-    if isinstance(input, Tensor) and isinstance(other, Tensor) and input.dtype != other.dtype:
-        from .registry import result_dtype
-        dtype = result_dtype(input.dtype, other.dtype)
-        input, other = to(input, dtype), to(other, dtype)
+    if isinstance(input, Tensor) and isinstance(other, Tensor):
+        if input.dtype != other.dtype:
+            from .registry import result_dtype
+            dtype = result_dtype(input.dtype, other.dtype)
+            input, other = to(input, dtype), to(other, dtype)
+    elif isinstance(input, Tensor) or isinstance(other, Tensor):
+        # A Python number never widens a tensor (PyTorch's promotion).
+        from .promotion import promote_arguments
+        input, other = promote_arguments(ew.where.op, (input, other))
+        data = (input if isinstance(input, Tensor) else other).array
+        # A number as a 0-d array of the tensor's dtype: NumPy's where would widen bfloat16 for a float.
+        as_array = scalar_array if data.__class__ is np.ndarray else backend.xp_of(data).asarray
+        if input.__class__ in (int, float, bool):
+            input = as_array(input, data.dtype)
+        if other.__class__ in (int, float, bool):
+            other = as_array(other, data.dtype)
+    else:
+        # Two Python numbers: float ones are the default float dtype (NumPy would say float64).
+        dtype = backend.get_default_dtype() if isinstance(input, float) or isinstance(other, float) else None
+        input, other = (Tensor(value, device=condition.device) for value in (input, other))
+        if dtype is not None:
+            input, other = to(input, dtype), to(other, dtype)
     return ew.where(condition, input, other)
 
 
@@ -284,7 +305,10 @@ def var(input, dim=_NOTHING, unbiased=None, keepdim=False, *, axis=_NOTHING, cor
 def std(input, dim=_NOTHING, unbiased=None, keepdim=False, *, axis=_NOTHING, correction=None, keepdims=False,
         ddof=None):
     """Standard deviation; same arguments as :func:`var`."""
-    return ew.sqrt(var(input, dim, unbiased, keepdim, axis=axis, correction=correction, keepdims=keepdims, ddof=ddof))
+    variance = var(input, dim, unbiased, keepdim, axis=axis, correction=correction, keepdims=keepdims, ddof=ddof)
+    # PyTorch's gradient is 0 where the deviation is 0 (a constant slice), not sqrt's 1/0 times 0.
+    constant = ew.eq(variance, 0.0)
+    return where(constant, 0.0, ew.sqrt(where(constant, 1.0, variance)))
 
 
 Tensor.var, Tensor.std = var, std
@@ -344,6 +368,8 @@ def cumsum(input, dim=_NOTHING, *, axis=_NOTHING):
     axis_value = _axis(dim, axis)
     if axis_value is None:
         raise ShapeError("cumsum: give the dimension to accumulate along, e.g. t.cumsum(dim=0)")
+    if input.dtype.kind in "biu":
+        input = to(input, backend.int64)            # PyTorch: integer and bool sums accumulate in int64
     return rd.cumsum(input, axis=axis_value % builtins.max(input.ndim, 1))
 
 
@@ -594,7 +620,11 @@ def _common_dtype(tensors):
 # --------------------------------------------------------------------------
 def _normalize_index(index):
     """Tensors and lists inside an index become raw arrays; bool masks become
-    integer arrays (one per masked dimension), so backward can scatter-add."""
+    integer arrays (one per masked dimension), so backward can scatter-add.
+
+    As in PyTorch, a 0-d integer tensor is an int (a select, so ``x[t]`` is a
+    view), a 0-d bool a bool, and a uint8 tensor a mask (with its deprecation
+    warning)."""
     items = index if isinstance(index, tuple) else (index,)
     result = []
     for item in items:
@@ -603,13 +633,45 @@ def _normalize_index(index):
         elif isinstance(item, list):
             item = np.asarray(item)
         if hasattr(item, "dtype") and getattr(item, "ndim", 0) >= 0 and not isinstance(item, (int, np.integer)):
+            if item.dtype == np.uint8:
+                warnings.warn("indexing with dtype uint8 is deprecated (PyTorch reads it as a mask); use a bool "
+                              "tensor instead", UserWarning, stacklevel=3)
+                item = item.astype(bool)
             if item.dtype == np.bool_:
-                result.extend(item.nonzero())
+                if item.ndim == 0:
+                    result.append(bool(item))
+                else:
+                    result.extend(item.nonzero())
                 continue
             if item.dtype.kind not in "iu":
                 raise IndexError(f"index: tensors used as indices must be integer or bool, got {item.dtype}")
+            if item.ndim == 0:
+                item = int(item)
         result.append(item)
     return tuple(result)
+
+
+_PLAIN_INDEX_ITEMS = (int, slice, type(None), type(Ellipsis))      # not bool: its class is bool
+
+
+def _torch_index(tensor, index, op="index"):
+    """``index`` as NumPy keys that give PyTorch's result: ``(key, None)``, or
+    ``(select, advanced)`` when ``tensor[index]`` is ``tensor[select][advanced]``
+    (ints mixed with advanced indices, see :func:`gpugrad.ops.index.select_before_advanced`)."""
+    items = index if index.__class__ is tuple else (index,)
+    if all(item.__class__ in _PLAIN_INDEX_ITEMS for item in items):
+        return items, None          # ints and slices only (the common case): nothing to convert
+    if ix.sequence_as_tuple(index):
+        warnings.warn("Using a non-tuple sequence for multidimensional indexing is deprecated; use x[tuple(seq)] "
+                      "instead of x[seq] (PyTorch reads it as a tuple, NumPy as one array)", UserWarning,
+                      stacklevel=3)
+        index = tuple(index)
+    ix.check_boolean_masks(tensor.shape, index, op)
+    index = _normalize_index(index)
+    stages = ix.select_before_advanced(index, tensor.ndim)
+    if stages is None:
+        return index, None
+    return stages
 
 
 def _index_to_device(index, device):
@@ -618,8 +680,10 @@ def _index_to_device(index, device):
 
 
 def getitem(self, index):
-    ix.check_boolean_masks(self.shape, index)
-    index = _normalize_index(index)
+    index, advanced = _torch_index(self, index)
+    if advanced is not None:
+        _check_basic_index(self, index)
+        return ix.take(ix.getitem(self, index=index), index=_index_to_device(advanced, self.device))
     if ix.is_basic_index(index):
         _check_basic_index(self, index)
         return ix.getitem(self, index=index)
@@ -822,9 +886,11 @@ def inplace(tensor, compute, name, others=()):
     if base is not None:
         _record_on_base(base, tensor, result)
         return tensor
+    old_grad_fn, old_output_nr = tensor.grad_fn, tensor._output_nr
     tensor.grad_fn, tensor._output_nr = result.grad_fn, result._output_nr
     tensor.requires_grad = result.requires_grad
     tensor._tangents = result._tangents
+    tape.move_retained_grad(tensor, old_grad_fn, old_output_nr)
     _replay_views(tensor)
     return tensor
 
@@ -844,9 +910,11 @@ def _record_on_base(base, view, value):
         new_base = Tensor._make(base.array)
         if old_base.requires_grad or value.requires_grad:
             record(copy_slices.op, (old_base, value), [base.array, value.array], {"chain": chain}, new_base)
+    old_grad_fn, old_output_nr = base.grad_fn, base._output_nr
     base.grad_fn, base._output_nr = new_base.grad_fn, new_base._output_nr
     base.requires_grad = new_base.requires_grad
     base._tangents = new_base._tangents
+    tape.move_retained_grad(base, old_grad_fn, old_output_nr)
     _replay_views(base, view)
 
 
@@ -949,7 +1017,9 @@ def _constant_fill(tensor, value_maker, name):
         # Through a view: the base's region becomes a constant (no gradient flows to what it was).
         _record_on_base(base, tensor, Tensor._make(value))
     elif zero_history is not None:
+        old_grad_fn, old_output_nr = tensor.grad_fn, tensor._output_nr
         tensor.grad_fn, tensor._output_nr = zero_history.grad_fn, zero_history._output_nr
+        tape.move_retained_grad(tensor, old_grad_fn, old_output_nr)
         tensor._tangents = None  # the tangent of a constant is zero
         _replay_views(tensor)
     elif tensor.grad_fn is not None or tensor._tangents:
@@ -997,22 +1067,34 @@ Tensor.copy_ = copy_
 
 
 def setitem(self, index, value):
-    ix.check_boolean_masks(self.shape, index, "__setitem__")
-    index = _normalize_index(index)
-    if not ix.is_basic_index(index):
-        index = _index_to_device(index, self.device)
-    ix.check_setitem_value(self.array, index, value)
+    index, advanced = _torch_index(self, index, "__setitem__")
+    if advanced is not None:
+        # PyTorch's order: the region is ``self[select][advanced]`` (see _torch_index)
+        _check_basic_index(self, index)
+        select, index = index, _index_to_device(advanced, self.device)
+        target = self.array[select]
+    else:
+        select, target = None, self.array
+        if not ix.is_basic_index(index):
+            index = _index_to_device(index, self.device)
+    ix.check_setitem_value(target, index, value)
     if isinstance(value, Tensor) and value.device != self.device:
         value = to(value, self.device)
     record = _check_inplace(self, "__setitem__", (value,)) or _carries_tangents(self, (value,))
     if not record:
         if ix._DETERMINISTIC[0]:        # cross-owner hook (pipeline): repeated indices in a fixed order
-            ix.assign_into(self.array, index, value.array if isinstance(value, Tensor) else value)
+            ix.assign_into(target, index, value.array if isinstance(value, Tensor) else value)
         else:
-            self.array[index] = value.array if isinstance(value, Tensor) else value
+            target[index] = value.array if isinstance(value, Tensor) else value
         self._bump_version()
         return
-    inplace(self, lambda current: ix.index_put(current, value, index=index), "__setitem__", (value,))
+
+    def put(current):
+        if select is None:
+            return ix.index_put(current, value, index=index)
+        region = ix.index_put(ix.getitem(current, index=select), value, index=index)
+        return ix.index_put(current, region, index=select)
+    inplace(self, put, "__setitem__", (value,))
 
 
 Tensor.__setitem__ = setitem

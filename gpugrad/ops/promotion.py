@@ -98,3 +98,21 @@ def promote_arguments(op, args):
     return tuple(cast(arg, dtype) if isinstance(arg, Tensor) and arg.dtype != dtype else arg
                  for arg in args)
 
+
+
+def promote_to_float(op, args):
+    """PyTorch's promotion for ops whose result is always floating (true division, exp,
+    sqrt, sigmoid, ...): the usual promotion, then integer and bool inputs compute in the
+    default float dtype (``torch.tensor([1, 2]) / 2`` is float32, not NumPy's float64)."""
+    args = promote_arguments(op, args)
+    default = None
+    for arg in args:
+        if isinstance(arg, Tensor) and not backend.is_floating(arg.array.dtype):
+            default = backend.get_default_dtype()
+            break
+    if default is None:
+        return args
+    from ..autograd.op_node import structural
+    cast = structural("cast")
+    return tuple(cast(arg, default) if isinstance(arg, Tensor) and not backend.is_floating(arg.array.dtype)
+                 else arg for arg in args)

@@ -12,7 +12,7 @@ from ..amp.autocast_mode import autocast_composite
 from ..backend import LOW_PRECISION, float32
 from ..backend import xp_of as _xp
 from ..errors import ShapeError
-from .elementwise import absolute, cast, exp, logical_and, sign, sqrt, where
+from .elementwise import absolute, cast, exp, logical_and, logical_or, sign, sqrt, where
 from .low_precision import in_float32_for_low_precision
 from .registry import defop
 from .samples import Away, Distinct, Positive, Sample
@@ -367,7 +367,7 @@ def _softmax_weights(out, x, axis, keepdims):
 
 
 logsumexp = defop(
-    "logsumexp", _logsumexp_forward,
+    "logsumexp", _logsumexp_forward, promote="float",     # integers compute in the default float dtype
     vjp=(lambda g, out, x, axis=None, keepdims=False:
          unreduce(g, x.shape, axis, keepdims) * _softmax_weights(out, x, axis, keepdims),),
     jvp=lambda t, out, x, axis=None, keepdims=False:
@@ -421,7 +421,10 @@ def _norm_factor(out, x, ord, axis, keepdims):
     safe = where(out_kept == 0, 1.0, out_kept)
     if ord == 2:
         return where(out_kept == 0, 0.0, x / safe)
-    return where(out_kept == 0, 0.0, sign(x) * absolute(x) ** (ord - 1) / safe ** (ord - 1))
+    magnitude = absolute(x)
+    # PyTorch's subgradient 0 at a zero element too (for ord < 1, |0| ** (ord - 1) is inf and sign 0: NaN).
+    zero = logical_or(out_kept == 0, magnitude == 0)
+    return where(zero, 0.0, sign(x) * where(zero, 1.0, magnitude) ** (ord - 1) / safe ** (ord - 1))
 
 
 def _check_norm(x, ord=2, axis=None, keepdims=False):

@@ -91,12 +91,10 @@ def replay_view(view, base):
     with tape.enable_grad():
         for function, params in view._view_chain:
             fresh = function(fresh, **params)
-    retained = view._retains_grad
+    old_grad_fn, old_output_nr = view.grad_fn, view._output_nr
     view.grad_fn = fresh.grad_fn
     view._output_nr = fresh._output_nr
     view.requires_grad = fresh.requires_grad
     view._tangents = fresh._tangents
-    if retained and view.grad_fn is not None:
-        view._retains_grad = False
-        tape.retain_grad(view)      # the hook lives on the node, so it moves to the new one
+    tape.move_retained_grad(view, old_grad_fn, old_output_nr)   # the hook lives on the node: it moves along
 
